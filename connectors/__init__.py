@@ -1,0 +1,1 @@
+"""Pluggable edges of nudge: email, task sinks, data sources."""

@@ -1,0 +1,25 @@
+"""JSON Lines rows, streamed: one JSON object per line, blank lines ignored."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+    """Yield (line, object) for each non-blank line, or (line, ValueError) when it is not an object."""
+    with path.open(encoding="utf-8-sig") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as exc:
+                yield number, ValueError(f"invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
+            if not isinstance(value, dict):
+                yield number, ValueError("each line must be a JSON object")
+                continue
+            yield number, value

@@ -1,0 +1,3 @@
+"""nudge: rules-as-code marketing automation."""
+
+__version__ = "0.1.0"

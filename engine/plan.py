@@ -1,0 +1,134 @@
+"""Audience → exclusions in SPEC order → targets. The dry run and the run both use this."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .compiler import EvalContext, compile_condition, store_timezones
+from .config import Config
+from .model import Campaign
+from .store.tables import customers, deliveries, suppressions
+
+EXCLUSIONS = ("no_consent", "cooldown", "holdout", "frequency_cap")
+TARGETED, HELD_OUT = "targeted", "held_out"
+# Ledger states that mean "this campaign reached (or deliberately skipped) the customer".
+COOLDOWN_STATES = ("pending", "sent", "unknown", "held_out", "deferred")
+# Ledger states that count as a marketing email against the frequency cap.
+CAP_STATES = ("pending", "sent", "unknown", "deferred")
+STREAM_BATCH = 10_000
+
+
+def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
+    """Deterministic control group: the same customer stays in or out across runs and machines."""
+    if percent <= 0:
+        return False
+    digest = hashlib.sha256(f"{campaign}\x1f{customer_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 10_000 < round(percent * 100)
+
+
+def consent_clause() -> sa.ColumnElement:
+    """May this customer be emailed? Opted in, not unsubscribed, address not suppressed."""
+    suppressed = sa.select(suppressions.c.email).where(suppressions.c.email == sa.func.lower(customers.c.email))
+    return sa.and_(customers.c.email.is_not(None), customers.c.email_opt_in.is_(True),
+                   customers.c.unsubscribed_at.is_(None), ~sa.exists(suppressed))
+
+
+@dataclass
+class CampaignPlan:
+    campaign: str
+    matched: int = 0
+    excluded: dict[str, int] = field(default_factory=lambda: {k: 0 for k in EXCLUSIONS})
+    targeted: list[str] = field(default_factory=list)
+    held_out: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"campaign": self.campaign, "matched": self.matched, "excluded": dict(self.excluded),
+                "targeted": len(self.targeted), "customers": sorted(self.targeted), "held_out": sorted(self.held_out)}
+
+
+@dataclass
+class Planner:
+    """Evaluates campaigns at one instant; remembers cap usage across the campaigns it plans."""
+
+    conn: Connection
+    config: Config
+    segments: dict[str, Any]
+    at: datetime
+    cap_used: Counter = field(default_factory=Counter)
+    _timezones: tuple[str, ...] | None = None
+
+    def context(self) -> EvalContext:
+        if self._timezones is None:
+            self._timezones = store_timezones(self.conn)
+        return EvalContext(at=self.at, timezone=self.config.timezone, dialect=self.conn.dialect.name,
+                           timezones=self._timezones, segments=self.segments)
+
+    def _query(self, campaign: Campaign, ctx: EvalContext) -> sa.Select:
+        at = ctx.at_utc
+        columns: list[Any] = [customers.c.id]
+        columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
+        if campaign.cooldown.total_seconds() > 0:
+            recent = sa.select(deliveries.c.id).where(
+                deliveries.c.campaign == campaign.campaign, deliveries.c.customer_id == customers.c.id,
+                deliveries.c.status.in_(COOLDOWN_STATES),
+                deliveries.c.occurrence > at - campaign.cooldown, deliveries.c.occurrence <= at)
+            columns.append(sa.exists(recent).label("cooling"))
+        else:
+            columns.append(sa.false().label("cooling"))
+        cap = self.config.limits.frequency_cap
+        if cap is not None and campaign.sends_email:
+            used = sa.select(sa.func.count()).where(
+                deliveries.c.customer_id == customers.c.id, deliveries.c.counts_toward_cap.is_(True),
+                deliveries.c.status.in_(CAP_STATES),
+                deliveries.c.occurrence > at - cap.per, deliveries.c.occurrence <= at).scalar_subquery()
+            columns.append(used.label("cap_used"))
+        else:
+            columns.append(sa.literal(0).label("cap_used"))
+        return sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
+
+    def classify(self, campaign: Campaign, only: str | None = None) -> Iterator[tuple[str, str]]:
+        """Yield (customer id, outcome) for everyone in the audience (or just `only`), in id order.
+
+        The outcome is ``targeted``, ``held_out`` or the first exclusion that applies.
+        """
+        ctx = self.context()
+        cap = self.config.limits.frequency_cap if campaign.sends_email else None
+        query = self._query(campaign, ctx)
+        if only is not None:
+            query = query.where(customers.c.id == only)
+        result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
+        for customer_id, consent, cooling, used in result:
+            if not consent:
+                yield customer_id, "no_consent"
+            elif cooling:
+                yield customer_id, "cooldown"
+            elif in_holdout(campaign.campaign, customer_id, campaign.holdout):
+                yield customer_id, HELD_OUT
+            elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
+                yield customer_id, "frequency_cap"
+            else:
+                if cap is not None:
+                    self.cap_used[customer_id] += 1
+                yield customer_id, TARGETED
+
+    def plan(self, campaign: Campaign) -> CampaignPlan:
+        """Counts and id lists for one campaign."""
+        result = CampaignPlan(campaign=campaign.campaign)
+        for customer_id, outcome in self.classify(campaign):
+            result.matched += 1
+            if outcome == TARGETED:
+                result.targeted.append(customer_id)
+            elif outcome == HELD_OUT:
+                result.held_out.append(customer_id)
+                result.excluded["holdout"] += 1
+            else:
+                result.excluded[outcome] += 1
+        return result

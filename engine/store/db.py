@@ -1,0 +1,116 @@
+"""Connecting to the store and keeping its schema current (alembic, applied on first use)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic import command
+from sqlalchemy.engine import Engine, make_url
+
+from ..errors import RuntimeFailure
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+# Several daemons may start at once against one PostgreSQL: one migrates, the others wait.
+_MIGRATION_LOCK = 7_420_001
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+@dataclass
+class Store:
+    """An open store: an Engine plus what the queries need to know about its database."""
+
+    engine: Engine
+    url: str
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def current_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest revision; safe to call from several processes."""
+        with self.engine.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+            cfg = _alembic_config()
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def analyze(self) -> None:
+        """Refresh planner statistics (after imports), so the intended indexes are chosen."""
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets a dry run read while a daemon writes; busy_timeout waits instead of failing.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _redacted(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<invalid store URL>"
+
+
+def open_store(url: str, *, create: bool) -> Store:
+    """Open the store at URL. With create, make and migrate it; without, refuse a missing or stale one."""
+    try:
+        parsed = make_url(url)
+    except Exception:
+        raise RuntimeFailure(f"invalid store URL {url!r} in config.yaml") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:":
+            file = Path(database)
+            if not create and not file.exists():
+                raise RuntimeFailure(f"no store at {file}: import data first (nudge import customers FILE) "
+                                     "or build the demo (nudge demo)")
+            file.parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url)
+        sa.event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = sa.create_engine(url, pool_pre_ping=True)
+    store = Store(engine=engine, url=url)
+    try:
+        if create:
+            store.migrate()
+        else:
+            current = store.current_revision()
+            if current != head_revision():
+                raise RuntimeFailure(f"the store at {_redacted(url)} is at schema revision {current or 'none'}, "
+                                     f"this nudge needs {head_revision()}: run `nudge migrate`")
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise RuntimeFailure(f"cannot reach the store at {_redacted(url)}: {exc.orig}") from None
+    return store

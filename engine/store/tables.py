@@ -1,0 +1,127 @@
+"""Tables as SQLAlchemy Core metadata. Migrations (alembic) create them; this is what queries use."""
+
+from __future__ import annotations
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
+                        MetaData, SmallInteger, String, Table, Text, UniqueConstraint)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite; same Python API for both.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+customers = Table(
+    "customers", metadata,
+    Column("id", String(255), primary_key=True),
+    Column("email", String(320)),
+    Column("phone", String(64)),
+    Column("first_name", String(255)),
+    Column("last_name", String(255)),
+    Column("birthday", String(10)),          # as imported: YYYY-MM-DD or --MM-DD
+    Column("birth_month", SmallInteger),
+    Column("birth_day", SmallInteger),
+    Column("country", String(2)),
+    Column("region", String(255)),
+    Column("city", String(255)),
+    Column("locale", String(35)),
+    Column("timezone", String(64)),          # NULL: the workspace time zone
+    Column("signed_up_at", DateTime),        # naive UTC, like every timestamp in the store
+    Column("email_opt_in", Boolean, nullable=False, server_default="0"),
+    Column("unsubscribed_at", DateTime),
+    Column("attributes", Json, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_customers_birthday", "birth_month", "birth_day"),
+    Index("ix_customers_email", "email"),
+    Index("ix_customers_timezone", "timezone"),
+)
+
+events = Table(
+    "events", metadata,
+    Column("pk", Id, primary_key=True, autoincrement=True),
+    # "id:<source id>" or "h:<hash of customer, type, time, properties>": re-imports are no-ops.
+    Column("event_key", String(300), nullable=False, unique=True),
+    Column("customer_id", String(255), ForeignKey("customers.id", ondelete="CASCADE"), nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", DateTime, nullable=False),
+    Column("properties", Json, nullable=False),
+    Index("ix_events_customer_type_time", "customer_id", "type", "occurred_at"),
+    Index("ix_events_type_time", "type", "occurred_at", "customer_id"),
+)
+
+occurrences = Table(
+    "occurrences", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign", String(100), nullable=False),
+    Column("occurrence", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),   # running | done
+    Column("claimed_by", String(255), nullable=False),
+    Column("claimed_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    UniqueConstraint("campaign", "occurrence", name="uq_occurrences_campaign_occurrence"),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign", String(100), nullable=False),
+    Column("customer_id", String(255), nullable=False),
+    Column("occurrence", DateTime, nullable=False),
+    # pending → sent | failed | unknown; held_out and deferred are recorded, never contacted (yet).
+    Column("status", String(16), nullable=False),
+    Column("reason", Text),
+    Column("email", String(320)),
+    Column("counts_toward_cap", Boolean, nullable=False, server_default="0"),
+    Column("not_before", DateTime),          # quiet hours: earliest send instant (UTC)
+    Column("provider_id", String(255)),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    UniqueConstraint("campaign", "customer_id", "occurrence", name="uq_deliveries_once"),
+    Index("ix_deliveries_customer_time", "customer_id", "occurrence"),
+    Index("ix_deliveries_campaign_customer", "campaign", "customer_id", "occurrence"),
+    Index("ix_deliveries_status", "status"),
+)
+
+coupons = Table(
+    "coupons", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("customer_id", String(255), nullable=False),
+    Column("campaign", String(100), nullable=False),
+    Column("percent_off", Float),
+    Column("amount_off", Float),
+    Column("created_at", DateTime, nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+    UniqueConstraint("delivery_id", "name", name="uq_coupons_delivery_name"),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
+    Column("action_index", SmallInteger, nullable=False),
+    Column("customer_id", String(255), nullable=False),
+    Column("campaign", String(100), nullable=False),
+    Column("queue", String(100), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text),
+    Column("due_at", DateTime),
+    Column("status", String(16), nullable=False),   # open | done
+    Column("created_at", DateTime, nullable=False),
+    Column("done_at", DateTime),
+    UniqueConstraint("delivery_id", "action_index", name="uq_tasks_delivery_action"),
+    Index("ix_tasks_queue_status", "queue", "status"),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("email", String(320), primary_key=True),   # lower-cased address
+    Column("reason", String(32), nullable=False),     # unsubscribe | bounce | spamreport | manual ...
+    Column("source", String(64)),
+    Column("created_at", DateTime, nullable=False),
+)
