@@ -96,6 +96,9 @@ def compare(expr: ColumnElement, ops: Ops, kind: str, ctx: EvalContext, loc: tup
         lowered = sa.func.lower(expr)
         return lowered.contains(text, autoescape=True) if name == "contains" else lowered.startswith(text, autoescape=True)
     value = _operand(list(raw) if name == "between" else raw, kind, where)
+    if kind == STRING and ctx.dialect == "postgresql" and name in ("gt", "gte", "lt", "lte", "between"):
+        # Order text by code point, as SQLite does, whatever the database's locale.
+        expr = expr.collate("C")
     if name == "between":
         return expr.between(value[0], value[1])
     if name == "in":
@@ -230,9 +233,7 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     agg_loc = loc + (name,)
     if name == "latest":
         latest = _latest_matching(cond, ctx, loc, [events.c.properties])
-        value = json_value(latest.c.properties, ops.of, _json_kind(ops), ctx.dialect)
-        kind = {NUMBER: NUMERIC, BOOLEAN: BOOL, TEXT: STRING}[_json_kind(ops)]
-        test = compare(value, ops, kind, ctx, agg_loc)
+        test = _json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
         picked = sa.select(latest.c.customer_id).where(test)
         if cond.not_followed_by:
             picked = picked.where(_not_followed(cond, ctx, latest.c.customer_id, latest.c.occurred_at))

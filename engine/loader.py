@@ -6,7 +6,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .conditions import AllOf, AnyOf, AttributeCondition, Not, SegmentRef
+from datetime import datetime, timezone
+
+from .compiler import ConditionError, EvalContext, compile_condition
+from .conditions import AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, Not, SegmentRef
 from .config import Config, load_config
 from .errors import Problem, UserInputError
 from .fields import check_attribute_name
@@ -79,6 +82,20 @@ def _walk(condition: Any, loc: tuple, visit) -> None:
         _walk(condition.not_, loc + ("not",), visit)
 
 
+_CHECK_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _leaf_problem(node: Any, loc: tuple, located: Located, segments: dict[str, Any]) -> Problem | None:
+    """Compile one leaf without a store, so an operand of the wrong type is reported at its line."""
+    ctx = EvalContext(at=_CHECK_AT, timezone="UTC", dialect="sqlite", segments=segments)
+    try:
+        compile_condition(node, ctx, loc)
+    except ConditionError as exc:
+        line, col = located.position(exc.loc)
+        return Problem(located.path, line, col, str(exc))
+    return None
+
+
 def _condition_problems(condition: Any, loc: tuple, located: Located, segments: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
 
@@ -88,6 +105,11 @@ def _condition_problems(condition: Any, loc: tuple, located: Located, segments: 
             if reason:
                 line, col = located.position(at + ("attribute",))
                 problems.append(Problem(located.path, line, col, reason))
+            elif (found := _leaf_problem(node, at, located, segments)) is not None:
+                problems.append(found)
+        elif isinstance(node, (EventCondition, BirthdayCondition)):
+            if (found := _leaf_problem(node, at, located, segments)) is not None:
+                problems.append(found)
         elif isinstance(node, SegmentRef) and node.segment not in segments:
             line, col = located.position(at + ("segment",))
             known = ", ".join(sorted(segments)) or "none (define them in rules/segments.yaml)"
@@ -154,6 +176,10 @@ def _template_problems(campaign: Campaign, located: Located, templates_dir: Path
                 line, col = located.position(("actions", i, "email", "template"))
                 file_problems = [Problem(located.path, line, col,
                                          f"template {name!r} not found in {templates_dir}")]
+            else:  # the template may serve several campaigns: say which one it fails for
+                seen: set[str] = set()
+                file_problems = [Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign.campaign!r})")
+                                 for p in file_problems if not (p.message in seen or seen.add(p.message))]
             problems += file_problems
             inline(action.email.subject, ("actions", i, "email", "subject"))
         elif isinstance(action, TaskAction):

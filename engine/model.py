@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Annotated, Any, Union
 
@@ -127,7 +128,8 @@ def action_when(action: Any) -> Any:
 class Campaign(_Strict):
     """One campaign file in rules/."""
 
-    campaign: str = Field(pattern=SLUG_PATTERN, description="unique id: lowercase letters, digits, hyphens")
+    campaign: str = Field(json_schema_extra={"pattern": SLUG_PATTERN},
+                          description="unique id: lowercase letters, digits, hyphens")
     description: str = ""
     enabled: bool = True
     schedule: Union[Cron, Every]
@@ -136,6 +138,14 @@ class Campaign(_Strict):
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
     holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")
     actions: list[Action] = Field(min_length=1)
+
+    @field_validator("campaign")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not re.match(SLUG_PATTERN, value):
+            raise ValueError(f"campaign id {value!r}: use lowercase letters, digits and single hyphens, "
+                             "e.g. lapsed-buyers")
+        return value
 
     @field_validator("schedule")
     @classmethod

@@ -1,13 +1,11 @@
-"""`nudge validate`: everything `load_workspace` checks, plus every template and every audience compiled."""
+"""`nudge validate`: everything `load_workspace` checks, plus every template file's syntax."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from pathlib import Path
 
 import jinja2
 
-from .compiler import ConditionError, EvalContext, compile_condition
 from .errors import Problem, UserInputError
 from .loader import Workspace, load_workspace
 from .render import make_environment
@@ -31,20 +29,6 @@ def _template_syntax(templates_dir: Path) -> list[Problem]:
     return problems
 
 
-def compile_problems(workspace: Workspace) -> list[Problem]:
-    """Compile every audience once (no store needed) to catch operands of the wrong type."""
-    ctx = EvalContext(at=datetime(2000, 1, 1, tzinfo=timezone.utc), timezone=workspace.config.timezone,
-                      dialect="sqlite", segments=workspace.segments)
-    problems = []
-    for loaded in workspace.campaigns.values():
-        try:
-            compile_condition(loaded.campaign.audience, ctx, ("audience",))
-        except ConditionError as exc:
-            line, col = loaded.located.position(exc.loc)
-            problems.append(Problem(loaded.path, line, col, str(exc)))
-    return problems
-
-
 def validate_workspace(root: Path) -> Workspace:
     """Load and check a whole workspace; raise UserInputError listing every problem found."""
     problems: list[Problem] = []
@@ -54,8 +38,6 @@ def validate_workspace(root: Path) -> Workspace:
     except UserInputError as exc:
         problems += exc.problems
     problems += [p for p in _template_syntax(root / "templates") if p not in problems]
-    if workspace is not None:
-        problems += compile_problems(workspace)
     if problems:
         raise UserInputError(problems)
     assert workspace is not None
