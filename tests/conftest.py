@@ -74,3 +74,10 @@ def workspace_dir(tmp_path: Path) -> Path:
     shutil.copytree(ROOT / "templates", target / "templates")
     (target / "config.yaml").write_text((ROOT / "config.yaml").read_text())
     return target
+
+
+@pytest.fixture
+def pg_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    opened = make_store("postgresql", tmp_path, request)
+    yield opened
+    opened.dispose()
