@@ -120,6 +120,7 @@ def import_rows(store: Store, kind: str, raw_rows: Iterable[tuple[int, Any]], *,
                     result.written += len(latest)
                 else:
                     result.written += _insert_events(conn, store, batch, path, result)
+            result.rejected.sort(key=lambda p: p.line or 0)
             if result.rejected and not skip_invalid:
                 transaction.rollback()
                 raise UserInputError(result.rejected)

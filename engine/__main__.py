@@ -1,0 +1,5 @@
+"""`python -m engine` is the `nudge` command."""
+
+from .cli import main
+
+main()
