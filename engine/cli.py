@@ -11,8 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
-from rich.console import Console
-
+import sqlalchemy.exc
 from .config import resolve_store_url
 from .errors import NudgeError, Problem, UserInputError
 from .loader import Workspace, load_workspace
@@ -37,6 +36,10 @@ def handles_errors(func):
             return func(*args, **kwargs)
         except NudgeError as exc:
             _fail(exc)
+        except sqlalchemy.exc.DBAPIError as exc:
+            # The store went away or refused mid-command (connection lost, disk full, locked).
+            click.echo(f"error: store: {str(exc.orig).strip().splitlines()[0]}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
@@ -154,7 +157,7 @@ def demo(env: Env, size: int, at_text: str | None) -> None:
     """Build a demo store of synthetic customers and events, then show a dry run."""
     from .demo import build_demo
     from .dryrun import dry_run
-    from .output import dry_run_table
+    from .output import dry_run_table, make_console
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=True)
@@ -162,7 +165,8 @@ def demo(env: Env, size: int, at_text: str | None) -> None:
     click.echo(f"demo store: {people} customers, {history} events ({store.url})")
     with store.engine.connect() as conn:
         result = dry_run(conn, workspace, workspace.select(), at, render=1)
-    dry_run_table(result, Console(), show_ids=5)
+    dry_run_table(result, make_console(), show_ids=5)
 
 
 from . import cli_read  # noqa: E402,F401  (registers dry-run and explain)
+from . import cli_write  # noqa: E402,F401  (registers run and daemon)

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from .cli import Env, handles_errors, main, parse_at, pass_env
 from .errors import Problem, UserInputError
+from .output import make_console
 
 
 @main.command(name="dry-run")
@@ -30,7 +31,7 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
     with store.engine.connect() as conn:
         if fmt == "csv":
             planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
-            rows = ((c.campaign, cid, outcome) for c in chosen for cid, outcome in planner.classify(c))
+            rows = ((c.campaign, row.customer_id, row.outcome) for c in chosen for row in planner.classify(c))
             dry_run_csv(rows, sys.stdout)
             conn.rollback()
             return
@@ -39,7 +40,7 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
     if fmt == "json":
         write_json(result.as_json(), sys.stdout)
     else:
-        dry_run_table(result, Console())
+        dry_run_table(result, make_console())
 
 
 @main.command(name="explain")
@@ -64,12 +65,12 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     with store.engine.connect() as conn:
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         tree = explain(conn, campaign, planner.context(), customer_id)
-        outcome = next((o for _, o in planner.classify(campaign, only=customer_id)), "not_in_audience")
+        outcome = next((row.outcome for row in planner.classify(campaign, only=customer_id)), "not_in_audience")
         conn.rollback()
     if fmt == "json":
         write_json({"customer": customer_id, "campaign": campaign_name, "at": at.isoformat(),
                     "outcome": outcome, "audience": tree.as_json()}, sys.stdout)
         return
-    console = Console()
+    console = make_console()
     explain_tree(tree, console, f"{customer_id} in {campaign_name} at {at.isoformat()}")
     console.print(f"outcome: [bold]{outcome}[/]", highlight=False)

@@ -16,6 +16,12 @@ from .explain import Node
 from .plan import EXCLUSIONS
 
 
+def make_console() -> Console:
+    """A terminal keeps its width; a pipe or a file gets 120 columns rather than rich's 80."""
+    import sys
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
 def _json_default(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()

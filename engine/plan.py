@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -39,6 +39,13 @@ def consent_clause() -> sa.ColumnElement:
     suppressed = sa.select(suppressions.c.email).where(suppressions.c.email == sa.func.lower(customers.c.email))
     return sa.and_(customers.c.email.is_not(None), customers.c.email_opt_in.is_(True),
                    customers.c.unsubscribed_at.is_(None), ~sa.exists(suppressed))
+
+
+class Classified(NamedTuple):
+    customer_id: str
+    outcome: str
+    email: str | None
+    timezone: str | None
 
 
 @dataclass
@@ -73,7 +80,7 @@ class Planner:
 
     def _query(self, campaign: Campaign, ctx: EvalContext) -> sa.Select:
         at = ctx.at_utc
-        columns: list[Any] = [customers.c.id]
+        columns: list[Any] = [customers.c.id, customers.c.email, customers.c.timezone]
         columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
         if campaign.cooldown.total_seconds() > 0:
             recent = sa.select(deliveries.c.id).where(
@@ -94,7 +101,7 @@ class Planner:
             columns.append(sa.literal(0).label("cap_used"))
         return sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
 
-    def classify(self, campaign: Campaign, only: str | None = None) -> Iterator[tuple[str, str]]:
+    def classify(self, campaign: Campaign, only: str | None = None) -> Iterator[Classified]:
         """Yield (customer id, outcome) for everyone in the audience (or just `only`), in id order.
 
         The outcome is ``targeted``, ``held_out`` or the first exclusion that applies.
@@ -105,24 +112,25 @@ class Planner:
         if only is not None:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
-        for customer_id, consent, cooling, used in result:
+        for customer_id, email, zone, consent, cooling, used in result:
             if not consent:
-                yield customer_id, "no_consent"
+                outcome = "no_consent"
             elif cooling:
-                yield customer_id, "cooldown"
+                outcome = "cooldown"
             elif in_holdout(campaign.campaign, customer_id, campaign.holdout):
-                yield customer_id, HELD_OUT
+                outcome = HELD_OUT
             elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
-                yield customer_id, "frequency_cap"
+                outcome = "frequency_cap"
             else:
                 if cap is not None:
                     self.cap_used[customer_id] += 1
-                yield customer_id, TARGETED
+                outcome = TARGETED
+            yield Classified(customer_id, outcome, email, zone)
 
     def plan(self, campaign: Campaign) -> CampaignPlan:
         """Counts and id lists for one campaign."""
         result = CampaignPlan(campaign=campaign.campaign)
-        for customer_id, outcome in self.classify(campaign):
+        for customer_id, outcome, _, _ in self.classify(campaign):
             result.matched += 1
             if outcome == TARGETED:
                 result.targeted.append(customer_id)

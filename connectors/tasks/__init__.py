@@ -1,0 +1,1 @@
+"""Task sinks: where follow-up tasks for staff go besides the store."""

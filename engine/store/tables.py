@@ -59,6 +59,7 @@ occurrences = Table(
     Column("status", String(16), nullable=False),   # running | done
     Column("claimed_by", String(255), nullable=False),
     Column("claimed_at", DateTime, nullable=False),
+    Column("heartbeat_at", DateTime, nullable=False),   # a claim whose heartbeat stops is taken over
     Column("finished_at", DateTime),
     UniqueConstraint("campaign", "occurrence", name="uq_occurrences_campaign_occurrence"),
 )
@@ -75,6 +76,8 @@ deliveries = Table(
     Column("email", String(320)),
     Column("counts_toward_cap", Boolean, nullable=False, server_default="0"),
     Column("not_before", DateTime),          # quiet hours: earliest send instant (UTC)
+    Column("actions", String(64)),           # indexes of the actions whose `when` held, fixed at planning
+    Column("claim", String(64)),             # token of the worker sending this row
     Column("provider_id", String(255)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
@@ -82,7 +85,7 @@ deliveries = Table(
     UniqueConstraint("campaign", "customer_id", "occurrence", name="uq_deliveries_once"),
     Index("ix_deliveries_customer_time", "customer_id", "occurrence"),
     Index("ix_deliveries_campaign_customer", "campaign", "customer_id", "occurrence"),
-    Index("ix_deliveries_status", "status"),
+    Index("ix_deliveries_status", "status", "campaign", "occurrence"),
 )
 
 coupons = Table(
@@ -114,6 +117,8 @@ tasks = Table(
     Column("status", String(16), nullable=False),   # open | done
     Column("created_at", DateTime, nullable=False),
     Column("done_at", DateTime),
+    Column("handoff", String(16), nullable=False, server_default="pending"),   # pending | done | failed (sink)
+    Column("handoff_error", Text),
     UniqueConstraint("delivery_id", "action_index", name="uq_tasks_delivery_action"),
     Index("ix_tasks_queue_status", "queue", "status"),
 )

@@ -60,6 +60,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("claimed_by", sa.String(255), nullable=False),
         sa.Column("claimed_at", sa.DateTime, nullable=False),
+        sa.Column("heartbeat_at", sa.DateTime, nullable=False),
         sa.Column("finished_at", sa.DateTime),
         sa.UniqueConstraint("campaign", "occurrence", name="uq_occurrences_campaign_occurrence"),
     )
@@ -74,6 +75,8 @@ def upgrade() -> None:
         sa.Column("email", sa.String(320)),
         sa.Column("counts_toward_cap", sa.Boolean, nullable=False, server_default="0"),
         sa.Column("not_before", sa.DateTime),
+        sa.Column("actions", sa.String(64)),
+        sa.Column("claim", sa.String(64)),
         sa.Column("provider_id", sa.String(255)),
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("updated_at", sa.DateTime, nullable=False),
@@ -82,7 +85,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_deliveries_customer_time", "deliveries", ["customer_id", "occurrence"])
     op.create_index("ix_deliveries_campaign_customer", "deliveries", ["campaign", "customer_id", "occurrence"])
-    op.create_index("ix_deliveries_status", "deliveries", ["status"])
+    op.create_index("ix_deliveries_status", "deliveries", ["status", "campaign", "occurrence"])
     op.create_table(
         "coupons",
         sa.Column("id", Id, primary_key=True, autoincrement=True),
@@ -111,6 +114,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", sa.DateTime, nullable=False),
         sa.Column("done_at", sa.DateTime),
+        sa.Column("handoff", sa.String(16), nullable=False, server_default="pending"),
+        sa.Column("handoff_error", sa.Text),
         sa.UniqueConstraint("delivery_id", "action_index", name="uq_tasks_delivery_action"),
     )
     op.create_index("ix_tasks_queue_status", "tasks", ["queue", "status"])

@@ -1,0 +1,50 @@
+"""The embedded default: each message is a standard .eml file in an outbox folder.
+
+A file is written under a temporary name and renamed into place, so after a crash a file's
+presence proves the message was written whole — the one connector that knows, after a crash,
+exactly what left.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .base import FAILED, SENT, ConnectorFatal, OutgoingEmail, SendResult
+from .mime import to_mime
+
+
+class OutboxConnector:
+    def __init__(self, directory: Path):
+        self.directory = directory
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConnectorFatal(f"cannot create outbox folder {directory}: {exc.strerror}") from None
+
+    @classmethod
+    def from_config(cls, config, workspace: Path, environ) -> "OutboxConnector":
+        return cls((workspace / config.outbox.dir).resolve())
+
+    def path_for(self, delivery_id: int) -> Path:
+        return self.directory / f"{delivery_id:012d}.eml"
+
+    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
+        results = []
+        for email in batch:
+            target = self.path_for(email.delivery_id)
+            temporary = target.with_suffix(".tmp")
+            try:
+                temporary.write_bytes(bytes(to_mime(email, domain="nudge.local")))
+                os.replace(temporary, target)
+            except OSError as exc:
+                results.append(SendResult(email.delivery_id, FAILED, f"outbox: {exc.strerror or exc}"))
+                continue
+            results.append(SendResult(email.delivery_id, SENT, provider_id=target.name))
+        return results
+
+    def was_sent(self, delivery_id: int) -> bool | None:
+        return self.path_for(delivery_id).exists()
+
+    def close(self) -> None:
+        return None

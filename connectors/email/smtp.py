@@ -1,0 +1,99 @@
+"""SMTP: one connection reused across a batch, STARTTLS or implicit TLS, auth from the environment."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from pathlib import Path
+
+from .base import FAILED, SENT, UNKNOWN, ConnectorFatal, OutgoingEmail, SendResult
+from .mime import to_mime
+
+PASSWORD_VARIABLE = "NUDGE_SMTP_PASSWORD"
+
+
+class SmtpConnector:
+    def __init__(self, host: str, port: int, *, username: str | None = None, password: str | None = None,
+                 starttls: bool = False, use_ssl: bool = False, timeout: float = 30.0):
+        self.host, self.port = host, port
+        self.username, self.password = username, password
+        self.starttls, self.use_ssl, self.timeout = starttls, use_ssl, timeout
+        self._client: smtplib.SMTP | None = None
+
+    @classmethod
+    def from_config(cls, config, workspace: Path, environ) -> "SmtpConnector":
+        smtp = config.smtp
+        password = environ.get(PASSWORD_VARIABLE)
+        if smtp.username and not password:
+            raise ConnectorFatal(f"smtp.username is set but {PASSWORD_VARIABLE} is not in the environment")
+        return cls(smtp.host, smtp.port, username=smtp.username, password=password,
+                   starttls=smtp.starttls, use_ssl=smtp.ssl, timeout=smtp.timeout)
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._client is not None:
+            try:
+                self._client.noop()
+                return self._client
+            except smtplib.SMTPException:
+                self._client = None
+        try:
+            if self.use_ssl:
+                client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
+                                                         context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.starttls:
+                    client.starttls(context=ssl.create_default_context())
+            if self.username:
+                client.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ConnectorFatal(f"SMTP login refused by {self.host}:{self.port} ({exc.smtp_code})") from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectorFatal(f"SMTP server {self.host}:{self.port} unreachable: {exc}") from None
+        self._client = client
+        return client
+
+    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
+        results: list[SendResult] = []
+        for index, email in enumerate(batch):
+            try:
+                client = self._connect()
+            except ConnectorFatal:
+                if not results:
+                    raise
+                # The server went away mid-batch: what is left did not leave.
+                results += [SendResult(e.delivery_id, FAILED, "SMTP server unreachable") for e in batch[index:]]
+                return results
+            results.append(self._send_one(client, email))
+        return results
+
+    def _send_one(self, client: smtplib.SMTP, email: OutgoingEmail) -> SendResult:
+        try:
+            refused = client.send_message(to_mime(email))
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, text = next(iter(exc.recipients.values()))
+            return SendResult(email.delivery_id, FAILED, f"SMTP {code}: {text.decode(errors='replace')}")
+        except smtplib.SMTPSenderRefused as exc:
+            return SendResult(email.delivery_id, FAILED, f"SMTP sender refused {exc.smtp_code}")
+        except smtplib.SMTPDataError as exc:
+            status = FAILED if 500 <= exc.smtp_code < 600 else UNKNOWN
+            return SendResult(email.delivery_id, status, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
+        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+            # The message may have left before the connection dropped: never resend blindly.
+            self._client = None
+            return SendResult(email.delivery_id, UNKNOWN, f"connection lost while sending: {exc}")
+        if refused:
+            return SendResult(email.delivery_id, FAILED, f"SMTP refused {', '.join(refused)}")
+        return SendResult(email.delivery_id, SENT)
+
+    def was_sent(self, delivery_id: int) -> bool | None:
+        return None
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._client = None

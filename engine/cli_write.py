@@ -1,0 +1,69 @@
+"""Commands that deliver: `nudge run` and `nudge daemon`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .cli import Env, handles_errors, main, parse_at, pass_env
+from .errors import RuntimeFailure
+from .output import make_console
+
+
+def _runner(env: Env, workspace, store, **kwargs):
+    from .deliver import Runner
+    from .outputs import build_outputs
+    outputs = build_outputs(workspace.config, workspace.root, os.environ)
+    return Runner(workspace=workspace, store=store, outputs=outputs,
+                  clock=lambda: datetime.now(timezone.utc), **kwargs)
+
+
+def print_reports(reports, console: Console) -> None:
+    table = Table(title="Delivery", title_justify="left")
+    table.add_column("campaign", no_wrap=True)
+    table.add_column("occurrence (UTC)", no_wrap=True)
+    for name in ("matched", "held out", "sent", "failed", "unknown", "waiting"):
+        table.add_column(name, justify="right")
+    for r in reports:
+        table.add_row(r.campaign, r.occurrence.strftime("%Y-%m-%d %H:%M"), str(r.matched), str(r.held_out),
+                      str(r.counts.get("sent", 0)), str(r.counts.get("failed", 0)),
+                      str(r.counts.get("unknown", 0)), str(r.waiting))
+    console.print(table)
+    for r in reports:
+        if r.note:
+            console.print(f"{r.campaign}: {r.note}", highlight=False)
+
+
+@main.command(name="run")
+@click.argument("campaigns", nargs=-1)
+@click.option("--at", "at_text", help="The occurrence instant (default: now). Re-running one sends nothing new.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str) -> None:
+    """Evaluate and deliver once, now (or for the occurrence at --at)."""
+    from .output import write_json
+    from .runs import run_campaigns
+    workspace = env.workspace()
+    at = parse_at(at_text, workspace.config.timezone)
+    chosen = workspace.select(campaigns)
+    store = env.store(workspace, create=True)
+    runner = _runner(env, workspace, store)
+    try:
+        summary = run_campaigns(runner, chosen, at)
+    finally:
+        runner.outputs.close()
+    if fmt == "json":
+        write_json({"at": at.isoformat(), "occurrences": [r.as_json() for r in summary.reports],
+                    "errors": summary.failures}, sys.stdout)
+    else:
+        print_reports(summary.reports, make_console())
+    for failure in summary.failures:
+        click.echo(f"error: {failure}", err=True)
+    if summary.failures:
+        sys.exit(RuntimeFailure.exit_code)
