@@ -172,10 +172,14 @@ def claim_batch(conn: Connection, campaign: str, occurrence: datetime, token: st
                   sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now))
            .order_by(deliveries.c.id).limit(limit))
     if conn.dialect.name == "postgresql":
-        due = due.with_for_update(skip_locked=True)
-    conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()),
-                                             deliveries.c.status == PENDING)
-                 .values(status=SENDING, claim=token, updated_at=now))
+        # A CTE runs once; the same subquery inside IN (...) may be re-run per row and claim
+        # more than `limit` rows. SKIP LOCKED lets parallel workers take disjoint batches.
+        picked = due.with_for_update(skip_locked=True).cte("due")
+        claim = sa.update(deliveries).where(deliveries.c.id == picked.c.id)
+    else:
+        # SQLite serialises writers: the subquery and the update see the same rows.
+        claim = sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+    conn.execute(claim.where(deliveries.c.status == PENDING).values(status=SENDING, claim=token, updated_at=now))
     return conn.execute(sa.select(deliveries).where(deliveries.c.campaign == campaign,
                                                     deliveries.c.occurrence == occurrence,
                                                     deliveries.c.status == SENDING, deliveries.c.claim == token)

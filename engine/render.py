@@ -118,10 +118,12 @@ def check_inline(env: SandboxedEnvironment, text: str, source: TemplateSource,
 
 
 class LastEvents(dict):
-    """``last.TYPE``: the most recent event of a type, or None when the customer has none."""
+    """``last.TYPE``: the most recent event of a type; falsy (for ``{% if %}``) when there is none,
+    and an error that says so when a template reads through it."""
 
-    def __missing__(self, key: str) -> None:
-        return None
+    def __missing__(self, key: str) -> jinja2.Undefined:
+        return jinja2.Undefined(hint=f"this customer has no {key} event before this run "
+                                     f"(guard it with {{% if last.{key} %}})")
 
 
 def render_string(env: SandboxedEnvironment, text: str, context: Mapping[str, Any]) -> str:
