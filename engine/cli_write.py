@@ -67,3 +67,35 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
         click.echo(f"error: {failure}", err=True)
     if summary.failures:
         sys.exit(RuntimeFailure.exit_code)
+
+
+@main.command(name="daemon")
+@click.option("--verbose", "-v", is_flag=True, help="Log every step, not just runs and problems.")
+@pass_env
+@handles_errors
+def daemon_command(env: Env, verbose: bool) -> None:
+    """Run every enabled campaign on its schedule until SIGINT/SIGTERM (then finish the batch in hand)."""
+    import logging
+    import signal
+
+    from .daemon import Daemon, lock_sqlite
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    workspace = env.workspace()
+    store = env.store(workspace, create=True)
+    lock = lock_sqlite(store.url)
+    runner = _runner(env, workspace, store)
+    daemon = Daemon(runner=runner, started_at=datetime.now(timezone.utc))
+
+    def stop(signum, _frame) -> None:
+        logging.getLogger("nudge.daemon").info("%s: finishing the batch in hand", signal.Signals(signum).name)
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        daemon.run_forever()
+    finally:
+        runner.outputs.close()
+        if lock is not None:
+            lock.close()

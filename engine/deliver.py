@@ -36,6 +36,10 @@ from .unsubscribe import sign
 PLAN_BATCH = 2_000
 
 
+class Stopped(Exception):
+    """Asked to stop between two batches; what is written stays, the rest resumes later."""
+
+
 def naive_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
@@ -134,6 +138,9 @@ def materialize(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.
             batch.append(item)
             if len(batch) >= PLAN_BATCH:
                 flush()
+                if runner.should_stop():
+                    reader.rollback()
+                    raise Stopped()
         flush()
         reader.rollback()
 
@@ -293,7 +300,12 @@ def run_occurrence(runner: Runner, campaign: Campaign, at: datetime) -> Occurren
     if claim.taken_over:
         reconcile(runner, campaign, claim)
     if claim.status == ledger.PLANNING:
-        materialize(runner, campaign, at, claim, report)
+        try:
+            materialize(runner, campaign, at, claim, report)
+        except Stopped:
+            report.note = "stopped while planning; resumes on the next run"
+            ledger.release(runner.store.engine, claim, runner.worker)
+            return report
         ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now(), status=ledger.DISPATCHING)
     dispatch(runner, campaign, at, claim, report)
     with runner.store.engine.connect() as conn:

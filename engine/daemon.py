@@ -1,0 +1,146 @@
+"""`nudge daemon`: every enabled campaign on its schedule, until asked to stop.
+
+Each step: reload changed rule files (a bad edit is reported and the last good version keeps
+running), catch up each campaign at most once, run what is due, finish open occurrences whose
+deferred messages are now due. Occurrences are claimed in the database, so several daemons can
+share one PostgreSQL store; APScheduler only computes the ticks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.engine import make_url
+
+from . import ledger
+from .deliver import OccurrenceReport, Runner, run_occurrence
+from .errors import RuntimeFailure, UserInputError
+from .loader import RULE_SUFFIXES, SEGMENTS_FILE, LoadedCampaign, load_rules
+from .model import Campaign
+from .runs import RunSummary, resume_unfinished
+from .schedule import latest_fire, next_fire, trigger_for
+
+log = logging.getLogger("nudge.daemon")
+# A campaign that never ran catches the tick just before the daemon started, if this recent.
+FIRST_RUN_GRACE = timedelta(minutes=5)
+MAX_SLEEP = timedelta(seconds=30)
+
+
+class AlreadyRunning(RuntimeFailure):
+    pass
+
+
+def lock_sqlite(store_url: str) -> IO | None:
+    """SQLite serves one daemon: hold an exclusive lock beside the database file."""
+    url = make_url(store_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    handle = open(url.database + ".daemon.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(f"another nudge daemon is already running on {url.database}: SQLite supports "
+                             "one daemon at a time (use PostgreSQL to run several)") from None
+    return handle
+
+
+def _signature(rules_dir: Path) -> tuple:
+    files = sorted(p for p in rules_dir.iterdir() if p.suffix in RULE_SUFFIXES) if rules_dir.is_dir() else []
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+@dataclass
+class Daemon:
+    runner: Runner
+    started_at: datetime
+    stop: threading.Event = field(default_factory=threading.Event)
+    campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
+    _signature: tuple | None = None
+
+    def __post_init__(self) -> None:
+        self.runner.should_stop = self.stop.is_set
+        self.reload()
+
+    @property
+    def workspace(self):
+        return self.runner.workspace
+
+    def reload(self) -> None:
+        """Pick up edited rule files; keep the last good version of any file that is now invalid."""
+        signature = _signature(self.workspace.rules_dir)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        rules = load_rules(self.workspace.root)
+        for problem in rules.problems:
+            log.error("%s (keeping the last good version)", problem)
+        bad_files = {p.path for p in rules.problems}
+        segments_ok = not any(Path(f).name == SEGMENTS_FILE for f in bad_files)
+        if segments_ok:
+            self.workspace.segments = rules.segments
+        kept = {name: loaded for name, loaded in self.campaigns.items() if loaded.path in bad_files}
+        fresh = dict(rules.campaigns)
+        for name, loaded in kept.items():
+            fresh.setdefault(name, loaded)
+        log.info("rules loaded: %s", ", ".join(sorted(fresh)) or "none")
+        self.campaigns = fresh
+        self.workspace.campaigns = fresh
+
+    def enabled(self) -> list[Campaign]:
+        return sorted((c.campaign for c in self.campaigns.values() if c.campaign.enabled),
+                      key=lambda c: (-c.priority, c.campaign))
+
+    def due(self, campaign: Campaign, now: datetime) -> datetime | None:
+        """The one tick to run now, if any: the latest since the campaign last ran."""
+        with self.runner.store.engine.connect() as conn:
+            last = ledger.last_occurrence(conn, campaign.campaign)
+        since = last.replace(tzinfo=timezone.utc) if last else self.started_at - FIRST_RUN_GRACE
+        return latest_fire(trigger_for(campaign, self.workspace.config.timezone), since, now)
+
+    def step(self, now: datetime) -> list[OccurrenceReport]:
+        """One pass: reload, run due ticks (highest priority first), finish due deferred sends."""
+        self.reload()
+        reports: list[OccurrenceReport] = []
+        campaigns = self.enabled()
+        for campaign in campaigns:
+            if self.stop.is_set():
+                break
+            tick = self.due(campaign, now)
+            if tick is None:
+                continue
+            try:
+                report = run_occurrence(self.runner, campaign, tick)
+            except (RuntimeFailure, UserInputError) as exc:
+                log.error("%s at %s: %s", campaign.campaign, tick.isoformat(), exc)
+                continue
+            if report.ran:
+                log.info("%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d", campaign.campaign,
+                         tick.isoformat(), report.matched, report.counts.get("sent", 0),
+                         report.counts.get("failed", 0), report.counts.get("unknown", 0), report.waiting)
+                reports.append(report)
+        summary = RunSummary()
+        resume_unfinished(self.runner, campaigns, summary)
+        for failure in summary.failures:
+            log.error("%s", failure)
+        return reports + [r for r in summary.reports if r.counts]
+
+    def next_wakeup(self, now: datetime) -> datetime:
+        ticks = [next_fire(trigger_for(c, self.workspace.config.timezone), now) for c in self.enabled()]
+        soonest = min((t for t in ticks if t is not None), default=now + MAX_SLEEP)
+        return min(soonest, now + MAX_SLEEP)
+
+    def run_forever(self) -> None:
+        log.info("daemon started as %s with %d campaigns", self.runner.worker, len(self.enabled()))
+        while not self.stop.is_set():
+            now = self.runner.clock()
+            self.step(now)
+            wait = (self.next_wakeup(self.runner.clock()) - self.runner.clock()).total_seconds()
+            self.stop.wait(max(0.05, wait))
+        log.info("daemon stopped")
