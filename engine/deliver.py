@@ -232,7 +232,8 @@ def _send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any
         except (ConnectorFatal, RuntimeFailure) as exc:
             # Nothing of this batch left: hand every row back untouched, then stop.
             with runner.store.engine.begin() as conn:
-                ledger.release_rows(conn, [r.id for r in rows], token, runner.now())
+                ledger.release_rows(conn, [r.id for r in rows], token, runner.now(),
+                                    reason=f"not sent yet, retried on the next run: {exc}")
             raise RuntimeFailure(f"{campaign.campaign}: sending stopped: {exc}") from None
         results.update({r.delivery_id: (r.status, r.reason, r.provider_id) for r in sent})
     final = []

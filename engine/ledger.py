@@ -200,11 +200,11 @@ def record_results(conn: Connection, results: Iterable[tuple[int, str, str | Non
                          claim=None, updated_at=now), values)
 
 
-def release_rows(conn: Connection, ids: Sequence[int], token: str, now: datetime) -> None:
-    """Give rows back as pending: nothing was handed to anyone."""
+def release_rows(conn: Connection, ids: Sequence[int], token: str, now: datetime, reason: str | None = None) -> None:
+    """Give rows back as pending (nothing was handed to anyone), noting why they still wait."""
     if ids:
         conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(list(ids)), deliveries.c.claim == token)
-                     .values(status=PENDING, claim=None, updated_at=now))
+                     .values(status=PENDING, claim=None, updated_at=now, reason=reason))
 
 
 def orphans(conn: Connection, campaign: str, occurrence: datetime) -> list[Any]:

@@ -162,7 +162,9 @@ def test_an_unreachable_smtp_server_stops_sending_and_marks_nothing_sent(store, 
                                                                           "timeout": 2}}})
     with pytest.raises(RuntimeFailure, match="unreachable"):
         run_occurrence(make_runner(ws, store, Clock(AT)), ws.campaigns["promo"].campaign, AT)
-    assert {r.status for r in ledger_rows(store)} == {"pending"}             # handed back, retried next run
+    rows = ledger_rows(store)
+    assert {r.status for r in rows} == {"pending"}                           # handed back, retried next run
+    assert all("unreachable" in r.reason for r in rows)
 
 
 def test_frequency_cap_lets_the_higher_priority_campaign_win(store, tmp_path):
