@@ -21,6 +21,7 @@ BUILTIN = {
     EMAIL_GROUP: {
         "outbox": "connectors.email.outbox:OutboxConnector",
         "smtp": "connectors.email.smtp:SmtpConnector",
+        "sendgrid": "connectors.email.sendgrid:SendgridConnector",
     },
     TASK_GROUP: {
         "store": "connectors.tasks.sinks:StoreSink",

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.email.base import FAILED, SENT, UNKNOWN, ConnectorFatal, EmailConnector, OutgoingEmail
+from connectors.email.base import FAILED, RETRY, SENT, UNKNOWN, ConnectorFatal, EmailConnector, OutgoingEmail
 
 from . import ledger
 from .context import build_contexts
@@ -226,16 +226,23 @@ def _send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any
         conn.rollback()
     _hand_off_tasks(runner, prepared.task_rows, prepared)
     results: dict[int, tuple[str, str | None, str | None]] = {}
+    stopped: str | None = None
     if prepared.emails:
         try:
             sent = runner.outputs.email().send(prepared.emails)
         except (ConnectorFatal, RuntimeFailure) as exc:
-            # Nothing of this batch left: hand every row back untouched, then stop.
-            with runner.store.engine.begin() as conn:
-                ledger.release_rows(conn, [r.id for r in rows], token, runner.now(),
-                                    reason=f"not sent yet, retried on the next run: {exc}")
-            raise RuntimeFailure(f"{campaign.campaign}: sending stopped: {exc}") from None
+            # Only what reached an outcome is recorded; everything else did not leave.
+            sent, stopped = getattr(exc, "partial", []), str(exc)
         results.update({r.delivery_id: (r.status, r.reason, r.provider_id) for r in sent})
+    retry = [r.id for r in rows if (results.get(r.id, ("",))[0] == RETRY)
+             or (stopped is not None and r.id not in results)]
+    if retry:
+        reasons = {i: results[i][1] for i in retry if i in results}
+        with runner.store.engine.begin() as conn:
+            for row_id in retry:
+                ledger.release_rows(conn, [row_id], token, runner.now(),
+                                    reason=f"not sent yet, retried on the next run: {reasons.get(row_id) or stopped}")
+    rows = [r for r in rows if r.id not in set(retry)]
     final = []
     for row in rows:
         if row.id in prepared.outcome and prepared.outcome[row.id][0] == FAILED and row.id not in results:
@@ -253,6 +260,8 @@ def _send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any
     counts: dict[str, int] = {}
     for _, status, _, _ in final:
         counts[status] = counts.get(status, 0) + 1
+    if stopped is not None:
+        raise RuntimeFailure(f"{campaign.campaign}: sending stopped: {stopped}")
     return counts
 
 

@@ -56,5 +56,7 @@ def build_outputs(config: Config, workspace: Path, environ: Mapping[str, str]) -
         sink = sink_class.from_config(config.tasks, workspace)
     except SinkError as exc:
         raise UserInputError([Problem(config_file, None, None, str(exc))]) from None
-    return Outputs(email_factory=lambda: email_class.from_config(config.email, workspace, environ),
-                   sink=sink, secret=secret)
+    outputs = Outputs(email_factory=lambda: email_class.from_config(config.email, workspace, environ),
+                      sink=sink, secret=secret)
+    outputs.email()   # a missing API key or password is reported now, not at the first send
+    return outputs

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 SENT, FAILED, UNKNOWN = "sent", "failed", "unknown"
+RETRY = "retry"   # did not leave (refused before accepting it): safe to send again later
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,14 @@ class SendResult:
 
 
 class ConnectorFatal(Exception):
-    """Sending cannot go on at all (bad credentials, server unreachable): nothing in hand was sent."""
+    """Sending cannot go on at all (bad credentials, server unreachable).
+
+    `partial` holds the results of messages that did reach an outcome before it happened;
+    everything else in the batch did not leave."""
+
+    def __init__(self, message: str, partial: list["SendResult"] | None = None):
+        super().__init__(message)
+        self.partial = partial or []
 
 
 class EmailConnector(Protocol):

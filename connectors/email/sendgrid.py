@@ -1,0 +1,228 @@
+"""SendGrid v3 mail/send through the official client: concurrency, rate limit, batching, and a
+deliberate answer to every status.
+
+202 (200 in sandbox) sent · 400 split to isolate bad recipients · 413 split · 401/403 stop all,
+nothing marked sent · 429 wait for X-RateLimit-Reset · 5xx bounded exponential backoff ·
+no answer after the request left: unknown, never resent blindly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+import sendgrid
+from python_http_client.exceptions import (BadRequestsError, ForbiddenError, HTTPError, PayloadTooLargeError,
+                                           TooManyRequestsError, UnauthorizedError)
+
+from .base import FAILED, RETRY, SENT, UNKNOWN, ConnectorFatal, OutgoingEmail, SendResult
+from .sendgrid_transport import KeepAliveClient, Lost, NotSent
+
+API_KEY_VARIABLE = "SENDGRID_API_KEY"
+MAX_PERSONALIZATIONS = 1000
+UNSUBSCRIBE_TAG = "%nudge_unsubscribe_url%"
+BACKOFF_ATTEMPTS = 4
+MAX_RATE_WAIT = 120.0
+
+# python_http_client logs request headers (the API key) and bodies (addresses) at DEBUG.
+logging.getLogger("python_http_client").setLevel(logging.WARNING)
+log = logging.getLogger("nudge.sendgrid")
+
+
+class _Fatal(Exception):
+    pass
+
+
+class _RateLimiter:
+    """At most `rate` requests a second across all threads."""
+
+    def __init__(self, rate: float | None, clock: Callable[[], float], sleep: Callable[[float], None]):
+        self.interval = 1.0 / rate if rate else 0.0
+        self.clock, self.sleep = clock, sleep
+        self.next_slot = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = self.clock()
+            slot = max(now, self.next_slot)
+            self.next_slot = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
+
+
+def _sender(value: str) -> dict[str, str]:
+    name, address = parseaddr(value)
+    return {"email": address, **({"name": name} if name else {})}
+
+
+def _unsubscribe_url(email: OutgoingEmail) -> str | None:
+    value = email.headers.get("List-Unsubscribe", "")
+    return value[1:-1] if value.startswith("<") and value.endswith(">") else None
+
+
+def _shared_content(email: OutgoingEmail) -> tuple:
+    """What must be identical for messages to share one request (per-recipient links factored out)."""
+    url = _unsubscribe_url(email)
+    html, text = email.html, email.text
+    if url:
+        html, text = html.replace(url, UNSUBSCRIBE_TAG), text.replace(url, UNSUBSCRIBE_TAG)
+    headers = tuple(sorted((k, v) for k, v in email.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery")))
+    return (email.sender, email.subject, html, text, headers)
+
+
+def _error_message(error: HTTPError) -> str:
+    try:
+        errors = json.loads(error.body).get("errors", [])
+        return "; ".join(e.get("message", "") for e in errors) or f"HTTP {error.status_code}"
+    except (ValueError, AttributeError, TypeError):
+        return f"HTTP {error.status_code}"
+
+
+class SendgridConnector:
+    def __init__(self, api_key: str, *, host: str = "https://api.sendgrid.com", sandbox_mode: bool = False,
+                 concurrency: int = 4, rate_per_second: float | None = None, timeout: float = 30.0,
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+        official = sendgrid.SendGridAPIClient(api_key=api_key, host=host)
+        self.client = KeepAliveClient(host=official.client.host, request_headers=dict(official.client.request_headers),
+                                      version=3, url_path=["mail", "send"], timeout=timeout)
+        self.sandbox_mode = sandbox_mode
+        self.sleep, self.clock = sleep, clock
+        self.limiter = _RateLimiter(rate_per_second, clock, sleep)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="sendgrid")
+        self._fatal: str | None = None
+
+    @classmethod
+    def from_config(cls, config, workspace: Path, environ: Mapping[str, str]) -> "SendgridConnector":
+        key = environ.get(API_KEY_VARIABLE)
+        if not key:
+            raise ConnectorFatal(f"{API_KEY_VARIABLE} is not set in the environment")
+        settings = config.sendgrid
+        return cls(key, host=settings.host or "https://api.sendgrid.com", sandbox_mode=settings.sandbox_mode,
+                   concurrency=settings.concurrency, rate_per_second=settings.rate_per_second,
+                   timeout=settings.timeout)
+
+    # --- requests ------------------------------------------------------------------------
+
+    def _payload(self, group: list[OutgoingEmail]) -> dict[str, Any]:
+        first = group[0]
+        personalizations = []
+        for email in group:
+            personalization: dict[str, Any] = {"to": [{"email": email.to}],
+                                               "custom_args": {"nudge_delivery": str(email.delivery_id)}}
+            url = _unsubscribe_url(email)
+            if url:
+                personalization["headers"] = {"List-Unsubscribe": email.headers["List-Unsubscribe"]}
+                if len(group) > 1:
+                    personalization["substitutions"] = {UNSUBSCRIBE_TAG: url}
+            personalizations.append(personalization)
+        html, text = (first.html, first.text) if len(group) == 1 else _shared_content(first)[2:4]
+        headers = {k: v for k, v in first.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery")}
+        body: dict[str, Any] = {"personalizations": personalizations, "from": _sender(first.sender),
+                                "subject": first.subject,
+                                "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}]}
+        if headers:
+            body["headers"] = headers
+        if self.sandbox_mode:
+            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
+        return body
+
+    def _post(self, group: list[OutgoingEmail]) -> list[SendResult]:
+        attempts = 0
+        rate_waited = 0.0
+        while True:
+            if self._fatal:
+                return [SendResult(e.delivery_id, RETRY, self._fatal) for e in group]
+            self.limiter.wait()
+            try:
+                reply = self.client.post(request_body=self._payload(group))
+            except (UnauthorizedError, ForbiddenError) as exc:
+                self._fatal = f"SendGrid refused the API key ({exc.status_code}): check {API_KEY_VARIABLE}"
+                raise _Fatal(self._fatal) from None
+            except TooManyRequestsError as exc:
+                wait = self._reset_wait(exc)
+                rate_waited += wait
+                if rate_waited > MAX_RATE_WAIT:
+                    return [SendResult(e.delivery_id, RETRY, "SendGrid rate limit: still limited") for e in group]
+                self.sleep(wait)
+                continue
+            except (BadRequestsError, PayloadTooLargeError) as exc:
+                if len(group) > 1:
+                    half = len(group) // 2
+                    return self._post(group[:half]) + self._post(group[half:])
+                reason = "message too large for SendGrid" if isinstance(exc, PayloadTooLargeError) \
+                    else f"SendGrid 400: {_error_message(exc)}"
+                return [SendResult(group[0].delivery_id, FAILED, reason)]
+            except HTTPError as exc:
+                if exc.status_code < 500 or attempts >= BACKOFF_ATTEMPTS:
+                    status = RETRY if exc.status_code >= 500 else FAILED
+                    return [SendResult(e.delivery_id, status, f"SendGrid {exc.status_code}: {_error_message(exc)}")
+                            for e in group]
+                self.sleep(min(2 ** attempts, 30))
+                attempts += 1
+                continue
+            except NotSent as exc:
+                if attempts >= 1:
+                    return [SendResult(e.delivery_id, RETRY, f"SendGrid unreachable: {exc}") for e in group]
+                attempts += 1
+                continue
+            except Lost as exc:
+                return [SendResult(e.delivery_id, UNKNOWN, f"no answer from SendGrid after sending: {exc}")
+                        for e in group]
+            message_id = reply.headers.get("X-Message-Id") if reply.headers else None
+            return [SendResult(e.delivery_id, SENT, provider_id=message_id) for e in group]
+
+    def _reset_wait(self, error: HTTPError) -> float:
+        reset = (error.headers or {}).get("X-RateLimit-Reset")
+        try:
+            return min(max(float(reset) - self.clock(), 0.0) + 0.01, MAX_RATE_WAIT)
+        except (TypeError, ValueError):
+            return 1.0
+
+    # --- the connector protocol ----------------------------------------------------------------
+
+    def requests_for(self, batch: list[OutgoingEmail]) -> list[list[OutgoingEmail]]:
+        """Identical content shares a request (≤ 1000 recipients, no address twice); the rest go alone."""
+        groups: dict[tuple, list[list[OutgoingEmail]]] = {}
+        for email in batch:
+            chunks = groups.setdefault(_shared_content(email), [[]])
+            target = next((c for c in chunks if len(c) < MAX_PERSONALIZATIONS
+                           and all(e.to.lower() != email.to.lower() for e in c)), None)
+            if target is None:
+                target = []
+                chunks.append(target)
+            target.append(email)
+        return [chunk for chunks in groups.values() for chunk in chunks if chunk]
+
+    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
+        if self._fatal:
+            raise ConnectorFatal(self._fatal)
+        groups = self.requests_for(batch)
+        futures = [self.pool.submit(self._post, group) for group in groups]
+        results: list[SendResult] = []
+        fatal = None
+        for future, group in zip(futures, groups):
+            try:
+                results += future.result()
+            except _Fatal as exc:
+                fatal = str(exc)
+                results += [SendResult(e.delivery_id, RETRY, fatal) for e in group]
+        if fatal:
+            raise ConnectorFatal(fatal, partial=[r for r in results if r.status != RETRY])
+        return results
+
+    def was_sent(self, delivery_id: int) -> bool | None:
+        return None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.client.close_thread_connection()
