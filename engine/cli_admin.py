@@ -108,3 +108,90 @@ def report_command(env: Env, campaigns: tuple[str, ...], fmt: str) -> None:
     for name, row in counts.items():
         table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
     make_console().print(table)
+
+
+@main.group(name="suppressions")
+def suppressions_group() -> None:
+    """Addresses never emailed again (unsubscribes, bounces, spam reports, manual)."""
+
+
+@suppressions_group.command(name="list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def suppressions_list(env: Env, fmt: str) -> None:
+    """Every suppressed address with its reason."""
+    from .suppressions import list_suppressions
+    workspace = env.workspace(need_rules=False)
+    store = env.store(workspace, create=False)
+    with store.engine.connect() as conn:
+        found = list_suppressions(conn)
+    if fmt == "json":
+        write_json(found, sys.stdout)
+        return
+    table = Table(title=f"{len(found)} suppressed addresses", title_justify="left")
+    for name in ("email", "reason", "source", "since"):
+        table.add_column(name, no_wrap=True)
+    for row in found:
+        table.add_row(row["email"], row["reason"], row["source"] or "", row["created_at"].strftime("%Y-%m-%d %H:%M"))
+    make_console().print(table)
+
+
+@suppressions_group.command(name="add")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--reason", default="manual", show_default=True)
+@pass_env
+@handles_errors
+def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
+    """Never email these addresses again."""
+    from .suppressions import suppress
+    workspace = env.workspace(need_rules=False)
+    store = env.store(workspace, create=True)
+    with store.engine.begin() as conn:
+        added = suppress(conn, addresses, reason, "operator", datetime.now(timezone.utc))
+    click.echo(f"{added} added, {len(set(a.lower() for a in addresses)) - added} already suppressed")
+
+
+@suppressions_group.command(name="remove")
+@click.argument("addresses", nargs=-1, required=True)
+@pass_env
+@handles_errors
+def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
+    """Allow email to these addresses again (consent still applies)."""
+    from .suppressions import unsuppress
+    workspace = env.workspace(need_rules=False)
+    store = env.store(workspace, create=False)
+    with store.engine.begin() as conn:
+        removed = unsuppress(conn, addresses)
+    click.echo(f"{removed} removed")
+
+
+@main.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8025, show_default=True, type=int)
+@pass_env
+@handles_errors
+def serve_command(env: Env, host: str, port: int) -> None:
+    """One-click unsubscribe and SendGrid's Event Webhook, over HTTP."""
+    import logging
+    import os
+
+    from werkzeug.serving import make_server
+
+    from .serve import App
+    from .unsubscribe import secret_from
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    workspace = env.workspace(need_rules=False)
+    store = env.store(workspace, create=True)
+    try:
+        secret = secret_from(os.environ, required=workspace.config.email.connector != "outbox")
+    except KeyError:
+        from .errors import RuntimeFailure
+        raise RuntimeFailure("NUDGE_SECRET must be set: it verifies the unsubscribe links in sent email") from None
+    app = App(store, secret, workspace.config.email.sendgrid.webhook_public_key, lambda: datetime.now(timezone.utc))
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

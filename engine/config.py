@@ -37,6 +37,8 @@ class SmtpConfig(_Strict):
 
 class SendgridConfig(_Strict):
     sandbox_mode: bool = False
+    webhook_public_key: str | None = Field(
+        None, description="Event Webhook verification key (public; from SendGrid's Mail Settings)")
     host: str | None = None
     concurrency: int = Field(4, ge=1, le=64)
     rate_per_second: float | None = Field(None, gt=0)

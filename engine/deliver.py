@@ -31,6 +31,7 @@ from .compiler import compile_condition
 from .store import Store
 from .store.tables import customers, tasks
 from .message import build_email, unsubscribe_link
+from .suppressions import suppressed_among
 from .unsubscribe import sign
 
 PLAN_BATCH = 2_000
@@ -154,6 +155,11 @@ class _Prepared:
     outcome: dict[int, tuple[str, str | None]] = field(default_factory=dict)   # delivery id → (status, reason)
 
 
+def _emails(campaign: Campaign, row: Any) -> bool:
+    indexes = [int(i) for i in (row.actions or "").split(",") if i]
+    return any(isinstance(campaign.actions[i], EmailAction) for i in indexes if i < len(campaign.actions))
+
+
 def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any], conn: sa.Connection) -> _Prepared:
     env = runner.workspace.environment()
     config = runner.workspace.config
@@ -161,10 +167,15 @@ def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any], 
     contexts = build_contexts(conn, [r.customer_id for r in rows], at, campaign,
                               {r.customer_id: coupons.get(r.id, {}) for r in rows})
     prepared = _Prepared()
+    # An unsubscribe, bounce or spam report may have come in since this occurrence was planned.
+    blocked = suppressed_among(conn, [r.email for r in rows if r.email])
     for row in rows:
         context = contexts.get(row.customer_id)
         if context is None:
             prepared.outcome[row.id] = (FAILED, "customer no longer in the store")
+            continue
+        if row.email and row.email.lower() in blocked and _emails(campaign, row):
+            prepared.outcome[row.id] = (FAILED, f"address suppressed ({blocked[row.email.lower()]}) since planning")
             continue
         applies = set(int(i) for i in (row.actions or "").split(",") if i)
         token = sign(runner.outputs.secret, row.customer_id, row.email or "", campaign.campaign, runner.clock())
@@ -270,9 +281,7 @@ def reconcile(runner: Runner, campaign: Campaign | None, claim: ledger.Claim) ->
     certainly did not (or carried no email), otherwise unknown."""
     with runner.store.engine.begin() as conn:
         for row in ledger.orphans(conn, claim.campaign, claim.occurrence):
-            indexes = [int(i) for i in (row.actions or "").split(",") if i]
-            emails = campaign is not None and any(isinstance(campaign.actions[i], EmailAction)
-                                                  for i in indexes if i < len(campaign.actions))
+            emails = campaign is not None and _emails(campaign, row)
             verdict = runner.outputs.email().was_sent(row.id) if emails else False
             status, reason = {True: (SENT, None), False: (ledger.PENDING, None),
                               None: (UNKNOWN, "the sender stopped while this message was in flight; "

@@ -51,3 +51,14 @@ def test_run_then_report_export_and_close_tasks(workspace_dir):
 
     again = json.loads(nudge(workspace_dir, "run", "--at", AT, "--format", "json").stdout)
     assert all(not o["ran"] for o in again["occurrences"])            # same occurrence: nothing new
+
+
+def test_suppressions_add_list_remove(workspace_dir):
+    assert nudge(workspace_dir, "suppressions", "add", "A@Example.com", "b@example.com", "--reason", "legal").exit_code == 0
+    again = nudge(workspace_dir, "suppressions", "add", "a@example.com")
+    assert "0 added, 1 already suppressed" in again.output
+    listed = json.loads(nudge(workspace_dir, "suppressions", "list", "--format", "json").stdout)
+    assert [(s["email"], s["reason"]) for s in listed] == [("a@example.com", "legal"), ("b@example.com", "legal")]
+    assert "1 removed" in nudge(workspace_dir, "suppressions", "remove", "B@example.com").output
+    table = nudge(workspace_dir, "suppressions", "list").stdout
+    assert "a@example.com" in table and "b@example.com" not in table

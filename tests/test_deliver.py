@@ -199,3 +199,19 @@ def test_a_dead_worker_is_taken_over_and_the_outbox_says_what_left(store, tmp_pa
     statuses = {r.id: r.status for r in ledger_rows(store)}
     assert statuses[ids[0]] == "sent" and list(statuses.values()).count("sent") == 6
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 6
+
+
+def test_an_address_suppressed_after_planning_is_not_emailed(store, tmp_path):
+    from engine.suppressions import suppress
+    seed(store, customers=[{"id": "tokyo", "email": "t@example.com", "email_opt_in": True, "country": "US",
+                            "timezone": "Asia/Tokyo"}])
+    ws = write_workspace(tmp_path, [email_campaign()], config={"limits": {"quiet_hours": {"start": "21:00", "end": "09:00"}}})
+    clock = Clock(AT)
+    assert run_occurrence(make_runner(ws, store, clock), ws.campaigns["promo"].campaign, AT).waiting == 1
+    with store.engine.begin() as conn:
+        suppress(conn, ["T@example.com"], "spamreport", "sendgrid", AT)
+    clock.advance(timedelta(hours=13))
+    run_campaigns(make_runner(ws, store, clock), [ws.campaigns["promo"].campaign], AT)
+    [row] = ledger_rows(store)
+    assert row.status == "failed" and "suppressed (spamreport)" in row.reason
+    assert outbox_messages(tmp_path) == []
