@@ -19,8 +19,8 @@ def _runner(env: Env, workspace, store, **kwargs):
     from .deliver import Runner
     from .outputs import build_outputs
     outputs = build_outputs(workspace.config, workspace.root, os.environ)
-    return Runner(workspace=workspace, store=store, outputs=outputs,
-                  clock=lambda: datetime.now(timezone.utc), **kwargs)
+    return Runner(workspace=workspace, store=store, outputs=outputs, clock=lambda: datetime.now(timezone.utc),
+                  batch_size=workspace.config.delivery.batch_size, **kwargs)
 
 
 def print_reports(reports, console: Console) -> None:

@@ -85,6 +85,11 @@ class QuietHours(_Strict):
         return _clock(value)
 
 
+class DeliveryConfig(_Strict):
+    batch_size: int = Field(500, ge=1, le=10_000, description=(
+        "messages claimed and sent together; after a crash at most this many can end `unknown`"))
+
+
 class Limits(_Strict):
     frequency_cap: FrequencyCap | None = None
     quiet_hours: QuietHours | None = None
@@ -96,6 +101,7 @@ class Config(_Strict):
     email: EmailConfig = EmailConfig()
     tasks: TasksConfig = TasksConfig()
     limits: Limits = Limits()
+    delivery: DeliveryConfig = DeliveryConfig()
 
     @field_validator("timezone")
     @classmethod

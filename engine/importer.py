@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from connectors.sources import SourceError, reader_for
 
+from .bulk import insert_events
 from .errors import Problem, UserInputError
 from .rows import customer_row, event_row
 from .store import Store
@@ -71,11 +72,7 @@ def _insert_events(conn: Connection, store: Store, rows: list[tuple[int, dict[st
             good.append(row)
         else:
             result.rejected.append(Problem(path, line, None, f"customer_id: unknown customer {row['customer_id']!r}"))
-    if not good:
-        return 0
-    stmt = _insert(store, events).on_conflict_do_nothing(index_elements=[events.c.event_key])
-    outcome = conn.execute(stmt, good)
-    return outcome.rowcount if outcome.rowcount is not None and outcome.rowcount >= 0 else len(good)
+    return insert_events(conn, good)
 
 
 def _batches(rows: Iterator[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:

@@ -44,6 +44,7 @@ class Workspace:
     config: Config
     campaigns: dict[str, LoadedCampaign]
     segments: dict[str, Any]
+    _environment: Any = field(default=None, repr=False)
 
     @property
     def templates_dir(self) -> Path:
@@ -54,7 +55,10 @@ class Workspace:
         return self.root / "rules"
 
     def environment(self):
-        return make_environment(self.templates_dir)
+        """The workspace's Jinja environment, built once (it caches compiled templates)."""
+        if self._environment is None:
+            self._environment = make_environment(self.templates_dir)
+        return self._environment
 
     def select(self, names: list[str] | tuple[str, ...] = ()) -> list[Campaign]:
         """Campaigns by name (all enabled ones when no names), highest priority first."""

@@ -39,9 +39,9 @@ def parse_instant(value: Any, name: str) -> datetime:
     if isinstance(value, datetime):
         moment = value
     else:
-        text = str(value).strip()
+        text = value.strip() if isinstance(value, str) else str(value)
         try:
-            moment = datetime.fromisoformat(text.replace("z", "Z"))
+            moment = datetime.fromisoformat(text if text[-1:] != "z" else text[:-1] + "Z")
         except ValueError:
             raise ValueError(f"{name}: expected an ISO 8601 time like 2026-05-01T09:30:00Z, got {value!r}") from None
     if moment.tzinfo is not None:
@@ -78,9 +78,12 @@ def check_zone(value: Any) -> str:
     return name
 
 
+_NUMERIC_START = frozenset("-0123456789")
+
+
 def typed(value: Any) -> Any:
     """Give CSV text its natural type (42 → int, 9.5 → float) so rules compare numbers as numbers."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value or value[0] not in _NUMERIC_START:
         return value
     if _INT.match(value) and len(value) < 18:
         return int(value)
@@ -149,29 +152,37 @@ def _customer_field(key: str, value: Any) -> dict[str, Any]:
     return {key: _text(value, key)}
 
 
+_EVENT_FIELDS = frozenset(("id", "customer_id", "type", "occurred_at"))
+
+
 def event_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
     """Columns for one event, with the key that makes re-imports no-ops."""
-    missing = [k for k in ("customer_id", "type", "occurred_at") if raw.get(k) in (None, "")]
-    if missing:
+    customer_id, kind, when = raw.get("customer_id"), raw.get("type"), raw.get("occurred_at")
+    if customer_id in (None, "") or kind in (None, "") or when in (None, ""):
+        missing = [k for k, v in (("customer_id", customer_id), ("type", kind), ("occurred_at", when))
+                   if v in (None, "")]
         raise ValueError(f"{', '.join(missing)}: required")
-    customer_id = _text(raw["customer_id"], "customer_id")
-    kind = _text(raw["type"], "type", 64)
+    customer_id = customer_id.strip() if isinstance(customer_id, str) else _text(customer_id, "customer_id")
+    kind = kind.strip() if isinstance(kind, str) else _text(kind, "type", 64)
+    if len(customer_id) > 255:
+        raise ValueError("customer_id: longer than 255 characters")
     if not _EVENT_TYPE.match(kind):
         raise ValueError(f"type: use letters, digits, _ . : - (got {kind!r})")
-    occurred_at = parse_instant(raw["occurred_at"], "occurred_at")
+    occurred_at = parse_instant(when, "occurred_at")
     properties: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in ("id", "customer_id", "type", "occurred_at"):
+        if value is None or key in _EVENT_FIELDS:
             continue
         if key == "properties" and not untyped:
             if not isinstance(value, dict):
                 raise ValueError("properties: expected an object")
             properties.update(value)
-        elif value is not None:
+        else:
             properties[key] = typed(value) if untyped else value
     source_id = raw.get("id")
     if source_id not in (None, ""):
-        key = "id:" + _text(source_id, "id", 290)
+        key = "id:" + (source_id if isinstance(source_id, str) and len(source_id) <= 290
+                       else _text(source_id, "id", 290))
     else:
         canonical = json.dumps([customer_id, kind, occurred_at.isoformat(), properties],
                                sort_keys=True, separators=(",", ":"), default=str)

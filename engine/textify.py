@@ -1,51 +1,38 @@
-"""The text alternative of an HTML email: readable paragraphs, links as 'text (url)'."""
+"""The text alternative of an HTML email: readable paragraphs, links as 'text (url)'.
+
+Regular expressions rather than an HTML parser: this runs once per message, and email HTML
+from our own templates is well-formed enough for it.
+"""
 
 from __future__ import annotations
 
+import html
 import re
-from html.parser import HTMLParser
 
-_BLOCK = {"p", "div", "br", "h1", "h2", "h3", "h4", "h5", "h6", "li", "tr", "table", "ul", "ol", "section",
-          "header", "footer", "blockquote", "hr"}
-_SKIP = {"script", "style", "head", "title"}
-
-
-class _Text(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skipping = 0
-        self.links: list[str | None] = []
-
-    def handle_starttag(self, tag: str, attrs) -> None:
-        if tag in _SKIP:
-            self.skipping += 1
-        elif tag in _BLOCK:
-            self.parts.append("\n\n" if tag != "br" else "\n")
-        if tag == "li":
-            self.parts.append("- ")
-        if tag == "a":
-            self.links.append(dict(attrs).get("href"))
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self.skipping = max(0, self.skipping - 1)
-        elif tag in _BLOCK:
-            self.parts.append("\n\n")
-        if tag == "a" and self.links:
-            href = self.links.pop()
-            if href and not href.startswith(("#", "mailto:")):
-                self.parts.append(f" ({href})")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skipping:
-            self.parts.append(re.sub(r"\s+", " ", data))
+_DROP = re.compile(r"<(script|style|head|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+_LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_ITEM = re.compile(r"<li\b[^>]*>", re.IGNORECASE)
+_BLOCK = re.compile(r"</?(p|div|h[1-6]|tr|table|ul|ol|section|header|footer|blockquote|hr|li)\b[^>]*>", re.IGNORECASE)
+_TAG = re.compile(r"<[^>]+>")
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+_GAPS = re.compile(r"\n{3,}")
 
 
-def html_to_text(html: str) -> str:
-    parser = _Text()
-    parser.feed(html)
-    parser.close()
-    text = "".join(parser.parts)
-    lines = [line.strip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+def _link(match: re.Match) -> str:
+    href, text = match.group(2), match.group(3)
+    if href.startswith(("#", "mailto:")):
+        return text
+    return f"{text} ({href})"
+
+
+def html_to_text(markup: str) -> str:
+    text = _DROP.sub("", markup)
+    text = re.sub(r"\s+", " ", text)
+    text = _LINK.sub(_link, text)
+    text = _BREAK.sub("\n", text)
+    text = _ITEM.sub("\n\n- ", text)
+    text = _BLOCK.sub("\n\n", text)
+    text = html.unescape(_TAG.sub("", text))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    return _GAPS.sub("\n\n", "\n".join(lines)).strip() + "\n"

@@ -73,8 +73,9 @@ EVENTS_JSONL = "\n".join(json.dumps(row) for row in [
 def test_events_are_deduplicated_across_and_within_imports(store, tmp_path):
     import_file(store, "customers", write(tmp_path / "c.csv", CUSTOMERS_CSV), now=NOW)
     file = write(tmp_path / "e.jsonl", EVENTS_JSONL)
-    import_file(store, "events", file, now=NOW)
-    import_file(store, "events", file, now=NOW)                                # re-import: no-op
+    first = import_file(store, "events", file, now=NOW)
+    again = import_file(store, "events", file, now=NOW)                        # re-import: no-op
+    assert (first.read, first.written, again.written) == (3, 2, 0)
     assert count(store, events) == 2
 
 

@@ -21,6 +21,12 @@ class OutgoingEmail:
     text: str
     headers: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def sender_address(self) -> str:
+        """The bare address of the sender, for the SMTP envelope."""
+        from email.utils import parseaddr
+        return parseaddr(self.sender)[1]
+
 
 @dataclass(frozen=True)
 class SendResult:

@@ -8,15 +8,18 @@ exactly what left.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .base import FAILED, SENT, ConnectorFatal, OutgoingEmail, SendResult
-from .mime import to_mime
+from .mime import mime_bytes
 
 
 class OutboxConnector:
     def __init__(self, directory: Path):
         self.directory = directory
+        # Creating a file is mostly waiting on the file system: a few threads overlap that.
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outbox")
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -29,22 +32,21 @@ class OutboxConnector:
     def path_for(self, delivery_id: int) -> Path:
         return self.directory / f"{delivery_id:012d}.eml"
 
+    def _write(self, email: OutgoingEmail) -> SendResult:
+        target = self.path_for(email.delivery_id)
+        temporary = target.with_suffix(".tmp")
+        try:
+            temporary.write_bytes(mime_bytes(email))
+            os.replace(temporary, target)
+        except OSError as exc:
+            return SendResult(email.delivery_id, FAILED, f"outbox: {exc.strerror or exc}")
+        return SendResult(email.delivery_id, SENT, provider_id=target.name)
+
     def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
-        results = []
-        for email in batch:
-            target = self.path_for(email.delivery_id)
-            temporary = target.with_suffix(".tmp")
-            try:
-                temporary.write_bytes(bytes(to_mime(email, domain="nudge.local")))
-                os.replace(temporary, target)
-            except OSError as exc:
-                results.append(SendResult(email.delivery_id, FAILED, f"outbox: {exc.strerror or exc}"))
-                continue
-            results.append(SendResult(email.delivery_id, SENT, provider_id=target.name))
-        return results
+        return list(self.pool.map(self._write, batch))
 
     def was_sent(self, delivery_id: int) -> bool | None:
         return self.path_for(delivery_id).exists()
 
     def close(self) -> None:
-        return None
+        self.pool.shutdown(wait=True)

@@ -8,7 +8,7 @@ import ssl
 from pathlib import Path
 
 from .base import FAILED, SENT, UNKNOWN, ConnectorFatal, OutgoingEmail, SendResult
-from .mime import to_mime
+from .mime import mime_bytes
 
 PASSWORD_VARIABLE = "NUDGE_SMTP_PASSWORD"
 
@@ -70,7 +70,7 @@ class SmtpConnector:
 
     def _send_one(self, client: smtplib.SMTP, email: OutgoingEmail) -> SendResult:
         try:
-            refused = client.send_message(to_mime(email))
+            refused = client.sendmail(email.sender_address, [email.to], mime_bytes(email))
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
             return SendResult(email.delivery_id, FAILED, f"SMTP {code}: {text.decode(errors='replace')}")

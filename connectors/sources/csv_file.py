@@ -42,4 +42,4 @@ def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
             if len(record) != len(names):
                 yield reader.line_num, ValueError(f"expected {len(names)} fields, found {len(record)}")
                 continue
-            yield reader.line_num, {k: (v if v.strip() != "" else None) for k, v in zip(names, record)}
+            yield reader.line_num, {k: (v if v and not v.isspace() else None) for k, v in zip(names, record)}

@@ -1,0 +1,181 @@
+"""`python -m bench --scale 10k` — nudge against the database's own speed, in one run.
+
+Phases, per database: import (events/s, peak memory) → the four standard campaigns three ways
+(nudge in process, `nudge dry-run` as a user runs it, hand-written SQL) plus a per-customer
+Python peer, ids cross-checked → delivery of a ≥100k-message campaign at scale 1m into the
+outbox and into a local SendGrid-compatible sink. Prints a table, writes bench/results/*.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from .generate import AT, generate, scale_to_int
+
+ROOT = Path(__file__).resolve().parent.parent
+BLAST = {"campaign": "bench-blast", "description": "Delivery benchmark: 13% of customers, personal content.",
+         "enabled": False, "schedule": "0 9 * * *", "cooldown": "0d",
+         "audience": {"attribute": "attributes.bucket", "lt": 13},
+         "actions": [{"coupon": {"name": "promo", "percent_off": 10, "valid_for": "7d", "prefix": "BENCH"}},
+                     {"email": {"template": "bench.html.j2", "subject": "{{ customer.first_name }}, 10% off"}}]}
+BLAST_TEMPLATE = ("{% extends \"_layout.html.j2\" %}{% block content %}<h1>Hi {{ customer.first_name }}</h1>"
+                  "<p>Your code: <strong>{{ coupons.promo.code }}</strong></p>{% endblock %}\n")
+
+
+def phase(*args: str, env: dict | None = None) -> dict:
+    done = subprocess.run([sys.executable, "-m", "bench.phase", *args], cwd=ROOT, capture_output=True,
+                          env={**os.environ, **(env or {})})
+    if done.returncode != 0:
+        raise SystemExit(f"bench phase {args[0]} failed:\n{done.stderr.decode()[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def workspace(folder: Path, store_url: str, email: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("rules", "templates"):
+        if not (folder / name).exists():
+            shutil.copytree(ROOT / name, folder / name)
+    (folder / "rules" / "bench-blast.yaml").write_text(yaml.safe_dump(BLAST, sort_keys=False))
+    (folder / "templates" / "bench.html.j2").write_text(BLAST_TEMPLATE)
+    config = {"store": store_url, "timezone": "Asia/Shanghai", "email": {"from": "Shop <hello@example.com>", **email},
+              "limits": {"frequency_cap": {"max": 2, "per": "7d"}}}
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def _ids_of_dry_run(output: str) -> dict:
+    import hashlib
+    data = json.loads(output)
+    return {c["campaign"]: {"count": len(c["customers"]) + len(c["held_out"]),
+                            "ids": hashlib.sha256("\n".join(sorted(c["customers"] + c["held_out"])).encode())
+                            .hexdigest()[:16]} for c in data["campaigns"]}
+
+
+def best_of(runs: int, *args: str) -> dict:
+    results = [phase(*args) for _ in range(runs)]
+    return min(results, key=lambda r: r["seconds"])
+
+
+def segments(ws: Path, at: str, peer: bool, runs: int) -> dict:
+    nudge = (sys.executable, "-m", "engine")
+    engine = best_of(runs, "engine", str(ws), at)
+    hand = best_of(runs, "hand", str(ws), at)
+    cli = phase("command", *nudge, "--workspace", str(ws), "dry-run", "--format", "json", "--at", at)
+    if "error" in cli:
+        raise SystemExit(f"nudge dry-run failed: {cli['error']}")
+    cli_ids = _ids_of_dry_run(cli.pop("stdout"))
+    result = {"engine": engine, "hand_sql": hand, "dry_run_cli": {**cli, "campaigns": cli_ids}}
+    if peer:
+        result["peer"] = phase("peer", str(ws), at)
+    reference = hand["campaigns"]
+    result["same_ids"] = {name: all(r["campaigns"][name]["ids"] == reference[name]["ids"]
+                                    for r in (engine, result["dry_run_cli"], *(([result["peer"]]) if peer else [])))
+                          for name in reference}
+    result["audience_sizes"] = {name: v["count"] for name, v in reference.items()}
+    return result
+
+
+def deliver(ws: Path, at: str, store_url: str, label: str, env: dict | None = None) -> dict:
+    import sqlalchemy as sa
+    nudge = (sys.executable, "-m", "engine")
+    run = phase("command", *nudge, "--workspace", str(ws), "run", "bench-blast", "--at", at, "--format", "json",
+                env=env)
+    if "error" in run:
+        raise SystemExit(f"nudge run ({label}) failed: {run['error']}")
+    from engine.store.tables import deliveries
+    engine = sa.create_engine(store_url)
+    moment = datetime.fromisoformat(at).astimezone(timezone.utc).replace(tzinfo=None)
+    mine = (deliveries.c.campaign == "bench-blast", deliveries.c.occurrence == moment)
+    with engine.connect() as conn:
+        sent = conn.execute(sa.select(sa.func.count()).where(*mine, deliveries.c.status == "sent")).scalar()
+        other = conn.execute(sa.select(sa.func.count()).where(
+            *mine, deliveries.c.status.not_in(["sent", "held_out"]))).scalar()
+    engine.dispose()
+    run.pop("stdout", None)
+    return {**run, "sent": sent, "not_sent": other, "messages_per_second": sent / run["seconds"]}
+
+
+def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> dict:
+    from tests.pgserver import PgServer, create_database
+    server = None
+    if kind == "sqlite":
+        url = f"sqlite:///{work / kind / 'bench.db'}"
+    else:
+        server = PgServer().start()
+        url = create_database(server.url())
+    try:
+        ws = workspace(work / kind, url, {"connector": "outbox", "outbox": {"dir": "outbox"}})
+        result: dict = {"database": kind}
+        print(f"[{kind}] importing {files[2]:,} events", file=sys.stderr)
+        result["import"] = phase("import", str(ws), str(files[0]), str(files[1]))
+        at = AT.isoformat()
+        print(f"[{kind}] evaluating the four campaigns", file=sys.stderr)
+        result["segments"] = segments(ws, at, peer=not args.no_peer, runs=args.runs)
+        if not args.no_delivery:
+            print(f"[{kind}] delivering to the outbox", file=sys.stderr)
+            result["delivery_outbox"] = deliver(ws, at, url, "outbox")
+            from tests.sendgrid_server import SendgridServer
+            with SendgridServer(api_key="SG.bench") as sink:
+                workspace(ws, url, {"connector": "sendgrid", "sendgrid": {"host": sink.host, "concurrency": 8}})
+                print(f"[{kind}] delivering to the local SendGrid sink", file=sys.stderr)
+                later = datetime.fromisoformat(at).replace(minute=1).isoformat()
+                result["delivery_sendgrid"] = deliver(ws, later, url, "sendgrid",
+                                                      env={"SENDGRID_API_KEY": "SG.bench", "NUDGE_SECRET": "bench"})
+                result["delivery_sendgrid"]["sink_received"] = len(sink.accepted)
+        return result
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def versions() -> dict:
+    import importlib.metadata as md
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    return {"python": platform.python_version(), "commit": commit or None, "machine": platform.machine(),
+            "cpus": os.cpu_count(), **{p: md.version(p) for p in ("sqlalchemy", "psycopg", "jinja2", "sendgrid")}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", default="10k", help="customers: 1k, 10k, 100k, 1m (events ≈ 10×)")
+    parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--runs", type=int, default=2, help="best of N for the engine and hand-SQL timings")
+    parser.add_argument("--no-peer", action="store_true", help="skip the per-customer Python peer")
+    parser.add_argument("--no-delivery", action="store_true", help="skip the delivery phases")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    customers = scale_to_int(args.scale)
+    work = Path(tempfile.mkdtemp(prefix="nudge-bench-"))
+    try:
+        print(f"generating {customers:,} customers", file=sys.stderr)
+        files = generate(customers, work / "data")
+        results = {"scale": args.scale, "customers": customers, "events": files[2], "at": AT.isoformat(),
+                   "started": datetime.now(timezone.utc).isoformat(), "versions": versions(), "databases": []}
+        for kind in args.db.split(","):
+            results["databases"].append(run_database(kind.strip(), files, work, args))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    from .report import print_table
+    print_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"{time.strftime('%Y%m%dT%H%M%S')}-{args.scale}.json"
+    target.write_text(json.dumps(results, indent=2))
+    print(f"results: {target}", file=sys.stderr)
+    if not all(all(d["segments"]["same_ids"].values()) for d in results["databases"]):
+        raise SystemExit("ids differ between nudge and the reference: see the JSON file")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""One benchmark phase in its own process, so its time and peak memory are its own.
+
+    python -m bench.phase NAME WORKSPACE [ARGS...]   → one JSON object on stdout
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+
+def _peak_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+
+
+def _digest(ids) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def _workspace(root: str):
+    from engine.config import resolve_store_url
+    from engine.loader import load_workspace
+    from engine.store import open_store
+    ws = load_workspace(Path(root))
+    return ws, open_store(resolve_store_url(ws.config, ws.root), create=False)
+
+
+def do_import(root: str, customers_file: str, events_file: str) -> dict:
+    from engine.config import load_config, resolve_store_url
+    from engine.importer import import_file
+    from engine.store import open_store
+    config = load_config(Path(root))
+    store = open_store(resolve_store_url(config, Path(root)), create=True)
+    now = datetime.fromisoformat("2026-06-01T09:00:00+00:00")
+    start = time.perf_counter()
+    people = import_file(store, "customers", Path(customers_file), now=now)
+    middle = time.perf_counter()
+    history = import_file(store, "events", Path(events_file), now=now)
+    end = time.perf_counter()
+    return {"customers": people.written, "customer_seconds": middle - start, "events": history.written,
+            "event_seconds": end - middle, "events_per_second": history.written / (end - middle),
+            "peak_rss_mb": _peak_mb()}
+
+
+def do_engine(root: str, at: str) -> dict:
+    """The four campaigns through nudge's planner, in process (no CLI start-up)."""
+    from engine.plan import Planner
+    ws, store = _workspace(root)
+    moment = datetime.fromisoformat(at)
+    start = time.perf_counter()
+    found = {}
+    with store.engine.connect() as conn:
+        planner = Planner(conn=conn, config=ws.config, segments=ws.segments, at=moment)
+        for campaign in ws.select():
+            plan = planner.plan(campaign)
+            found[campaign.campaign] = {"ids": _digest(plan.targeted + plan.held_out),
+                                        "count": len(plan.targeted) + len(plan.held_out)}
+    return {"seconds": time.perf_counter() - start, "campaigns": found, "peak_rss_mb": _peak_mb()}
+
+
+def do_hand(root: str, at: str) -> dict:
+    from bench.handsql import queries
+    ws, store = _workspace(root)
+    moment = datetime.fromisoformat(at)
+    found, start = {}, time.perf_counter()
+    with store.engine.connect() as conn:
+        for name, (sql, params) in queries(conn, moment, ws.config.timezone).items():
+            ids = [row[0] for row in conn.execution_options(yield_per=10_000).execute(sa.text(sql), params)]
+            found[name] = {"ids": _digest(ids), "count": len(ids)}
+    return {"seconds": time.perf_counter() - start, "campaigns": found, "peak_rss_mb": _peak_mb()}
+
+
+def do_peer(root: str, at: str) -> dict:
+    from bench.peer import evaluate
+    ws, store = _workspace(root)
+    start = time.perf_counter()
+    found = evaluate(store, ws, datetime.fromisoformat(at))
+    return {"seconds": time.perf_counter() - start,
+            "campaigns": {k: {"ids": _digest(v), "count": len(v)} for k, v in found.items()},
+            "peak_rss_mb": _peak_mb()}
+
+
+def do_command(*command: str) -> dict:
+    """Run a command (as a user would), report its wall time and its own peak memory."""
+    start = time.perf_counter()
+    done = subprocess.run(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        return {"error": done.stderr.decode()[-2000:], "returncode": done.returncode}
+    return {"seconds": seconds, "peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN),
+            "stdout": done.stdout.decode()[-20_000_000:]}
+
+
+PHASES = {"import": do_import, "engine": do_engine, "hand": do_hand, "peer": do_peer, "command": do_command}
+
+if __name__ == "__main__":
+    name, *args = sys.argv[1:]
+    json.dump(PHASES[name](*args), sys.stdout)

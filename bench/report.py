@@ -1,0 +1,50 @@
+"""The benchmark's table: figures and the ratios that matter."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _f(value: float, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def print_table(results: dict) -> None:
+    console = Console(width=120)
+    console.print(f"[bold]nudge benchmark[/] scale {results['scale']}: {results['customers']:,} customers, "
+                  f"{results['events']:,} events · commit {results['versions']['commit']}")
+    table = Table(title_justify="left")
+    table.add_column("measure")
+    for db in results["databases"]:
+        table.add_column(db["database"], justify="right")
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label: str, get) -> None:
+        values = []
+        for db in results["databases"]:
+            try:
+                values.append(get(db))
+            except KeyError:
+                values.append("–")
+        rows.append((label, values))
+
+    row("import: events/s", lambda d: _f(d["import"]["events_per_second"], 0))
+    row("import: peak RSS MB", lambda d: _f(d["import"]["peak_rss_mb"], 0))
+    row("4 campaigns: hand SQL s", lambda d: _f(d["segments"]["hand_sql"]["seconds"]))
+    row("4 campaigns: nudge engine s", lambda d: _f(d["segments"]["engine"]["seconds"]))
+    row("4 campaigns: nudge dry-run (CLI) s", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"]))
+    row("4 campaigns: peer (Python per customer) s", lambda d: _f(d["segments"]["peer"]["seconds"]))
+    row("ratio nudge engine / hand SQL", lambda d: _f(d["segments"]["engine"]["seconds"] / d["segments"]["hand_sql"]["seconds"]))
+    row("ratio nudge dry-run / hand SQL", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"] / d["segments"]["hand_sql"]["seconds"]))
+    row("ratio peer / nudge engine", lambda d: _f(d["segments"]["peer"]["seconds"] / d["segments"]["engine"]["seconds"], 1))
+    row("dry-run peak RSS MB", lambda d: _f(d["segments"]["dry_run_cli"]["peak_rss_mb"], 0))
+    row("same ids everywhere", lambda d: "yes" if all(d["segments"]["same_ids"].values()) else "NO")
+    row("delivery outbox: messages", lambda d: f"{d['delivery_outbox']['sent']:,}")
+    row("delivery outbox: messages/s", lambda d: _f(d["delivery_outbox"]["messages_per_second"], 0))
+    row("delivery outbox: peak RSS MB", lambda d: _f(d["delivery_outbox"]["peak_rss_mb"], 0))
+    row("delivery SendGrid sink: messages/s", lambda d: _f(d["delivery_sendgrid"]["messages_per_second"], 0))
+    row("delivery SendGrid sink: peak RSS MB", lambda d: _f(d["delivery_sendgrid"]["peak_rss_mb"], 0))
+    for label, values in rows:
+        table.add_row(label, *values)
+    console.print(table)
