@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from .conditions import AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, Not, Ops, SegmentRef
+from .conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
+                         Ops, SegmentRef)
 from .fields import ATTRIBUTE_PREFIX, BOOL, CUSTOMER_FIELDS, DATETIME, STRING, check_operator
 from .rows import parse_bool, parse_instant
 from .sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_value
@@ -42,6 +43,12 @@ class EvalContext:
     dialect: str
     timezones: tuple[str, ...] = ()
     segments: Mapping[str, Any] | None = None
+    metrics: Any = None          # config.yaml `metrics:` (MetricsConfig); defaults when None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            from .config import MetricsConfig
+            object.__setattr__(self, "metrics", MetricsConfig())
 
     @property
     def at_utc(self) -> datetime:
@@ -289,6 +296,20 @@ def _birthday(cond: BirthdayCondition, ctx: EvalContext) -> ColumnElement:
     return sa.or_(*branches) if branches else sa.false()
 
 
+def _metric(cond: MetricCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    from .metrics import NUMERIC as METRIC_NUMERIC
+    from .metrics import check_metric_name, metric_kind, metric_query
+    reason = check_metric_name(cond.metric)
+    if reason:
+        raise ConditionError(reason, loc + ("metric",))
+    if cond.operator[0] in ("older_than", "newer_than"):
+        raise ConditionError(f"{cond.operator[0]} applies to timestamps, not metric {cond.metric!r}",
+                             loc + (cond.operator[0],))
+    query = metric_query(cond.metric, ctx).subquery("metric")
+    kind = NUMERIC if metric_kind(cond.metric) == METRIC_NUMERIC else STRING
+    return customers.c.id.in_(sa.select(query.c.id).where(compare(query.c.value, cond, kind, ctx, loc)))
+
+
 # --- tree ---------------------------------------------------------------------------------
 
 def compile_condition(cond: Any, ctx: EvalContext, loc: tuple = ()) -> ColumnElement:
@@ -306,6 +327,8 @@ def compile_condition(cond: Any, ctx: EvalContext, loc: tuple = ()) -> ColumnEle
         return _event(cond, ctx, loc)
     if isinstance(cond, BirthdayCondition):
         return _birthday(cond, ctx)
+    if isinstance(cond, MetricCondition):
+        return _metric(cond, ctx, loc)
     if isinstance(cond, SegmentRef):
         segments = ctx.segments or {}
         if cond.segment not in segments:

@@ -138,11 +138,15 @@ class BirthdayCondition(_Strict):
     birthday: BirthdayWindow
 
 
+class MetricCondition(Ops):
+    metric: str = Field(description="a computed customer metric, e.g. rfm.segment, lifecycle, value_tier")
+
+
 class SegmentRef(_Strict):
     segment: str = Field(description="a named condition from rules/segments.yaml")
 
 
-_KINDS = ("all", "any", "not", "attribute", "event", "birthday", "segment")
+_KINDS = ("all", "any", "not", "attribute", "event", "birthday", "segment", "metric")
 
 
 def _kind(value: Any) -> str | None:
@@ -155,6 +159,7 @@ def _kind(value: Any) -> str | None:
         return TAG_PREFIX + {
             AllOf: "all", AnyOf: "any", Not: "not", AttributeCondition: "attribute",
             EventCondition: "event", BirthdayCondition: "birthday", SegmentRef: "segment",
+            MetricCondition: "metric",
         }[type(value)]
     return None
 
@@ -168,6 +173,7 @@ Condition = Annotated[
         Annotated[EventCondition, Tag(TAG_PREFIX + "event")],
         Annotated[BirthdayCondition, Tag(TAG_PREFIX + "birthday")],
         Annotated[SegmentRef, Tag(TAG_PREFIX + "segment")],
+        Annotated[MetricCondition, Tag(TAG_PREFIX + "metric")],
     ],
     Discriminator(
         _kind,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -85,6 +85,34 @@ class QuietHours(_Strict):
         return _clock(value)
 
 
+class RfmSettings(_Strict):
+    scores: int = Field(5, ge=2, le=10, description="quantile scores per dimension (5: quintiles)")
+
+
+class TierSettings(_Strict):
+    a: float = Field(0.8, gt=0, lt=1, description="tier A: the top customers who make this share of revenue")
+    b: float = Field(0.95, gt=0, lt=1, description="tier B: up to this cumulative share; the rest is C")
+
+
+class LifecycleSettings(_Strict):
+    at_risk_after: Duration = Field(timedelta(days=90), description="no purchase for this long: at_risk")
+    lapsed_after: Duration = Field(timedelta(days=180), description="no purchase for this long: lapsed")
+    loyal_orders: int = Field(5, ge=2, description="this many purchases or more: loyal")
+
+
+class ChurnSettings(_Strict):
+    recent: Duration = Field(timedelta(days=90), description="the recent window compared with the baseline")
+    baseline: Duration = Field(timedelta(days=365), description="history before `recent` back to this far")
+
+
+class MetricsConfig(_Strict):
+    revenue_property: str = "amount"
+    rfm: RfmSettings = RfmSettings()
+    value_tiers: TierSettings = TierSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    churn: ChurnSettings = ChurnSettings()
+
+
 class DeliveryConfig(_Strict):
     batch_size: int = Field(500, ge=1, le=10_000, description=(
         "messages claimed and sent together; after a crash at most this many can end `unknown`"))
@@ -102,6 +130,7 @@ class Config(_Strict):
     tasks: TasksConfig = TasksConfig()
     limits: Limits = Limits()
     delivery: DeliveryConfig = DeliveryConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @field_validator("timezone")
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conditions import AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, Not, Ops, SegmentRef
+from .conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
+                         Ops, SegmentRef)
 from .durations import format_duration
 
 
@@ -33,6 +34,8 @@ def describe(cond: Any) -> str:
         return f"attribute {cond.attribute} {describe_ops(cond)}"
     if isinstance(cond, SegmentRef):
         return f"segment {cond.segment}"
+    if isinstance(cond, MetricCondition):
+        return f"metric {cond.metric} {describe_ops(cond)}"
     if isinstance(cond, BirthdayCondition):
         return f"birthday in {format_duration(cond.birthday.in_)}"
     if isinstance(cond, EventCondition):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .compiler import (EvalContext, aggregate_value, attribute_value, compile_condition, event_filters)
-from .conditions import AttributeCondition, BirthdayCondition, EventCondition, SegmentRef, children
+from .conditions import AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, SegmentRef, children
 from .describe import describe
 from .errors import Problem, UserInputError
 from .model import Campaign
@@ -78,6 +78,10 @@ def _value(conn: Connection, cond: Any, ctx: EvalContext, customer_id: str) -> A
         return _event_value(conn, cond, ctx, customer_id)
     if isinstance(cond, BirthdayCondition):
         return _birthday_value(conn, cond, ctx, customer_id)
+    if isinstance(cond, MetricCondition):
+        from .metrics import metric_query
+        query = metric_query(cond.metric, ctx).subquery("metric")
+        return _scalar(conn, sa.select(query.c.value).where(query.c.id == customer_id))
     return None
 
 

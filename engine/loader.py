@@ -9,7 +9,8 @@ from typing import Any
 from datetime import datetime, timezone
 
 from .compiler import ConditionError, EvalContext, compile_condition
-from .conditions import AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, Not, SegmentRef
+from .conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
+                         SegmentRef)
 from .config import Config, load_config
 from .errors import Problem, UserInputError
 from .fields import check_attribute_name
@@ -111,7 +112,7 @@ def _condition_problems(condition: Any, loc: tuple, located: Located, segments: 
                 problems.append(Problem(located.path, line, col, reason))
             elif (found := _leaf_problem(node, at, located, segments)) is not None:
                 problems.append(found)
-        elif isinstance(node, (EventCondition, BirthdayCondition)):
+        elif isinstance(node, (EventCondition, BirthdayCondition, MetricCondition)):
             if (found := _leaf_problem(node, at, located, segments)) is not None:
                 problems.append(found)
         elif isinstance(node, SegmentRef) and node.segment not in segments:

@@ -76,7 +76,7 @@ class Planner:
         if self._timezones is None:
             self._timezones = store_timezones(self.conn)
         return EvalContext(at=self.at, timezone=self.config.timezone, dialect=self.conn.dialect.name,
-                           timezones=self._timezones, segments=self.segments)
+                           timezones=self._timezones, segments=self.segments, metrics=self.config.metrics)
 
     def _query(self, campaign: Campaign, ctx: EvalContext) -> sa.Select:
         at = ctx.at_utc

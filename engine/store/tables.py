@@ -130,3 +130,17 @@ suppressions = Table(
     Column("source", String(64)),
     Column("created_at", DateTime, nullable=False),
 )
+
+customer_metrics = Table(
+    "customer_metrics", metadata,
+    # Fitted by `nudge metrics refresh` (BG/NBD + Gamma-Gamma); everything else is computed live.
+    Column("customer_id", String(255), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("computed_at", DateTime, nullable=False),
+    Column("frequency", Integer, nullable=False),        # repeat purchases
+    Column("recency_days", Float, nullable=False),       # first to last purchase
+    Column("age_days", Float, nullable=False),           # first purchase to the fit's `at`
+    Column("monetary", Float),                           # mean value of repeat purchases
+    Column("p_alive", Float),
+    Column("predicted_purchases_12m", Float),
+    Column("predicted_value_12m", Float),
+)
