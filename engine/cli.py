@@ -171,3 +171,4 @@ def demo(env: Env, size: int, at_text: str | None) -> None:
 from . import cli_read  # noqa: E402,F401  (registers dry-run and explain)
 from . import cli_write  # noqa: E402,F401  (registers run and daemon)
 from . import cli_admin  # noqa: E402,F401  (registers coupons, tasks and report)
+from . import cli_metrics  # noqa: E402,F401  (registers metrics)

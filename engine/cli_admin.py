@@ -87,19 +87,32 @@ def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
 
 @main.command(name="report")
 @click.argument("campaigns", nargs=-1)
+@click.option("--window", default="7d", show_default=True,
+              help="Attribution window: a purchase this long after the occurrence is a conversion.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_env
 @handles_errors
-def report_command(env: Env, campaigns: tuple[str, ...], fmt: str) -> None:
-    """Per campaign: targeted, sent, failed, unknown, waiting and held out."""
+def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) -> None:
+    """Per campaign: deliveries by state, then conversion contacted vs holdout with the lift."""
     from .admin import delivery_counts
+    from .durations import parse_duration
+    from .errors import Problem, UserInputError
+    from .measure import lift
+    try:
+        span = parse_duration(window)
+    except ValueError as exc:
+        raise UserInputError([Problem("--window", None, None, str(exc))]) from None
     workspace = env.workspace(need_rules=False)
     store = env.store(workspace, create=False)
     with store.engine.connect() as conn:
         counts = delivery_counts(conn, campaigns)
+        lifts = {entry.campaign: entry.as_json()
+                 for entry in lift(conn, span, campaigns, workspace.config.metrics.revenue_property)}
     if fmt == "json":
-        write_json({"campaigns": [{"campaign": name, **row} for name, row in counts.items()]}, sys.stdout)
+        write_json({"window": window, "campaigns": [{"campaign": name, **row, "measurement": lifts.get(name)}
+                                                    for name, row in counts.items()]}, sys.stdout)
         return
+    console = make_console()
     table = Table(title="Deliveries", title_justify="left")
     columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out")
     table.add_column("campaign", no_wrap=True)
@@ -107,7 +120,28 @@ def report_command(env: Env, campaigns: tuple[str, ...], fmt: str) -> None:
         table.add_column(name.replace("_", " ").replace("pending", "waiting"), justify="right")
     for name, row in counts.items():
         table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
-    make_console().print(table)
+    console.print(table)
+    results = Table(title=f"Conversion within {window} (a purchase after the occurrence)", title_justify="left")
+    for name in ("campaign", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons redeemed"):
+        results.add_column(name, justify="left" if name == "campaign" else "right", no_wrap=True)
+
+    def pct(value):
+        return "–" if value is None else f"{100 * value:.1f}%"
+
+    for name, data in lifts.items():
+        lift_data, c, h = data["lift"], data["contacted"], data["holdout"]
+        difference = "no holdout" if lift_data is None else (
+            f"{100 * lift_data['difference']:+.1f} pp ({100 * lift_data['ci95'][0]:+.1f} … "
+            f"{100 * lift_data['ci95'][1]:+.1f})" + (" *" if lift_data["significant"] else ""))
+        money = "–" if c["revenue_per_customer"] is None else (
+            f"{c['revenue_per_customer']:.2f} vs " + ("–" if h["revenue_per_customer"] is None
+                                                      else f"{h['revenue_per_customer']:.2f}"))
+        coupons_used = data["coupons"]
+        results.add_row(name, f"{pct(c['conversion'])} of {c['customers']}", f"{pct(h['conversion'])} of {h['customers']}",
+                        difference, money, "–" if not coupons_used["issued"] else
+                        f"{coupons_used['redeemed']} of {coupons_used['issued']}")
+    console.print(results)
+    console.print("* the 95% interval excludes zero", style="dim")
 
 
 @main.group(name="suppressions")

@@ -30,6 +30,7 @@ log = logging.getLogger("nudge.daemon")
 # A campaign that never ran catches the tick just before the daemon started, if this recent.
 FIRST_RUN_GRACE = timedelta(minutes=5)
 MAX_SLEEP = timedelta(seconds=30)
+METRICS_EVERY = timedelta(hours=24)
 
 
 class AlreadyRunning(RuntimeFailure):
@@ -104,9 +105,27 @@ class Daemon:
         since = last.replace(tzinfo=timezone.utc) if last else self.started_at - FIRST_RUN_GRACE
         return latest_fire(trigger_for(campaign, self.workspace.config.timezone), since, now)
 
+    def refresh_metrics(self, now: datetime) -> None:
+        """Refit the lifetime-value models once a day (before the campaigns that may use them)."""
+        import sqlalchemy as sa
+
+        from .clv import refresh
+        from .store.tables import customer_metrics
+        with self.runner.store.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(customer_metrics.c.computed_at))).scalar()
+        if last is not None and now - last.replace(tzinfo=timezone.utc) < METRICS_EVERY:
+            return
+        try:
+            fitted = refresh(self.runner.store, now, self.workspace.config.metrics.revenue_property)
+            log.info("customer metrics refreshed for %d customers", fitted["customers"])
+        except (ValueError, ArithmeticError) as exc:
+            log.warning("customer metrics not refreshed: %s", exc)
+
     def step(self, now: datetime) -> list[OccurrenceReport]:
-        """One pass: reload, run due ticks (highest priority first), finish due deferred sends."""
+        """One pass: reload, refresh metrics daily, run due ticks (highest priority first),
+        finish due deferred sends."""
         self.reload()
+        self.refresh_metrics(now)
         reports: list[OccurrenceReport] = []
         campaigns = self.enabled()
         for campaign in campaigns:

@@ -74,7 +74,7 @@ def _events(rng: random.Random, customer_id: str, at: datetime) -> Iterator[dict
                "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]}}
         if rng.random() < 0.3:
             yield {"customer_id": customer_id, "type": "purchase",
-                   "occurred_at": at - timedelta(days=day) + timedelta(minutes=rng.randint(5, 600)),
+                   "occurred_at": min(at - timedelta(days=day) + timedelta(minutes=rng.randint(5, 600)), at),
                    "properties": {"order_id": f"o-{customer_id}-{rng.randint(0, 10**9)}", "product_id": product[0],
                                   "product_name": product[1], "category": product[2],
                                   "amount": round(product[3] * rng.uniform(0.8, 2.5), 2), "currency": "USD"}}

@@ -105,6 +105,11 @@ def import_rows(store: Store, kind: str, raw_rows: Iterable[tuple[int, Any]], *,
     """Load rows in one transaction. Any rejected row rolls everything back unless skip_invalid."""
     result = ImportResult(kind=kind)
     with store.engine.connect() as conn:
+        if store.is_sqlite:
+            # Index pages of a large store do not fit SQLite's default 2 MB cache: inserts would
+            # keep re-reading them. 128 MB for this connection only (the pool resets it after).
+            conn.exec_driver_sql("PRAGMA cache_size=-131072")
+            conn.commit()
         transaction = conn.begin()
         try:
             for batch in _batches(_parsed(raw_rows, kind, untyped, path, result), batch_size):
@@ -126,6 +131,10 @@ def import_rows(store: Store, kind: str, raw_rows: Iterable[tuple[int, Any]], *,
             if transaction.is_active:
                 transaction.rollback()
             raise
+        finally:
+            if store.is_sqlite:
+                conn.exec_driver_sql("PRAGMA cache_size=-2000")
+                conn.commit()
     return result
 
 

@@ -1,0 +1,23 @@
+"""The benchmark runs end to end at a tiny scale, so it cannot rot. No timings are asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from .conftest import ROOT
+
+
+def test_benchmark_smoke_run(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "bench", "--scale", "300", "--runs", "1", "--out", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "ratio nudge engine / hand SQL" in done.stdout
+    [result] = tmp_path.glob("*.json")
+    data = json.loads(result.read_text())
+    assert [d["database"] for d in data["databases"]] == ["sqlite", "postgresql"]
+    for db in data["databases"]:
+        assert all(db["segments"]["same_ids"].values())
+        assert db["delivery_outbox"]["sent"] > 0 and db["delivery_outbox"]["not_sent"] == 0
+        assert db["delivery_sendgrid"]["sink_received"] == db["delivery_sendgrid"]["sent"]
