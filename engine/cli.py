@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import sys
 from datetime import datetime, timezone
@@ -19,10 +20,19 @@ from .loader import Workspace, load_workspace
 SCAFFOLD = Path(__file__).parent / "scaffold"
 
 
+def _shown(path: str) -> str:
+    """A path under the current folder is shown relative to it, as the user would type it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return relative if not relative.startswith("..") and os.path.isabs(path) else path
+
+
 def _fail(exc: NudgeError) -> None:
     if isinstance(exc, UserInputError):
         for item in exc.problems:
-            click.echo(str(item), err=True)
+            click.echo(str(Problem(_shown(item.path), item.line, item.col, item.message)), err=True)
     else:
         click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)
@@ -72,6 +82,11 @@ class Env:
     def store(self, workspace: Workspace, *, create: bool):
         from .store import open_store
         return open_store(resolve_store_url(workspace.config, workspace.root), create=create)
+
+    def config_and_store(self, *, create: bool):
+        """For commands that need the configuration and the store, not the rules."""
+        workspace = self.workspace(need_rules=False)
+        return workspace, self.store(workspace, create=create)
 
 
 pass_env = click.make_pass_decorator(Env)

@@ -27,8 +27,7 @@ def coupons() -> None:
 def coupons_export(env: Env, campaigns: tuple[str, ...], output: Path | None, everything: bool) -> None:
     """CSV of coupon codes (code, customer, value, expiry) for the shop to import."""
     from .admin import export_coupons
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=False)
+    workspace, store = env.config_and_store(create=False)
     with store.engine.connect() as conn:
         if output is None:
             export_coupons(conn, sys.stdout, campaigns, everything)
@@ -54,8 +53,7 @@ def tasks_group() -> None:
 def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
     """Tasks, soonest due first."""
     from .admin import list_tasks
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=False)
+    workspace, store = env.config_and_store(create=False)
     with store.engine.connect() as conn:
         found = list_tasks(conn, queue, status)
     if fmt == "json":
@@ -78,8 +76,7 @@ def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
 def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
     """Mark tasks done."""
     from .admin import close_tasks
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=False)
+    workspace, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
         close_tasks(conn, ids, datetime.now(timezone.utc))
     click.echo(f"done: {', '.join(map(str, ids))}")
@@ -102,8 +99,7 @@ def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) 
         span = parse_duration(window)
     except ValueError as exc:
         raise UserInputError([Problem("--window", None, None, str(exc))]) from None
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=False)
+    workspace, store = env.config_and_store(create=False)
     with store.engine.connect() as conn:
         counts = delivery_counts(conn, campaigns)
         lifts = {entry.campaign: entry.as_json()
@@ -156,8 +152,7 @@ def suppressions_group() -> None:
 def suppressions_list(env: Env, fmt: str) -> None:
     """Every suppressed address with its reason."""
     from .suppressions import list_suppressions
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=False)
+    workspace, store = env.config_and_store(create=False)
     with store.engine.connect() as conn:
         found = list_suppressions(conn)
     if fmt == "json":
@@ -179,8 +174,7 @@ def suppressions_list(env: Env, fmt: str) -> None:
 def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
     """Never email these addresses again."""
     from .suppressions import suppress
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=True)
+    workspace, store = env.config_and_store(create=True)
     with store.engine.begin() as conn:
         added = suppress(conn, addresses, reason, "operator", datetime.now(timezone.utc))
     click.echo(f"{added} added, {len(set(a.lower() for a in addresses)) - added} already suppressed")
@@ -193,8 +187,7 @@ def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
 def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
     """Allow email to these addresses again (consent still applies)."""
     from .suppressions import unsuppress
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=False)
+    workspace, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
         removed = unsuppress(conn, addresses)
     click.echo(f"{removed} removed")
@@ -215,8 +208,7 @@ def serve_command(env: Env, host: str, port: int) -> None:
     from .serve import App
     from .unsubscribe import secret_from
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
-    workspace = env.workspace(need_rules=False)
-    store = env.store(workspace, create=True)
+    workspace, store = env.config_and_store(create=True)
     try:
         secret = secret_from(os.environ, required=workspace.config.email.connector != "outbox")
     except KeyError:
