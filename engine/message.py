@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from html import escape as escape_html
 from typing import Any
 from urllib.parse import quote
 
@@ -28,11 +29,15 @@ def build_email(*, delivery_id: int, sender: str, to: str, subject: str, body: s
     if is_html:
         html, text = body, html_to_text(body)
     else:
-        from html import escape
         text = body
-        html = "<pre style=\"font-family: inherit; white-space: pre-wrap\">" + escape(body) + "</pre>"
+        html = "<pre style=\"font-family: inherit; white-space: pre-wrap\">" + escape_html(body) + "</pre>"
     if unsubscribe_url not in text:
         text = text.rstrip("\n") + f"\n\nUnsubscribe: {unsubscribe_url}\n"
+    if unsubscribe_url not in html:
+        # Every message carries a working link, even when its template forgot one.
+        footer = f'<p style="font-size:12px;color:#777"><a href="{escape_html(unsubscribe_url)}">Unsubscribe</a></p>'
+        closing = html.lower().rfind("</body>")
+        html = html[:closing] + footer + html[closing:] if closing >= 0 else html + footer
     headers: dict[str, Any] = {
         "List-Unsubscribe": f"<{unsubscribe_url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",   # RFC 8058 one-click

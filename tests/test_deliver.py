@@ -215,3 +215,13 @@ def test_an_address_suppressed_after_planning_is_not_emailed(store, tmp_path):
     [row] = ledger_rows(store)
     assert row.status == "failed" and "suppressed (spamreport)" in row.reason
     assert outbox_messages(tmp_path) == []
+
+
+def test_a_template_without_an_unsubscribe_link_still_gets_one(store, tmp_path):
+    seed(store, customers=shoppers(1))
+    ws = write_workspace(tmp_path, [email_campaign()])                       # hello.html.j2 has no link
+    run_occurrence(make_runner(ws, store, Clock(AT)), ws.campaigns["promo"].campaign, AT)
+    [message] = outbox_messages(tmp_path)
+    link = message["List-Unsubscribe"].strip("<>")
+    assert f'href="{link}"' in message.get_body(("html",)).get_content()
+    assert link in message.get_body(("plain",)).get_content()
