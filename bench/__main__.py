@@ -49,8 +49,9 @@ def workspace(folder: Path, store_url: str, email: dict) -> Path:
             shutil.copytree(ROOT / name, folder / name)
     (folder / "rules" / "bench-blast.yaml").write_text(yaml.safe_dump(BLAST, sort_keys=False))
     (folder / "templates" / "bench.html.j2").write_text(BLAST_TEMPLATE)
-    config = {"store": store_url, "timezone": "Asia/Shanghai", "email": {"from": "Shop <hello@example.com>", **email},
-              "limits": {"frequency_cap": {"max": 2, "per": "7d"}}}
+    # No frequency cap: it excludes customers across campaigns, which the hand-written SQL and the
+    # peer do not model, so the ids would differ for a reason that is not a bug.
+    config = {"store": store_url, "timezone": "Asia/Shanghai", "email": {"from": "Shop <hello@example.com>", **email}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder
 

@@ -78,24 +78,29 @@ class Planner:
         return EvalContext(at=self.at, timezone=self.config.timezone, dialect=self.conn.dialect.name,
                            timezones=self._timezones, segments=self.segments, metrics=self.config.metrics)
 
+    def _any(self, conditions: tuple) -> bool:
+        return self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar()
+
     def _query(self, campaign: Campaign, ctx: EvalContext) -> sa.Select:
         at = ctx.at_utc
         columns: list[Any] = [customers.c.id, customers.c.email, customers.c.timezone]
         columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
-        if campaign.cooldown.total_seconds() > 0:
-            recent = sa.select(deliveries.c.id).where(
-                deliveries.c.campaign == campaign.campaign, deliveries.c.customer_id == customers.c.id,
-                deliveries.c.status.in_(COOLDOWN_STATES),
-                deliveries.c.occurrence > at - campaign.cooldown, deliveries.c.occurrence <= at)
+        cooling = (deliveries.c.campaign == campaign.campaign, deliveries.c.status.in_(COOLDOWN_STATES),
+                   deliveries.c.occurrence > at - campaign.cooldown, deliveries.c.occurrence <= at)
+        # Probing the ledger for every matched customer costs more than the audience itself; when
+        # one cheap check shows nothing there to find, the column is a constant (exact, not a guess).
+        if campaign.cooldown.total_seconds() > 0 and self._any(cooling):
+            recent = sa.select(deliveries.c.id).where(deliveries.c.customer_id == customers.c.id, *cooling)
             columns.append(sa.exists(recent).label("cooling"))
         else:
             columns.append(sa.false().label("cooling"))
         cap = self.config.limits.frequency_cap
-        if cap is not None and campaign.sends_email:
-            used = sa.select(sa.func.count()).where(
-                deliveries.c.customer_id == customers.c.id, deliveries.c.counts_toward_cap.is_(True),
-                deliveries.c.status.in_(CAP_STATES),
-                deliveries.c.occurrence > at - cap.per, deliveries.c.occurrence <= at).scalar_subquery()
+        capped = () if cap is None else (
+            deliveries.c.counts_toward_cap.is_(True), deliveries.c.status.in_(CAP_STATES),
+            deliveries.c.occurrence > at - cap.per, deliveries.c.occurrence <= at)
+        if cap is not None and campaign.sends_email and self._any(capped):
+            used = sa.select(sa.func.count()).where(deliveries.c.customer_id == customers.c.id, *capped) \
+                .scalar_subquery()
             columns.append(used.label("cap_used"))
         else:
             columns.append(sa.literal(0).label("cap_used"))
