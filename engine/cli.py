@@ -79,14 +79,14 @@ class Env:
     def workspace(self, need_rules: bool = True) -> Workspace:
         return load_workspace(self.root, need_rules=need_rules)
 
-    def store(self, workspace: Workspace, *, create: bool):
+    def store(self, workspace: Workspace, *, create: bool, read_only: bool = False):
         from .store import open_store
-        return open_store(resolve_store_url(workspace.config, workspace.root), create=create)
+        return open_store(resolve_store_url(workspace.config, workspace.root), create=create, read_only=read_only)
 
-    def config_and_store(self, *, create: bool):
+    def config_and_store(self, *, create: bool, read_only: bool = False):
         """For commands that need the configuration and the store, not the rules."""
         workspace = self.workspace(need_rules=False)
-        return workspace, self.store(workspace, create=create)
+        return workspace, self.store(workspace, create=create, read_only=read_only)
 
 
 pass_env = click.make_pass_decorator(Env)

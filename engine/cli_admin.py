@@ -27,7 +27,7 @@ def coupons() -> None:
 def coupons_export(env: Env, campaigns: tuple[str, ...], output: Path | None, everything: bool) -> None:
     """CSV of coupon codes (code, customer, value, expiry) for the shop to import."""
     from .admin import export_coupons
-    workspace, store = env.config_and_store(create=False)
+    workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         if output is None:
             export_coupons(conn, sys.stdout, campaigns, everything)
@@ -53,7 +53,7 @@ def tasks_group() -> None:
 def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
     """Tasks, soonest due first."""
     from .admin import list_tasks
-    workspace, store = env.config_and_store(create=False)
+    workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         found = list_tasks(conn, queue, status)
     if fmt == "json":
@@ -99,7 +99,7 @@ def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) 
         span = parse_duration(window)
     except ValueError as exc:
         raise UserInputError([Problem("--window", None, None, str(exc))]) from None
-    workspace, store = env.config_and_store(create=False)
+    workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         counts = delivery_counts(conn, campaigns)
         lifts = {entry.campaign: entry.as_json()
@@ -152,7 +152,7 @@ def suppressions_group() -> None:
 def suppressions_list(env: Env, fmt: str) -> None:
     """Every suppressed address with its reason."""
     from .suppressions import list_suppressions
-    workspace, store = env.config_and_store(create=False)
+    workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         found = list_suppressions(conn)
     if fmt == "json":

@@ -35,7 +35,7 @@ def metrics_show(env: Env, customer_id: str, at_text: str | None, fmt: str) -> N
     from .metrics_report import customer_metrics_of
     workspace = env.workspace(need_rules=False)
     at = parse_at(at_text, workspace.config.timezone)
-    store = env.store(workspace, create=False)
+    store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
         require_customer(conn, customer_id)
         found = customer_metrics_of(conn, _context(conn, workspace, at), customer_id)
@@ -61,7 +61,7 @@ def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
     from .metrics_report import distribution
     workspace = env.workspace(need_rules=False)
     at = parse_at(at_text, workspace.config.timezone)
-    store = env.store(workspace, create=False)
+    store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
         found = distribution(conn, _context(conn, workspace, at))
     if fmt == "json":

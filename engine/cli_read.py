@@ -27,7 +27,7 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     chosen = workspace.select(campaigns)
-    store = env.store(workspace, create=False)
+    store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
         if fmt == "csv":
             planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
@@ -61,7 +61,7 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
         raise UserInputError([Problem("--campaign", None, None, f"unknown campaign {campaign_name!r}; known: {known}")])
     campaign = workspace.campaigns[campaign_name].campaign
     at = parse_at(at_text, workspace.config.timezone)
-    store = env.store(workspace, create=False)
+    store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         tree = explain(conn, campaign, planner.context(), customer_id)

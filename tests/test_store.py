@@ -31,3 +31,18 @@ def test_read_only_open_of_a_missing_sqlite_file_creates_nothing(tmp_path: Path)
 def test_unreachable_postgres_is_a_clear_runtime_failure():
     with pytest.raises(RuntimeFailure, match="cannot reach the store"):
         open_store("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2", create=False)
+
+
+def test_a_read_only_store_refuses_writes_and_still_reads(store):
+    from engine.store.tables import suppressions
+    from datetime import datetime
+    reader = open_store(store.url, create=False, read_only=True)
+    try:
+        with reader.engine.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(suppressions)).scalar() == 0
+        with pytest.raises(sa.exc.DBAPIError):
+            with reader.engine.begin() as conn:
+                conn.execute(sa.insert(suppressions).values(email="x@example.com", reason="manual",
+                                                            created_at=datetime(2026, 1, 1)))
+    finally:
+        reader.dispose()

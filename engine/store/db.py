@@ -83,8 +83,21 @@ def _redacted(url: str) -> str:
         return "<invalid store URL>"
 
 
-def open_store(url: str, *, create: bool) -> Store:
-    """Open the store at URL. With create, make and migrate it; without, refuse a missing or stale one."""
+def _read_only_sqlite(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA busy_timeout=30000")
+
+
+def _read_only_postgresql(dbapi_connection, _record) -> None:
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET default_transaction_read_only = on")
+    dbapi_connection.commit()
+
+
+def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
+    """Open the store at URL. With create, make and migrate it; without, refuse a missing or stale one.
+
+    read_only: for commands that promise to write nothing (dry-run, explain, report). The database
+    refuses writes, and SQLite cannot even checkpoint its WAL into the main file on close."""
     try:
         parsed = make_url(url)
     except Exception:
@@ -97,10 +110,16 @@ def open_store(url: str, *, create: bool) -> Store:
                 raise RuntimeFailure(f"no store at {file}: import data first (nudge import customers FILE) "
                                      "or build the demo (nudge demo)")
             file.parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(url)
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        if read_only and database and database != ":memory:":
+            engine = sa.create_engine(f"sqlite:///file:{Path(database).resolve()}?mode=ro&uri=true")
+            sa.event.listen(engine, "connect", _read_only_sqlite)
+        else:
+            engine = sa.create_engine(url)
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = sa.create_engine(url, pool_pre_ping=True)
+        if read_only:
+            sa.event.listen(engine, "connect", _read_only_postgresql)
     store = Store(engine=engine, url=url)
     try:
         if create:
