@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.console import Console
 
 from .cli import Env, handles_errors, main, parse_at, pass_env
 from .errors import Problem, UserInputError

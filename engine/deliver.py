@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.email.base import FAILED, RETRY, SENT, UNKNOWN, ConnectorFatal, EmailConnector, OutgoingEmail
+from connectors.email.base import FAILED, RETRY, SENT, UNKNOWN, ConnectorFatal, OutgoingEmail
 
 from . import ledger
 from .context import build_contexts
@@ -28,7 +28,7 @@ from .plan import HELD_OUT, TARGETED, Planner
 from .quiet import release_time
 from .render import RenderError, render_file, render_string
 from .compiler import compile_condition
-from .store import Store
+from .store import Store, dialect_insert
 from .store.tables import customers, tasks
 from .message import build_email, unsubscribe_link
 from .suppressions import suppressed_among
@@ -215,7 +215,7 @@ def _hand_off_tasks(runner: Runner, task_rows: list[dict[str, Any]], prepared: _
     if not task_rows:
         return
     with runner.store.engine.begin() as conn:
-        insert = ledger._insert(conn, tasks).on_conflict_do_nothing(
+        insert = dialect_insert(conn.dialect.name, tasks).on_conflict_do_nothing(
             index_elements=[tasks.c.delivery_id, tasks.c.action_index])
         conn.execute(insert, task_rows)
         stored = conn.execute(sa.select(tasks).where(

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from connectors.sources import SourceError, reader_for
@@ -17,8 +16,8 @@ from connectors.sources import SourceError, reader_for
 from .bulk import insert_events
 from .errors import Problem, UserInputError
 from .rows import customer_row, event_row
-from .store import Store
-from .store.tables import customers, events
+from .store import Store, dialect_insert
+from .store.tables import customers
 
 BATCH = 5_000
 KINDS = ("customers", "events")
@@ -32,17 +31,13 @@ class ImportResult:
     rejected: list[Problem] = field(default_factory=list)
 
 
-def _insert(store: Store, table: sa.Table):
-    return (postgresql if store.dialect == "postgresql" else sqlite).insert(table)
-
-
 def _upsert_customers(conn: Connection, store: Store, rows: list[dict[str, Any]], now: datetime) -> None:
     # executemany needs one column set per statement: group rows by the fields they name.
     groups: dict[frozenset[str], list[dict[str, Any]]] = {}
     for row in rows:
         groups.setdefault(frozenset(row), []).append({**row, "updated_at": now})
     for keys, group in groups.items():
-        stmt = _insert(store, customers)
+        stmt = dialect_insert(store.dialect, customers)
         merged_attributes = (customers.c.attributes.op("||")(stmt.excluded.attributes)
                              if store.dialect == "postgresql"
                              else sa.func.json_patch(customers.c.attributes, stmt.excluded.attributes))

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from .coupons import new_code
+from .store.db import dialect_insert
 from .store.tables import coupons, deliveries, occurrences
 
 PENDING, SENDING, SENT, FAILED, UNKNOWN, HELD_OUT = "pending", "sending", "sent", "failed", "unknown", "held_out"
@@ -45,10 +45,6 @@ def _owner_is_dead(claimed_by: str) -> bool:
     except PermissionError:
         return False
     return False
-
-
-def _insert(conn: Connection, table: sa.Table):
-    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
 
 
 @dataclass(frozen=True)
@@ -136,7 +132,7 @@ def record_plan(conn: Connection, campaign: str, occurrence: datetime, rows: Seq
     """Write ledger rows (and their coupons, same transaction); rows already there are left alone."""
     if not rows:
         return 0
-    stmt = _insert(conn, deliveries).on_conflict_do_nothing(
+    stmt = dialect_insert(conn.dialect.name, deliveries).on_conflict_do_nothing(
         index_elements=[deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence],
     ).returning(deliveries.c.id, deliveries.c.customer_id, deliveries.c.status, deliveries.c.actions)
     values = [{"campaign": campaign, "customer_id": r.customer_id, "occurrence": occurrence, "status": r.status,

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from .store.db import dialect_insert
 from .store.tables import customers, suppressions
 
 
@@ -23,8 +23,7 @@ def suppress(conn: Connection, addresses: Iterable[str], reason: str, source: st
             for a in {a.strip().lower() for a in addresses if a and a.strip()}]
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    inserted = conn.execute(dialect.insert(suppressions).on_conflict_do_nothing(index_elements=["email"])
+    inserted = conn.execute(dialect_insert(conn.dialect.name, suppressions).on_conflict_do_nothing(index_elements=["email"])
                             .returning(suppressions.c.email), rows).all()
     return len(inserted)
 

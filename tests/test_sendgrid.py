@@ -3,7 +3,6 @@ the whole status matrix, batching, keep-alive, and secrets kept out of logs."""
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from connectors.email.base import ConnectorFatal, OutgoingEmail
+from connectors.email.base import OutgoingEmail
 from connectors.email.sendgrid import SendgridConnector
 from engine.deliver import run_occurrence
 from engine.errors import RuntimeFailure

@@ -1,5 +1,5 @@
 """The customer store: tables, connections and migrations."""
 
-from .db import Store, open_store
+from .db import Store, dialect_insert, open_store
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "dialect_insert", "open_store"]

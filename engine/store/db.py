@@ -25,6 +25,12 @@ def _alembic_config() -> AlembicConfig:
     return cfg
 
 
+def dialect_insert(dialect: str, table: sa.Table):
+    """INSERT with the database's ON CONFLICT support (SQLite and PostgreSQL spell it alike)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
 def head_revision() -> str:
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
