@@ -93,35 +93,43 @@ def test_a_broken_template_is_recorded_and_other_campaigns_keep_going(store, tmp
 
 
 def test_two_daemons_on_one_postgresql_store_never_double_send(tmp_path, request):
+    from .smtpserver import SmtpServer
     store = make_store("postgresql", tmp_path, request)
     seed(store, customers=people(600))
-    ws = write_workspace(tmp_path, [email_campaign("a", schedule={"every": "1h"}, cooldown="0d"),
-                                    email_campaign("b", schedule={"every": "30m"}, cooldown="0d", priority=5)],
-                         config={"store": store.url})
-    clocks = [Clock(START), Clock(START)]
-    stores = [make_store_copy(store) for _ in clocks]
-    daemons = [daemon_for(ws, s, c, batch_size=25) for s, c in zip(stores, clocks)]
-    for _ in range(4):                                       # four rounds, both daemons at the same instant
-        barrier = threading.Barrier(2)
-        errors: list[BaseException] = []
+    with SmtpServer() as sink:
+        # A real SMTP sink records every message that arrives (the outbox would overwrite a
+        # duplicate file under the same name and hide it).
+        ws = write_workspace(tmp_path, [email_campaign("a", schedule={"every": "1h"}, cooldown="0d"),
+                                        email_campaign("b", schedule={"every": "30m"}, cooldown="0d", priority=5)],
+                             config={"store": store.url,
+                                     "email": {"connector": "smtp", "smtp": {"host": "127.0.0.1", "port": sink.port}}})
+        clocks = [Clock(START), Clock(START)]
+        stores = [make_store_copy(store) for _ in clocks]
+        daemons = [daemon_for(ws, s, c, batch_size=25) for s, c in zip(stores, clocks)]
+        for _ in range(4):                                   # four rounds, both daemons at the same instant
+            barrier = threading.Barrier(2)
+            errors: list[BaseException] = []
 
-        def step(daemon: Daemon, clock: Clock) -> None:
-            try:
-                barrier.wait()
-                daemon.step(clock.now)
-            except BaseException as exc:                     # surfaced below
-                errors.append(exc)
+            def step(daemon: Daemon, clock: Clock) -> None:
+                try:
+                    barrier.wait()
+                    daemon.step(clock.now)
+                except BaseException as exc:                 # surfaced below
+                    errors.append(exc)
 
-        threads = [threading.Thread(target=step, args=(d, c)) for d, c in zip(daemons, clocks)]
-        [t.start() for t in threads]
-        [t.join(120) for t in threads]
-        assert not errors
-        [c.advance(timedelta(minutes=30)) for c in clocks]
-    files = list((tmp_path / "outbox").glob("*.eml"))
+            threads = [threading.Thread(target=step, args=(d, c)) for d, c in zip(daemons, clocks)]
+            [t.start() for t in threads]
+            [t.join(120) for t in threads]
+            assert not errors
+            [c.advance(timedelta(minutes=30)) for c in clocks]
+        for daemon in daemons:
+            daemon.runner.outputs.close()
+        received = [(m["X-Nudge-Delivery"], m["To"]) for m in sink.recorder.messages]
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.select(deliveries.c.campaign, deliveries.c.occurrence, deliveries.c.status)).all()
+        rows = conn.execute(sa.select(deliveries.c.id, deliveries.c.status)).all()
     assert len(rows) == 600 * (2 + 4) and {r.status for r in rows} == {"sent"}
-    assert len(files) == len(rows)                           # one file per ledger row: zero duplicates
+    assert len(received) == len(set(received)) == len(rows)  # every message arrived exactly once
+    assert {int(d) for d, _ in received} == {r.id for r in rows}
     assert len(occurrence_times(store, "a")) == 2 and len(occurrence_times(store, "b")) == 4
     for s in stores:
         s.dispose()
