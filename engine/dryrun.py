@@ -13,6 +13,7 @@ from .model import Campaign, CouponAction, EmailAction, TaskAction, action_when
 from .plan import CampaignPlan, Planner
 from .context import build_contexts
 from .render import RenderError, render_file, render_string
+from .textify import html_to_text
 
 
 @dataclass
@@ -52,7 +53,10 @@ def render_samples(conn: Connection, workspace: Workspace, campaign: Campaign, i
                     sample.parts[f"action_{i}_when"] = "evaluated at run time"
                 if isinstance(action, EmailAction):
                     sample.parts["subject"] = render_string(env, action.email.subject, context)
-                    sample.parts["body"] = render_file(env, action.email.template, context)
+                    body = render_file(env, action.email.template, context)
+                    sample.parts["body"] = body
+                    sample.parts["text"] = html_to_text(body) if action.email.template.endswith(
+                        (".html", ".htm", ".html.j2", ".htm.j2")) else body
                 elif isinstance(action, TaskAction):
                     sample.parts["task_title"] = render_string(env, action.task.title, context)
                     if action.task.body:

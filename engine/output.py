@@ -53,6 +53,8 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10) -> None:
         for sample in samples:
             console.rule(f"{campaign} → {sample.customer_id}")
             for part, text in sample.parts.items():
+                if part == "body" and "text" in sample.parts:
+                    continue    # the terminal shows the text alternative; JSON has both
                 console.print(f"[bold]{part}:[/]", highlight=False)
                 console.print(text.strip(), markup=False, highlight=False)
             if sample.error:
