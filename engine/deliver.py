@@ -245,25 +245,29 @@ def _send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any
             # Only what reached an outcome is recorded; everything else did not leave.
             sent, stopped = getattr(exc, "partial", []), str(exc)
         results.update({r.delivery_id: (r.status, r.reason, r.provider_id) for r in sent})
-    retry = [r.id for r in rows if (results.get(r.id, ("",))[0] == RETRY)
-             or (stopped is not None and r.id not in results)]
+    emailed = {e.delivery_id for e in prepared.emails}
+    # Only messages handed to the connector can be retried: refused, or never reached it.
+    retry = {i for i in emailed if results.get(i, (RETRY,))[0] == RETRY and (i in results or stopped is not None)}
     if retry:
-        reasons = {i: results[i][1] for i in retry if i in results}
         with runner.store.engine.begin() as conn:
-            for row_id in retry:
+            for row_id in sorted(retry):
+                reason = results[row_id][1] if row_id in results else stopped
                 ledger.release_rows(conn, [row_id], token, runner.now(),
-                                    reason=f"not sent yet, retried on the next run: {reasons.get(row_id) or stopped}")
-    rows = [r for r in rows if r.id not in set(retry)]
+                                    reason=f"not sent yet, retried on the next run: {reason}")
     final = []
     for row in rows:
-        if row.id in prepared.outcome and prepared.outcome[row.id][0] == FAILED and row.id not in results:
-            status, reason = prepared.outcome[row.id]
-            final.append((row.id, status, reason, None))
-        elif row.id in results:
+        if row.id in retry:
+            continue
+        if row.id in results:
             status, reason, provider = results[row.id]
             if status == SENT and row.id in prepared.outcome:
-                status, reason = prepared.outcome[row.id]      # email left, but its task did not
+                # The email left; its task did not reach the sink. Still `sent` (so the cooldown
+                # holds and nobody is emailed twice); the task is kept, marked, in the store.
+                reason = prepared.outcome[row.id][1]
             final.append((row.id, status, reason, provider))
+        elif row.id in prepared.outcome:
+            status, reason = prepared.outcome[row.id]
+            final.append((row.id, status, reason, None))
         else:
             final.append((row.id, SENT, None if row.actions else "no action applied", None))
     with runner.store.engine.begin() as conn:

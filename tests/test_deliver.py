@@ -225,3 +225,21 @@ def test_a_template_without_an_unsubscribe_link_still_gets_one(store, tmp_path):
     link = message["List-Unsubscribe"].strip("<>")
     assert f'href="{link}"' in message.get_body(("html",)).get_content()
     assert link in message.get_body(("plain",)).get_content()
+
+
+def test_a_task_sink_failure_keeps_the_task_and_never_causes_a_second_email(store, tmp_path):
+    from .pgserver import free_port
+    seed(store, customers=shoppers(2))
+    campaign = email_campaign()
+    campaign["actions"].append({"task": {"queue": "care", "title": "Call {{ customer.first_name }}"}})
+    ws = write_workspace(tmp_path, [campaign], config={"tasks": {"sink": "webhook", "webhook": {
+        "url": f"http://127.0.0.1:{free_port()}/tasks", "timeout": 2}}})
+    clock = Clock(AT)
+    run_occurrence(make_runner(ws, store, clock), ws.campaigns["promo"].campaign, AT)
+    rows = ledger_rows(store)
+    assert {r.status for r in rows} == {"sent"} and all("webhook unreachable" in r.reason for r in rows)
+    with store.engine.connect() as conn:
+        assert {t.handoff for t in conn.execute(sa.select(tasks))} == {"failed"}
+    clock.advance(timedelta(days=1))
+    run_occurrence(make_runner(ws, store, clock), ws.campaigns["promo"].campaign, AT + timedelta(days=1))
+    assert len(outbox_messages(tmp_path)) == 2                               # cooldown held: no second email
