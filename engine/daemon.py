@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from . import ledger
 from .deliver import OccurrenceReport, Runner, run_occurrence
 from .errors import RuntimeFailure, UserInputError
-from .loader import RULE_SUFFIXES, SEGMENTS_FILE, LoadedCampaign, load_rules
+from .loader import SEGMENTS_FILE, LoadedCampaign, load_rules
 from .model import Campaign
 from .runs import RunSummary, resume_unfinished
 from .schedule import latest_fire, next_fire, trigger_for
@@ -52,9 +52,13 @@ def lock_sqlite(store_url: str) -> IO | None:
     return handle
 
 
-def _signature(rules_dir: Path) -> tuple:
-    files = sorted(p for p in rules_dir.iterdir() if p.suffix in RULE_SUFFIXES) if rules_dir.is_dir() else []
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+def _signature(root: Path) -> tuple:
+    """Names, sizes and times of the rule and template files: any edit changes it."""
+    files = []
+    for folder in (root / "rules", root / "templates"):
+        if folder.is_dir():
+            files += sorted(p for p in folder.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
 @dataclass
@@ -75,18 +79,17 @@ class Daemon:
 
     def reload(self) -> None:
         """Pick up edited rule files; keep the last good version of any file that is now invalid."""
-        signature = _signature(self.workspace.rules_dir)
+        signature = _signature(self.workspace.root)
         if signature == self._signature:
             return
         self._signature = signature
         rules = load_rules(self.workspace.root)
         for problem in rules.problems:
             log.error("%s (keeping the last good version)", problem)
-        bad_files = {p.path for p in rules.problems}
-        segments_ok = not any(Path(f).name == SEGMENTS_FILE for f in bad_files)
-        if segments_ok:
+        if str(self.workspace.rules_dir / SEGMENTS_FILE) not in rules.failed:
             self.workspace.segments = rules.segments
-        kept = {name: loaded for name, loaded in self.campaigns.items() if loaded.path in bad_files}
+        # A file that fails now (its YAML, a segment it uses, or its template) keeps its last good version.
+        kept = {name: loaded for name, loaded in self.campaigns.items() if loaded.path in rules.failed}
         fresh = dict(rules.campaigns)
         for name, loaded in kept.items():
             fresh.setdefault(name, loaded)

@@ -35,6 +35,7 @@ class Rules:
     campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
     segments: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)     # rule files that could not be used as they are
 
 
 @dataclass
@@ -222,11 +223,14 @@ def load_rules(root: Path) -> Rules:
         result.problems.append(Problem(str(rules_dir), None, None, "no rules/ folder in this workspace"))
         return result
     result.segments, result.problems = load_segments(rules_dir)
+    if result.problems:
+        result.failed.add(str(rules_dir / SEGMENTS_FILE))
     files = sorted(p for p in rules_dir.iterdir() if p.suffix in RULE_SUFFIXES and p.name != SEGMENTS_FILE)
     for file in files:
         loaded, problems = load_campaign_file(file, result.segments, templates_dir)
         result.problems += problems
         if loaded is None or problems:
+            result.failed.add(str(file))
             continue
         name = loaded.campaign.campaign
         if name in result.campaigns:

@@ -184,3 +184,15 @@ def test_a_second_daemon_on_sqlite_refuses_to_start(tmp_path, request):
     finally:
         held.close()
     store.dispose()
+
+
+def test_a_template_broken_on_disk_keeps_its_campaign_running(store, tmp_path, caplog):
+    seed(store, customers=people(2))
+    ws = write_workspace(tmp_path, [email_campaign(schedule={"every": "1h"}, cooldown="0d")])
+    clock = Clock(START)
+    daemon = daemon_for(ws, store, clock)
+    (tmp_path / "templates" / "hello.html.j2").write_text("<p>{% if %}</p>\n")
+    with caplog.at_level(logging.ERROR, logger="nudge.daemon"):
+        daemon.step(clock.now)
+    assert "hello.html.j2:1: error: template syntax error" in caplog.text
+    assert [c.campaign for c in daemon.enabled()] == ["promo"]              # not silently dropped
