@@ -7,7 +7,6 @@ definitions are in docs/metrics.md; thresholds come from config.yaml `metrics:`.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -89,7 +88,18 @@ def _segment(r: ColumnElement, f: ColumnElement, k: int) -> ColumnElement:
         (f5 >= 4, "cant_lose"), (r5 == 2, "at_risk"), (f5 >= 2, "hibernating"), else_="lost")
 
 
-def _buyer_metric(name: str, ctx, settings) -> ColumnElement:
+BUYER_FAMILY = ("rfm.recency_days", "rfm.frequency", "rfm.monetary", "clv.historical", "rfm.r", "rfm.f", "rfm.m",
+                "rfm.score", "rfm.code", "rfm.segment", "revenue_share", "value_tier", "lifecycle",
+                "churn.frequency_drop")
+
+
+def _buyer_metric(name: str, ctx, settings):
+    q, values = buyer_family(ctx, settings)
+    return q, values[name]
+
+
+def buyer_family(ctx, settings) -> tuple[sa.Subquery, dict[str, ColumnElement]]:
+    """The metrics that share one ranking of purchasers, as expressions over one subquery."""
     q = _rfm(ctx, settings)
     k = settings.rfm.scores
     lifecycle = settings.lifecycle
@@ -113,7 +123,7 @@ def _buyer_metric(name: str, ctx, settings) -> ColumnElement:
             (q.c.n >= 2, "repeat"), else_="new"),
         "churn.frequency_drop": sa.case((q.c.n_base > 0, sa.case((ratio >= 1, 0.0), else_=1 - ratio))),
     }
-    return q, values[name]
+    return q, values
 
 
 def _event_metric(name: str, ctx, settings):
@@ -178,4 +188,11 @@ def metric_kind(name: str) -> str:
     return METRICS[name]
 
 
-__all__ = ["METRICS", "SEGMENTS", "check_metric_name", "metric_query", "metric_kind", "timedelta"]
+def customer_row(ctx, customer_id: str) -> sa.Select:
+    """Every metric of the purchaser family for one customer, in one query."""
+    q, values = buyer_family(ctx, ctx.metrics)
+    return (sa.select(*(values[name].label(name) for name in BUYER_FAMILY))
+            .select_from(customers.outerjoin(q, q.c.id == customers.c.id)).where(customers.c.id == customer_id))
+
+
+__all__ = ["METRICS", "SEGMENTS", "BUYER_FAMILY", "check_metric_name", "customer_row", "metric_query", "metric_kind"]

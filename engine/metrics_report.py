@@ -8,18 +8,24 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from .compiler import EvalContext
-from .metrics import METRICS, metric_query
+from .metrics import BUYER_FAMILY, METRICS, customer_row, metric_query
 
 SUMMARY = ("lifecycle", "rfm.segment", "value_tier")
 
 
+def _plain(value: Any) -> Any:
+    return float(value) if hasattr(value, "__float__") and not isinstance(value, (int, float)) else value
+
+
 def customer_metrics_of(conn: Connection, ctx: EvalContext, customer_id: str) -> dict[str, Any]:
-    found = {}
+    """All metrics of one customer: the purchaser family in one query, the others one each."""
+    row = conn.execute(customer_row(ctx, customer_id)).one()
+    found = {name: _plain(getattr(row, "_mapping")[name]) for name in BUYER_FAMILY}
     for name in METRICS:
-        query = metric_query(name, ctx).subquery("metric")
-        value = conn.execute(sa.select(query.c.value).where(query.c.id == customer_id)).scalar()
-        found[name] = float(value) if hasattr(value, "__float__") and not isinstance(value, (int, float)) else value
-    return found
+        if name not in found:
+            query = metric_query(name, ctx).subquery("metric")
+            found[name] = _plain(conn.execute(sa.select(query.c.value).where(query.c.id == customer_id)).scalar())
+    return {name: found[name] for name in METRICS}
 
 
 def distribution(conn: Connection, ctx: EvalContext) -> dict[str, dict[str, int]]:

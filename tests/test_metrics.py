@@ -115,3 +115,13 @@ def test_thresholds_come_from_config(shop):
         ctx = EvalContext(at=AT, timezone="UTC", dialect=shop.dialect, metrics=tuned)
         found = {r.id: r.value for r in conn.execute(metric_query("lifecycle", ctx))}
     assert found == {"a": "loyal", "b": "lapsed", "c": "new", "d": "lapsed", "e": "repeat", "f": "prospect"}
+
+
+def test_metrics_show_agrees_with_each_metric(shop):
+    from engine.metrics_report import customer_metrics_of
+    with shop.engine.connect() as conn:
+        ctx = EvalContext(at=AT, timezone="UTC", dialect=shop.dialect)
+        shown = customer_metrics_of(conn, ctx, "b")
+    for name, expected in EXPECTED.items():
+        value = shown[name]
+        assert (value if isinstance(value, str) or value is None else pytest.approx(float(value))) == expected["b"], name
