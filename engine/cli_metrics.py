@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from .cli import Env, handles_errors, main, parse_at, pass_env
-from .errors import Problem, RuntimeFailure, UserInputError
+from .errors import RuntimeFailure
 from .output import make_console, write_json
 
 
@@ -98,5 +98,3 @@ def metrics_refresh(env: Env, at_text: str | None) -> None:
                f"BG/NBD r={model['r']:.3f} alpha={model['alpha']:.2f} a={model['a']:.3f} b={model['b']:.3f}; "
                f"Gamma-Gamma p={spend['p']:.2f} q={spend['q']:.2f} v={spend['v']:.2f}")
 
-
-__all__ = ["metrics_group", "UserInputError", "Problem"]

@@ -138,7 +138,7 @@ def holds_for_nothing(ops: Ops, empty_value: Any) -> bool:
             "lt": value < raw, "lte": value <= raw}[name]
 
 
-def _json_kind(ops: Ops) -> str:
+def json_kind(ops: Ops) -> str:
     """Which JSON type a comparison reads, judged by its operand."""
     name, raw = ops.operator
     sample = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
@@ -156,7 +156,7 @@ def _json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, l
     if name == "exists":
         present = json_present(column, key, ctx.dialect)
         return present if ops.exists else sa.not_(present)
-    kind = _json_kind(ops)
+    kind = json_kind(ops)
     value = json_value(column, key, kind, ctx.dialect)
     operand_kind = {NUMBER: NUMERIC, BOOLEAN: BOOL, TEXT: STRING}[kind]
     return compare(value, ops, operand_kind, ctx, loc)
@@ -170,7 +170,7 @@ def attribute_value(name: str, ops: Ops, ctx: EvalContext) -> ColumnElement:
         key = name[len(ATTRIBUTE_PREFIX):]
         if ops.operator[0] == "exists":
             return json_value(customers.c.attributes, key, TEXT, ctx.dialect)
-        return json_value(customers.c.attributes, key, _json_kind(ops), ctx.dialect)
+        return json_value(customers.c.attributes, key, json_kind(ops), ctx.dialect)
     return customers.c[name]
 
 

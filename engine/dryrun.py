@@ -26,7 +26,7 @@ class Sample:
         return {"customer": self.customer_id, **self.parts, **({"error": self.error} if self.error else {})}
 
 
-def preview_coupons(campaign: Campaign, customer_id: str, at: datetime) -> dict[str, dict[str, Any]]:
+def preview_coupons(campaign: Campaign, at: datetime) -> dict[str, dict[str, Any]]:
     """Coupon stand-ins for previews: clearly not real codes, nothing stored."""
     coupons = {}
     for action in campaign.actions:
@@ -41,7 +41,8 @@ def render_samples(conn: Connection, workspace: Workspace, campaign: Campaign, i
                    at: datetime) -> list[Sample]:
     """Render the email and task texts of a campaign for some customers."""
     env = workspace.environment()
-    coupons = {cid: preview_coupons(campaign, cid, at) for cid in ids}
+    preview = preview_coupons(campaign, at)
+    coupons = {cid: preview for cid in ids}
     contexts = build_contexts(conn, ids, at, campaign, coupons)
     samples = []
     for cid in ids:

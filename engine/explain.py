@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .compiler import (EvalContext, aggregate_value, attribute_value, compile_condition, event_filters)
+from .compiler import EvalContext, aggregate_value, attribute_value, compile_condition, event_filters, json_kind
 from .conditions import AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, SegmentRef, children
 from .describe import describe
 from .errors import Problem, UserInputError
 from .model import Campaign
-from .sqljson import NUMBER, TEXT, json_value
+from .sqljson import json_value
 from .store.tables import customers, events
 
 
@@ -44,8 +44,7 @@ def _event_value(conn: Connection, cond: EventCondition, ctx: EvalContext, custo
     filters = [events.c.customer_id == customer_id, *event_filters(cond, ctx)]
     name, ops, agg = aggregate_value(cond, ctx)
     if name == "latest":
-        kind = NUMBER if isinstance(ops.operator[1], (int, float)) and not isinstance(ops.operator[1], bool) else TEXT
-        prop = json_value(events.c.properties, ops.of, kind, ctx.dialect)
+        prop = json_value(events.c.properties, ops.of, json_kind(ops), ctx.dialect)
         value = _scalar(conn, sa.select(prop).where(*filters)
                         .order_by(events.c.occurred_at.desc(), events.c.pk.desc()).limit(1))
     else:

@@ -27,8 +27,6 @@ METRICS: dict[str, str] = {
 }
 STORED = ("clv.p_alive", "clv.predicted_purchases_12m", "clv.predicted_12m")
 ENGAGEMENT = ("email_open", "email_click", "product_view")
-SEGMENTS = ("champions", "loyal", "potential_loyalists", "new_customers", "need_attention", "cant_lose",
-            "at_risk", "hibernating", "lost")
 
 
 def check_metric_name(name: str) -> str | None:
@@ -195,4 +193,4 @@ def customer_row(ctx, customer_id: str) -> sa.Select:
             .select_from(customers.outerjoin(q, q.c.id == customers.c.id)).where(customers.c.id == customer_id))
 
 
-__all__ = ["METRICS", "SEGMENTS", "BUYER_FAMILY", "check_metric_name", "customer_row", "metric_query", "metric_kind"]
+__all__ = ["METRICS", "BUYER_FAMILY", "check_metric_name", "customer_row", "metric_query", "metric_kind"]
