@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
-from engine.compiler import EvalContext, birthday_targets
+from engine.audience.compiler import EvalContext, birthday_targets
 
 CONSENT = """c.email IS NOT NULL AND c.email_opt_in {true} AND c.unsubscribed_at IS NULL
   AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email = lower(c.email))"""

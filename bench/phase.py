@@ -26,16 +26,16 @@ def _digest(ids) -> str:
 
 
 def _workspace(root: str):
-    from engine.config import resolve_store_url
-    from engine.loader import load_workspace
+    from engine.rules.config import resolve_store_url
+    from engine.workspace.loader import load_workspace
     from engine.store import open_store
     ws = load_workspace(Path(root))
     return ws, open_store(resolve_store_url(ws.config, ws.root), create=False)
 
 
 def do_import(root: str, customers_file: str, events_file: str) -> dict:
-    from engine.config import load_config, resolve_store_url
-    from engine.importer import import_file
+    from engine.rules.config import load_config, resolve_store_url
+    from engine.ingest.importer import import_file
     from engine.store import open_store
     config = load_config(Path(root))
     store = open_store(resolve_store_url(config, Path(root)), create=True)
@@ -52,7 +52,7 @@ def do_import(root: str, customers_file: str, events_file: str) -> dict:
 
 def do_engine(root: str, at: str) -> dict:
     """The four campaigns through nudge's planner, in process (no CLI start-up)."""
-    from engine.plan import Planner
+    from engine.audience.planner import Planner
     ws, store = _workspace(root)
     moment = datetime.fromisoformat(at)
     start = time.perf_counter()

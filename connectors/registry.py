@@ -1,52 +1,51 @@
-"""Connectors by name, found through entry points so a third party can add one without touching engine/.
+"""Connectors by name, found through entry points: the built-ins register exactly as a third
+party's do (pyproject.toml), so there is one list, not two.
 
     [project.entry-points."nudge.email"]
-    myprovider = "mypackage.module:MyConnector"     # a class with from_config(config, workspace, environ)
+    myprovider = "mypackage.module:MyConnector"     # from_config(email_config, workspace_dir, environ)
 
     [project.entry-points."nudge.task_sinks"]
-    myhelpdesk = "mypackage.module:MySink"          # a class with from_config(config, workspace)
+    myhelpdesk = "mypackage.module:MySink"          # from_config(tasks_config, workspace_dir)
+
+    [project.entry-points."nudge.sources"]
+    parquet = "mypackage.module:ParquetSource"      # registered under the file extension it reads
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from enum import StrEnum
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
-EMAIL_GROUP = "nudge.email"
-TASK_GROUP = "nudge.task_sinks"
-
-# Built-ins also resolve without installed metadata (a source checkout, an old egg-info).
-BUILTIN = {
-    EMAIL_GROUP: {
-        "outbox": "connectors.email.outbox:OutboxConnector",
-        "smtp": "connectors.email.smtp:SmtpConnector",
-        "sendgrid": "connectors.email.sendgrid:SendgridConnector",
-    },
-    TASK_GROUP: {
-        "store": "connectors.tasks.sinks:StoreSink",
-        "csv": "connectors.tasks.sinks:CsvSink",
-        "webhook": "connectors.tasks.sinks:WebhookSink",
-    },
-}
+from connectors.api import SourceReader
+from engine.core.errors import UnknownConnector
 
 
-class UnknownConnector(LookupError):
-    pass
+class Group(StrEnum):
+    EMAIL = "nudge.email"
+    TASK_SINKS = "nudge.task_sinks"
+    SOURCES = "nudge.sources"
 
 
-def available(group: str) -> dict[str, str]:
-    """Names → 'module:attribute' for a group: built-ins, then installed plug-ins."""
-    found = dict(BUILTIN.get(group, {}))
-    for entry in entry_points(group=group):
-        found[entry.name] = entry.value
-    return found
+def available(group: Group) -> dict[str, str]:
+    """Names → 'module:attribute' for a group, as installed."""
+    return {entry.name: entry.value for entry in entry_points(group=group.value)}
 
 
-def load(group: str, name: str) -> Any:
-    """The connector class registered under name; UnknownConnector lists what exists."""
-    names = available(group)
-    if name not in names:
-        raise UnknownConnector(f"unknown connector {name!r}: available are {', '.join(sorted(names))}")
-    module, _, attribute = names[name].partition(":")
-    return getattr(import_module(module), attribute)
+def load(group: Group, name: str) -> Any:
+    """The class registered under name; UnknownConnector lists what exists."""
+    found = {entry.name: entry for entry in entry_points(group=group.value)}
+    if name not in found:
+        raise UnknownConnector(f"unknown connector {name!r}: available are {', '.join(sorted(found))}")
+    return found[name].load()
+
+
+def source_for(path: Path) -> SourceReader:
+    """The reader for a data file, by its extension."""
+    extension = path.suffix.lower().lstrip(".")
+    try:
+        return load(Group.SOURCES, extension)()  # type: ignore[no-any-return]
+    except UnknownConnector:
+        known = ", ".join("." + name for name in sorted(available(Group.SOURCES)))
+        raise UnknownConnector(f"unsupported file type {path.suffix or '(none)'!r}: use {known}") from None

@@ -1,5 +1,5 @@
 """`python -m engine` is the `nudge` command."""
 
-from .cli import main
+from engine.cli.main import main
 
 main()

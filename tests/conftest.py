@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from engine.importer import import_rows
+from engine.ingest.importer import import_rows
 from engine.store import Store, open_store
 
 from .pgserver import PgServer, create_database

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import yaml
 
-from engine.deliver import Runner
-from engine.loader import Workspace, load_workspace
-from engine.outputs import build_outputs
+from engine.delivery.occurrence import Runner
+from engine.workspace.loader import Workspace, load_workspace
+from engine.delivery.outlets import build_outputs
 
 SIMPLE_TEMPLATE = "<p>Hi {{ customer.first_name }}</p>\n"
 COUPON_TEMPLATE = "<p>Hi {{ customer.first_name }}, your code: {{ coupons.promo.code }}</p>\n"

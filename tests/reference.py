@@ -6,7 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.conditions import AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, Not, Ops, SegmentRef
+from engine.rules.conditions import AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, Not, Ops, SegmentRef
 
 
 def _test(value: Any, ops: Ops, at: datetime) -> bool:

@@ -8,7 +8,7 @@ import json
 
 from click.testing import CliRunner
 
-from engine.cli import main
+from engine.cli.main import main
 
 AT = "2026-06-01T12:00:00+00:00"
 

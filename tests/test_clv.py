@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 import pytest
 
-from engine.clv import BgNbd, fit_bgnbd, fit_gamma_gamma, refresh
+from engine.audience.clv import BgNbd, fit_bgnbd, fit_gamma_gamma, refresh
 
 from .conftest import seed
 
@@ -75,9 +75,9 @@ def test_refresh_stores_predictions_usable_as_metrics(store):
     fitted = refresh(store, at)
     assert fitted["customers"] == 300
     from pydantic import TypeAdapter
-    from engine.compiler import EvalContext, audience_query
-    from engine.conditions import Condition
-    from engine.metrics import metric_query
+    from engine.audience.compiler import EvalContext, audience_query
+    from engine.rules.conditions import Condition
+    from engine.audience.metrics import metric_query
     with store.engine.connect() as conn:
         ctx = EvalContext(at=at, timezone="UTC", dialect=store.dialect)
         alive = {r.id: r.value for r in conn.execute(metric_query("clv.p_alive", ctx))}

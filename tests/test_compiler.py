@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 
-from engine.compiler import EvalContext, audience_query, store_timezones
-from engine.conditions import Condition
+from engine.audience.compiler import EvalContext, audience_query, store_timezones
+from engine.rules.conditions import Condition
 
 from .conftest import seed
 

@@ -8,11 +8,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from connectors.email.base import OutgoingEmail
+from connectors.api import OutgoingEmail
 from connectors.email.outbox import OutboxConnector
 from connectors.email.smtp import SmtpConnector
-from connectors.registry import EMAIL_GROUP, TASK_GROUP, UnknownConnector, available, load
-from connectors.tasks.sinks import SinkError, WebhookSink
+from connectors.registry import Group, available, load
+from engine.core.errors import UnknownConnector
+from connectors.api import SinkError
+from connectors.tasks.sinks import WebhookSink
 
 from .pgserver import free_port
 from .smtpserver import SmtpServer
@@ -45,11 +47,11 @@ def test_outbox_files_are_complete_and_prove_what_left(tmp_path):
 
 
 def test_registry_knows_the_builtins_and_names_them_on_a_typo():
-    assert {"outbox", "smtp"} <= set(available(EMAIL_GROUP))
-    assert {"store", "csv", "webhook"} <= set(available(TASK_GROUP))
-    assert load(EMAIL_GROUP, "outbox") is OutboxConnector
+    assert {"outbox", "smtp"} <= set(available(Group.EMAIL))
+    assert {"store", "csv", "webhook"} <= set(available(Group.TASK_SINKS))
+    assert load(Group.EMAIL, "outbox") is OutboxConnector
     with pytest.raises(UnknownConnector, match="available are .*outbox"):
-        load(EMAIL_GROUP, "carrier-pigeon")
+        load(Group.EMAIL, "carrier-pigeon")
 
 
 def test_webhook_sink_posts_json_and_reports_failures():

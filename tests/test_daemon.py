@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
-from engine.daemon import Daemon, lock_sqlite, AlreadyRunning
+from engine.delivery.daemon import Daemon, lock_sqlite, AlreadyRunning
 from engine.store.tables import deliveries, occurrences
 
 from .conftest import ROOT, make_store, seed

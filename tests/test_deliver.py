@@ -10,10 +10,10 @@ from email import policy
 import pytest
 import sqlalchemy as sa
 
-from engine.coupons import ALPHABET
-from engine.deliver import run_occurrence
-from engine.errors import RuntimeFailure
-from engine.runs import run_campaigns
+from engine.messages.coupons import ALPHABET
+from engine.delivery.occurrence import run_occurrence
+from engine.core.errors import RuntimeFailure
+from engine.delivery.runs import run_campaigns
 from engine.store.tables import coupons, deliveries, occurrences, tasks
 
 from .conftest import seed
@@ -191,7 +191,7 @@ def test_a_dead_worker_is_taken_over_and_the_outbox_says_what_left(store, tmp_pa
         conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(status="sending", claim="x"))
         conn.execute(sa.update(occurrences).values(heartbeat_at=datetime(2026, 6, 1, 11, 0)))
     runner = make_runner(ws, store, clock)
-    from connectors.email.base import OutgoingEmail
+    from connectors.api import OutgoingEmail
     runner.outputs.email().send([OutgoingEmail(ids[0], "s@x", "c@x", "s", "<p>h</p>", "h")])
     clock.advance(timedelta(minutes=10))                                     # the dead worker's lease runs out
     report = run_occurrence(runner, ws.campaigns["promo"].campaign, AT)
@@ -202,7 +202,7 @@ def test_a_dead_worker_is_taken_over_and_the_outbox_says_what_left(store, tmp_pa
 
 
 def test_an_address_suppressed_after_planning_is_not_emailed(store, tmp_path):
-    from engine.suppressions import suppress
+    from engine.delivery.suppressions import suppress
     seed(store, customers=[{"id": "tokyo", "email": "t@example.com", "email_opt_in": True, "country": "US",
                             "timezone": "Asia/Tokyo"}])
     ws = write_workspace(tmp_path, [email_campaign()], config={"limits": {"quiet_hours": {"start": "21:00", "end": "09:00"}}})

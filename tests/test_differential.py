@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from engine.compiler import EvalContext, audience_query, store_timezones
-from engine.conditions import Condition
+from engine.audience.compiler import EvalContext, audience_query, store_timezones
+from engine.rules.conditions import Condition
 from engine.store.tables import customers, events
 
 from .conftest import seed

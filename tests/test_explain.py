@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 from pydantic import TypeAdapter
 
-from engine.compiler import EvalContext, store_timezones
-from engine.conditions import Condition
-from engine.explain import explain_condition
+from engine.audience.compiler import EvalContext, store_timezones
+from engine.rules.conditions import Condition
+from engine.audience.explain import explain_condition
 
 from .conftest import seed
 

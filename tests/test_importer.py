@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import UserInputError
-from engine.importer import import_file
+from engine.core.errors import UserInputError
+from engine.ingest.importer import import_file
 from engine.store.tables import customers, events
 
 from .conftest import NOW
@@ -137,7 +137,7 @@ def test_unsupported_extension_and_missing_file(store, tmp_path):
 
 
 def test_large_files_stream_in_batches(sqlite_store, tmp_path):
-    from engine import importer
+    from engine.ingest import importer
     rows = "".join(f"c{i},c{i}@example.com\n" for i in range(12_000))
     file = write(tmp_path / "many.csv", "id,email\n" + rows)
     result = importer.import_file(sqlite_store, "customers", file, now=NOW)

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from engine.durations import format_duration, parse_duration
-from engine.errors import UserInputError
-from engine.loader import load_workspace
-from engine.yamlsource import parse_yaml
+from engine.core.durations import format_duration, parse_duration
+from engine.core.errors import UserInputError
+from engine.workspace.loader import load_workspace
+from engine.rules.yamlsource import parse_yaml
 
 
 def test_defaults_and_parsed_values(workspace_dir):

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine.measure import lift
+from engine.reports.lift import lift
 from engine.store.tables import coupons, deliveries
 
 from .conftest import seed

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import TypeAdapter
 
-from engine.compiler import EvalContext, audience_query, store_timezones
-from engine.conditions import Condition
-from engine.metrics import metric_query
+from engine.audience.compiler import EvalContext, audience_query, store_timezones
+from engine.rules.conditions import Condition
+from engine.audience.metrics import metric_query
 
 from .conftest import seed
 
@@ -108,7 +108,7 @@ def test_metric_conditions_pick_customers(shop, rule, expected):
 
 
 def test_thresholds_come_from_config(shop):
-    from engine.config import MetricsConfig
+    from engine.rules.config import MetricsConfig
     tuned = MetricsConfig.model_validate({"lifecycle": {"at_risk_after": "30d", "lapsed_after": "90d",
                                                         "loyal_orders": 3}})
     with shop.engine.connect() as conn:
@@ -118,7 +118,7 @@ def test_thresholds_come_from_config(shop):
 
 
 def test_metrics_show_agrees_with_each_metric(shop):
-    from engine.metrics_report import customer_metrics_of
+    from engine.reports.metrics_summary import customer_metrics_of
     with shop.engine.connect() as conn:
         ctx = EvalContext(at=AT, timezone="UTC", dialect=shop.dialect)
         shown = customer_metrics_of(conn, ctx, "b")

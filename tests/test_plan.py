@@ -7,9 +7,9 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 
-from engine.config import Config
-from engine.model import Campaign
-from engine.plan import Planner, in_holdout
+from engine.rules.config import Config
+from engine.rules.campaign import Campaign
+from engine.audience.planner import Planner, in_holdout
 from engine.store.tables import deliveries, suppressions
 
 from .conftest import seed
@@ -103,8 +103,8 @@ def test_frequency_cap_counts_the_ledger_and_higher_priority_campaigns_first(sto
 
 
 def test_intended_sqlite_indexes_are_used(sqlite_store, workspace_dir):
-    from engine.demo import build_demo
-    from engine.loader import load_workspace
+    from engine.ingest.demo import build_demo
+    from engine.workspace.loader import load_workspace
     ws = load_workspace(workspace_dir)
     build_demo(sqlite_store, AT, size=300)
     with sqlite_store.engine.connect() as conn:

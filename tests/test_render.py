@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.render import LastEvents, RenderError, make_environment, render_file, render_string
+from engine.messages.templates import LastEvents, RenderError, make_environment, render_file, render_string
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 import pytest
 import sqlalchemy as sa
 
-from connectors.email.base import OutgoingEmail
+from connectors.api import OutgoingEmail
 from connectors.email.sendgrid import SendgridConnector
-from engine.deliver import run_occurrence
-from engine.errors import RuntimeFailure
+from engine.delivery.occurrence import run_occurrence
+from engine.core.errors import RuntimeFailure
 from engine.store.tables import deliveries
 
 from .conftest import seed
@@ -169,7 +169,7 @@ def test_the_api_key_and_addresses_never_reach_logs_or_errors(store, tmp_path, s
 
 def test_a_key_in_config_is_refused_and_a_missing_one_is_clear(workspace_dir):
     from click.testing import CliRunner
-    from engine.cli import main
+    from engine.cli.main import main
     config = workspace_dir / "config.yaml"
     config.write_text("email:\n  connector: sendgrid\n  sendgrid:\n    api_key: SG.oops\n")
     result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])

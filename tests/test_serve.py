@@ -18,10 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 
-from engine.deliver import run_occurrence
-from engine.serve import App
+from engine.delivery.occurrence import run_occurrence
+from engine.web.serve import App
 from engine.store.tables import customers, deliveries, events, suppressions
-from engine.unsubscribe import sign
+from engine.messages.unsubscribe import sign
 
 from .conftest import seed
 from .helpers import Clock, email_campaign, make_runner, write_workspace

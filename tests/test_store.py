@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.errors import RuntimeFailure
+from engine.core.errors import RuntimeFailure
 from engine.store import open_store
 from engine.store.db import head_revision
 

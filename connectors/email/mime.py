@@ -12,7 +12,7 @@ import os
 from email.header import Header
 from email.utils import formataddr, formatdate, getaddresses
 
-from .base import OutgoingEmail
+from connectors.api import OutgoingEmail
 
 _ADDRESS_HEADERS = ("From", "To", "Reply-To", "Cc")
 

@@ -11,8 +11,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .base import FAILED, SENT, ConnectorFatal, OutgoingEmail, SendResult
-from .mime import mime_bytes
+from connectors.api import ConnectorFatal, OutgoingEmail, SendResult, SendStatus
+from connectors.email.mime import mime_bytes
 
 
 class OutboxConnector:
@@ -39,8 +39,8 @@ class OutboxConnector:
             temporary.write_bytes(mime_bytes(email))
             os.replace(temporary, target)
         except OSError as exc:
-            return SendResult(email.delivery_id, FAILED, f"outbox: {exc.strerror or exc}")
-        return SendResult(email.delivery_id, SENT, provider_id=target.name)
+            return SendResult(email.delivery_id, SendStatus.FAILED, f"outbox: {exc.strerror or exc}")
+        return SendResult(email.delivery_id, SendStatus.SENT, provider_id=target.name)
 
     def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
         return list(self.pool.map(self._write, batch))

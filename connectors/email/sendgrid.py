@@ -22,8 +22,8 @@ import sendgrid
 from python_http_client.exceptions import (BadRequestsError, ForbiddenError, HTTPError, PayloadTooLargeError,
                                            TooManyRequestsError, UnauthorizedError)
 
-from .base import FAILED, RETRY, SENT, UNKNOWN, ConnectorFatal, OutgoingEmail, SendResult
-from .sendgrid_transport import KeepAliveClient, Lost, NotSent
+from connectors.api import ConnectorError, ConnectorFatal, OutgoingEmail, SendResult, SendStatus
+from connectors.email.sendgrid_transport import KeepAliveClient, Lost, NotSent
 
 API_KEY_VARIABLE = "SENDGRID_API_KEY"
 MAX_PERSONALIZATIONS = 1000
@@ -36,7 +36,7 @@ logging.getLogger("python_http_client").setLevel(logging.WARNING)
 log = logging.getLogger("nudge.sendgrid")
 
 
-class _Fatal(Exception):
+class _Fatal(ConnectorError):
     pass
 
 
@@ -141,7 +141,7 @@ class SendgridConnector:
         rate_waited = 0.0
         while True:
             if self._fatal:
-                return [SendResult(e.delivery_id, RETRY, self._fatal) for e in group]
+                return [SendResult(e.delivery_id, SendStatus.RETRY, self._fatal) for e in group]
             self.limiter.wait()
             try:
                 reply = self.client.post(request_body=self._payload(group))
@@ -152,7 +152,7 @@ class SendgridConnector:
                 wait = self._reset_wait(exc)
                 rate_waited += wait
                 if rate_waited > MAX_RATE_WAIT:
-                    return [SendResult(e.delivery_id, RETRY, "SendGrid rate limit: still limited") for e in group]
+                    return [SendResult(e.delivery_id, SendStatus.RETRY, "SendGrid rate limit: still limited") for e in group]
                 self.sleep(wait)
                 continue
             except (BadRequestsError, PayloadTooLargeError) as exc:
@@ -161,10 +161,10 @@ class SendgridConnector:
                     return self._post(group[:half]) + self._post(group[half:])
                 reason = "message too large for SendGrid" if isinstance(exc, PayloadTooLargeError) \
                     else f"SendGrid 400: {_error_message(exc)}"
-                return [SendResult(group[0].delivery_id, FAILED, reason)]
+                return [SendResult(group[0].delivery_id, SendStatus.FAILED, reason)]
             except HTTPError as exc:
                 if exc.status_code < 500 or attempts >= BACKOFF_ATTEMPTS:
-                    status = RETRY if exc.status_code >= 500 else FAILED
+                    status = SendStatus.RETRY if exc.status_code >= 500 else SendStatus.FAILED
                     return [SendResult(e.delivery_id, status, f"SendGrid {exc.status_code}: {_error_message(exc)}")
                             for e in group]
                 self.sleep(min(2 ** attempts, 30))
@@ -172,14 +172,14 @@ class SendgridConnector:
                 continue
             except NotSent as exc:
                 if attempts >= 1:
-                    return [SendResult(e.delivery_id, RETRY, f"SendGrid unreachable: {exc}") for e in group]
+                    return [SendResult(e.delivery_id, SendStatus.RETRY, f"SendGrid unreachable: {exc}") for e in group]
                 attempts += 1
                 continue
             except Lost as exc:
-                return [SendResult(e.delivery_id, UNKNOWN, f"no answer from SendGrid after sending: {exc}")
+                return [SendResult(e.delivery_id, SendStatus.UNKNOWN, f"no answer from SendGrid after sending: {exc}")
                         for e in group]
             message_id = reply.headers.get("X-Message-Id") if reply.headers else None
-            return [SendResult(e.delivery_id, SENT, provider_id=message_id) for e in group]
+            return [SendResult(e.delivery_id, SendStatus.SENT, provider_id=message_id) for e in group]
 
     def _reset_wait(self, error: HTTPError) -> float:
         reset = (error.headers or {}).get("X-RateLimit-Reset")
@@ -215,9 +215,9 @@ class SendgridConnector:
                 results += future.result()
             except _Fatal as exc:
                 fatal = str(exc)
-                results += [SendResult(e.delivery_id, RETRY, fatal) for e in group]
+                results += [SendResult(e.delivery_id, SendStatus.RETRY, fatal) for e in group]
         if fatal:
-            raise ConnectorFatal(fatal, partial=[r for r in results if r.status != RETRY])
+            raise ConnectorFatal(fatal, partial=[r for r in results if r.status != SendStatus.RETRY])
         return results
 
     def was_sent(self, delivery_id: int) -> bool | None:

@@ -16,12 +16,14 @@ from urllib.parse import urlsplit
 from python_http_client import Client
 from python_http_client.exceptions import handle_error
 
+from connectors.api import ConnectorError
 
-class NotSent(Exception):
+
+class NotSent(ConnectorError):
     """The request did not leave whole: connecting or writing failed."""
 
 
-class Lost(Exception):
+class Lost(ConnectorError):
     """The request left; the answer never came (timeout, dropped connection)."""
 
 

@@ -7,8 +7,8 @@ import socket
 import ssl
 from pathlib import Path
 
-from .base import FAILED, SENT, UNKNOWN, ConnectorFatal, OutgoingEmail, SendResult
-from .mime import mime_bytes
+from connectors.api import ConnectorFatal, OutgoingEmail, SendResult, SendStatus
+from connectors.email.mime import mime_bytes
 
 PASSWORD_VARIABLE = "NUDGE_SMTP_PASSWORD"
 
@@ -63,7 +63,7 @@ class SmtpConnector:
                 if not results:
                     raise
                 # The server went away mid-batch: what is left did not leave.
-                results += [SendResult(e.delivery_id, FAILED, "SMTP server unreachable") for e in batch[index:]]
+                results += [SendResult(e.delivery_id, SendStatus.RETRY, "SMTP server unreachable") for e in batch[index:]]
                 return results
             results.append(self._send_one(client, email))
         return results
@@ -73,19 +73,19 @@ class SmtpConnector:
             refused = client.sendmail(email.sender_address, [email.to], mime_bytes(email))
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            return SendResult(email.delivery_id, FAILED, f"SMTP {code}: {text.decode(errors='replace')}")
+            return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP {code}: {text.decode(errors='replace')}")
         except smtplib.SMTPSenderRefused as exc:
-            return SendResult(email.delivery_id, FAILED, f"SMTP sender refused {exc.smtp_code}")
+            return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP sender refused {exc.smtp_code}")
         except smtplib.SMTPDataError as exc:
-            status = FAILED if 500 <= exc.smtp_code < 600 else UNKNOWN
+            status = SendStatus.FAILED if 500 <= exc.smtp_code < 600 else SendStatus.UNKNOWN
             return SendResult(email.delivery_id, status, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
         except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
             # The message may have left before the connection dropped: never resend blindly.
             self._client = None
-            return SendResult(email.delivery_id, UNKNOWN, f"connection lost while sending: {exc}")
+            return SendResult(email.delivery_id, SendStatus.UNKNOWN, f"connection lost while sending: {exc}")
         if refused:
-            return SendResult(email.delivery_id, FAILED, f"SMTP refused {', '.join(refused)}")
-        return SendResult(email.delivery_id, SENT)
+            return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP refused {', '.join(refused)}")
+        return SendResult(email.delivery_id, SendStatus.SENT)
 
     def was_sent(self, delivery_id: int) -> bool | None:
         return None

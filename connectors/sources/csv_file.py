@@ -5,18 +5,22 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
+
+from connectors.api import SourceError, SourceRow
 
 
-class SourceError(ValueError):
-    """The file as a whole cannot be read (missing header, bad encoding)."""
+class CsvSource:
+    """Values are text (parsed by the importer); the header names the columns."""
 
-    def __init__(self, line: int | None, message: str):
-        super().__init__(message)
-        self.line = line
+    untyped: ClassVar[bool] = True
+
+    def rows(self, path: Path) -> Iterator[SourceRow]:
+        """Yield (line, row) for each record; values are strings, empty cells become None."""
+        return read_csv(path)
 
 
-def read_csv(path: Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+def read_csv(path: Path) -> Iterator[SourceRow]:
     """Yield (line, row) for each record; values are strings, empty cells become None."""
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.reader(handle)

@@ -5,10 +5,21 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
+
+from connectors.api import SourceRow
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any] | ValueError]]:
+class JsonlSource:
+    """Values keep their JSON types."""
+
+    untyped: ClassVar[bool] = False
+
+    def rows(self, path: Path) -> Iterator[SourceRow]:
+        return read_jsonl(path)
+
+
+def read_jsonl(path: Path) -> Iterator[SourceRow]:
     """Yield (line, object) for each non-blank line, or (line, ValueError) when it is not an object."""
     with path.open(encoding="utf-8-sig") as handle:
         for number, text in enumerate(handle, start=1):

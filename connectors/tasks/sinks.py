@@ -9,11 +9,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from connectors.api import SinkError
+
 FIELDS = ("id", "queue", "title", "body", "due_at", "customer_id", "campaign", "created_at")
-
-
-class SinkError(Exception):
-    """A task could not be handed over; it stays in the store, marked, for a person to see."""
 
 
 class StoreSink:

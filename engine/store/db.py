@@ -12,7 +12,7 @@ from alembic.script import ScriptDirectory
 from alembic import command
 from sqlalchemy.engine import Engine, make_url
 
-from ..errors import RuntimeFailure
+from engine.core.errors import RuntimeFailure
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Several daemons may start at once against one PostgreSQL: one migrates, the others wait.

@@ -1,0 +1,93 @@
+"""Every contract between the engine and its edges, in one place.
+
+The engine imports this module and `connectors.registry`, never an implementation; a connector
+imports this module (and `engine.core`), never the engine's stages. A third-party package
+implements one of these protocols and registers it under an entry point (see registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+from engine.core.errors import ConnectorError, ConnectorFatal, SinkError, SourceError
+
+__all__ = [
+    "ConnectorError", "ConnectorFatal", "EmailConnector", "OutgoingEmail", "SendResult", "SendStatus",
+    "SinkError", "SourceError", "SourceReader", "SourceRow", "TaskSink",
+]
+
+
+class SendStatus(StrEnum):
+    """What a connector says of one message."""
+
+    SENT = "sent"          # the provider accepted it
+    FAILED = "failed"      # will not succeed on retry (bad address, refused content)
+    UNKNOWN = "unknown"    # it left and no answer came back: never resent blindly
+    RETRY = "retry"        # it did not leave (refused before accepting it): safe to send again later
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One rendered message; header values are already free of CR/LF."""
+
+    delivery_id: int
+    sender: str
+    to: str
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sender_address(self) -> str:
+        """The bare address of the sender, for the SMTP envelope."""
+        return parseaddr(self.sender)[1]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    delivery_id: int
+    status: SendStatus
+    reason: str | None = None
+    provider_id: str | None = None
+
+
+class EmailConnector(Protocol):
+    """Built from config by ``from_config(email_config, workspace_dir, environ)``."""
+
+    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
+        """Send a batch; one result per message. Raise ConnectorFatal only if none of them left."""
+        ...
+
+    def was_sent(self, delivery_id: int) -> bool | None:
+        """After a crash: True if this message certainly left, False if it certainly did not, None if unknown."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
+
+
+class TaskSink(Protocol):
+    """Built from config by ``from_config(tasks_config, workspace_dir)``; raises SinkError."""
+
+    def handoff(self, task: dict[str, Any]) -> None:
+        """Give one stored task (its columns) to the outside world."""
+        ...
+
+
+# (line number, row) or (line number, the reason that row cannot be read)
+SourceRow = tuple[int, dict[str, Any] | ValueError]
+
+
+class SourceReader(Protocol):
+    """Reads one data file into rows, streamed; raises SourceError when the file as a whole is unreadable."""
+
+    untyped: ClassVar[bool]     # values are text to be parsed (CSV), not JSON-typed
+
+    def rows(self, path: Path) -> Iterator[SourceRow]: ...

@@ -1,0 +1,340 @@
+"""Condition → one SQLAlchemy Core expression over ``customers``, evaluated by the database at ``at``.
+
+Every leaf becomes a set-based predicate (``customers.id IN (SELECT ... GROUP BY ...)``);
+the boolean nodes combine them. Values from rules are bound parameters; names from rules go
+through the allow-list in fields.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from engine.rules.conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
+                         Ops, SegmentRef)
+from engine.core.fields import ATTRIBUTE_PREFIX, BOOL, CUSTOMER_FIELDS, DATETIME, STRING, check_operator
+from engine.ingest.rows import parse_bool, parse_instant
+from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_value
+from engine.store.tables import customers, events
+from engine.core.errors import ConditionError
+
+NUMERIC = "numeric"
+
+
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    """What an evaluation needs besides the rule: the instant, zones and named segments."""
+
+    at: datetime
+    timezone: str
+    dialect: str
+    timezones: tuple[str, ...] = ()
+    segments: Mapping[str, Any] | None = None
+    metrics: Any = None          # config.yaml `metrics:` (MetricsConfig); defaults when None
+
+    def __post_init__(self) -> None:
+        if self.metrics is None:
+            from engine.rules.config import MetricsConfig
+            object.__setattr__(self, "metrics", MetricsConfig())
+
+    @property
+    def at_utc(self) -> datetime:
+        """``at`` as the store keeps time: naive UTC."""
+        if self.at.tzinfo is None:
+            return self.at
+        return self.at.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def store_timezones(conn: sa.Connection) -> tuple[str, ...]:
+    """The distinct customer time zones in the store (few; read once per evaluation)."""
+    rows = conn.execute(sa.select(customers.c.timezone).where(customers.c.timezone.is_not(None)).distinct())
+    return tuple(sorted(r[0] for r in rows))
+
+
+# --- operands -----------------------------------------------------------------------------
+
+def _operand(value: Any, kind: str, loc: tuple) -> Any:
+    try:
+        if isinstance(value, list):
+            return [_operand(v, kind, loc) for v in value]
+        if kind == DATETIME:
+            if isinstance(value, date) and not isinstance(value, datetime):
+                value = datetime(value.year, value.month, value.day)
+            return parse_instant(value, "value")
+        if kind == BOOL:
+            return parse_bool(value, "value")
+        if kind == NUMERIC:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"expected a number, got {value!r}")
+            return value
+        if isinstance(value, date):
+            return value.isoformat()
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return str(value)
+    except ValueError as exc:
+        raise ConditionError(str(exc), loc) from None
+
+
+def compare(expr: ColumnElement, ops: Ops, kind: str, ctx: EvalContext, loc: tuple = ()) -> ColumnElement:
+    """``expr OPERATOR operand``. ``ne`` and ``not_in`` also match missing values."""
+    name, raw = ops.operator
+    where = loc + (name,)
+    if name == "exists":
+        return expr.is_not(None) if raw else expr.is_(None)
+    if name in ("older_than", "newer_than"):
+        edge = ctx.at_utc - raw
+        return expr <= edge if name == "older_than" else expr > edge
+    if name in ("contains", "starts_with"):
+        text = str(raw).lower()
+        lowered = sa.func.lower(expr)
+        return lowered.contains(text, autoescape=True) if name == "contains" else lowered.startswith(text, autoescape=True)
+    value = _operand(list(raw) if name == "between" else raw, kind, where)
+    if kind == STRING and ctx.dialect == "postgresql" and name in ("gt", "gte", "lt", "lte", "between"):
+        # Order text by code point, as SQLite does, whatever the database's locale.
+        expr = expr.collate("C")
+    if name == "between":
+        return expr.between(value[0], value[1])
+    if name == "in":
+        return expr.in_(value) if value else sa.false()
+    if name == "not_in":
+        return sa.or_(expr.is_(None), expr.not_in(value)) if value else sa.true()
+    if name == "ne":
+        return sa.or_(expr.is_(None), expr != value)
+    return {"eq": expr.__eq__, "gt": expr.__gt__, "gte": expr.__ge__,
+            "lt": expr.__lt__, "lte": expr.__le__}[name](value)
+
+
+def holds_for_nothing(ops: Ops, empty_value: Any) -> bool:
+    """Does the test hold for a customer with no matching events (count 0, sum 0, else missing)?"""
+    name, raw = ops.operator
+    value = empty_value
+    if name == "exists":
+        return (value is not None) == raw
+    if value is None:
+        return name in ("ne", "not_in")
+    if name in ("older_than", "newer_than", "contains", "starts_with"):
+        return False
+    if name == "between":
+        return raw[0] <= value <= raw[1]
+    if name == "in":
+        return value in raw
+    if name == "not_in":
+        return value not in raw
+    return {"eq": value == raw, "ne": value != raw, "gt": value > raw, "gte": value >= raw,
+            "lt": value < raw, "lte": value <= raw}[name]
+
+
+def json_kind(ops: Ops) -> str:
+    """Which JSON type a comparison reads, judged by its operand."""
+    name, raw = ops.operator
+    sample = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
+    if name in ("contains", "starts_with"):
+        return TEXT
+    if isinstance(sample, bool):
+        return BOOLEAN
+    if isinstance(sample, (int, float)):
+        return NUMBER
+    return TEXT
+
+
+def _json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    name, _ = ops.operator
+    if name == "exists":
+        present = json_present(column, key, ctx.dialect)
+        return present if ops.exists else sa.not_(present)
+    kind = json_kind(ops)
+    value = json_value(column, key, kind, ctx.dialect)
+    operand_kind = {NUMBER: NUMERIC, BOOLEAN: BOOL, TEXT: STRING}[kind]
+    return compare(value, ops, operand_kind, ctx, loc)
+
+
+# --- leaves -------------------------------------------------------------------------------
+
+def attribute_value(name: str, ops: Ops, ctx: EvalContext) -> ColumnElement:
+    """The customer value an attribute condition reads (used by explain)."""
+    if name.startswith(ATTRIBUTE_PREFIX):
+        key = name[len(ATTRIBUTE_PREFIX):]
+        if ops.operator[0] == "exists":
+            return json_value(customers.c.attributes, key, TEXT, ctx.dialect)
+        return json_value(customers.c.attributes, key, json_kind(ops), ctx.dialect)
+    return customers.c[name]
+
+
+def _attribute(cond: AttributeCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    name = cond.attribute
+    if name.startswith(ATTRIBUTE_PREFIX):
+        return _json_compare(customers.c.attributes, name[len(ATTRIBUTE_PREFIX):], cond, ctx, loc)
+    if name not in CUSTOMER_FIELDS:
+        raise ConditionError(f"unknown attribute {name!r}", loc + ("attribute",))
+    reason = check_operator(name, cond.operator[0])
+    if reason:
+        raise ConditionError(reason, loc + (cond.operator[0],))
+    return compare(customers.c[name], cond, CUSTOMER_FIELDS[name], ctx, loc)
+
+
+def event_filters(cond: EventCondition, ctx: EvalContext, loc: tuple = ()) -> list[ColumnElement]:
+    """WHERE clauses on ``events`` for the type, the window (never after ``at``) and ``where``."""
+    at = ctx.at_utc
+    clauses: list[ColumnElement] = [events.c.type == cond.event, events.c.occurred_at <= at]
+    if cond.within is not None:
+        clauses.append(events.c.occurred_at > at - cond.within)
+    if cond.before is not None:
+        clauses.append(events.c.occurred_at <= at - cond.before)
+    if cond.between is not None:
+        older, newer = cond.between
+        clauses += [events.c.occurred_at > at - older, events.c.occurred_at <= at - newer]
+    for key, test in (cond.where or {}).items():
+        ops = test if isinstance(test, Ops) else Ops(eq=test)
+        clauses.append(_json_compare(events.c.properties, key, ops, ctx, loc + ("where", key)))
+    return clauses
+
+
+def aggregate_value(cond: EventCondition, ctx: EvalContext) -> tuple[str, Ops, ColumnElement | None]:
+    """(aggregate name, its test, the SQL aggregate); None for ``latest``, which is a window pick."""
+    name, ops = cond.aggregate
+    if name == "count":
+        return name, ops, sa.func.count()
+    prop = json_value(events.c.properties, ops.of, NUMBER, ctx.dialect)
+    if name == "sum":
+        return name, ops, sa.func.coalesce(sa.func.sum(prop), 0)
+    if name == "latest":
+        return name, ops, None
+    return name, ops, {"avg": sa.func.avg, "min": sa.func.min, "max": sa.func.max}[name](prop)
+
+
+def _latest_matching(cond: EventCondition, ctx: EvalContext, loc: tuple, columns: list) -> sa.Subquery:
+    ranked = sa.select(
+        events.c.customer_id, events.c.occurred_at, *columns,
+        sa.func.row_number().over(partition_by=events.c.customer_id,
+                                  order_by=(events.c.occurred_at.desc(), events.c.pk.desc())).label("rank"),
+    ).where(*event_filters(cond, ctx, loc)).subquery()
+    return sa.select(ranked).where(ranked.c.rank == 1).subquery()
+
+
+def _not_followed(cond: EventCondition, ctx: EvalContext, customer_col, last_at_col) -> ColumnElement:
+    later = sa.select(sa.literal(1)).where(
+        events.c.customer_id == customer_col,
+        events.c.type == cond.not_followed_by,
+        events.c.occurred_at > last_at_col,
+        events.c.occurred_at <= ctx.at_utc,
+    )
+    return ~sa.exists(later)
+
+
+def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    name, ops, agg = aggregate_value(cond, ctx)
+    agg_loc = loc + (name,)
+    if name == "latest":
+        latest = _latest_matching(cond, ctx, loc, [events.c.properties])
+        test = _json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
+        picked = sa.select(latest.c.customer_id).where(test)
+        if cond.not_followed_by:
+            picked = picked.where(_not_followed(cond, ctx, latest.c.customer_id, latest.c.occurred_at))
+        elif holds_for_nothing(ops, None):
+            without = sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc))
+            return sa.or_(customers.c.id.in_(picked), customers.c.id.not_in(without))
+        return customers.c.id.in_(picked)
+
+    test = compare(agg, ops, NUMERIC, ctx, agg_loc)
+    grouped = sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc)).group_by(events.c.customer_id)
+    if cond.not_followed_by:
+        summary = grouped.add_columns(sa.func.max(events.c.occurred_at).label("last_at")).having(test).subquery()
+        picked = sa.select(summary.c.customer_id).where(
+            _not_followed(cond, ctx, summary.c.customer_id, summary.c.last_at))
+        return customers.c.id.in_(picked)
+    empty = 0 if name in ("count", "sum") else None
+    if name == "count" and ops.operator == ("gte", 1):
+        # The common case, `has at least one`: no grouping needed.
+        return customers.c.id.in_(sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc)))
+    if holds_for_nothing(ops, empty):
+        failing = grouped.having(sa.not_(sa.func.coalesce(test, sa.false())))
+        return customers.c.id.not_in(failing)
+    return customers.c.id.in_(grouped.having(test))
+
+
+def birthday_targets(days: int, ctx: EvalContext) -> dict[tuple[int, int], list[str]]:
+    """(month, day) to celebrate → the zones where that is `days` after today's local date."""
+    zones = set(ctx.timezones) | {ctx.timezone}
+    at = ctx.at if ctx.at.tzinfo else ctx.at.replace(tzinfo=timezone.utc)
+    targets: dict[tuple[int, int], list[str]] = {}
+    for zone in sorted(zones):
+        local = at.astimezone(ZoneInfo(zone)).date() + timedelta(days=days)
+        targets.setdefault((local.month, local.day), []).append(zone)
+    return targets
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _birthday(cond: BirthdayCondition, ctx: EvalContext) -> ColumnElement:
+    days = int(cond.birthday.in_.total_seconds() // 86400)
+    zone = sa.func.coalesce(customers.c.timezone, ctx.timezone)
+    at = ctx.at if ctx.at.tzinfo else ctx.at.replace(tzinfo=timezone.utc)
+    branches = []
+    for (month, day), zones in birthday_targets(days, ctx).items():
+        dates = [sa.and_(customers.c.birth_month == month, customers.c.birth_day == day)]
+        local_year = (at.astimezone(ZoneInfo(zones[0])).date() + timedelta(days=days)).year
+        if (month, day) == (2, 28) and not _is_leap(local_year):
+            # Feb 29 birthdays are celebrated on Feb 28 in non-leap years.
+            dates.append(sa.and_(customers.c.birth_month == 2, customers.c.birth_day == 29))
+        branches.append(sa.and_(zone.in_(zones), sa.or_(*dates)))
+    return sa.or_(*branches) if branches else sa.false()
+
+
+def _metric(cond: MetricCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    from engine.audience.metrics import NUMERIC as METRIC_NUMERIC
+    from engine.audience.metrics import check_metric_name, metric_kind, metric_query
+    reason = check_metric_name(cond.metric)
+    if reason:
+        raise ConditionError(reason, loc + ("metric",))
+    if cond.operator[0] in ("older_than", "newer_than"):
+        raise ConditionError(f"{cond.operator[0]} applies to timestamps, not metric {cond.metric!r}",
+                             loc + (cond.operator[0],))
+    query = metric_query(cond.metric, ctx).subquery("metric")
+    kind = NUMERIC if metric_kind(cond.metric) == METRIC_NUMERIC else STRING
+    return customers.c.id.in_(sa.select(query.c.id).where(compare(query.c.value, cond, kind, ctx, loc)))
+
+
+# --- tree ---------------------------------------------------------------------------------
+
+def compile_condition(cond: Any, ctx: EvalContext, loc: tuple = ()) -> ColumnElement:
+    """A boolean SQL expression over ``customers`` that is true for the matching customers."""
+    if isinstance(cond, AllOf):
+        return sa.and_(*(compile_condition(c, ctx, loc + ("all", i)) for i, c in enumerate(cond.all_)))
+    if isinstance(cond, AnyOf):
+        return sa.or_(*(compile_condition(c, ctx, loc + ("any", i)) for i, c in enumerate(cond.any_)))
+    if isinstance(cond, Not):
+        # Two-valued logic for marketers: a missing value makes a test false, so its negation true.
+        return sa.not_(sa.func.coalesce(compile_condition(cond.not_, ctx, loc + ("not",)), sa.false()))
+    if isinstance(cond, AttributeCondition):
+        return _attribute(cond, ctx, loc)
+    if isinstance(cond, EventCondition):
+        return _event(cond, ctx, loc)
+    if isinstance(cond, BirthdayCondition):
+        return _birthday(cond, ctx)
+    if isinstance(cond, MetricCondition):
+        return _metric(cond, ctx, loc)
+    if isinstance(cond, SegmentRef):
+        segments = ctx.segments or {}
+        if cond.segment not in segments:
+            raise ConditionError(f"unknown segment {cond.segment!r}", loc + ("segment",))
+        try:
+            return compile_condition(segments[cond.segment], ctx)
+        except ConditionError as exc:
+            raise ConditionError(f"in segment {cond.segment!r}: {exc}", loc + ("segment",)) from None
+    raise TypeError(f"not a condition: {cond!r}")
+
+
+def audience_query(cond: Any, ctx: EvalContext) -> sa.Select:
+    """SELECT customers.id of everyone matching, ordered by id."""
+    return sa.select(customers.c.id).where(compile_condition(cond, ctx)).order_by(customers.c.id)

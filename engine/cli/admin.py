@@ -1,0 +1,223 @@
+"""Operator commands: `nudge coupons export`, `nudge tasks list|done`, `nudge report`."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from engine.cli.common import Env, handles_errors, pass_env
+from engine.cli.render import make_console, write_json
+
+
+@click.group()
+def coupons() -> None:
+    """Coupon codes issued by campaigns."""
+
+
+@coupons.command(name="export")
+@click.argument("campaigns", nargs=-1)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead of stdout.")
+@click.option("--all", "everything", is_flag=True, help="Include codes whose message failed or has not left yet.")
+@pass_env
+@handles_errors
+def coupons_export(env: Env, campaigns: tuple[str, ...], output: Path | None, everything: bool) -> None:
+    """CSV of coupon codes (code, customer, value, expiry) for the shop to import."""
+    from engine.reports.ledger import export_coupons
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        if output is None:
+            export_coupons(conn, sys.stdout, campaigns, everything)
+            return
+        temporary = output.with_suffix(output.suffix + ".part")
+        with temporary.open("w", newline="", encoding="utf-8") as handle:
+            count = export_coupons(conn, handle, campaigns, everything)
+        temporary.replace(output)      # never a half-written export
+    click.echo(f"{count} coupons written to {output}", err=True)
+
+
+@click.group(name="tasks")
+def tasks_group() -> None:
+    """Follow-up tasks for staff."""
+
+
+@tasks_group.command(name="list")
+@click.option("--queue", help="Only this queue.")
+@click.option("--status", type=click.Choice(["open", "done", "all"]), default="open", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
+    """Tasks, soonest due first."""
+    from engine.reports.ledger import list_tasks
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        found = list_tasks(conn, queue, status)
+    if fmt == "json":
+        write_json(found, sys.stdout)
+        return
+    table = Table(title=f"{len(found)} {status if status != 'all' else ''} tasks".replace("  ", " "),
+                  title_justify="left")
+    for name in ("id", "queue", "due", "customer", "title", "status", "handoff"):
+        table.add_column(name, no_wrap=name in ("id", "due", "customer"))
+    for task in found:
+        table.add_row(str(task["id"]), task["queue"], (task["due_at"] or "")[:16], task["customer_id"],
+                      task["title"], task["status"], task["handoff"])
+    make_console().print(table)
+
+
+@tasks_group.command(name="done")
+@click.argument("ids", nargs=-1, type=int, required=True)
+@pass_env
+@handles_errors
+def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
+    """Mark tasks done."""
+    from engine.delivery.tasks import close_tasks
+    workspace, store = env.config_and_store(create=False)
+    with store.engine.begin() as conn:
+        close_tasks(conn, ids, datetime.now(timezone.utc))
+    click.echo(f"done: {', '.join(map(str, ids))}")
+
+
+@click.command(name="report")
+@click.argument("campaigns", nargs=-1)
+@click.option("--window", default="7d", show_default=True,
+              help="Attribution window: a purchase this long after the occurrence is a conversion.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) -> None:
+    """Per campaign: deliveries by state, then conversion contacted vs holdout with the lift."""
+    from engine.reports.ledger import delivery_counts
+    from engine.core.durations import parse_duration
+    from engine.core.errors import Problem, UserInputError
+    from engine.reports.lift import lift
+    try:
+        span = parse_duration(window)
+    except ValueError as exc:
+        raise UserInputError([Problem("--window", None, None, str(exc))]) from None
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        counts = delivery_counts(conn, campaigns)
+        lifts = {entry.campaign: entry.as_json()
+                 for entry in lift(conn, span, campaigns, workspace.config.metrics.revenue_property)}
+    if fmt == "json":
+        write_json({"window": window, "campaigns": [{"campaign": name, **row, "measurement": lifts.get(name)}
+                                                    for name, row in counts.items()]}, sys.stdout)
+        return
+    console = make_console()
+    table = Table(title="Deliveries", title_justify="left")
+    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out")
+    table.add_column("campaign", no_wrap=True)
+    for name in columns:
+        table.add_column(name.replace("_", " ").replace("pending", "waiting"), justify="right")
+    for name, row in counts.items():
+        table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
+    console.print(table)
+    results = Table(title=f"Conversion within {window} (a purchase after the occurrence)", title_justify="left")
+    for name in ("campaign", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons redeemed"):
+        results.add_column(name, justify="left" if name == "campaign" else "right", no_wrap=True)
+
+    def pct(value):
+        return "–" if value is None else f"{100 * value:.1f}%"
+
+    for name, data in lifts.items():
+        lift_data, c, h = data["lift"], data["contacted"], data["holdout"]
+        difference = "no holdout" if lift_data is None else (
+            f"{100 * lift_data['difference']:+.1f} pp ({100 * lift_data['ci95'][0]:+.1f} … "
+            f"{100 * lift_data['ci95'][1]:+.1f})" + (" *" if lift_data["significant"] else ""))
+        money = "–" if c["revenue_per_customer"] is None else (
+            f"{c['revenue_per_customer']:.2f} vs " + ("–" if h["revenue_per_customer"] is None
+                                                      else f"{h['revenue_per_customer']:.2f}"))
+        coupons_used = data["coupons"]
+        results.add_row(name, f"{pct(c['conversion'])} of {c['customers']}", f"{pct(h['conversion'])} of {h['customers']}",
+                        difference, money, "–" if not coupons_used["issued"] else
+                        f"{coupons_used['redeemed']} of {coupons_used['issued']}")
+    console.print(results)
+    console.print("* the 95% interval excludes zero", style="dim")
+
+
+@click.group(name="suppressions")
+def suppressions_group() -> None:
+    """Addresses never emailed again (unsubscribes, bounces, spam reports, manual)."""
+
+
+@suppressions_group.command(name="list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def suppressions_list(env: Env, fmt: str) -> None:
+    """Every suppressed address with its reason."""
+    from engine.delivery.suppressions import list_suppressions
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        found = list_suppressions(conn)
+    if fmt == "json":
+        write_json(found, sys.stdout)
+        return
+    table = Table(title=f"{len(found)} suppressed addresses", title_justify="left")
+    for name in ("email", "reason", "source", "since"):
+        table.add_column(name, no_wrap=True)
+    for row in found:
+        table.add_row(row["email"], row["reason"], row["source"] or "", row["created_at"].strftime("%Y-%m-%d %H:%M"))
+    make_console().print(table)
+
+
+@suppressions_group.command(name="add")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--reason", default="manual", show_default=True)
+@pass_env
+@handles_errors
+def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
+    """Never email these addresses again."""
+    from engine.delivery.suppressions import suppress
+    workspace, store = env.config_and_store(create=True)
+    with store.engine.begin() as conn:
+        added = suppress(conn, addresses, reason, "operator", datetime.now(timezone.utc))
+    click.echo(f"{added} added, {len(set(a.lower() for a in addresses)) - added} already suppressed")
+
+
+@suppressions_group.command(name="remove")
+@click.argument("addresses", nargs=-1, required=True)
+@pass_env
+@handles_errors
+def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
+    """Allow email to these addresses again (consent still applies)."""
+    from engine.delivery.suppressions import unsuppress
+    workspace, store = env.config_and_store(create=False)
+    with store.engine.begin() as conn:
+        removed = unsuppress(conn, addresses)
+    click.echo(f"{removed} removed")
+
+
+@click.command(name="serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
+@click.option("--port", default=8025, show_default=True, type=int)
+@pass_env
+@handles_errors
+def serve_command(env: Env, host: str, port: int) -> None:
+    """One-click unsubscribe and SendGrid's Event Webhook, over HTTP."""
+    import logging
+    import os
+
+    from werkzeug.serving import make_server
+
+    from engine.web.serve import App
+    from engine.messages.unsubscribe import secret_from
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    workspace, store = env.config_and_store(create=True)
+    try:
+        secret = secret_from(os.environ, required=workspace.config.email.connector != "outbox")
+    except KeyError:
+        from engine.core.errors import RuntimeFailure
+        raise RuntimeFailure("NUDGE_SECRET must be set: it verifies the unsubscribe links in sent email") from None
+    app = App(store, secret, workspace.config.email.sendgrid.webhook_public_key, lambda: datetime.now(timezone.utc))
+    server = make_server(host, port, app, threaded=True)
+    click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

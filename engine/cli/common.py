@@ -1,0 +1,89 @@
+"""What every command shares: the workspace handle, errors → exit codes, `--at` parsing."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+import sqlalchemy.exc
+from engine.rules.config import resolve_store_url
+from engine.core.errors import NudgeError, Problem, UserInputError
+from engine.workspace.loader import Workspace, load_workspace
+
+def _shown(path: str) -> str:
+    """A path under the current folder is shown relative to it, as the user would type it."""
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path
+    return relative if not relative.startswith("..") and os.path.isabs(path) else path
+
+
+def _fail(exc: NudgeError) -> None:
+    if isinstance(exc, UserInputError):
+        for item in exc.problems:
+            click.echo(str(Problem(_shown(item.path), item.line, item.col, item.message)), err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def handles_errors(func):
+    """A user's mistake or an unreachable service ends as a message and an exit code, never a traceback."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except NudgeError as exc:
+            _fail(exc)
+        except sqlalchemy.exc.DBAPIError as exc:
+            # The store went away or refused mid-command (connection lost, disk full, locked).
+            click.echo(f"error: store: {str(exc.orig).strip().splitlines()[0]}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+def parse_at(value: str | None, zone: str) -> datetime:
+    """--at as an aware instant; without an offset it is read in the workspace time zone."""
+    if value is None:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise UserInputError([Problem("--at", None, None,
+                                      f"expected an ISO 8601 time like 2026-06-01T09:00:00+00:00, got {value!r}")]) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(zone))
+    return moment.astimezone(timezone.utc)
+
+
+class Env:
+    """What the commands share: the workspace folder, loaded on demand."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def workspace(self, need_rules: bool = True) -> Workspace:
+        return load_workspace(self.root, need_rules=need_rules)
+
+    def store(self, workspace: Workspace, *, create: bool, read_only: bool = False):
+        from engine.store import open_store
+        return open_store(resolve_store_url(workspace.config, workspace.root), create=create, read_only=read_only)
+
+    def config_and_store(self, *, create: bool, read_only: bool = False):
+        """For commands that need the configuration and the store, not the rules."""
+        workspace = self.workspace(need_rules=False)
+        return workspace, self.store(workspace, create=create, read_only=read_only)
+
+
+pass_env = click.make_pass_decorator(Env)

@@ -1,0 +1,101 @@
+"""Commands that deliver: `nudge run` and `nudge daemon`."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import datetime, timezone
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.core.errors import RuntimeFailure
+from engine.cli.render import make_console
+
+
+def _runner(env: Env, workspace, store, **kwargs):
+    from engine.delivery.occurrence import Runner
+    from engine.delivery.outlets import build_outputs
+    outputs = build_outputs(workspace.config, workspace.root, os.environ)
+    return Runner(workspace=workspace, store=store, outputs=outputs, clock=lambda: datetime.now(timezone.utc),
+                  batch_size=workspace.config.delivery.batch_size, **kwargs)
+
+
+def print_reports(reports, console: Console) -> None:
+    table = Table(title="Delivery", title_justify="left")
+    table.add_column("campaign", no_wrap=True)
+    table.add_column("occurrence (UTC)", no_wrap=True)
+    for name in ("matched", "held out", "sent", "failed", "unknown", "waiting"):
+        table.add_column(name, justify="right")
+    for r in reports:
+        table.add_row(r.campaign, r.occurrence.strftime("%Y-%m-%d %H:%M"), str(r.matched), str(r.held_out),
+                      str(r.counts.get("sent", 0)), str(r.counts.get("failed", 0)),
+                      str(r.counts.get("unknown", 0)), str(r.waiting))
+    console.print(table)
+    for r in reports:
+        if r.note:
+            console.print(f"{r.campaign}: {r.note}", highlight=False)
+
+
+@click.command(name="run")
+@click.argument("campaigns", nargs=-1)
+@click.option("--at", "at_text", help="The occurrence instant (default: now). Re-running one sends nothing new.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str) -> None:
+    """Evaluate and deliver once, now (or for the occurrence at --at)."""
+    from engine.cli.render import write_json
+    from engine.delivery.runs import run_campaigns
+    workspace = env.workspace()
+    at = parse_at(at_text, workspace.config.timezone)
+    chosen = workspace.select(campaigns)
+    store = env.store(workspace, create=True)
+    runner = _runner(env, workspace, store)
+    try:
+        summary = run_campaigns(runner, chosen, at)
+    finally:
+        runner.outputs.close()
+    if fmt == "json":
+        write_json({"at": at.isoformat(), "occurrences": [r.as_json() for r in summary.reports],
+                    "errors": summary.failures}, sys.stdout)
+    else:
+        print_reports(summary.reports, make_console())
+    for failure in summary.failures:
+        click.echo(f"error: {failure}", err=True)
+    if summary.failures:
+        sys.exit(RuntimeFailure.exit_code)
+
+
+@click.command(name="daemon")
+@click.option("--verbose", "-v", is_flag=True, help="Log every step, not just runs and problems.")
+@pass_env
+@handles_errors
+def daemon_command(env: Env, verbose: bool) -> None:
+    """Run every enabled campaign on its schedule until SIGINT/SIGTERM (then finish the batch in hand)."""
+    import logging
+    import signal
+
+    from engine.delivery.daemon import Daemon, lock_sqlite
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    workspace = env.workspace()
+    store = env.store(workspace, create=True)
+    lock = lock_sqlite(store.url)
+    runner = _runner(env, workspace, store)
+    daemon = Daemon(runner=runner, started_at=datetime.now(timezone.utc))
+
+    def stop(signum, _frame) -> None:
+        logging.getLogger("nudge.daemon").info("%s: finishing the batch in hand", signal.Signals(signum).name)
+        daemon.stop.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        daemon.run_forever()
+    finally:
+        runner.outputs.close()
+        if lock is not None:
+            lock.close()

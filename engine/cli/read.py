@@ -1,0 +1,75 @@
+"""Read-only commands: `nudge dry-run` and `nudge explain`. They never write to the store."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.core.errors import Problem, UserInputError
+from engine.cli.render import make_console
+
+
+@click.command(name="dry-run")
+@click.argument("campaigns", nargs=-1)
+@click.option("--at", "at_text", help="Evaluate at this ISO 8601 instant instead of now (replays history).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@click.option("--render", type=click.IntRange(min=0), default=0, help="Render N sample messages per campaign.")
+@pass_env
+@handles_errors
+def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str, render: int) -> None:
+    """Who would be targeted, and why the others were not. Writes nothing."""
+    from engine.reports.dryrun import dry_run
+    from engine.cli.render import dry_run_csv, dry_run_table, write_json
+    from engine.audience.planner import Planner
+    workspace = env.workspace()
+    at = parse_at(at_text, workspace.config.timezone)
+    chosen = workspace.select(campaigns)
+    store = env.store(workspace, create=False, read_only=True)
+    with store.engine.connect() as conn:
+        if fmt == "csv":
+            planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
+            rows = ((c.campaign, row.customer_id, row.outcome) for c in chosen for row in planner.classify(c))
+            dry_run_csv(rows, sys.stdout)
+            conn.rollback()
+            return
+        result = dry_run(conn, workspace, chosen, at, render=render)
+        conn.rollback()
+    if fmt == "json":
+        write_json(result.as_json(), sys.stdout)
+    else:
+        dry_run_table(result, make_console())
+
+
+@click.command(name="explain")
+@click.argument("customer_id")
+@click.option("--campaign", "campaign_name", required=True, help="The campaign whose audience to explain.")
+@click.option("--at", "at_text", help="Evaluate at this ISO 8601 instant instead of now.")
+@click.option("--format", "fmt", type=click.Choice(["tree", "json"]), default="tree", show_default=True)
+@pass_env
+@handles_errors
+def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str | None, fmt: str) -> None:
+    """Each condition of a campaign's audience with this customer's value and pass/fail."""
+    from engine.audience.explain import explain
+    from engine.cli.render import explain_tree, write_json
+    from engine.audience.planner import Planner
+    workspace = env.workspace()
+    if campaign_name not in workspace.campaigns:
+        known = ", ".join(sorted(workspace.campaigns)) or "none"
+        raise UserInputError([Problem("--campaign", None, None, f"unknown campaign {campaign_name!r}; known: {known}")])
+    campaign = workspace.campaigns[campaign_name].campaign
+    at = parse_at(at_text, workspace.config.timezone)
+    store = env.store(workspace, create=False, read_only=True)
+    with store.engine.connect() as conn:
+        planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
+        tree = explain(conn, campaign, planner.context(), customer_id)
+        outcome = next((row.outcome for row in planner.classify(campaign, only=customer_id)), "not_in_audience")
+        conn.rollback()
+    if fmt == "json":
+        write_json({"customer": customer_id, "campaign": campaign_name, "at": at.isoformat(),
+                    "outcome": outcome, "audience": tree.as_json()}, sys.stdout)
+        return
+    console = make_console()
+    explain_tree(tree, console, f"{customer_id} in {campaign_name} at {at.isoformat()}")
+    console.print(f"outcome: [bold]{outcome}[/]", highlight=False)

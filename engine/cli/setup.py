@@ -1,0 +1,96 @@
+"""Setting up: `nudge init`, `validate`, `schema`, `migrate`, `import`, `demo`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+import click
+
+from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.core.errors import Problem, UserInputError
+
+SCAFFOLD = Path(__file__).parent.parent / "scaffold"
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@handles_errors
+def init(directory: Path) -> None:
+    """Scaffold a new workspace with the four standard campaigns."""
+    if (directory / "config.yaml").exists() or (directory / "rules").exists():
+        raise UserInputError([Problem(str(directory), None, None, "already a workspace (config.yaml or rules/ exists)")])
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SCAFFOLD / "config.yaml", directory / "config.yaml")
+    shutil.copytree(SCAFFOLD / "rules", directory / "rules")
+    shutil.copytree(SCAFFOLD / "templates", directory / "templates")
+    click.echo(f"created workspace {directory}: config.yaml, rules/, templates/")
+    click.echo(f"next: cd {directory} && nudge validate && nudge demo")
+
+
+@click.command()
+@pass_env
+@handles_errors
+def validate(env: Env) -> None:
+    """Check config, every rule and every template; print all problems (exit 2 if any)."""
+    from engine.workspace.validate import validate_workspace
+    workspace = validate_workspace(env.root)
+    click.echo(f"ok: {len(workspace.campaigns)} campaigns, {len(workspace.segments)} segments, "
+               f"templates in {workspace.templates_dir}")
+
+
+@click.command(name="schema")
+def schema_command() -> None:
+    """Print the JSON Schema of a rule file (for editor autocompletion)."""
+    from engine.rules.campaign import rule_schema
+    click.echo(json.dumps(rule_schema(), indent=2))
+
+
+@click.command()
+@pass_env
+@handles_errors
+def migrate(env: Env) -> None:
+    """Create the store or bring its schema up to date."""
+    workspace = env.workspace(need_rules=False)
+    store = env.store(workspace, create=True)
+    click.echo(f"store at schema revision {store.current_revision()}")
+
+
+@click.command(name="import")
+@click.argument("kind", type=click.Choice(["customers", "events"]))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Load the valid rows and report the rejects.")
+@pass_env
+@handles_errors
+def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
+    """Load customers or events from a CSV or JSON Lines file."""
+    from engine.ingest.importer import import_file
+    workspace = env.workspace(need_rules=False)
+    store = env.store(workspace, create=True)
+    result = import_file(store, kind, file, now=datetime.now(timezone.utc), skip_invalid=skip_invalid)
+    for item in result.rejected:
+        click.echo(str(item), err=True)
+    skipped = f", {len(result.rejected)} rejected" if result.rejected else ""
+    click.echo(f"{kind}: {result.read} rows read, {result.written} written{skipped}")
+
+
+@click.command()
+@click.option("--customers", "size", default=3000, show_default=True, help="How many demo customers.")
+@click.option("--at", "at_text", help="Build the history up to this instant (default: now).")
+@pass_env
+@handles_errors
+def demo(env: Env, size: int, at_text: str | None) -> None:
+    """Build a demo store of synthetic customers and events, then show a dry run."""
+    from engine.ingest.demo import build_demo
+    from engine.reports.dryrun import dry_run
+    from engine.cli.render import dry_run_table, make_console
+    workspace = env.workspace()
+    at = parse_at(at_text, workspace.config.timezone)
+    store = env.store(workspace, create=True)
+    people, history = build_demo(store, at, size=size)
+    click.echo(f"demo store: {people} customers, {history} events ({store.url})")
+    with store.engine.connect() as conn:
+        result = dry_run(conn, workspace, workspace.select(), at, render=1)
+    dry_run_table(result, make_console(), show_ids=5)

@@ -1,0 +1,177 @@
+"""`nudge daemon`: every enabled campaign on its schedule, until asked to stop.
+
+Each step: reload changed rule files (a bad edit is reported and the last good version keeps
+running), catch up each campaign at most once, run what is due, finish open occurrences whose
+deferred messages are now due. Occurrences are claimed in the database, so several daemons can
+share one PostgreSQL store; APScheduler only computes the ticks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import IO
+
+from sqlalchemy.engine import make_url
+
+from engine.core.clock import aware_utc
+from engine.core.status import DeliveryStatus
+from engine.delivery import ledger
+from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
+from engine.workspace.loader import Workspace
+from engine.core.errors import RuntimeFailure, UserInputError
+from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, load_rules
+from engine.rules.campaign import Campaign
+from engine.delivery.runs import RunSummary, resume_unfinished
+from engine.delivery.schedule import latest_fire, next_fire, trigger_for
+from engine.core.errors import AlreadyRunning
+
+log = logging.getLogger("nudge.daemon")
+# A campaign that never ran catches the tick just before the daemon started, if this recent.
+FIRST_RUN_GRACE = timedelta(minutes=5)
+MAX_SLEEP = timedelta(seconds=30)
+METRICS_EVERY = timedelta(hours=24)
+
+
+
+
+def lock_sqlite(store_url: str) -> IO | None:
+    """SQLite serves one daemon: hold an exclusive lock beside the database file."""
+    url = make_url(store_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    handle = open(url.database + ".daemon.lock", "w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise AlreadyRunning(f"another nudge daemon is already running on {url.database}: SQLite supports "
+                             "one daemon at a time (use PostgreSQL to run several)") from None
+    return handle
+
+
+def _signature(root: Path) -> tuple:
+    """Names, sizes and times of the rule and template files: any edit changes it."""
+    files = []
+    for folder in (root / "rules", root / "templates"):
+        if folder.is_dir():
+            files += sorted(p for p in folder.rglob("*") if p.is_file())
+    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+
+
+@dataclass
+class Daemon:
+    runner: Runner
+    started_at: datetime
+    campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
+    _signature: tuple | None = None
+
+    def __post_init__(self) -> None:
+        self.reload()
+
+    @property
+    def stop(self) -> threading.Event:
+        """Set it (a signal handler does) to finish the batch in hand and return."""
+        return self.runner.stop
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.runner.workspace
+
+    def reload(self) -> None:
+        """Pick up edited rule files; keep the last good version of any file that is now invalid."""
+        signature = _signature(self.workspace.root)
+        if signature == self._signature:
+            return
+        self._signature = signature
+        rules = load_rules(self.workspace.root)
+        for problem in rules.problems:
+            log.error("%s (keeping the last good version)", problem)
+        segments = self.workspace.segments
+        if str(self.workspace.rules_dir / SEGMENTS_FILE) not in rules.failed:
+            segments = rules.segments
+        # A file that fails now (its YAML, a segment it uses, or its template) keeps its last good version.
+        kept = {name: loaded for name, loaded in self.campaigns.items() if loaded.path in rules.failed}
+        fresh = dict(rules.campaigns)
+        for name, loaded in kept.items():
+            fresh.setdefault(name, loaded)
+        log.info("rules loaded: %s", ", ".join(sorted(fresh)) or "none")
+        self.campaigns = fresh
+        # A new Workspace (and with it a fresh template environment), never an edit of the old one.
+        self.runner = replace(self.runner, workspace=replace(self.workspace, campaigns=fresh, segments=segments,
+                                                             _environment=None))
+
+    def enabled(self) -> list[Campaign]:
+        return sorted((c.campaign for c in self.campaigns.values() if c.campaign.enabled),
+                      key=lambda c: (-c.priority, c.campaign))
+
+    def due(self, campaign: Campaign, now: datetime) -> datetime | None:
+        """The one tick to run now, if any: the latest since the campaign last ran."""
+        with self.runner.store.engine.connect() as conn:
+            last = ledger.last_occurrence(conn, campaign.campaign)
+        since = aware_utc(last) if last else self.started_at - FIRST_RUN_GRACE
+        return latest_fire(trigger_for(campaign, self.workspace.config.timezone), since, now)
+
+    def refresh_metrics(self, now: datetime) -> None:
+        """Refit the lifetime-value models once a day (before the campaigns that may use them)."""
+        import sqlalchemy as sa
+
+        from engine.audience.clv import refresh
+        from engine.store.tables import customer_metrics
+        with self.runner.store.engine.connect() as conn:
+            last = conn.execute(sa.select(sa.func.max(customer_metrics.c.computed_at))).scalar()
+        if last is not None and now - aware_utc(last) < METRICS_EVERY:
+            return
+        try:
+            fitted = refresh(self.runner.store, now, self.workspace.config.metrics.revenue_property)
+            log.info("customer metrics refreshed for %d customers", fitted["customers"])
+        except (ValueError, ArithmeticError) as exc:
+            log.warning("customer metrics not refreshed: %s", exc)
+
+    def step(self, now: datetime) -> list[OccurrenceReport]:
+        """One pass: reload, refresh metrics daily, run due ticks (highest priority first),
+        finish due deferred sends."""
+        self.reload()
+        self.refresh_metrics(now)
+        reports: list[OccurrenceReport] = []
+        campaigns = self.enabled()
+        for campaign in campaigns:
+            if self.stop.is_set():
+                break
+            tick = self.due(campaign, now)
+            if tick is None:
+                continue
+            try:
+                report = run_occurrence(self.runner, campaign, tick)
+            except (RuntimeFailure, UserInputError) as exc:
+                log.error("%s at %s: %s", campaign.campaign, tick.isoformat(), exc)
+                continue
+            if report.ran:
+                log.info("%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d", campaign.campaign,
+                         tick.isoformat(), report.matched, report.counts.get(DeliveryStatus.SENT, 0),
+                         report.counts.get(DeliveryStatus.FAILED, 0), report.counts.get(DeliveryStatus.UNKNOWN, 0),
+                         report.waiting)
+                reports.append(report)
+        summary = RunSummary()
+        resume_unfinished(self.runner, campaigns, summary)
+        for failure in summary.failures:
+            log.error("%s", failure)
+        return reports + [r for r in summary.reports if r.counts]
+
+    def next_wakeup(self, now: datetime) -> datetime:
+        ticks = [next_fire(trigger_for(c, self.workspace.config.timezone), now) for c in self.enabled()]
+        soonest = min((t for t in ticks if t is not None), default=now + MAX_SLEEP)
+        return min(soonest, now + MAX_SLEEP)
+
+    def run_forever(self) -> None:
+        log.info("daemon started as %s with %d campaigns", self.runner.worker, len(self.enabled()))
+        while not self.stop.is_set():
+            now = self.runner.clock()
+            self.step(now)
+            wait = (self.next_wakeup(self.runner.clock()) - self.runner.clock()).total_seconds()
+            self.stop.wait(max(0.05, wait))
+        log.info("daemon stopped")

@@ -1,0 +1,86 @@
+"""Phase 1 of an occurrence: the planner's targets (and holdout) written to the ledger with their
+coupons, batch by batch, before anything leaves."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.audience.compiler import compile_condition
+from engine.audience.planner import Classified, Planner
+from engine.core.clock import naive_utc
+from engine.core.errors import RuntimeFailure, Stopped
+from engine.core.status import DeliveryStatus, Outcome
+from engine.delivery import ledger
+from engine.delivery.quiet import release_time
+from engine.delivery.runner import OccurrenceReport, Runner
+from engine.rules.campaign import Campaign, CouponAction, action_when
+from engine.store.tables import customers
+
+PLAN_BATCH = 2_000
+
+
+def _when_sets(conn: sa.Connection, campaign: Campaign, ids: list[str], planner: Planner) -> dict[int, set[str]]:
+    """For each action with `when`, the customers of this batch for whom it holds (one query each)."""
+    found: dict[int, set[str]] = {}
+    for index, action in enumerate(campaign.actions):
+        when = action_when(action)
+        if when is not None:
+            query = sa.select(customers.c.id).where(customers.c.id.in_(ids),
+                                                    compile_condition(when, planner.context()))
+            found[index] = set(conn.execute(query).scalars())
+    return found
+
+
+def _plan_rows(runner: Runner, campaign: Campaign, at: datetime, batch: list[Classified],
+               when: dict[int, set[str]]) -> list[ledger.PlannedRow]:
+    quiet = runner.workspace.config.limits.quiet_hours if campaign.sends_email else None
+    rows = []
+    for item in batch:
+        applies = [i for i in range(len(campaign.actions)) if i not in when or item.customer_id in when[i]]
+        targeted = item.outcome == Outcome.TARGETED
+        not_before = None
+        if quiet is not None and targeted:
+            opening = release_time(at, item.timezone or runner.workspace.config.timezone, quiet.start, quiet.end)
+            not_before = naive_utc(opening) if opening else None
+        rows.append(ledger.PlannedRow(
+            customer_id=item.customer_id, status=DeliveryStatus.PENDING if targeted else DeliveryStatus.HELD_OUT,
+            email=item.email, not_before=not_before, actions=ledger.format_actions(applies),
+            counts_toward_cap=campaign.sends_email and targeted))
+    return rows
+
+
+def materialize(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim,
+                report: OccurrenceReport) -> None:
+    """The whole audience through the planner into the ledger, batch by batch."""
+    coupon_specs = {i: a.coupon for i, a in enumerate(campaign.actions) if isinstance(a, CouponAction)}
+    occurrence = naive_utc(at)
+    with runner.store.engine.connect() as reader:
+        planner = Planner(conn=reader, config=runner.workspace.config, segments=runner.workspace.segments, at=at)
+        batch: list[Any] = []
+
+        def flush() -> None:
+            chosen = [b for b in batch if b.outcome in (Outcome.TARGETED, Outcome.HELD_OUT)]
+            when = _when_sets(reader, campaign, [b.customer_id for b in chosen], planner) if chosen else {}
+            rows = _plan_rows(runner, campaign, at, chosen, when)
+            with runner.store.engine.begin() as writer:
+                report.recorded += ledger.record_plan(writer, campaign.campaign, occurrence, rows, coupon_specs,
+                                                      runner.now())
+            report.held_out += sum(1 for r in rows if r.status == DeliveryStatus.HELD_OUT)
+            report.deferred += sum(1 for r in rows if r.not_before is not None and r.not_before > runner.now())
+            if not ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now()):
+                raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")
+            batch.clear()
+
+        for item in planner.classify(campaign):
+            report.matched += 1
+            batch.append(item)
+            if len(batch) >= PLAN_BATCH:
+                flush()
+                if runner.should_stop():
+                    reader.rollback()
+                    raise Stopped()
+        flush()
+        reader.rollback()

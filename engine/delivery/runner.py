@@ -1,0 +1,62 @@
+"""What a delivery run needs, passed in — the clock and the stop signal too, so tests and the
+daemon drive it without patching anything."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from engine.core.clock import iso_utc, naive_utc
+from engine.core.status import DeliveryStatus
+from engine.delivery import ledger
+from engine.delivery.outlets import Outputs
+from engine.store import Store
+from engine.workspace.loader import Workspace
+
+
+@dataclass
+class Runner:
+    workspace: Workspace
+    store: Store
+    outputs: Outputs
+    clock: Callable[[], datetime]
+    worker: str = field(default_factory=ledger.worker_id)
+    stop: threading.Event = field(default_factory=threading.Event)
+    batch_size: int = 200
+
+    def now(self) -> datetime:
+        """The wall clock as the store keeps instants (naive UTC)."""
+        return naive_utc(self.clock())
+
+    def should_stop(self) -> bool:
+        return self.stop.is_set()
+
+
+@dataclass
+class OccurrenceReport:
+    """What one occurrence did: counts a person (or a script) reads after a run."""
+
+    campaign: str
+    occurrence: datetime
+    ran: bool = False
+    note: str = ""
+    matched: int = 0
+    recorded: int = 0
+    held_out: int = 0
+    deferred: int = 0
+    waiting: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, counts: dict[str, int]) -> None:
+        for status, number in counts.items():
+            self.counts[status] = self.counts.get(status, 0) + number
+
+    def as_json(self) -> dict[str, Any]:
+        return {"campaign": self.campaign, "occurrence": iso_utc(self.occurrence),
+                "ran": self.ran, "note": self.note, "matched": self.matched, "recorded": self.recorded,
+                "held_out": self.held_out, "deferred": self.deferred, "waiting": self.waiting,
+                "sent": self.counts.get(DeliveryStatus.SENT, 0), "failed": self.counts.get(DeliveryStatus.FAILED, 0),
+                "unknown": self.counts.get(DeliveryStatus.UNKNOWN, 0)}

@@ -1,0 +1,49 @@
+"""`nudge run`: resume what is unfinished, then deliver one occurrence of each chosen campaign."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
+from engine.core.errors import RuntimeFailure
+from engine.delivery.ledger import unfinished
+from engine.rules.campaign import Campaign
+
+
+@dataclass
+class RunSummary:
+    reports: list[OccurrenceReport] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+def resume_unfinished(runner: Runner, campaigns: list[Campaign], summary: RunSummary) -> None:
+    """Occurrences a crash or quiet hours left open: finish them first (due rows only)."""
+    by_name = {c.campaign: c for c in campaigns}
+    with runner.store.engine.connect() as conn:
+        open_ones = unfinished(conn, by_name)
+    for name, occurrence in open_ones:
+        if runner.should_stop():
+            return
+        try:
+            report = run_occurrence(runner, by_name[name], occurrence.replace(tzinfo=timezone.utc))
+        except RuntimeFailure as exc:
+            summary.failures.append(str(exc))
+            continue
+        if report.ran:
+            report.note = ("resumed; " + report.note).rstrip("; ")
+            summary.reports.append(report)
+
+
+def run_campaigns(runner: Runner, campaigns: list[Campaign], at: datetime) -> RunSummary:
+    """Highest priority first, so the frequency cap favours it. One failing campaign does not stop the rest."""
+    summary = RunSummary()
+    resume_unfinished(runner, campaigns, summary)
+    for campaign in campaigns:
+        if runner.should_stop():
+            break
+        try:
+            summary.reports.append(run_occurrence(runner, campaign, at))
+        except RuntimeFailure as exc:
+            summary.failures.append(str(exc))
+    return summary

@@ -1,0 +1,55 @@
+"""Addresses that must never be emailed again: unsubscribes, bounces, spam reports, manual blocks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.store.db import dialect_insert
+from engine.store.tables import customers, suppressions
+
+
+def _naive(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+def suppress(conn: Connection, addresses: Iterable[str], reason: str, source: str | None, now: datetime) -> int:
+    """Add addresses (idempotent: the first reason recorded stays). Returns how many were new."""
+    rows = [{"email": a.strip().lower(), "reason": reason, "source": source, "created_at": _naive(now)}
+            for a in {a.strip().lower() for a in addresses if a and a.strip()}]
+    if not rows:
+        return 0
+    inserted = conn.execute(dialect_insert(conn.dialect.name, suppressions).on_conflict_do_nothing(index_elements=["email"])
+                            .returning(suppressions.c.email), rows).all()
+    return len(inserted)
+
+
+def unsuppress(conn: Connection, addresses: Iterable[str]) -> int:
+    wanted = [a.strip().lower() for a in addresses]
+    return conn.execute(sa.delete(suppressions).where(suppressions.c.email.in_(wanted))).rowcount
+
+
+def list_suppressions(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(sa.select(suppressions).order_by(suppressions.c.created_at,
+                                                                                     suppressions.c.email))]
+
+
+def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, str]:
+    """Which of these addresses are suppressed, and why."""
+    wanted = sorted({a.lower() for a in addresses if a})
+    if not wanted:
+        return {}
+    return dict(conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)
+                             .where(suppressions.c.email.in_(wanted))).all())
+
+
+def unsubscribe_customer(conn: Connection, customer_id: str, email: str, campaign: str | None,
+                         now: datetime) -> None:
+    """One-click unsubscribe: the address is suppressed and the customer marked unsubscribed."""
+    suppress(conn, [email], "unsubscribe", campaign, now)
+    conn.execute(sa.update(customers).where(customers.c.id == customer_id, customers.c.unsubscribed_at.is_(None))
+                 .values(unsubscribed_at=_naive(now)))

@@ -1,0 +1,80 @@
+"""A campaign's actions rendered for one customer — the one function the dry run, the preview,
+a test send and delivery all use, so what a marketer previews is what the customer gets."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.messages.templates import render_file, render_string
+from engine.messages.textify import html_to_text
+from engine.rules.campaign import Campaign, CouponAction, EmailAction, TaskAction
+
+HTML_SUFFIXES = (".html", ".htm", ".html.j2", ".htm.j2")
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    index: int
+    sender: str
+    subject: str
+    body: str
+    is_html: bool
+
+    @property
+    def text(self) -> str:
+        return html_to_text(self.body) if self.is_html else self.body
+
+
+@dataclass(frozen=True)
+class RenderedTask:
+    index: int
+    queue: str
+    title: str
+    body: str | None
+    due_in: timedelta | None
+
+
+@dataclass
+class RenderedActions:
+    emails: list[RenderedEmail] = field(default_factory=list)
+    tasks: list[RenderedTask] = field(default_factory=list)
+
+
+def render_actions(env: SandboxedEnvironment, campaign: Campaign, context: Mapping[str, Any], *,
+                   default_sender: str, applies: Collection[int] | None = None) -> RenderedActions:
+    """Render every email and task of `campaign` that applies (all when `applies` is None).
+
+    Raises RenderError for the first template that fails for this customer."""
+    rendered = RenderedActions()
+    for index, action in enumerate(campaign.actions):
+        if applies is not None and index not in applies:
+            continue
+        if isinstance(action, EmailAction):
+            spec = action.email
+            rendered.emails.append(RenderedEmail(
+                index=index, sender=spec.from_ or default_sender,
+                subject=render_string(env, spec.subject, context),
+                body=render_file(env, spec.template, context), is_html=spec.template.endswith(HTML_SUFFIXES)))
+        elif isinstance(action, TaskAction):
+            task = action.task
+            rendered.tasks.append(RenderedTask(
+                index=index, queue=task.queue, title=render_string(env, task.title, context).strip(),
+                body=render_string(env, task.body, context) if task.body else None, due_in=task.due_in))
+    return rendered
+
+
+def preview_coupons(campaign: Campaign, at: datetime) -> dict[str, dict[str, Any]]:
+    """Coupon stand-ins for previews: clearly not real codes, nothing stored."""
+    coupons = {}
+    for action in campaign.actions:
+        if isinstance(action, CouponAction):
+            spec = action.coupon
+            coupons[spec.name] = {"code": f"{spec.prefix or 'PREVIEW'}-PREVIEW", "percent_off": spec.percent_off,
+                                  "amount_off": spec.amount_off, "expires_at": at + spec.valid_for,
+                                  "name": spec.name}
+    return coupons

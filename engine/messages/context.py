@@ -1,0 +1,71 @@
+"""Template context for a batch of customers: ``customer``, ``last.TYPE`` and friends."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.core.clock import aware_utc, naive_utc
+from engine.core.fields import CUSTOMER_FIELDS
+from engine.messages.templates import LastEvents
+from engine.store.tables import customers, events
+
+_CHUNK = 500
+
+
+def aware_or_none(value: datetime | None) -> datetime | None:
+    return aware_utc(value) if value is not None else None
+
+
+def customer_dict(row: Any) -> dict[str, Any]:
+    """A customer row as templates and explain see it (timestamps carry UTC)."""
+    data = {name: getattr(row, name) for name in CUSTOMER_FIELDS}
+    for name in ("signed_up_at", "unsubscribed_at"):
+        data[name] = aware_or_none(data[name])
+    data["attributes"] = dict(row.attributes or {})
+    return data
+
+
+def load_customers(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Customer dicts for ids, read in chunks."""
+    found: dict[str, dict[str, Any]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start:start + _CHUNK])
+        for row in conn.execute(sa.select(customers).where(customers.c.id.in_(chunk))):
+            found[row.id] = customer_dict(row)
+    return found
+
+
+def load_last_events(conn: Connection, ids: Sequence[str], at: datetime) -> dict[str, LastEvents]:
+    """For each customer, the most recent event of each type at or before ``at`` (one query a chunk)."""
+    at_utc = naive_utc(at)
+    result: dict[str, LastEvents] = {cid: LastEvents() for cid in ids}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = list(ids[start:start + _CHUNK])
+        ranked = sa.select(
+            events.c.customer_id, events.c.type, events.c.occurred_at, events.c.properties,
+            sa.func.row_number().over(partition_by=(events.c.customer_id, events.c.type),
+                                      order_by=(events.c.occurred_at.desc(), events.c.pk.desc())).label("rank"),
+        ).where(events.c.customer_id.in_(chunk), events.c.occurred_at <= at_utc).subquery()
+        for row in conn.execute(sa.select(ranked).where(ranked.c.rank == 1)):
+            result[row.customer_id][row.type] = {
+                "type": row.type, "occurred_at": aware_or_none(row.occurred_at), "properties": dict(row.properties or {}),
+            }
+    return result
+
+
+def build_contexts(conn: Connection, ids: Sequence[str], at: datetime, campaign: Any,
+                   coupons: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
+    """Render contexts for a batch of customers of one campaign."""
+    people = load_customers(conn, ids)
+    last = load_last_events(conn, ids, at)
+    campaign_info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
+    return {
+        cid: {"customer": people[cid], "campaign": campaign_info, "coupons": (coupons or {}).get(cid, {}),
+              "at": at, "last": last[cid]}
+        for cid in ids if cid in people
+    }

@@ -1,0 +1,48 @@
+"""A rendered email for one customer: HTML and text parts, unsubscribe link and headers, safe headers."""
+
+from __future__ import annotations
+
+import re
+from html import escape as escape_html
+from typing import Any
+from urllib.parse import quote
+
+from connectors.api import OutgoingEmail
+
+from engine.messages.textify import html_to_text
+
+_LINE_BREAKS = re.compile(r"[\r\n\x00\u2028\u2029]+")
+
+
+def header_safe(value: str) -> str:
+    """Customer data in a header must never start a new header line."""
+    return _LINE_BREAKS.sub(" ", value).strip()
+
+
+def unsubscribe_link(base_url: str, token: str) -> str:
+    return f"{base_url.rstrip('/')}/{quote(token, safe='')}"
+
+
+def build_email(*, delivery_id: int, sender: str, to: str, subject: str, body: str, is_html: bool,
+                unsubscribe_url: str, campaign: str) -> OutgoingEmail:
+    """Assemble the message; a text template gets a minimal HTML part, an HTML one a text part."""
+    if is_html:
+        html, text = body, html_to_text(body)
+    else:
+        text = body
+        html = "<pre style=\"font-family: inherit; white-space: pre-wrap\">" + escape_html(body) + "</pre>"
+    if unsubscribe_url not in text:
+        text = text.rstrip("\n") + f"\n\nUnsubscribe: {unsubscribe_url}\n"
+    if unsubscribe_url not in html:
+        # Every message carries a working link, even when its template forgot one.
+        footer = f'<p style="font-size:12px;color:#777"><a href="{escape_html(unsubscribe_url)}">Unsubscribe</a></p>'
+        closing = html.lower().rfind("</body>")
+        html = html[:closing] + footer + html[closing:] if closing >= 0 else html + footer
+    headers: dict[str, Any] = {
+        "List-Unsubscribe": f"<{unsubscribe_url}>",
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",   # RFC 8058 one-click
+        "X-Nudge-Campaign": header_safe(campaign),
+        "X-Nudge-Delivery": str(delivery_id),
+    }
+    return OutgoingEmail(delivery_id=delivery_id, sender=header_safe(sender), to=header_safe(to),
+                         subject=header_safe(subject), html=html, text=text, headers=headers)

@@ -1,0 +1,64 @@
+"""What operators ask of the ledger: coupon exports, the task queue, delivery counts per campaign."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import IO, Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.core.errors import Problem, UserInputError
+from engine.store.tables import coupons, deliveries, tasks
+
+COUPON_COLUMNS = ("code", "name", "customer_id", "campaign", "percent_off", "amount_off", "created_at",
+                  "expires_at", "delivery_status")
+# The codes a customer may have seen: their message left, or may have.
+SEEN = ("sent", "unknown")
+STATES = ("sent", "failed", "unknown", "pending", "sending", "held_out")
+
+
+def _iso(value: Any) -> Any:
+    return value.replace(tzinfo=timezone.utc).isoformat() if isinstance(value, datetime) else value
+
+
+def export_coupons(conn: Connection, out: IO[str], campaigns: Sequence[str] = (), everything: bool = False) -> int:
+    """Write coupons as CSV a shop can import; by default only those whose message left."""
+    query = (sa.select(*(coupons.c[c] for c in COUPON_COLUMNS[:-1]), deliveries.c.status.label("delivery_status"))
+             .join(deliveries, deliveries.c.id == coupons.c.delivery_id).order_by(coupons.c.id))
+    if campaigns:
+        query = query.where(coupons.c.campaign.in_(list(campaigns)))
+    if not everything:
+        query = query.where(deliveries.c.status.in_(SEEN))
+    writer = csv.writer(out)
+    writer.writerow(COUPON_COLUMNS)
+    count = 0
+    for row in conn.execution_options(yield_per=5000).execute(query):
+        writer.writerow([_iso(v) for v in row])
+        count += 1
+    return count
+
+
+def list_tasks(conn: Connection, queue: str | None = None, status: str = "open") -> list[dict[str, Any]]:
+    query = sa.select(tasks).order_by(tasks.c.due_at.is_(None), tasks.c.due_at, tasks.c.id)
+    if queue:
+        query = query.where(tasks.c.queue == queue)
+    if status != "all":
+        query = query.where(tasks.c.status == status)
+    return [{k: _iso(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
+
+
+def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str, dict[str, int]]:
+    """Ledger rows per campaign and state (pending includes messages waiting for quiet hours)."""
+    query = sa.select(deliveries.c.campaign, deliveries.c.status, sa.func.count()).group_by(
+        deliveries.c.campaign, deliveries.c.status)
+    if campaigns:
+        query = query.where(deliveries.c.campaign.in_(list(campaigns)))
+    counts: dict[str, dict[str, int]] = {}
+    for campaign, status, number in conn.execute(query):
+        counts.setdefault(campaign, {s: 0 for s in STATES})[status] = number
+    for row in counts.values():
+        row["targeted"] = sum(n for s, n in row.items() if s != "held_out")
+    return dict(sorted(counts.items()))

@@ -1,0 +1,190 @@
+"""A campaign file as pydantic models: who (audience), when (schedule), what (actions)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from engine.rules.conditions import Condition
+from engine.rules.types import SLUG_PATTERN, Duration, Percent
+from engine.rules.problems import TAG_PREFIX
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Every(_Strict):
+    every: Duration = Field(description="run at this fixed interval, e.g. 15m")
+
+    @field_validator("every")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("every must be longer than 0")
+        return value
+
+
+def check_cron(expression: str) -> str:
+    """Validate a 5-field cron expression with APScheduler's own parser."""
+    from apscheduler.triggers.cron import CronTrigger
+
+    if len(expression.split()) != 5:
+        raise ValueError(f"invalid cron {expression!r}: expected 5 fields (minute hour day month weekday)")
+    try:
+        CronTrigger.from_crontab(expression, timezone="UTC")
+    except ValueError as exc:
+        raise ValueError(f"invalid cron {expression!r}: {exc}") from None
+    return expression
+
+
+Cron = Annotated[str, Field(description="5-field cron in the config time zone, e.g. '0 9 * * *'")]
+
+
+class EmailSpec(_Strict):
+    template: str = Field(description="file in templates/, e.g. lapsed_buyers.html.j2")
+    subject: str = Field(description="Jinja template for the subject line")
+    from_: str | None = Field(None, alias="from")
+    when: Condition | None = None
+
+
+class CouponSpec(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="name for templates: coupons.NAME")
+    percent_off: float | None = Field(None, gt=0, le=100)
+    amount_off: float | None = Field(None, gt=0)
+    valid_for: Duration
+    prefix: str | None = Field(None, pattern=r"^[A-Z0-9]{1,12}$")
+    when: Condition | None = None
+
+    @model_validator(mode="after")
+    def _one_value(self) -> "CouponSpec":
+        if (self.percent_off is None) == (self.amount_off is None):
+            raise ValueError("give exactly one of percent_off or amount_off")
+        return self
+
+
+class TaskSpec(_Strict):
+    queue: str = Field(min_length=1)
+    title: str = Field(min_length=1, description="Jinja template")
+    body: str | None = Field(None, description="Jinja template")
+    due_in: Duration | None = None
+    when: Condition | None = None
+
+
+class EmailAction(_Strict):
+    email: EmailSpec
+    when: Condition | None = None
+
+
+class CouponAction(_Strict):
+    coupon: CouponSpec
+    when: Condition | None = None
+
+
+class TaskAction(_Strict):
+    task: TaskSpec
+    when: Condition | None = None
+
+
+def _action_kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for kind in ("email", "coupon", "task"):
+            if kind in value:
+                return TAG_PREFIX + kind
+        return None
+    if isinstance(value, BaseModel):
+        return TAG_PREFIX + {EmailAction: "email", CouponAction: "coupon", TaskAction: "task"}[type(value)]
+    return None
+
+
+Action = Annotated[
+    Union[
+        Annotated[EmailAction, Tag(TAG_PREFIX + "email")],
+        Annotated[CouponAction, Tag(TAG_PREFIX + "coupon")],
+        Annotated[TaskAction, Tag(TAG_PREFIX + "task")],
+    ],
+    Discriminator(_action_kind, custom_error_type="action_kind",
+                  custom_error_message="an action needs one of: email, coupon, task"),
+]
+
+
+def action_spec(action: Any) -> EmailSpec | CouponSpec | TaskSpec:
+    """The inner spec of an action item."""
+    if isinstance(action, EmailAction):
+        return action.email
+    if isinstance(action, CouponAction):
+        return action.coupon
+    return action.task
+
+
+def action_when(action: Any) -> Any:
+    """The `when` condition of an action, whichever level it was written at."""
+    return action.when if action.when is not None else action_spec(action).when
+
+
+class Campaign(_Strict):
+    """One campaign file in rules/."""
+
+    campaign: str = Field(json_schema_extra={"pattern": SLUG_PATTERN},
+                          description="unique id: lowercase letters, digits, hyphens")
+    description: str = ""
+    enabled: bool = True
+    schedule: Union[Cron, Every]
+    priority: int = Field(0, description="higher wins when the frequency cap must choose")
+    audience: Condition
+    cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
+    holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")
+    actions: list[Action] = Field(min_length=1)
+
+    @field_validator("campaign")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not re.match(SLUG_PATTERN, value):
+            raise ValueError(f"campaign id {value!r}: use lowercase letters, digits and single hyphens, "
+                             "e.g. lapsed-buyers")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return check_cron(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Campaign":
+        names = [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"coupon names must be unique in a campaign: {', '.join(duplicates)}")
+        for action in self.actions:
+            if action.when is not None and action_spec(action).when is not None:
+                raise ValueError("an action has `when` twice; keep one")
+        return self
+
+    @property
+    def sends_email(self) -> bool:
+        return any(isinstance(a, EmailAction) for a in self.actions)
+
+    @property
+    def coupon_names(self) -> list[str]:
+        return [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
+
+
+class SegmentsFile(_Strict):
+    """rules/segments.yaml: named conditions reusable as ``segment: NAME``."""
+
+    segments: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Condition]
+
+
+
+
+def rule_schema() -> dict[str, Any]:
+    """JSON Schema of a rule file, for editor autocompletion."""
+    schema = Campaign.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "nudge campaign"
+    return schema

@@ -1,0 +1,198 @@
+"""The audience language: conditions as pydantic models (validation and JSON Schema in one place)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Union
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+
+from engine.rules.types import Duration, Scalar
+from engine.rules.problems import TAG_PREFIX
+
+OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "exists",
+             "contains", "starts_with", "older_than", "newer_than")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Ops(_Strict):
+    """Exactly one comparison operator."""
+
+    eq: Scalar | None = None
+    ne: Scalar | None = None
+    gt: Scalar | None = None
+    gte: Scalar | None = None
+    lt: Scalar | None = None
+    lte: Scalar | None = None
+    in_: list[Scalar] | None = Field(None, alias="in")
+    not_in: list[Scalar] | None = None
+    between: tuple[Scalar, Scalar] | None = None
+    exists: bool | None = None
+    contains: str | None = None
+    starts_with: str | None = None
+    older_than: Duration | None = Field(None, description="timestamp at or before `at` minus this duration")
+    newer_than: Duration | None = Field(None, description="timestamp after `at` minus this duration")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "Ops":
+        given = [name for name in self.operator_fields() if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(self._alias(n) for n in given) or "none"
+            raise ValueError(f"give exactly one operator ({', '.join(OPERATORS)}); found {found}")
+        return self
+
+    @classmethod
+    def operator_fields(cls) -> list[str]:
+        return [name for name in Ops.model_fields]
+
+    @staticmethod
+    def _alias(name: str) -> str:
+        return "in" if name == "in_" else name
+
+    @property
+    def operator(self) -> tuple[str, Any]:
+        """The one operator given, by its YAML name, and its operand."""
+        for name in self.operator_fields():
+            value = getattr(self, name)
+            if value is not None:
+                return self._alias(name), value
+        raise AssertionError("validated Ops without an operator")
+
+
+class Aggregate(Ops):
+    """An aggregate over a numeric property: ``{of: amount, gte: 100}``."""
+
+    of: str = Field(description="event property to aggregate")
+
+
+class AllOf(_Strict):
+    all_: list["Condition"] = Field(alias="all", min_length=1)
+
+
+class AnyOf(_Strict):
+    any_: list["Condition"] = Field(alias="any", min_length=1)
+
+
+class Not(_Strict):
+    not_: "Condition" = Field(alias="not")
+
+
+class AttributeCondition(Ops):
+    attribute: str = Field(description="a customer column or attributes.NAME")
+
+
+class EventCondition(_Strict):
+    event: str = Field(description="event type, e.g. purchase, product_view")
+    within: Duration | None = Field(None, description="occurred in (at - DURATION, at]")
+    before: Duration | None = Field(None, description="occurred at or before at - DURATION")
+    between: tuple[Duration, Duration] | None = Field(
+        None, description="[OLDER, NEWER]: occurred in (at - OLDER, at - NEWER]")
+    where: dict[str, Union[Ops, Scalar]] | None = Field(None, description="filters on event properties")
+    count: Ops | None = None
+    sum: Aggregate | None = None
+    avg: Aggregate | None = None
+    min: Aggregate | None = None
+    max: Aggregate | None = None
+    latest: Aggregate | None = Field(None, description="the property of the most recent matching event")
+    not_followed_by: str | None = Field(
+        None, description="the most recent matching event has no later event of this type")
+
+    @model_validator(mode="after")
+    def _one_window_one_aggregate(self) -> "EventCondition":
+        if self.between is not None and (self.within is not None or self.before is not None):
+            raise ValueError("use either between, or within/before, not both")
+        if self.between is not None and self.between[0] <= self.between[1]:
+            raise ValueError("between: [OLDER, NEWER] needs OLDER longer than NEWER, e.g. [90d, 30d]")
+        if self.within is not None and self.before is not None and self.within <= self.before:
+            raise ValueError("within must be longer than before, or nothing can match")
+        given = [name for name in ("count", "sum", "avg", "min", "max", "latest") if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give at most one aggregate test; found {', '.join(given)}")
+        return self
+
+    @property
+    def aggregate(self) -> tuple[str, Ops]:
+        """The aggregate test, defaulting to ``count: {gte: 1}``."""
+        for name in ("count", "sum", "avg", "min", "max", "latest"):
+            value = getattr(self, name)
+            if value is not None:
+                return name, value
+        return "count", Ops(gte=1)
+
+
+class BirthdayWindow(_Strict):
+    in_: Duration = Field(alias="in", description="days from today in the customer's time zone; 0d is today")
+
+    @field_validator("in_")
+    @classmethod
+    def _whole_days(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() % 86400:
+            raise ValueError("birthday window must be whole days, e.g. 0d or 7d")
+        return value
+
+
+class BirthdayCondition(_Strict):
+    birthday: BirthdayWindow
+
+
+class MetricCondition(Ops):
+    metric: str = Field(description="a computed customer metric, e.g. rfm.segment, lifecycle, value_tier")
+
+
+class SegmentRef(_Strict):
+    segment: str = Field(description="a named condition from rules/segments.yaml")
+
+
+_KINDS = ("all", "any", "not", "attribute", "event", "birthday", "segment", "metric")
+
+
+def _kind(value: Any) -> str | None:
+    if isinstance(value, dict):
+        for kind in _KINDS:
+            if kind in value:
+                return TAG_PREFIX + kind
+        return None
+    if isinstance(value, BaseModel):
+        return TAG_PREFIX + {
+            AllOf: "all", AnyOf: "any", Not: "not", AttributeCondition: "attribute",
+            EventCondition: "event", BirthdayCondition: "birthday", SegmentRef: "segment",
+            MetricCondition: "metric",
+        }[type(value)]
+    return None
+
+
+Condition = Annotated[
+    Union[
+        Annotated[AllOf, Tag(TAG_PREFIX + "all")],
+        Annotated[AnyOf, Tag(TAG_PREFIX + "any")],
+        Annotated[Not, Tag(TAG_PREFIX + "not")],
+        Annotated[AttributeCondition, Tag(TAG_PREFIX + "attribute")],
+        Annotated[EventCondition, Tag(TAG_PREFIX + "event")],
+        Annotated[BirthdayCondition, Tag(TAG_PREFIX + "birthday")],
+        Annotated[SegmentRef, Tag(TAG_PREFIX + "segment")],
+        Annotated[MetricCondition, Tag(TAG_PREFIX + "metric")],
+    ],
+    Discriminator(
+        _kind,
+        custom_error_type="condition_kind",
+        custom_error_message="a condition needs one of: " + ", ".join(_KINDS),
+    ),
+]
+
+AllOf.model_rebuild()
+AnyOf.model_rebuild()
+Not.model_rebuild()
+
+
+def children(condition: Any) -> list[Any]:
+    """Direct sub-conditions of a boolean node (empty for leaves)."""
+    if isinstance(condition, AllOf):
+        return list(condition.all_)
+    if isinstance(condition, AnyOf):
+        return list(condition.any_)
+    if isinstance(condition, Not):
+        return [condition.not_]
+    return []

@@ -1,0 +1,185 @@
+"""config.yaml → Config. Secrets are named by environment variable, never stored in the file."""
+
+from __future__ import annotations
+
+import re
+from datetime import time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from engine.core.errors import Problem, UserInputError
+from engine.rules.types import Duration
+from engine.rules.problems import validate
+from engine.rules.yamlsource import read_yaml
+
+_SECRET_KEYS = re.compile(r"(api_?key|password|secret|token)$", re.IGNORECASE)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class OutboxConfig(_Strict):
+    dir: str = "outbox"
+
+
+class SmtpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    starttls: bool = False
+    ssl: bool = False
+    timeout: float = 30.0
+
+
+class SendgridConfig(_Strict):
+    sandbox_mode: bool = False
+    webhook_public_key: str | None = Field(
+        None, description="Event Webhook verification key (public; from SendGrid's Mail Settings)")
+    host: str | None = None
+    concurrency: int = Field(4, ge=1, le=64)
+    rate_per_second: float | None = Field(None, gt=0)
+    timeout: float = 30.0
+
+
+class EmailConfig(_Strict):
+    connector: str = "outbox"
+    from_: str = Field("Shop <hello@example.com>", alias="from")
+    outbox: OutboxConfig = OutboxConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    sendgrid: SendgridConfig = SendgridConfig()
+    unsubscribe_url: str = Field("http://127.0.0.1:8025/unsubscribe",
+                                 description="base URL of `nudge serve` as customers reach it")
+
+
+class TasksConfig(_Strict):
+    sink: str = "store"
+    csv: dict[str, str] = Field(default_factory=lambda: {"path": "tasks.csv"})
+    webhook: dict[str, Any] = Field(default_factory=dict)
+
+
+class FrequencyCap(_Strict):
+    max: int = Field(ge=0)
+    per: Duration
+
+
+def _clock(value: Any) -> time:
+    if isinstance(value, int):  # YAML reads 21:00 unquoted as sexagesimal minutes
+        return time(value // 60 % 24, value % 60)
+    try:
+        return time.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"expected a time like \"21:00\", got {value!r}") from None
+
+
+class QuietHours(_Strict):
+    start: time
+    end: time
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> time:
+        return _clock(value)
+
+
+class RfmSettings(_Strict):
+    scores: int = Field(5, ge=2, le=10, description="quantile scores per dimension (5: quintiles)")
+
+
+class TierSettings(_Strict):
+    a: float = Field(0.8, gt=0, lt=1, description="tier A: the top customers who make this share of revenue")
+    b: float = Field(0.95, gt=0, lt=1, description="tier B: up to this cumulative share; the rest is C")
+
+
+class LifecycleSettings(_Strict):
+    at_risk_after: Duration = Field(timedelta(days=90), description="no purchase for this long: at_risk")
+    lapsed_after: Duration = Field(timedelta(days=180), description="no purchase for this long: lapsed")
+    loyal_orders: int = Field(5, ge=2, description="this many purchases or more: loyal")
+
+
+class ChurnSettings(_Strict):
+    recent: Duration = Field(timedelta(days=90), description="the recent window compared with the baseline")
+    baseline: Duration = Field(timedelta(days=365), description="history before `recent` back to this far")
+
+
+class MetricsConfig(_Strict):
+    revenue_property: str = "amount"
+    rfm: RfmSettings = RfmSettings()
+    value_tiers: TierSettings = TierSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    churn: ChurnSettings = ChurnSettings()
+
+
+class DeliveryConfig(_Strict):
+    batch_size: int = Field(500, ge=1, le=10_000, description=(
+        "messages claimed and sent together; after a crash at most this many can end `unknown`"))
+
+
+class Limits(_Strict):
+    frequency_cap: FrequencyCap | None = None
+    quiet_hours: QuietHours | None = None
+
+
+class Config(_Strict):
+    store: str = "sqlite:///nudge.db"
+    timezone: str = "UTC"
+    email: EmailConfig = EmailConfig()
+    tasks: TasksConfig = TasksConfig()
+    limits: Limits = Limits()
+    delivery: DeliveryConfig = DeliveryConfig()
+    metrics: MetricsConfig = MetricsConfig()
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name such as Europe/Paris") from None
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _secret_problems(located: Any) -> list[Problem]:
+    """A key that looks like a secret is refused: secrets belong in environment variables."""
+    problems = []
+    for loc, (line, col) in located.keys.items():
+        name = loc[-1]
+        if isinstance(name, str) and _SECRET_KEYS.search(name):
+            problems.append(Problem(
+                located.path, line, col,
+                f"{name!r}: secrets do not belong in config.yaml; set them in the environment "
+                "(SENDGRID_API_KEY, NUDGE_SMTP_PASSWORD, NUDGE_SECRET)"))
+    return problems
+
+
+def load_config(workspace: Path) -> Config:
+    """Load DIR/config.yaml (every key optional); raise UserInputError with located problems."""
+    file = workspace / "config.yaml"
+    if not file.exists():
+        raise UserInputError([Problem(str(file), None, None,
+                                      "no config.yaml here: run `nudge init DIR` or pass --workspace")])
+    located = read_yaml(file)
+    if located.data is None:
+        located.data = {}
+    problems = _secret_problems(located)
+    if problems:
+        raise UserInputError(problems)
+    if not isinstance(located.data, dict):
+        raise UserInputError([Problem(str(file), 1, 1, "config.yaml must be a mapping of settings")])
+    return validate(Config, located)
+
+
+def resolve_store_url(config: Config, workspace: Path) -> str:
+    """Make a relative SQLite path relative to the workspace folder."""
+    url = config.store
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
+        return prefix + str((workspace / url[len(prefix):]).resolve())
+    return url

@@ -1,0 +1,48 @@
+"""Small annotated types shared by the rule and config models."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Union
+
+from pydantic import BeforeValidator, PlainSerializer, StrictBool, WithJsonSchema
+
+from engine.core.durations import DURATION_PATTERN, format_duration, parse_duration
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["15m", "24h", "90d", "2w"]}),
+]
+
+# A value a marketer compares against: YAML gives us bools, numbers, strings and dates.
+Scalar = Union[StrictBool, int, float, datetime, date, str]
+
+SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+
+
+def parse_percent(value: Any) -> float:
+    """``"10%"`` or ``10`` → 10.0, within 0..100."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.endswith("%"):
+            raise ValueError(f"expected a percentage like 10%, got {value!r}")
+        try:
+            number = float(text[:-1])
+        except ValueError:
+            raise ValueError(f"expected a percentage like 10%, got {value!r}") from None
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise ValueError(f"expected a percentage like 10%, got {value!r}")
+    if not 0 <= number <= 100:
+        raise ValueError(f"a percentage must be between 0% and 100%, got {value!r}")
+    return number
+
+
+Percent = Annotated[
+    float,
+    BeforeValidator(parse_percent),
+    WithJsonSchema({"type": "string", "pattern": r"^\d+(\.\d+)?%$", "examples": ["10%"]}),
+]

@@ -1,0 +1,155 @@
+"""`nudge serve`: the one-click unsubscribe endpoint (RFC 8058) and SendGrid's signed Event Webhook.
+
+GET  /unsubscribe/TOKEN   a confirmation page; it does not unsubscribe by itself (link scanners GET)
+POST /unsubscribe/TOKEN   body List-Unsubscribe=One-Click: unsubscribe (idempotent)
+POST /sendgrid/events     ECDSA-verified events: bounce, dropped, spamreport, unsubscribe →
+                          suppression; delivered, open, click → events in the store (replays are no-ops)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+import sqlalchemy as sa
+from sendgrid.helpers.eventwebhook import EventWebhook
+from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from engine.ingest.importer import import_rows
+from engine.store import Store
+from engine.store.tables import deliveries
+from engine.delivery.suppressions import suppress, unsubscribe_customer
+from engine.messages.unsubscribe import TokenError, verify
+
+log = logging.getLogger("nudge.serve")
+SUPPRESSING = {"bounce": "bounce", "dropped": "dropped", "spamreport": "spamreport",
+               "unsubscribe": "unsubscribe", "group_unsubscribe": "unsubscribe"}
+RECORDED = {"delivered": "email_delivered", "open": "email_open", "click": "email_click"}
+
+_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="font-family: Helvetica, Arial, sans-serif; max-width: 520px; margin: 48px auto; color: #222;">
+<h1 style="font-size: 22px;">{title}</h1>{body}</body></html>"""
+
+
+def page(title: str, body: str, status: int = 200) -> Response:
+    return Response(_PAGE.format(title=escape(title), body=body), status=status, mimetype="text/html")
+
+
+class App:
+    def __init__(self, store: Store, secret: bytes, public_key: str | None, clock: Callable[[], datetime]):
+        self.store, self.secret, self.clock = store, secret, clock
+        self.webhook = EventWebhook(public_key) if public_key else None
+        self.urls = Map([
+            Rule("/unsubscribe/<token>", endpoint="unsubscribe", methods=["GET", "POST"]),
+            Rule("/sendgrid/events", endpoint="events", methods=["POST"]),
+            Rule("/health", endpoint="health", methods=["GET"]),
+        ])
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            endpoint, args = self.urls.bind_to_environ(environ).match()
+            response = getattr(self, endpoint)(request, **args)
+        except HTTPException as exc:
+            response = exc.get_response(environ)
+        return response(environ, start_response)
+
+    def health(self, request: Request) -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    # --- unsubscribe ---------------------------------------------------------------------
+
+    def unsubscribe(self, request: Request, token: str) -> Response:
+        try:
+            who = verify(self.secret, token, self.clock())
+        except TokenError as exc:
+            expired = "expired" in str(exc)
+            return page("This link is not valid", "<p>This unsubscribe link has expired. Use the link in a more "
+                        "recent email, or reply to it and we will remove you.</p>" if expired else
+                        "<p>This unsubscribe link is not valid. Use the link exactly as it appears in the email.</p>",
+                        status=410 if expired else 400)
+        if request.method == "GET":
+            form = ('<p>Unsubscribe <strong>{}</strong> from all marketing email?</p>'
+                    '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+                    '<button type="submit" style="font-size: 16px; padding: 8px 20px;">Unsubscribe</button>'
+                    '</form>').format(escape(who.email))
+            return page("Unsubscribe", form)
+        if request.form.get("List-Unsubscribe") != "One-Click":
+            return page("Not unsubscribed", "<p>Expected List-Unsubscribe=One-Click.</p>", status=400)
+        with self.store.engine.begin() as conn:
+            unsubscribe_customer(conn, who.customer_id, who.email, who.campaign, self.clock())
+        log.info("unsubscribed a customer from campaign %s", who.campaign)
+        return page("You are unsubscribed", "<p>You will not receive marketing email from us again.</p>")
+
+    # --- SendGrid Event Webhook ------------------------------------------------------------------
+
+    def events(self, request: Request) -> Response:
+        if self.webhook is None:
+            return Response("event webhook verification key not configured\n", status=503)
+        signature = request.headers.get(EventWebhookHeader.SIGNATURE)
+        timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP)
+        if not signature or not timestamp:
+            return Response("missing signature headers\n", status=401)
+        raw = request.get_data(cache=True)
+        try:
+            valid = self.webhook.verify_signature(raw.decode("utf-8"), signature, timestamp)
+        except (ValueError, UnicodeDecodeError):
+            valid = False
+        if not valid:
+            return Response("invalid signature\n", status=403)
+        try:
+            batch = json.loads(raw)
+            if not isinstance(batch, list):
+                raise ValueError
+        except ValueError:
+            return Response("expected a JSON array of events\n", status=400)
+        suppressed, recorded = self._apply(batch)
+        return Response(json.dumps({"suppressed": suppressed, "recorded": recorded}), mimetype="application/json")
+
+    def _apply(self, batch: list[dict[str, Any]]) -> tuple[int, int]:
+        now = self.clock()
+        by_reason: dict[str, set[str]] = {}
+        to_record = []
+        for event in batch:
+            if not isinstance(event, dict):
+                continue
+            kind, address = event.get("event"), event.get("email")
+            if kind in SUPPRESSING and address:
+                by_reason.setdefault(SUPPRESSING[kind], set()).add(address)
+            elif kind in RECORDED and event.get("nudge_delivery") and event.get("sg_event_id"):
+                to_record.append(event)
+        suppressed = 0
+        with self.store.engine.begin() as conn:
+            for reason, addresses in by_reason.items():
+                suppressed += suppress(conn, addresses, reason, "sendgrid", now)
+            rows = self._event_rows(conn, to_record)
+        if rows:
+            import_rows(self.store, "events", enumerate(rows, 1), path="<sendgrid>", untyped=False, now=now,
+                        skip_invalid=True)
+        return suppressed, len(rows)
+
+    @staticmethod
+    def _event_rows(conn: sa.Connection, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        ids = {int(e["nudge_delivery"]) for e in found if str(e["nudge_delivery"]).isdigit()}
+        owners = {r.id: r for r in conn.execute(sa.select(deliveries.c.id, deliveries.c.customer_id,
+                                                          deliveries.c.campaign).where(deliveries.c.id.in_(ids)))}
+        rows = []
+        for event in found:
+            owner = owners.get(int(event["nudge_delivery"])) if str(event["nudge_delivery"]).isdigit() else None
+            if owner is None:
+                continue
+            properties = {"campaign": owner.campaign, "delivery_id": owner.id}
+            if event.get("url"):
+                properties["url"] = event["url"]
+            rows.append({"id": f"sendgrid:{event['sg_event_id']}", "customer_id": owner.customer_id,
+                         "type": RECORDED[event["event"]], "properties": properties,
+                         "occurred_at": datetime.fromtimestamp(int(event.get("timestamp", 0)), timezone.utc).isoformat()})
+        return rows

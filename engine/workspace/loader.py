@@ -1,0 +1,258 @@
+"""A workspace folder → validated config, campaigns, segments and templates, every problem at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from datetime import datetime, timezone
+
+from engine.audience.compiler import ConditionError, EvalContext, compile_condition
+from engine.rules.conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
+                         SegmentRef)
+from engine.rules.config import Config, load_config
+from engine.core.errors import Problem, UserInputError
+from engine.core.fields import check_attribute_name
+from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsFile, TaskAction, action_when
+from engine.messages.templates import TemplateSource, check_inline, check_template_file, make_environment
+from engine.rules.problems import validate
+from engine.rules.yamlsource import Located, read_yaml
+
+SEGMENTS_FILE = "segments.yaml"
+RULE_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class LoadedCampaign:
+    campaign: Campaign
+    path: str
+    located: Located
+
+
+@dataclass
+class Rules:
+    campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
+    segments: dict[str, Any] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)     # rule files that could not be used as they are
+
+
+@dataclass
+class Workspace:
+    """Everything a command needs, passed explicitly (no global state)."""
+
+    root: Path
+    config: Config
+    campaigns: dict[str, LoadedCampaign]
+    segments: dict[str, Any]
+    _environment: Any = field(default=None, repr=False)
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.root / "rules"
+
+    def environment(self):
+        """The workspace's Jinja environment, built once (it caches compiled templates)."""
+        if self._environment is None:
+            self._environment = make_environment(self.templates_dir)
+        return self._environment
+
+    def select(self, names: list[str] | tuple[str, ...] = ()) -> list[Campaign]:
+        """Campaigns by name (all enabled ones when no names), highest priority first."""
+        if names:
+            unknown = [n for n in names if n not in self.campaigns]
+            if unknown:
+                known = ", ".join(sorted(self.campaigns)) or "none"
+                raise UserInputError([Problem(str(self.rules_dir), None, None,
+                                              f"unknown campaign {n!r}; known: {known}") for n in unknown])
+            chosen = [self.campaigns[n].campaign for n in names]
+        else:
+            chosen = [c.campaign for c in self.campaigns.values() if c.campaign.enabled]
+        return sorted(chosen, key=lambda c: (-c.priority, c.campaign))
+
+
+def _walk(condition: Any, loc: tuple, visit) -> None:
+    visit(condition, loc)
+    if isinstance(condition, AllOf):
+        for i, child in enumerate(condition.all_):
+            _walk(child, loc + ("all", i), visit)
+    elif isinstance(condition, AnyOf):
+        for i, child in enumerate(condition.any_):
+            _walk(child, loc + ("any", i), visit)
+    elif isinstance(condition, Not):
+        _walk(condition.not_, loc + ("not",), visit)
+
+
+_CHECK_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def _leaf_problem(node: Any, loc: tuple, located: Located, segments: dict[str, Any]) -> Problem | None:
+    """Compile one leaf without a store, so an operand of the wrong type is reported at its line."""
+    ctx = EvalContext(at=_CHECK_AT, timezone="UTC", dialect="sqlite", segments=segments)
+    try:
+        compile_condition(node, ctx, loc)
+    except ConditionError as exc:
+        line, col = located.position(exc.loc)
+        return Problem(located.path, line, col, str(exc))
+    return None
+
+
+def _condition_problems(condition: Any, loc: tuple, located: Located, segments: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def visit(node: Any, at: tuple) -> None:
+        if isinstance(node, AttributeCondition):
+            reason = check_attribute_name(node.attribute)
+            if reason:
+                line, col = located.position(at + ("attribute",))
+                problems.append(Problem(located.path, line, col, reason))
+            elif (found := _leaf_problem(node, at, located, segments)) is not None:
+                problems.append(found)
+        elif isinstance(node, (EventCondition, BirthdayCondition, MetricCondition)):
+            if (found := _leaf_problem(node, at, located, segments)) is not None:
+                problems.append(found)
+        elif isinstance(node, SegmentRef) and node.segment not in segments:
+            line, col = located.position(at + ("segment",))
+            known = ", ".join(sorted(segments)) or "none (define them in rules/segments.yaml)"
+            problems.append(Problem(located.path, line, col, f"unknown segment {node.segment!r}; known: {known}"))
+
+    _walk(condition, loc, visit)
+    return problems
+
+
+def _segment_cycles(segments: dict[str, Any], located: Located) -> list[Problem]:
+    def refs(condition: Any) -> list[str]:
+        found: list[str] = []
+        _walk(condition, (), lambda node, _: found.append(node.segment) if isinstance(node, SegmentRef) else None)
+        return found
+
+    problems = []
+    for start in segments:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            name, trail = stack.pop()
+            for ref in refs(segments.get(name)):
+                if ref == start:
+                    line, col = located.position(("segments", start))
+                    problems.append(Problem(located.path, line, col,
+                                            "segment refers to itself: " + " -> ".join(trail + (ref,))))
+                    stack.clear()
+                    break
+                if ref in segments and ref not in seen:
+                    seen.add(ref)
+                    stack.append((ref, trail + (ref,)))
+    return problems
+
+
+def load_segments(rules_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
+    file = rules_dir / SEGMENTS_FILE
+    if not file.exists():
+        return {}, []
+    try:
+        located = read_yaml(file)
+        parsed = validate(SegmentsFile, located)
+    except UserInputError as exc:
+        return {}, exc.problems
+    segments = dict(parsed.segments)
+    problems = _segment_cycles(segments, located)
+    for name, condition in segments.items():
+        problems += _condition_problems(condition, ("segments", name), located, segments)
+    return segments, problems
+
+
+def _template_problems(campaign: Campaign, located: Located, templates_dir: Path) -> list[Problem]:
+    env = make_environment(templates_dir)
+    coupons = campaign.coupon_names
+    problems: list[Problem] = []
+
+    def inline(text: str, loc: tuple) -> None:
+        line, col = located.position(loc)
+        problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), coupons))
+
+    for i, action in enumerate(campaign.actions):
+        if isinstance(action, EmailAction):
+            name = action.email.template
+            file_problems = check_template_file(env, name, templates_dir, coupons)
+            if file_problems and file_problems[0].message == "template not found":
+                line, col = located.position(("actions", i, "email", "template"))
+                file_problems = [Problem(located.path, line, col,
+                                         f"template {name!r} not found in {templates_dir}")]
+            else:  # the template may serve several campaigns: say which one it fails for
+                seen: set[str] = set()
+                file_problems = [Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign.campaign!r})")
+                                 for p in file_problems if not (p.message in seen or seen.add(p.message))]
+            problems += file_problems
+            inline(action.email.subject, ("actions", i, "email", "subject"))
+        elif isinstance(action, TaskAction):
+            inline(action.task.title, ("actions", i, "task", "title"))
+            if action.task.body:
+                inline(action.task.body, ("actions", i, "task", "body"))
+    return problems
+
+
+def load_campaign_file(file: Path, segments: dict[str, Any], templates_dir: Path) -> tuple[LoadedCampaign | None, list[Problem]]:
+    """Load one rule file; return it with its problems (None when it cannot be used)."""
+    try:
+        located = read_yaml(file)
+        if not isinstance(located.data, dict):
+            return None, [Problem(str(file), 1, 1, "a rule file must be a mapping starting with `campaign:`")]
+        campaign = validate(Campaign, located)
+    except UserInputError as exc:
+        return None, exc.problems
+    problems = _condition_problems(campaign.audience, ("audience",), located, segments)
+    for i, action in enumerate(campaign.actions):
+        when = action_when(action)
+        if when is not None:
+            key = "email" if isinstance(action, EmailAction) else "coupon" if isinstance(action, CouponAction) else "task"
+            loc = ("actions", i, "when") if action.when is not None else ("actions", i, key, "when")
+            problems += _condition_problems(when, loc, located, segments)
+    problems += _template_problems(campaign, located, templates_dir)
+    return LoadedCampaign(campaign, str(file), located), problems
+
+
+def load_rules(root: Path) -> Rules:
+    """Load every rule file in DIR/rules, collecting all problems rather than stopping at the first."""
+    rules_dir, templates_dir = root / "rules", root / "templates"
+    result = Rules()
+    if not rules_dir.is_dir():
+        result.problems.append(Problem(str(rules_dir), None, None, "no rules/ folder in this workspace"))
+        return result
+    result.segments, result.problems = load_segments(rules_dir)
+    if result.problems:
+        result.failed.add(str(rules_dir / SEGMENTS_FILE))
+    files = sorted(p for p in rules_dir.iterdir() if p.suffix in RULE_SUFFIXES and p.name != SEGMENTS_FILE)
+    for file in files:
+        loaded, problems = load_campaign_file(file, result.segments, templates_dir)
+        result.problems += problems
+        if loaded is None or problems:
+            result.failed.add(str(file))
+            continue
+        name = loaded.campaign.campaign
+        if name in result.campaigns:
+            line, col = loaded.located.position(("campaign",))
+            result.problems.append(Problem(str(file), line, col,
+                                           f"campaign {name!r} is already defined in {result.campaigns[name].path}"))
+            continue
+        result.campaigns[name] = loaded
+    return result
+
+
+def load_workspace(root: Path, *, need_rules: bool = True) -> Workspace:
+    """Load config and rules of a workspace; raise UserInputError listing every problem."""
+    problems: list[Problem] = []
+    config = None
+    try:
+        config = load_config(root)
+    except UserInputError as exc:
+        problems += exc.problems
+    rules = load_rules(root) if need_rules else Rules()
+    problems += rules.problems
+    if problems:
+        raise UserInputError(problems)
+    assert config is not None
+    return Workspace(root=root, config=config, campaigns=rules.campaigns, segments=rules.segments)
