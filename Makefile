@@ -5,12 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SCALE  ?= 10k
 
-.PHONY: demo test install postgres bench clean
+.PHONY: demo test lint install postgres bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -22,6 +22,14 @@ demo: $(STAMP)
 ## Run the whole test suite, PostgreSQL-backed tests included (the suite starts its own server).
 test: $(STAMP) postgres
 	$(BIN)/python -m pytest
+
+## Lint: ruff (rules + format), mypy on engine/ and connectors/, import layers, module and function sizes.
+lint: $(STAMP)
+	$(BIN)/ruff check engine connectors tests bench scripts
+	$(BIN)/ruff format --check engine connectors tests bench scripts
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_sizes.py
 
 ## Make sure PostgreSQL server binaries exist (installs Debian's package when run as root).
 postgres:

@@ -25,18 +25,28 @@ import yaml
 from .generate import AT, generate, scale_to_int
 
 ROOT = Path(__file__).resolve().parent.parent
-BLAST = {"campaign": "bench-blast", "description": "Delivery benchmark: 13% of customers, personal content.",
-         "enabled": False, "schedule": "0 9 * * *", "cooldown": "0d",
-         "audience": {"attribute": "attributes.bucket", "lt": 13},
-         "actions": [{"coupon": {"name": "promo", "percent_off": 10, "valid_for": "7d", "prefix": "BENCH"}},
-                     {"email": {"template": "bench.html.j2", "subject": "{{ customer.first_name }}, 10% off"}}]}
-BLAST_TEMPLATE = ("{% extends \"_layout.html.j2\" %}{% block content %}<h1>Hi {{ customer.first_name }}</h1>"
-                  "<p>Your code: <strong>{{ coupons.promo.code }}</strong></p>{% endblock %}\n")
+BLAST = {
+    "campaign": "bench-blast",
+    "description": "Delivery benchmark: 13% of customers, personal content.",
+    "enabled": False,
+    "schedule": "0 9 * * *",
+    "cooldown": "0d",
+    "audience": {"attribute": "attributes.bucket", "lt": 13},
+    "actions": [
+        {"coupon": {"name": "promo", "percent_off": 10, "valid_for": "7d", "prefix": "BENCH"}},
+        {"email": {"template": "bench.html.j2", "subject": "{{ customer.first_name }}, 10% off"}},
+    ],
+}
+BLAST_TEMPLATE = (
+    '{% extends "_layout.html.j2" %}{% block content %}<h1>Hi {{ customer.first_name }}</h1>'
+    "<p>Your code: <strong>{{ coupons.promo.code }}</strong></p>{% endblock %}\n"
+)
 
 
 def phase(*args: str, env: dict | None = None) -> dict:
-    done = subprocess.run([sys.executable, "-m", "bench.phase", *args], cwd=ROOT, capture_output=True,
-                          env={**os.environ, **(env or {})})
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.phase", *args], cwd=ROOT, capture_output=True, env={**os.environ, **(env or {})}
+    )
     if done.returncode != 0:
         raise SystemExit(f"bench phase {args[0]} failed:\n{done.stderr.decode()[-3000:]}")
     return json.loads(done.stdout)
@@ -58,10 +68,15 @@ def workspace(folder: Path, store_url: str, email: dict) -> Path:
 
 def _ids_of_dry_run(output: str) -> dict:
     import hashlib
+
     data = json.loads(output)
-    return {c["campaign"]: {"count": len(c["customers"]) + len(c["held_out"]),
-                            "ids": hashlib.sha256("\n".join(sorted(c["customers"] + c["held_out"])).encode())
-                            .hexdigest()[:16]} for c in data["campaigns"]}
+    return {
+        c["campaign"]: {
+            "count": len(c["customers"]) + len(c["held_out"]),
+            "ids": hashlib.sha256("\n".join(sorted(c["customers"] + c["held_out"])).encode()).hexdigest()[:16],
+        }
+        for c in data["campaigns"]
+    }
 
 
 def best_of(runs: int, *args: str) -> dict:
@@ -81,35 +96,44 @@ def segments(ws: Path, at: str, peer: bool, runs: int) -> dict:
     if peer:
         result["peer"] = phase("peer", str(ws), at)
     reference = hand["campaigns"]
-    result["same_ids"] = {name: all(r["campaigns"][name]["ids"] == reference[name]["ids"]
-                                    for r in (engine, result["dry_run_cli"], *(([result["peer"]]) if peer else [])))
-                          for name in reference}
+    result["same_ids"] = {
+        name: all(
+            r["campaigns"][name]["ids"] == reference[name]["ids"]
+            for r in (engine, result["dry_run_cli"], *(([result["peer"]]) if peer else []))
+        )
+        for name in reference
+    }
     result["audience_sizes"] = {name: v["count"] for name, v in reference.items()}
     return result
 
 
 def deliver(ws: Path, at: str, store_url: str, label: str, env: dict | None = None) -> dict:
     import sqlalchemy as sa
+
     nudge = (sys.executable, "-m", "engine")
-    run = phase("command", *nudge, "--workspace", str(ws), "run", "bench-blast", "--at", at, "--format", "json",
-                env=env)
+    run = phase(
+        "command", *nudge, "--workspace", str(ws), "run", "bench-blast", "--at", at, "--format", "json", env=env
+    )
     if "error" in run:
         raise SystemExit(f"nudge run ({label}) failed: {run['error']}")
     from engine.store.tables import deliveries
+
     engine = sa.create_engine(store_url)
     moment = datetime.fromisoformat(at).astimezone(timezone.utc).replace(tzinfo=None)
     mine = (deliveries.c.campaign == "bench-blast", deliveries.c.occurrence == moment)
     with engine.connect() as conn:
         sent = conn.execute(sa.select(sa.func.count()).where(*mine, deliveries.c.status == "sent")).scalar()
-        other = conn.execute(sa.select(sa.func.count()).where(
-            *mine, deliveries.c.status.not_in(["sent", "held_out"]))).scalar()
+        other = conn.execute(
+            sa.select(sa.func.count()).where(*mine, deliveries.c.status.not_in(["sent", "held_out"]))
+        ).scalar()
     engine.dispose()
     run.pop("stdout", None)
     return {**run, "sent": sent, "not_sent": other, "messages_per_second": sent / run["seconds"]}
 
 
 def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> dict:
-    from tests.pgserver import PgServer, create_database
+    from tests.support.pgserver import PgServer, create_database
+
     server = None
     if kind == "sqlite":
         url = f"sqlite:///{work / kind / 'bench.db'}"
@@ -127,13 +151,15 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         if not args.no_delivery:
             print(f"[{kind}] delivering to the outbox", file=sys.stderr)
             result["delivery_outbox"] = deliver(ws, at, url, "outbox")
-            from tests.sendgrid_server import SendgridServer
+            from tests.support.sendgrid_server import SendgridServer
+
             with SendgridServer(api_key="SG.bench") as sink:
                 workspace(ws, url, {"connector": "sendgrid", "sendgrid": {"host": sink.host, "concurrency": 8}})
                 print(f"[{kind}] delivering to the local SendGrid sink", file=sys.stderr)
                 later = datetime.fromisoformat(at).replace(minute=1).isoformat()
-                result["delivery_sendgrid"] = deliver(ws, later, url, "sendgrid",
-                                                      env={"SENDGRID_API_KEY": "SG.bench", "NUDGE_SECRET": "bench"})
+                result["delivery_sendgrid"] = deliver(
+                    ws, later, url, "sendgrid", env={"SENDGRID_API_KEY": "SG.bench", "NUDGE_SECRET": "bench"}
+                )
                 result["delivery_sendgrid"]["sink_received"] = len(sink.accepted)
         return result
     finally:
@@ -143,9 +169,17 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
 
 def versions() -> dict:
     import importlib.metadata as md
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    return {"python": platform.python_version(), "commit": commit or None, "machine": platform.machine(),
-            "cpus": os.cpu_count(), **{p: md.version(p) for p in ("sqlalchemy", "psycopg", "jinja2", "sendgrid")}}
+
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "python": platform.python_version(),
+        "commit": commit or None,
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        **{p: md.version(p) for p in ("sqlalchemy", "psycopg", "jinja2", "sendgrid")},
+    }
 
 
 def main() -> None:
@@ -162,13 +196,21 @@ def main() -> None:
     try:
         print(f"generating {customers:,} customers", file=sys.stderr)
         files = generate(customers, work / "data")
-        results = {"scale": args.scale, "customers": customers, "events": files[2], "at": AT.isoformat(),
-                   "started": datetime.now(timezone.utc).isoformat(), "versions": versions(), "databases": []}
+        results = {
+            "scale": args.scale,
+            "customers": customers,
+            "events": files[2],
+            "at": AT.isoformat(),
+            "started": datetime.now(timezone.utc).isoformat(),
+            "versions": versions(),
+            "databases": [],
+        }
         for kind in args.db.split(","):
             results["databases"].append(run_database(kind.strip(), files, work, args))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     from .report import print_table
+
     print_table(results)
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"{time.strftime('%Y%m%dT%H%M%S')}-{args.scale}.json"

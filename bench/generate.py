@@ -9,12 +9,27 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 AT = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
-ZONES = ["Asia/Shanghai", "America/New_York", "Europe/Berlin", "Europe/London", "Asia/Tokyo",
-         "America/Los_Angeles", "America/Sao_Paulo", "Australia/Sydney", ""]
+ZONES = [
+    "Asia/Shanghai",
+    "America/New_York",
+    "Europe/Berlin",
+    "Europe/London",
+    "Asia/Tokyo",
+    "America/Los_Angeles",
+    "America/Sao_Paulo",
+    "Australia/Sydney",
+    "",
+]
 COUNTRIES = ["CN", "US", "DE", "GB", "JP", "US", "BR", "AU", "FR"]
 CATEGORIES = ["shoes", "knitwear", "outerwear", "bags", "accessories"]
-EVENT_MIX = [("product_view", 70), ("purchase", 14), ("add_to_cart", 9), ("survey", 4), ("complaint", 1),
-             ("email_open", 2)]
+EVENT_MIX = [
+    ("product_view", 70),
+    ("purchase", 14),
+    ("add_to_cart", 9),
+    ("survey", 4),
+    ("complaint", 1),
+    ("email_open", 2),
+]
 
 
 def scale_to_int(text: str) -> int:
@@ -28,22 +43,32 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
     people_file, events_file = folder / "customers.csv", folder / "events.csv"
-    kinds, weights = zip(*EVENT_MIX)
+    kinds, weights = zip(*EVENT_MIX, strict=False)
     span = 730 * 86400
     count = 0
     with people_file.open("w", newline="") as pf, events_file.open("w", newline="") as ef:
         people, history = csv.writer(pf), csv.writer(ef)
-        people.writerow(["id", "email", "first_name", "country", "timezone", "birthday", "email_opt_in",
-                         "signed_up_at", "bucket"])
+        people.writerow(
+            ["id", "email", "first_name", "country", "timezone", "birthday", "email_opt_in", "signed_up_at", "bucket"]
+        )
         history.writerow(["id", "customer_id", "type", "occurred_at", "amount", "category", "product_name", "score"])
         for i in range(customers):
             cid = f"c{i:07d}"
             place = rng.randrange(len(ZONES))
             born = datetime(1960, 1, 1) + timedelta(days=rng.randrange(45 * 365))
-            people.writerow([cid, f"{cid}@example.com", f"N{i}", COUNTRIES[place], ZONES[place],
-                             born.date().isoformat() if rng.random() < 0.85 else "",
-                             "true" if rng.random() < 0.8 else "false",
-                             (AT - timedelta(days=rng.randrange(1100))).isoformat(), i % 100])
+            people.writerow(
+                [
+                    cid,
+                    f"{cid}@example.com",
+                    f"N{i}",
+                    COUNTRIES[place],
+                    ZONES[place],
+                    born.date().isoformat() if rng.random() < 0.85 else "",
+                    "true" if rng.random() < 0.8 else "false",
+                    (AT - timedelta(days=rng.randrange(1100))).isoformat(),
+                    i % 100,
+                ]
+            )
             # Pareto activity, mean about 10 events, capped so one customer cannot dominate a file.
             activity = min(int(rng.paretovariate(1.12) * 1.75) + (1 if rng.random() < 0.9 else 0), 2000)
             quiet = rng.choice((0, 0, 0, 45, 120, 300)) * 86400
@@ -53,7 +78,8 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
                 amount = f"{rng.uniform(10, 400):.2f}" if kind == "purchase" else ""
                 score = rng.choice((1, 2, 3, 4, 4, 5, 5)) if kind == "survey" else ""
                 name = f"{category.title()} {rng.randrange(50)}" if kind in ("product_view", "purchase") else ""
-                history.writerow([f"e{count}", cid, kind, when.strftime("%Y-%m-%dT%H:%M:%SZ"), amount, category,
-                                  name, score])
+                history.writerow(
+                    [f"e{count}", cid, kind, when.strftime("%Y-%m-%dT%H:%M:%SZ"), amount, category, name, score]
+                )
                 count += 1
     return people_file, events_file, count

@@ -37,16 +37,20 @@ WHERE rn = 1 AND score <= 2
 UNION
 SELECT customer_id FROM events WHERE type = 'complaint' AND occurred_at > :at_14d AND occurred_at <= :at"""
 
-SCORE = {"sqlite": "CASE WHEN json_type(properties, '$.score') IN ('integer', 'real') "
-                   "THEN json_extract(properties, '$.score') END",
-         "postgresql": "CASE WHEN jsonb_typeof(properties -> 'score') = 'number' "
-                       "THEN (properties ->> 'score')::float END"}
+SCORE = {
+    "sqlite": "CASE WHEN json_type(properties, '$.score') IN ('integer', 'real') "
+    "THEN json_extract(properties, '$.score') END",
+    "postgresql": "CASE WHEN jsonb_typeof(properties -> 'score') = 'number' THEN (properties ->> 'score')::float END",
+}
 TRUE = {"sqlite": "= 1", "postgresql": "IS TRUE"}
 
 
 def _birthday_sql(conn: sa.Connection, at: datetime, zone: str) -> tuple[str, dict]:
-    zones = tuple(sorted(r[0] for r in conn.execute(sa.text(
-        "SELECT DISTINCT timezone FROM customers WHERE timezone IS NOT NULL"))))
+    zones = tuple(
+        sorted(
+            r[0] for r in conn.execute(sa.text("SELECT DISTINCT timezone FROM customers WHERE timezone IS NOT NULL"))
+        )
+    )
     targets = birthday_targets(0, EvalContext(at=at, timezone=zone, dialect=conn.dialect.name, timezones=zones))
     clauses, params = [], {"default_zone": zone}
     for n, ((month, day), names) in enumerate(targets.items()):
@@ -64,8 +68,13 @@ def queries(conn: sa.Connection, at: datetime, zone: str) -> dict[str, tuple[str
     dialect = conn.dialect.name
     consent = CONSENT.format(true=TRUE[dialect])
     naive = at.astimezone(timezone.utc).replace(tzinfo=None)
-    times = {"at": naive, "at_90d": naive - timedelta(days=90), "at_3d": naive - timedelta(days=3),
-             "at_30d": naive - timedelta(days=30), "at_14d": naive - timedelta(days=14)}
+    times = {
+        "at": naive,
+        "at_90d": naive - timedelta(days=90),
+        "at_3d": naive - timedelta(days=3),
+        "at_30d": naive - timedelta(days=30),
+        "at_14d": naive - timedelta(days=14),
+    }
     birthday, birthday_params = _birthday_sql(conn, at, zone)
     return {
         "low-satisfaction": (UNHAPPY.format(score=SCORE[dialect]), times),

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 import sqlalchemy as sa
 
 from engine.store.tables import customers, events, suppressions
-from tests.reference import matches
+from tests.support.reference import matches
 
 
 def _utc(value):
@@ -25,19 +25,31 @@ def evaluate(store, ws, at: datetime) -> dict[str, list[str]]:
         people = people_conn.execution_options(yield_per=5000).execute(sa.select(customers).order_by(customers.c.id))
         history = events_conn.execution_options(yield_per=20000).execute(
             sa.select(events.c.customer_id, events.c.type, events.c.occurred_at, events.c.properties, events.c.pk)
-            .where(events.c.occurred_at <= naive).order_by(events.c.customer_id))
+            .where(events.c.occurred_at <= naive)
+            .order_by(events.c.customer_id)
+        )
         pending = next(history, None)
         for person in people:
             mine = []
             while pending is not None and pending.customer_id < person.id:
                 pending = next(history, None)
             while pending is not None and pending.customer_id == person.id:
-                mine.append({"type": pending.type, "occurred_at": _utc(pending.occurred_at),
-                             "properties": pending.properties or {}, "seq": pending.pk})
+                mine.append(
+                    {
+                        "type": pending.type,
+                        "occurred_at": _utc(pending.occurred_at),
+                        "properties": pending.properties or {},
+                        "seq": pending.pk,
+                    }
+                )
                 pending = next(history, None)
             customer = {**dict(person._mapping), "attributes": person.attributes or {}}
-            consent = (person.email is not None and person.email_opt_in and person.unsubscribed_at is None
-                       and person.email.lower() not in blocked)
+            consent = (
+                person.email is not None
+                and person.email_opt_in
+                and person.unsubscribed_at is None
+                and person.email.lower() not in blocked
+            )
             for campaign in campaigns:
                 if campaign.sends_email and not consent:
                     continue

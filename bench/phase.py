@@ -1,6 +1,6 @@
 """One benchmark phase in its own process, so its time and peak memory are its own.
 
-    python -m bench.phase NAME WORKSPACE [ARGS...]   → one JSON object on stdout
+python -m bench.phase NAME WORKSPACE [ARGS...]   → one JSON object on stdout
 """
 
 from __future__ import annotations
@@ -27,16 +27,18 @@ def _digest(ids) -> str:
 
 def _workspace(root: str):
     from engine.rules.config import resolve_store_url
-    from engine.workspace.loader import load_workspace
     from engine.store import open_store
+    from engine.workspace.loader import load_workspace
+
     ws = load_workspace(Path(root))
     return ws, open_store(resolve_store_url(ws.config, ws.root), create=False)
 
 
 def do_import(root: str, customers_file: str, events_file: str) -> dict:
-    from engine.rules.config import load_config, resolve_store_url
     from engine.ingest.importer import import_file
+    from engine.rules.config import load_config, resolve_store_url
     from engine.store import open_store
+
     config = load_config(Path(root))
     store = open_store(resolve_store_url(config, Path(root)), create=True)
     now = datetime.fromisoformat("2026-06-01T09:00:00+00:00")
@@ -45,14 +47,20 @@ def do_import(root: str, customers_file: str, events_file: str) -> dict:
     middle = time.perf_counter()
     history = import_file(store, "events", Path(events_file), now=now)
     end = time.perf_counter()
-    return {"customers": people.written, "customer_seconds": middle - start, "events": history.written,
-            "event_seconds": end - middle, "events_per_second": history.written / (end - middle),
-            "peak_rss_mb": _peak_mb()}
+    return {
+        "customers": people.written,
+        "customer_seconds": middle - start,
+        "events": history.written,
+        "event_seconds": end - middle,
+        "events_per_second": history.written / (end - middle),
+        "peak_rss_mb": _peak_mb(),
+    }
 
 
 def do_engine(root: str, at: str) -> dict:
     """The four campaigns through nudge's planner, in process (no CLI start-up)."""
     from engine.audience.planner import Planner
+
     ws, store = _workspace(root)
     moment = datetime.fromisoformat(at)
     start = time.perf_counter()
@@ -61,13 +69,16 @@ def do_engine(root: str, at: str) -> dict:
         planner = Planner(conn=conn, config=ws.config, segments=ws.segments, at=moment)
         for campaign in ws.select():
             plan = planner.plan(campaign)
-            found[campaign.campaign] = {"ids": _digest(plan.targeted + plan.held_out),
-                                        "count": len(plan.targeted) + len(plan.held_out)}
+            found[campaign.campaign] = {
+                "ids": _digest(plan.targeted + plan.held_out),
+                "count": len(plan.targeted) + len(plan.held_out),
+            }
     return {"seconds": time.perf_counter() - start, "campaigns": found, "peak_rss_mb": _peak_mb()}
 
 
 def do_hand(root: str, at: str) -> dict:
     from bench.handsql import queries
+
     ws, store = _workspace(root)
     moment = datetime.fromisoformat(at)
     found, start = {}, time.perf_counter()
@@ -80,23 +91,29 @@ def do_hand(root: str, at: str) -> dict:
 
 def do_peer(root: str, at: str) -> dict:
     from bench.peer import evaluate
+
     ws, store = _workspace(root)
     start = time.perf_counter()
     found = evaluate(store, ws, datetime.fromisoformat(at))
-    return {"seconds": time.perf_counter() - start,
-            "campaigns": {k: {"ids": _digest(v), "count": len(v)} for k, v in found.items()},
-            "peak_rss_mb": _peak_mb()}
+    return {
+        "seconds": time.perf_counter() - start,
+        "campaigns": {k: {"ids": _digest(v), "count": len(v)} for k, v in found.items()},
+        "peak_rss_mb": _peak_mb(),
+    }
 
 
 def do_command(*command: str) -> dict:
     """Run a command (as a user would), report its wall time and its own peak memory."""
     start = time.perf_counter()
-    done = subprocess.run(list(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = subprocess.run(list(command), capture_output=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         return {"error": done.stderr.decode()[-2000:], "returncode": done.returncode}
-    return {"seconds": seconds, "peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN),
-            "stdout": done.stdout.decode()[-20_000_000:]}
+    return {
+        "seconds": seconds,
+        "peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN),
+        "stdout": done.stdout.decode()[-20_000_000:],
+    }
 
 
 PHASES = {"import": do_import, "engine": do_engine, "hand": do_hand, "peer": do_peer, "command": do_command}

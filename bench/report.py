@@ -12,8 +12,10 @@ def _f(value: float, digits: int = 2) -> str:
 
 def print_table(results: dict) -> None:
     console = Console(width=120)
-    console.print(f"[bold]nudge benchmark[/] scale {results['scale']}: {results['customers']:,} customers, "
-                  f"{results['events']:,} events · commit {results['versions']['commit']}")
+    console.print(
+        f"[bold]nudge benchmark[/] scale {results['scale']}: {results['customers']:,} customers, "
+        f"{results['events']:,} events · commit {results['versions']['commit']}"
+    )
     table = Table(title_justify="left")
     table.add_column("measure")
     for db in results["databases"]:
@@ -35,9 +37,18 @@ def print_table(results: dict) -> None:
     row("4 campaigns: nudge engine s", lambda d: _f(d["segments"]["engine"]["seconds"]))
     row("4 campaigns: nudge dry-run (CLI) s", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"]))
     row("4 campaigns: peer (Python per customer) s", lambda d: _f(d["segments"]["peer"]["seconds"]))
-    row("ratio nudge engine / hand SQL", lambda d: _f(d["segments"]["engine"]["seconds"] / d["segments"]["hand_sql"]["seconds"]))
-    row("ratio nudge dry-run / hand SQL", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"] / d["segments"]["hand_sql"]["seconds"]))
-    row("ratio peer / nudge engine", lambda d: _f(d["segments"]["peer"]["seconds"] / d["segments"]["engine"]["seconds"], 1))
+    row(
+        "ratio nudge engine / hand SQL",
+        lambda d: _f(d["segments"]["engine"]["seconds"] / d["segments"]["hand_sql"]["seconds"]),
+    )
+    row(
+        "ratio nudge dry-run / hand SQL",
+        lambda d: _f(d["segments"]["dry_run_cli"]["seconds"] / d["segments"]["hand_sql"]["seconds"]),
+    )
+    row(
+        "ratio peer / nudge engine",
+        lambda d: _f(d["segments"]["peer"]["seconds"] / d["segments"]["engine"]["seconds"], 1),
+    )
     row("dry-run peak RSS MB", lambda d: _f(d["segments"]["dry_run_cli"]["peak_rss_mb"], 0))
     row("same ids everywhere", lambda d: "yes" if all(d["segments"]["same_ids"].values()) else "NO")
     row("delivery outbox: messages", lambda d: f"{d['delivery_outbox']['sent']:,}")

@@ -17,18 +17,27 @@ from typing import Any, ClassVar, Protocol
 from engine.core.errors import ConnectorError, ConnectorFatal, SinkError, SourceError
 
 __all__ = [
-    "ConnectorError", "ConnectorFatal", "EmailConnector", "OutgoingEmail", "SendResult", "SendStatus",
-    "SinkError", "SourceError", "SourceReader", "SourceRow", "TaskSink",
+    "ConnectorError",
+    "ConnectorFatal",
+    "EmailConnector",
+    "OutgoingEmail",
+    "SendResult",
+    "SendStatus",
+    "SinkError",
+    "SourceError",
+    "SourceReader",
+    "SourceRow",
+    "TaskSink",
 ]
 
 
 class SendStatus(StrEnum):
     """What a connector says of one message."""
 
-    SENT = "sent"          # the provider accepted it
-    FAILED = "failed"      # will not succeed on retry (bad address, refused content)
-    UNKNOWN = "unknown"    # it left and no answer came back: never resent blindly
-    RETRY = "retry"        # it did not leave (refused before accepting it): safe to send again later
+    SENT = "sent"  # the provider accepted it
+    FAILED = "failed"  # will not succeed on retry (bad address, refused content)
+    UNKNOWN = "unknown"  # it left and no answer came back: never resent blindly
+    RETRY = "retry"  # it did not leave (refused before accepting it): safe to send again later
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,6 @@ SourceRow = tuple[int, dict[str, Any] | ValueError]
 class SourceReader(Protocol):
     """Reads one data file into rows, streamed; raises SourceError when the file as a whole is unreadable."""
 
-    untyped: ClassVar[bool]     # values are text to be parsed (CSV), not JSON-typed
+    untyped: ClassVar[bool]  # values are text to be parsed (CSV), not JSON-typed
 
     def rows(self, path: Path) -> Iterator[SourceRow]: ...

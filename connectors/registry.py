@@ -45,7 +45,7 @@ def source_for(path: Path) -> SourceReader:
     """The reader for a data file, by its extension."""
     extension = path.suffix.lower().lstrip(".")
     try:
-        return load(Group.SOURCES, extension)()  # type: ignore[no-any-return]
+        return load(Group.SOURCES, extension)()
     except UnknownConnector:
         known = ", ".join("." + name for name in sorted(available(Group.SOURCES)))
         raise UnknownConnector(f"unsupported file type {path.suffix or '(none)'!r}: use {known}") from None

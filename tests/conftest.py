@@ -5,19 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from engine.ingest.importer import import_rows
 from engine.store import Store, open_store
-
-from .pgserver import PgServer, create_database
-
-ROOT = Path(__file__).resolve().parent.parent
-NOW = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+from tests.support.pgserver import PgServer
+from tests.support.store import ROOT, make_store
 
 
 @pytest.fixture(scope="session")
@@ -33,14 +27,6 @@ def pg_admin_url() -> Iterator[str]:
         server.stop()
 
 
-def make_store(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'store.db'}"
-    else:
-        url = create_database(request.getfixturevalue("pg_admin_url"))
-    return open_store(url, create=True)
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     opened = make_store(request.param, tmp_path, request)
@@ -53,16 +39,6 @@ def sqlite_store(tmp_path: Path) -> Iterator[Store]:
     opened = open_store(f"sqlite:///{tmp_path / 'store.db'}", create=True)
     yield opened
     opened.dispose()
-
-
-def seed(store: Store, customers: list[dict[str, Any]] = (), events: list[dict[str, Any]] = ()) -> None:
-    """Load rows through the real importer (typed values, as JSON Lines would give them)."""
-    if customers:
-        import_rows(store, "customers", enumerate(customers, 1), path="<seed>", untyped=False, now=NOW)
-    if events:
-        rows = [{**e, "occurred_at": e["occurred_at"].isoformat() if isinstance(e["occurred_at"], datetime)
-                 else e["occurred_at"]} for e in events]
-        import_rows(store, "events", enumerate(rows, 1), path="<seed>", untyped=False, now=NOW)
 
 
 @pytest.fixture

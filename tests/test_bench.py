@@ -6,12 +6,17 @@ import json
 import subprocess
 import sys
 
-from .conftest import ROOT
+from tests.support.store import ROOT
 
 
 def test_benchmark_smoke_run(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "bench", "--scale", "300", "--runs", "1", "--out", str(tmp_path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--scale", "300", "--runs", "1", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "ratio nudge engine / hand SQL" in done.stdout
     [result] = tmp_path.glob("*.json")

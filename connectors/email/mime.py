@@ -34,14 +34,23 @@ def _qp(text: str) -> bytes:
 def mime_bytes(email: OutgoingEmail, domain: str = "nudge.local") -> bytes:
     """The whole message as CRLF-terminated bytes."""
     boundary = "=_nudge_" + os.urandom(12).hex()
-    headers = [("From", email.sender), ("To", email.to), ("Subject", email.subject),
-               ("Date", formatdate(usegmt=True)),
-               ("Message-ID", f"<nudge.{email.delivery_id}.{os.urandom(6).hex()}@{domain}>"),
-               *email.headers.items(), ("MIME-Version", "1.0"),
-               ("Content-Type", f'multipart/alternative; boundary="{boundary}"')]
+    headers = [
+        ("From", email.sender),
+        ("To", email.to),
+        ("Subject", email.subject),
+        ("Date", formatdate(usegmt=True)),
+        ("Message-ID", f"<nudge.{email.delivery_id}.{os.urandom(6).hex()}@{domain}>"),
+        *email.headers.items(),
+        ("MIME-Version", "1.0"),
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
     head = "".join(f"{name}: {_header(name, value)}\r\n" for name, value in headers).encode("ascii")
     parts = []
     for subtype, body in (("plain", email.text), ("html", email.html)):
-        parts.append(f"--{boundary}\r\nContent-Type: text/{subtype}; charset=\"utf-8\"\r\n"
-                     "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii") + _qp(body) + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Type: text/{subtype}; charset="utf-8"\r\n'
+            "Content-Transfer-Encoding: quoted-printable\r\n\r\n".encode("ascii")
+            + _qp(body)
+            + b"\r\n"
+        )
     return head + b"\r\n" + b"".join(parts) + f"--{boundary}--\r\n".encode("ascii")

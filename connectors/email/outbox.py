@@ -26,7 +26,7 @@ class OutboxConnector:
             raise ConnectorFatal(f"cannot create outbox folder {directory}: {exc.strerror}") from None
 
     @classmethod
-    def from_config(cls, config, workspace: Path, environ) -> "OutboxConnector":
+    def from_config(cls, config, workspace: Path, environ) -> OutboxConnector:
         return cls((workspace / config.outbox.dir).resolve())
 
     def path_for(self, delivery_id: int) -> Path:

@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import sendgrid
-from python_http_client.exceptions import (BadRequestsError, ForbiddenError, HTTPError, PayloadTooLargeError,
-                                           TooManyRequestsError, UnauthorizedError)
+from python_http_client.exceptions import (
+    BadRequestsError,
+    ForbiddenError,
+    HTTPError,
+    PayloadTooLargeError,
+    TooManyRequestsError,
+    UnauthorizedError,
+)
 
 from connectors.api import ConnectorError, ConnectorFatal, OutgoingEmail, SendResult, SendStatus
 from connectors.email.sendgrid_transport import KeepAliveClient, Lost, NotSent
@@ -76,7 +82,9 @@ def _shared_content(email: OutgoingEmail) -> tuple:
     html, text = email.html, email.text
     if url:
         html, text = html.replace(url, UNSUBSCRIBE_TAG), text.replace(url, UNSUBSCRIBE_TAG)
-    headers = tuple(sorted((k, v) for k, v in email.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery")))
+    headers = tuple(
+        sorted((k, v) for k, v in email.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery"))
+    )
     return (email.sender, email.subject, html, text, headers)
 
 
@@ -89,12 +97,26 @@ def _error_message(error: HTTPError) -> str:
 
 
 class SendgridConnector:
-    def __init__(self, api_key: str, *, host: str = "https://api.sendgrid.com", sandbox_mode: bool = False,
-                 concurrency: int = 4, rate_per_second: float | None = None, timeout: float = 30.0,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        host: str = "https://api.sendgrid.com",
+        sandbox_mode: bool = False,
+        concurrency: int = 4,
+        rate_per_second: float | None = None,
+        timeout: float = 30.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+    ):
         official = sendgrid.SendGridAPIClient(api_key=api_key, host=host)
-        self.client = KeepAliveClient(host=official.client.host, request_headers=dict(official.client.request_headers),
-                                      version=3, url_path=["mail", "send"], timeout=timeout)
+        self.client = KeepAliveClient(
+            host=official.client.host,
+            request_headers=dict(official.client.request_headers),
+            version=3,
+            url_path=["mail", "send"],
+            timeout=timeout,
+        )
         self.sandbox_mode = sandbox_mode
         self.sleep, self.clock = sleep, clock
         self.limiter = _RateLimiter(rate_per_second, clock, sleep)
@@ -102,14 +124,19 @@ class SendgridConnector:
         self._fatal: str | None = None
 
     @classmethod
-    def from_config(cls, config, workspace: Path, environ: Mapping[str, str]) -> "SendgridConnector":
+    def from_config(cls, config, workspace: Path, environ: Mapping[str, str]) -> SendgridConnector:
         key = environ.get(API_KEY_VARIABLE)
         if not key:
             raise ConnectorFatal(f"{API_KEY_VARIABLE} is not set in the environment")
         settings = config.sendgrid
-        return cls(key, host=settings.host or "https://api.sendgrid.com", sandbox_mode=settings.sandbox_mode,
-                   concurrency=settings.concurrency, rate_per_second=settings.rate_per_second,
-                   timeout=settings.timeout)
+        return cls(
+            key,
+            host=settings.host or "https://api.sendgrid.com",
+            sandbox_mode=settings.sandbox_mode,
+            concurrency=settings.concurrency,
+            rate_per_second=settings.rate_per_second,
+            timeout=settings.timeout,
+        )
 
     # --- requests ------------------------------------------------------------------------
 
@@ -117,8 +144,10 @@ class SendgridConnector:
         first = group[0]
         personalizations = []
         for email in group:
-            personalization: dict[str, Any] = {"to": [{"email": email.to}],
-                                               "custom_args": {"nudge_delivery": str(email.delivery_id)}}
+            personalization: dict[str, Any] = {
+                "to": [{"email": email.to}],
+                "custom_args": {"nudge_delivery": str(email.delivery_id)},
+            }
             url = _unsubscribe_url(email)
             if url:
                 personalization["headers"] = {"List-Unsubscribe": email.headers["List-Unsubscribe"]}
@@ -127,9 +156,12 @@ class SendgridConnector:
             personalizations.append(personalization)
         html, text = (first.html, first.text) if len(group) == 1 else _shared_content(first)[2:4]
         headers = {k: v for k, v in first.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery")}
-        body: dict[str, Any] = {"personalizations": personalizations, "from": _sender(first.sender),
-                                "subject": first.subject,
-                                "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}]}
+        body: dict[str, Any] = {
+            "personalizations": personalizations,
+            "from": _sender(first.sender),
+            "subject": first.subject,
+            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
+        }
         if headers:
             body["headers"] = headers
         if self.sandbox_mode:
@@ -152,22 +184,29 @@ class SendgridConnector:
                 wait = self._reset_wait(exc)
                 rate_waited += wait
                 if rate_waited > MAX_RATE_WAIT:
-                    return [SendResult(e.delivery_id, SendStatus.RETRY, "SendGrid rate limit: still limited") for e in group]
+                    return [
+                        SendResult(e.delivery_id, SendStatus.RETRY, "SendGrid rate limit: still limited") for e in group
+                    ]
                 self.sleep(wait)
                 continue
             except (BadRequestsError, PayloadTooLargeError) as exc:
                 if len(group) > 1:
                     half = len(group) // 2
                     return self._post(group[:half]) + self._post(group[half:])
-                reason = "message too large for SendGrid" if isinstance(exc, PayloadTooLargeError) \
+                reason = (
+                    "message too large for SendGrid"
+                    if isinstance(exc, PayloadTooLargeError)
                     else f"SendGrid 400: {_error_message(exc)}"
+                )
                 return [SendResult(group[0].delivery_id, SendStatus.FAILED, reason)]
             except HTTPError as exc:
                 if exc.status_code < 500 or attempts >= BACKOFF_ATTEMPTS:
                     status = SendStatus.RETRY if exc.status_code >= 500 else SendStatus.FAILED
-                    return [SendResult(e.delivery_id, status, f"SendGrid {exc.status_code}: {_error_message(exc)}")
-                            for e in group]
-                self.sleep(min(2 ** attempts, 30))
+                    return [
+                        SendResult(e.delivery_id, status, f"SendGrid {exc.status_code}: {_error_message(exc)}")
+                        for e in group
+                    ]
+                self.sleep(min(2**attempts, 30))
                 attempts += 1
                 continue
             except NotSent as exc:
@@ -176,15 +215,17 @@ class SendgridConnector:
                 attempts += 1
                 continue
             except Lost as exc:
-                return [SendResult(e.delivery_id, SendStatus.UNKNOWN, f"no answer from SendGrid after sending: {exc}")
-                        for e in group]
+                return [
+                    SendResult(e.delivery_id, SendStatus.UNKNOWN, f"no answer from SendGrid after sending: {exc}")
+                    for e in group
+                ]
             message_id = reply.headers.get("X-Message-Id") if reply.headers else None
             return [SendResult(e.delivery_id, SendStatus.SENT, provider_id=message_id) for e in group]
 
     def _reset_wait(self, error: HTTPError) -> float:
         reset = (error.headers or {}).get("X-RateLimit-Reset")
         try:
-            return min(max(float(reset) - self.clock(), 0.0) + 0.01, MAX_RATE_WAIT)
+            return min(max(float(str(reset)) - self.clock(), 0.0) + 0.01, MAX_RATE_WAIT)
         except (TypeError, ValueError):
             return 1.0
 
@@ -195,8 +236,14 @@ class SendgridConnector:
         groups: dict[tuple, list[list[OutgoingEmail]]] = {}
         for email in batch:
             chunks = groups.setdefault(_shared_content(email), [[]])
-            target = next((c for c in chunks if len(c) < MAX_PERSONALIZATIONS
-                           and all(e.to.lower() != email.to.lower() for e in c)), None)
+            target = next(
+                (
+                    c
+                    for c in chunks
+                    if len(c) < MAX_PERSONALIZATIONS and all(e.to.lower() != email.to.lower() for e in c)
+                ),
+                None,
+            )
             if target is None:
                 target = []
                 chunks.append(target)
@@ -210,7 +257,7 @@ class SendgridConnector:
         futures = [self.pool.submit(self._post, group) for group in groups]
         results: list[SendResult] = []
         fatal = None
-        for future, group in zip(futures, groups):
+        for future, group in zip(futures, groups, strict=False):
             try:
                 results += future.result()
             except _Fatal as exc:

@@ -88,8 +88,9 @@ class KeepAliveClient(Client):
         if response.will_close:
             self.close_thread_connection()
         if response.status >= 400:
-            error = urllib.error.HTTPError(request.full_url, response.status, response.reason, response.headers,
-                                           io.BytesIO(body))
+            error = urllib.error.HTTPError(
+                request.full_url, response.status, response.reason, response.headers, io.BytesIO(body)
+            )
             raised = handle_error(error)
             raised.__cause__ = None
             raise raised

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
 import smtplib
-import socket
 import ssl
 from pathlib import Path
 
@@ -14,21 +14,37 @@ PASSWORD_VARIABLE = "NUDGE_SMTP_PASSWORD"
 
 
 class SmtpConnector:
-    def __init__(self, host: str, port: int, *, username: str | None = None, password: str | None = None,
-                 starttls: bool = False, use_ssl: bool = False, timeout: float = 30.0):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        starttls: bool = False,
+        use_ssl: bool = False,
+        timeout: float = 30.0,
+    ):
         self.host, self.port = host, port
         self.username, self.password = username, password
         self.starttls, self.use_ssl, self.timeout = starttls, use_ssl, timeout
         self._client: smtplib.SMTP | None = None
 
     @classmethod
-    def from_config(cls, config, workspace: Path, environ) -> "SmtpConnector":
+    def from_config(cls, config, workspace: Path, environ) -> SmtpConnector:
         smtp = config.smtp
         password = environ.get(PASSWORD_VARIABLE)
         if smtp.username and not password:
             raise ConnectorFatal(f"smtp.username is set but {PASSWORD_VARIABLE} is not in the environment")
-        return cls(smtp.host, smtp.port, username=smtp.username, password=password,
-                   starttls=smtp.starttls, use_ssl=smtp.ssl, timeout=smtp.timeout)
+        return cls(
+            smtp.host,
+            smtp.port,
+            username=smtp.username,
+            password=password,
+            starttls=smtp.starttls,
+            use_ssl=smtp.ssl,
+            timeout=smtp.timeout,
+        )
 
     def _connect(self) -> smtplib.SMTP:
         if self._client is not None:
@@ -39,8 +55,9 @@ class SmtpConnector:
                 self._client = None
         try:
             if self.use_ssl:
-                client: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout,
-                                                         context=ssl.create_default_context())
+                client: smtplib.SMTP = smtplib.SMTP_SSL(
+                    self.host, self.port, timeout=self.timeout, context=ssl.create_default_context()
+                )
             else:
                 client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
@@ -63,7 +80,9 @@ class SmtpConnector:
                 if not results:
                     raise
                 # The server went away mid-batch: what is left did not leave.
-                results += [SendResult(e.delivery_id, SendStatus.RETRY, "SMTP server unreachable") for e in batch[index:]]
+                results += [
+                    SendResult(e.delivery_id, SendStatus.RETRY, "SMTP server unreachable") for e in batch[index:]
+                ]
                 return results
             results.append(self._send_one(client, email))
         return results
@@ -79,7 +98,7 @@ class SmtpConnector:
         except smtplib.SMTPDataError as exc:
             status = SendStatus.FAILED if 500 <= exc.smtp_code < 600 else SendStatus.UNKNOWN
             return SendResult(email.delivery_id, status, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
-        except (smtplib.SMTPServerDisconnected, socket.timeout, OSError) as exc:
+        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
             # The message may have left before the connection dropped: never resend blindly.
             self._client = None
             return SendResult(email.delivery_id, SendStatus.UNKNOWN, f"connection lost while sending: {exc}")
@@ -92,8 +111,6 @@ class SmtpConnector:
 
     def close(self) -> None:
         if self._client is not None:
-            try:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._client.quit()
-            except (smtplib.SMTPException, OSError):
-                pass
             self._client = None

@@ -46,4 +46,7 @@ def read_csv(path: Path) -> Iterator[SourceRow]:
             if len(record) != len(names):
                 yield reader.line_num, ValueError(f"expected {len(names)} fields, found {len(record)}")
                 continue
-            yield reader.line_num, {k: (v if v and not v.isspace() else None) for k, v in zip(names, record)}
+            yield (
+                reader.line_num,
+                {k: (v if v and not v.isspace() else None) for k, v in zip(names, record, strict=False)},
+            )

@@ -18,7 +18,7 @@ class StoreSink:
     """Tasks live in the store (`nudge tasks list`); nothing more to do."""
 
     @classmethod
-    def from_config(cls, config, workspace: Path) -> "StoreSink":
+    def from_config(cls, config, workspace: Path) -> StoreSink:
         return cls()
 
     def handoff(self, task: dict[str, Any]) -> None:
@@ -32,7 +32,7 @@ class CsvSink:
         self.path = path
 
     @classmethod
-    def from_config(cls, config, workspace: Path) -> "CsvSink":
+    def from_config(cls, config, workspace: Path) -> CsvSink:
         return cls((workspace / config.csv.get("path", "tasks.csv")).resolve())
 
     def handoff(self, task: dict[str, Any]) -> None:
@@ -54,7 +54,7 @@ class WebhookSink:
         self.url, self.timeout, self.headers = url, timeout, headers or {}
 
     @classmethod
-    def from_config(cls, config, workspace: Path) -> "WebhookSink":
+    def from_config(cls, config, workspace: Path) -> WebhookSink:
         url = config.webhook.get("url")
         if not url:
             raise SinkError("tasks.webhook.url is required for the webhook sink")
@@ -62,8 +62,9 @@ class WebhookSink:
 
     def handoff(self, task: dict[str, Any]) -> None:
         body = json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in task.items()}).encode()
-        request = urllib.request.Request(self.url, data=body, method="POST",
-                                         headers={"Content-Type": "application/json", **self.headers})
+        request = urllib.request.Request(
+            self.url, data=body, method="POST", headers={"Content-Type": "application/json", **self.headers}
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 if not 200 <= response.status < 300:

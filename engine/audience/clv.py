@@ -32,8 +32,11 @@ class BgNbd:
 
     def p_alive(self, x, t_x, big_t):
         x, t_x, big_t = map(np.asarray, (x, t_x, big_t))
-        ratio = np.where(x > 0, (self.a / np.maximum(self.b + x - 1, 1e-12))
-                         * ((self.alpha + big_t) / (self.alpha + t_x)) ** (self.r + x), 0.0)
+        ratio = np.where(
+            x > 0,
+            (self.a / np.maximum(self.b + x - 1, 1e-12)) * ((self.alpha + big_t) / (self.alpha + t_x)) ** (self.r + x),
+            0.0,
+        )
         return 1.0 / (1.0 + ratio)
 
     def expected_purchases(self, t: float, x, t_x, big_t):
@@ -60,9 +63,12 @@ def fit_bgnbd(x, t_x, big_t) -> BgNbd:
     """Maximum likelihood on log-parameters (keeps them positive)."""
     x, t_x, big_t = (np.asarray(v, dtype=float) for v in (x, t_x, big_t))
     scale = max(float(np.mean(big_t)), 1.0)
-    result = minimize(lambda p: -bgnbd_log_likelihood(np.exp(p), x, t_x, big_t),
-                      x0=np.log([0.5, scale / 4, 1.0, 2.0]), method="L-BFGS-B",
-                      bounds=[(-10, 10), (-10, 15), (-10, 10), (-10, 10)])
+    result = minimize(
+        lambda p: -bgnbd_log_likelihood(np.exp(p), x, t_x, big_t),
+        x0=np.log([0.5, scale / 4, 1.0, 2.0]),
+        method="L-BFGS-B",
+        bounds=[(-10, 10), (-10, 15), (-10, 10), (-10, 10)],
+    )
     return BgNbd(*np.exp(result.x))
 
 
@@ -84,11 +90,24 @@ def fit_gamma_gamma(x, mean_value) -> GammaGamma:
 
     def negative(params):
         p, q, v = np.exp(params)
-        return -float(np.sum(gammaln(p * x + q) - gammaln(p * x) - gammaln(q) + q * np.log(v)
-                             + (p * x - 1) * np.log(m) + (p * x) * np.log(x) - (p * x + q) * np.log(x * m + v)))
+        return -float(
+            np.sum(
+                gammaln(p * x + q)
+                - gammaln(p * x)
+                - gammaln(q)
+                + q * np.log(v)
+                + (p * x - 1) * np.log(m)
+                + (p * x) * np.log(x)
+                - (p * x + q) * np.log(x * m + v)
+            )
+        )
 
-    result = minimize(negative, x0=np.log([2.0, 3.0, max(float(np.mean(m)), 1.0)]), method="L-BFGS-B",
-                      bounds=[(-10, 10), (np.log(1.0001), 10), (-10, 20)])
+    result = minimize(
+        negative,
+        x0=np.log([2.0, 3.0, max(float(np.mean(m)), 1.0)]),
+        method="L-BFGS-B",
+        bounds=[(-10, 10), (np.log(1.0001), 10), (-10, 20)],
+    )
     return GammaGamma(*np.exp(result.x))
 
 
@@ -102,18 +121,27 @@ def summary_query(at: datetime, dialect: str, revenue_property: str) -> sa.Selec
     else:
         day = sa.func.date(events.c.occurred_at)
         days_between = lambda later, earlier: sa.func.julianday(later) - sa.func.julianday(earlier)  # noqa: E731
-    daily = (sa.select(events.c.customer_id.label("id"), day.label("day"),
-                       sa.func.coalesce(sa.func.sum(amount), 0.0).label("value"))
-             .where(events.c.type == "purchase", events.c.occurred_at <= naive)
-             .group_by(events.c.customer_id, day).subquery("daily"))
-    ranked = sa.select(daily, sa.func.row_number().over(partition_by=daily.c.id, order_by=daily.c.day).label("n")) \
-        .subquery("ranked")
+    daily = (
+        sa.select(
+            events.c.customer_id.label("id"),
+            day.label("day"),
+            sa.func.coalesce(sa.func.sum(amount), 0.0).label("value"),
+        )
+        .where(events.c.type == "purchase", events.c.occurred_at <= naive)
+        .group_by(events.c.customer_id, day)
+        .subquery("daily")
+    )
+    ranked = sa.select(
+        daily, sa.func.row_number().over(partition_by=daily.c.id, order_by=daily.c.day).label("n")
+    ).subquery("ranked")
     repeat_value = sa.func.sum(sa.case((ranked.c.n > 1, ranked.c.value), else_=0.0))
-    return (sa.select(ranked.c.id, (sa.func.count() - 1).label("x"),
-                      days_between(sa.func.max(ranked.c.day), sa.func.min(ranked.c.day)).label("t_x"),
-                      days_between(sa.literal(naive, sa.DateTime), sa.func.min(ranked.c.day)).label("age"),
-                      (repeat_value / sa.func.nullif(sa.func.count() - 1, 0)).label("mean_value"))
-            .group_by(ranked.c.id))
+    return sa.select(
+        ranked.c.id,
+        (sa.func.count() - 1).label("x"),
+        days_between(sa.func.max(ranked.c.day), sa.func.min(ranked.c.day)).label("t_x"),
+        days_between(sa.literal(naive, sa.DateTime), sa.func.min(ranked.c.day)).label("age"),
+        (repeat_value / sa.func.nullif(sa.func.count() - 1, 0)).label("mean_value"),
+    ).group_by(ranked.c.id)
 
 
 def refresh(store, at: datetime, revenue_property: str = "amount") -> dict:
@@ -133,12 +161,22 @@ def refresh(store, at: datetime, revenue_property: str = "amount") -> dict:
     purchases = model.expected_purchases(HORIZON_DAYS, x, t_x, age)
     value = purchases * spend.expected_value(x, mean_value)
     naive = at.astimezone(timezone.utc).replace(tzinfo=None)
-    stored = [{"customer_id": cid, "computed_at": naive, "frequency": int(x[i]), "recency_days": float(t_x[i]),
-               "age_days": float(age[i]), "monetary": float(mean_value[i]) if x[i] > 0 else None,
-               "p_alive": float(alive[i]), "predicted_purchases_12m": float(purchases[i]),
-               "predicted_value_12m": float(value[i])} for i, cid in enumerate(ids)]
+    stored = [
+        {
+            "customer_id": cid,
+            "computed_at": naive,
+            "frequency": int(x[i]),
+            "recency_days": float(t_x[i]),
+            "age_days": float(age[i]),
+            "monetary": float(mean_value[i]) if x[i] > 0 else None,
+            "p_alive": float(alive[i]),
+            "predicted_purchases_12m": float(purchases[i]),
+            "predicted_value_12m": float(value[i]),
+        }
+        for i, cid in enumerate(ids)
+    ]
     with store.engine.begin() as conn:
         conn.execute(sa.delete(customer_metrics))
         for start in range(0, len(stored), 5000):
-            conn.execute(sa.insert(customer_metrics), stored[start:start + 5000])
+            conn.execute(sa.insert(customer_metrics), stored[start : start + 5000])
     return {"customers": len(ids), "bgnbd": model.__dict__, "gamma_gamma": spend.__dict__}

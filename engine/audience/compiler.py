@@ -7,7 +7,7 @@ through the allow-list in fields.py.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
@@ -16,17 +16,27 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from engine.rules.conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
-                         Ops, SegmentRef)
+from engine.core.errors import ConditionError
 from engine.core.fields import ATTRIBUTE_PREFIX, BOOL, CUSTOMER_FIELDS, DATETIME, STRING, check_operator
-from engine.ingest.rows import parse_bool, parse_instant
+from engine.core.values import parse_bool, parse_instant
+from engine.rules.conditions import (
+    Aggregate,
+    AllOf,
+    AnyOf,
+    AttributeCondition,
+    BirthdayCondition,
+    ConditionKind,
+    EventCondition,
+    MetricCondition,
+    Not,
+    Ops,
+    SegmentRef,
+    children,
+)
 from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_value
 from engine.store.tables import customers, events
-from engine.core.errors import ConditionError
 
 NUMERIC = "numeric"
-
-
 
 
 @dataclass(frozen=True)
@@ -38,11 +48,12 @@ class EvalContext:
     dialect: str
     timezones: tuple[str, ...] = ()
     segments: Mapping[str, Any] | None = None
-    metrics: Any = None          # config.yaml `metrics:` (MetricsConfig); defaults when None
+    metrics: Any = None  # config.yaml `metrics:` (MetricsConfig); defaults when None
 
     def __post_init__(self) -> None:
         if self.metrics is None:
             from engine.rules.config import MetricsConfig
+
             object.__setattr__(self, "metrics", MetricsConfig())
 
     @property
@@ -60,6 +71,7 @@ def store_timezones(conn: sa.Connection) -> tuple[str, ...]:
 
 
 # --- operands -----------------------------------------------------------------------------
+
 
 def _operand(value: Any, kind: str, loc: tuple) -> Any:
     try:
@@ -96,7 +108,9 @@ def compare(expr: ColumnElement, ops: Ops, kind: str, ctx: EvalContext, loc: tup
     if name in ("contains", "starts_with"):
         text = str(raw).lower()
         lowered = sa.func.lower(expr)
-        return lowered.contains(text, autoescape=True) if name == "contains" else lowered.startswith(text, autoescape=True)
+        return (
+            lowered.contains(text, autoescape=True) if name == "contains" else lowered.startswith(text, autoescape=True)
+        )
     value = _operand(list(raw) if name == "between" else raw, kind, where)
     if kind == STRING and ctx.dialect == "postgresql" and name in ("gt", "gte", "lt", "lte", "between"):
         # Order text by code point, as SQLite does, whatever the database's locale.
@@ -109,8 +123,9 @@ def compare(expr: ColumnElement, ops: Ops, kind: str, ctx: EvalContext, loc: tup
         return sa.or_(expr.is_(None), expr.not_in(value)) if value else sa.true()
     if name == "ne":
         return sa.or_(expr.is_(None), expr != value)
-    return {"eq": expr.__eq__, "gt": expr.__gt__, "gte": expr.__ge__,
-            "lt": expr.__lt__, "lte": expr.__le__}[name](value)
+    return {"eq": expr.__eq__, "gt": expr.__gt__, "gte": expr.__ge__, "lt": expr.__lt__, "lte": expr.__le__}[name](
+        value
+    )
 
 
 def holds_for_nothing(ops: Ops, empty_value: Any) -> bool:
@@ -129,8 +144,14 @@ def holds_for_nothing(ops: Ops, empty_value: Any) -> bool:
         return value in raw
     if name == "not_in":
         return value not in raw
-    return {"eq": value == raw, "ne": value != raw, "gt": value > raw, "gte": value >= raw,
-            "lt": value < raw, "lte": value <= raw}[name]
+    return {
+        "eq": value == raw,
+        "ne": value != raw,
+        "gt": value > raw,
+        "gte": value >= raw,
+        "lt": value < raw,
+        "lte": value <= raw,
+    }[name]
 
 
 def json_kind(ops: Ops) -> str:
@@ -159,10 +180,11 @@ def _json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, l
 
 # --- leaves -------------------------------------------------------------------------------
 
+
 def attribute_value(name: str, ops: Ops, ctx: EvalContext) -> ColumnElement:
     """The customer value an attribute condition reads (used by explain)."""
     if name.startswith(ATTRIBUTE_PREFIX):
-        key = name[len(ATTRIBUTE_PREFIX):]
+        key = name[len(ATTRIBUTE_PREFIX) :]
         if ops.operator[0] == "exists":
             return json_value(customers.c.attributes, key, TEXT, ctx.dialect)
         return json_value(customers.c.attributes, key, json_kind(ops), ctx.dialect)
@@ -172,7 +194,7 @@ def attribute_value(name: str, ops: Ops, ctx: EvalContext) -> ColumnElement:
 def _attribute(cond: AttributeCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     name = cond.attribute
     if name.startswith(ATTRIBUTE_PREFIX):
-        return _json_compare(customers.c.attributes, name[len(ATTRIBUTE_PREFIX):], cond, ctx, loc)
+        return _json_compare(customers.c.attributes, name[len(ATTRIBUTE_PREFIX) :], cond, ctx, loc)
     if name not in CUSTOMER_FIELDS:
         raise ConditionError(f"unknown attribute {name!r}", loc + ("attribute",))
     reason = check_operator(name, cond.operator[0])
@@ -203,20 +225,33 @@ def aggregate_value(cond: EventCondition, ctx: EvalContext) -> tuple[str, Ops, C
     name, ops = cond.aggregate
     if name == "count":
         return name, ops, sa.func.count()
+    assert isinstance(ops, Aggregate)
     prop = json_value(events.c.properties, ops.of, NUMBER, ctx.dialect)
     if name == "sum":
         return name, ops, sa.func.coalesce(sa.func.sum(prop), 0)
     if name == "latest":
         return name, ops, None
-    return name, ops, {"avg": sa.func.avg, "min": sa.func.min, "max": sa.func.max}[name](prop)
+    reducers: dict[str, Callable[[ColumnElement[Any]], ColumnElement[Any]]] = {
+        "avg": sa.func.avg,
+        "min": sa.func.min,
+        "max": sa.func.max,
+    }
+    return name, ops, reducers[name](prop)
 
 
 def _latest_matching(cond: EventCondition, ctx: EvalContext, loc: tuple, columns: list) -> sa.Subquery:
-    ranked = sa.select(
-        events.c.customer_id, events.c.occurred_at, *columns,
-        sa.func.row_number().over(partition_by=events.c.customer_id,
-                                  order_by=(events.c.occurred_at.desc(), events.c.pk.desc())).label("rank"),
-    ).where(*event_filters(cond, ctx, loc)).subquery()
+    ranked = (
+        sa.select(
+            events.c.customer_id,
+            events.c.occurred_at,
+            *columns,
+            sa.func.row_number()
+            .over(partition_by=events.c.customer_id, order_by=(events.c.occurred_at.desc(), events.c.pk.desc()))
+            .label("rank"),
+        )
+        .where(*event_filters(cond, ctx, loc))
+        .subquery()
+    )
     return sa.select(ranked).where(ranked.c.rank == 1).subquery()
 
 
@@ -234,6 +269,7 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     name, ops, agg = aggregate_value(cond, ctx)
     agg_loc = loc + (name,)
     if name == "latest":
+        assert isinstance(ops, Aggregate)
         latest = _latest_matching(cond, ctx, loc, [events.c.properties])
         test = _json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
         picked = sa.select(latest.c.customer_id).where(test)
@@ -244,12 +280,14 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
             return sa.or_(customers.c.id.in_(picked), customers.c.id.not_in(without))
         return customers.c.id.in_(picked)
 
+    assert agg is not None
     test = compare(agg, ops, NUMERIC, ctx, agg_loc)
     grouped = sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc)).group_by(events.c.customer_id)
     if cond.not_followed_by:
         summary = grouped.add_columns(sa.func.max(events.c.occurred_at).label("last_at")).having(test).subquery()
         picked = sa.select(summary.c.customer_id).where(
-            _not_followed(cond, ctx, summary.c.customer_id, summary.c.last_at))
+            _not_followed(cond, ctx, summary.c.customer_id, summary.c.last_at)
+        )
         return customers.c.id.in_(picked)
     empty = 0 if name in ("count", "sum") else None
     if name == "count" and ops.operator == ("gte", 1):
@@ -294,12 +332,14 @@ def _birthday(cond: BirthdayCondition, ctx: EvalContext) -> ColumnElement:
 def _metric(cond: MetricCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     from engine.audience.metrics import NUMERIC as METRIC_NUMERIC
     from engine.audience.metrics import check_metric_name, metric_kind, metric_query
+
     reason = check_metric_name(cond.metric)
     if reason:
         raise ConditionError(reason, loc + ("metric",))
     if cond.operator[0] in ("older_than", "newer_than"):
-        raise ConditionError(f"{cond.operator[0]} applies to timestamps, not metric {cond.metric!r}",
-                             loc + (cond.operator[0],))
+        raise ConditionError(
+            f"{cond.operator[0]} applies to timestamps, not metric {cond.metric!r}", loc + (cond.operator[0],)
+        )
     query = metric_query(cond.metric, ctx).subquery("metric")
     kind = NUMERIC if metric_kind(cond.metric) == METRIC_NUMERIC else STRING
     return customers.c.id.in_(sa.select(query.c.id).where(compare(query.c.value, cond, kind, ctx, loc)))
@@ -307,32 +347,45 @@ def _metric(cond: MetricCondition, ctx: EvalContext, loc: tuple) -> ColumnElemen
 
 # --- tree ---------------------------------------------------------------------------------
 
+
+def _all(cond: AllOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    return sa.and_(*(compile_condition(c, ctx, loc + step) for step, c in children(cond)))
+
+
+def _any(cond: AnyOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    return sa.or_(*(compile_condition(c, ctx, loc + step) for step, c in children(cond)))
+
+
+def _not(cond: Not, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    # Two-valued logic for marketers: a missing value makes a test false, so its negation true.
+    return sa.not_(sa.func.coalesce(compile_condition(cond.not_, ctx, loc + ("not",)), sa.false()))
+
+
+def _segment(cond: SegmentRef, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    segments = ctx.segments or {}
+    if cond.segment not in segments:
+        raise ConditionError(f"unknown segment {cond.segment!r}", loc + ("segment",))
+    try:
+        return compile_condition(segments[cond.segment], ctx)
+    except ConditionError as exc:
+        raise ConditionError(f"in segment {cond.segment!r}: {exc}", loc + ("segment",)) from None
+
+
+COMPILERS: dict[ConditionKind, Callable[[Any, EvalContext, tuple], ColumnElement]] = {
+    ConditionKind.ALL: _all,
+    ConditionKind.ANY: _any,
+    ConditionKind.NOT: _not,
+    ConditionKind.ATTRIBUTE: _attribute,
+    ConditionKind.EVENT: _event,
+    ConditionKind.BIRTHDAY: lambda cond, ctx, loc: _birthday(cond, ctx),
+    ConditionKind.METRIC: _metric,
+    ConditionKind.SEGMENT: _segment,
+}
+
+
 def compile_condition(cond: Any, ctx: EvalContext, loc: tuple = ()) -> ColumnElement:
     """A boolean SQL expression over ``customers`` that is true for the matching customers."""
-    if isinstance(cond, AllOf):
-        return sa.and_(*(compile_condition(c, ctx, loc + ("all", i)) for i, c in enumerate(cond.all_)))
-    if isinstance(cond, AnyOf):
-        return sa.or_(*(compile_condition(c, ctx, loc + ("any", i)) for i, c in enumerate(cond.any_)))
-    if isinstance(cond, Not):
-        # Two-valued logic for marketers: a missing value makes a test false, so its negation true.
-        return sa.not_(sa.func.coalesce(compile_condition(cond.not_, ctx, loc + ("not",)), sa.false()))
-    if isinstance(cond, AttributeCondition):
-        return _attribute(cond, ctx, loc)
-    if isinstance(cond, EventCondition):
-        return _event(cond, ctx, loc)
-    if isinstance(cond, BirthdayCondition):
-        return _birthday(cond, ctx)
-    if isinstance(cond, MetricCondition):
-        return _metric(cond, ctx, loc)
-    if isinstance(cond, SegmentRef):
-        segments = ctx.segments or {}
-        if cond.segment not in segments:
-            raise ConditionError(f"unknown segment {cond.segment!r}", loc + ("segment",))
-        try:
-            return compile_condition(segments[cond.segment], ctx)
-        except ConditionError as exc:
-            raise ConditionError(f"in segment {cond.segment!r}: {exc}", loc + ("segment",)) from None
-    raise TypeError(f"not a condition: {cond!r}")
+    return COMPILERS[cond.kind](cond, ctx, loc)
 
 
 def audience_query(cond: Any, ctx: EvalContext) -> sa.Select:

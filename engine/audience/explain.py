@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta, timezone
 from typing import Any
@@ -10,11 +11,26 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.audience.compiler import EvalContext, aggregate_value, attribute_value, compile_condition, event_filters, json_kind
-from engine.rules.conditions import AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, SegmentRef, children
-from engine.rules.describe import describe
+from engine.audience.compiler import (
+    EvalContext,
+    aggregate_value,
+    attribute_value,
+    compile_condition,
+    event_filters,
+    json_kind,
+)
 from engine.core.errors import Problem, UserInputError
 from engine.rules.campaign import Campaign
+from engine.rules.conditions import (
+    Aggregate,
+    AttributeCondition,
+    BirthdayCondition,
+    ConditionKind,
+    EventCondition,
+    MetricCondition,
+    children,
+)
+from engine.rules.describe import describe
 from engine.store.sqljson import json_value
 from engine.store.tables import customers, events
 
@@ -24,11 +40,15 @@ class Node:
     label: str
     passed: bool
     value: Any = None
-    children: list["Node"] = field(default_factory=list)
+    children: list[Node] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"condition": self.label, "passed": self.passed, "value": self.value,
-                "children": [c.as_json() for c in self.children]}
+        return {
+            "condition": self.label,
+            "passed": self.passed,
+            "value": self.value,
+            "children": [c.as_json() for c in self.children],
+        }
 
 
 def _scalar(conn: Connection, query: sa.Select) -> Any:
@@ -44,54 +64,76 @@ def _event_value(conn: Connection, cond: EventCondition, ctx: EvalContext, custo
     filters = [events.c.customer_id == customer_id, *event_filters(cond, ctx)]
     name, ops, agg = aggregate_value(cond, ctx)
     if name == "latest":
+        assert isinstance(ops, Aggregate)
         prop = json_value(events.c.properties, ops.of, json_kind(ops), ctx.dialect)
-        value = _scalar(conn, sa.select(prop).where(*filters)
-                        .order_by(events.c.occurred_at.desc(), events.c.pk.desc()).limit(1))
+        value = _scalar(
+            conn, sa.select(prop).where(*filters).order_by(events.c.occurred_at.desc(), events.c.pk.desc()).limit(1)
+        )
     else:
+        assert agg is not None
         value = _scalar(conn, sa.select(agg).where(*filters))
     found: dict[str, Any] = {name: value}
     last = _scalar(conn, sa.select(sa.func.max(events.c.occurred_at)).where(*filters))
     found["last_at"] = last.replace(tzinfo=timezone.utc).isoformat() if last else None
     if cond.not_followed_by and last is not None:
-        later = _scalar(conn, sa.select(sa.func.min(events.c.occurred_at)).where(
-            events.c.customer_id == customer_id, events.c.type == cond.not_followed_by,
-            events.c.occurred_at > last, events.c.occurred_at <= ctx.at_utc))
+        later = _scalar(
+            conn,
+            sa.select(sa.func.min(events.c.occurred_at)).where(
+                events.c.customer_id == customer_id,
+                events.c.type == cond.not_followed_by,
+                events.c.occurred_at > last,
+                events.c.occurred_at <= ctx.at_utc,
+            ),
+        )
         found[f"next_{cond.not_followed_by}_at"] = later.replace(tzinfo=timezone.utc).isoformat() if later else None
     return found
 
 
 def _birthday_value(conn: Connection, cond: BirthdayCondition, ctx: EvalContext, customer_id: str) -> Any:
-    row = conn.execute(sa.select(customers.c.birthday, customers.c.timezone)
-                       .where(customers.c.id == customer_id)).one()
+    row = conn.execute(sa.select(customers.c.birthday, customers.c.timezone).where(customers.c.id == customer_id)).one()
     zone = row.timezone or ctx.timezone
     at = ctx.at if ctx.at.tzinfo else ctx.at.replace(tzinfo=timezone.utc)
     target = at.astimezone(ZoneInfo(zone)).date() + timedelta(days=int(cond.birthday.in_.total_seconds() // 86400))
     return {"birthday": row.birthday, "timezone": zone, "celebrating_on": target.isoformat()}
 
 
+def _attribute_value(conn: Connection, cond: AttributeCondition, ctx: EvalContext, customer_id: str) -> Any:
+    value = _scalar(conn, sa.select(attribute_value(cond.attribute, cond, ctx)).where(customers.c.id == customer_id))
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+def _metric_value(conn: Connection, cond: MetricCondition, ctx: EvalContext, customer_id: str) -> Any:
+    from engine.audience.metrics import metric_query
+
+    query = metric_query(cond.metric, ctx).subquery("metric")
+    return _scalar(conn, sa.select(query.c.value).where(query.c.id == customer_id))
+
+
+# The value each kind of leaf saw for one customer; boolean nodes and segments show none.
+VALUES: dict[ConditionKind, Callable[[Connection, Any, EvalContext, str], Any]] = {
+    ConditionKind.ATTRIBUTE: _attribute_value,
+    ConditionKind.EVENT: _event_value,
+    ConditionKind.BIRTHDAY: _birthday_value,
+    ConditionKind.METRIC: _metric_value,
+}
+
+
 def _value(conn: Connection, cond: Any, ctx: EvalContext, customer_id: str) -> Any:
-    if isinstance(cond, AttributeCondition):
-        value = _scalar(conn, sa.select(attribute_value(cond.attribute, cond, ctx)).where(customers.c.id == customer_id))
-        return value.isoformat() if hasattr(value, "isoformat") else value
-    if isinstance(cond, EventCondition):
-        return _event_value(conn, cond, ctx, customer_id)
-    if isinstance(cond, BirthdayCondition):
-        return _birthday_value(conn, cond, ctx, customer_id)
-    if isinstance(cond, MetricCondition):
-        from engine.audience.metrics import metric_query
-        query = metric_query(cond.metric, ctx).subquery("metric")
-        return _scalar(conn, sa.select(query.c.value).where(query.c.id == customer_id))
-    return None
+    reader = VALUES.get(cond.kind)
+    return reader(conn, cond, ctx, customer_id) if reader else None
 
 
 def explain_condition(conn: Connection, cond: Any, ctx: EvalContext, customer_id: str) -> Node:
     """Evaluate every node of the tree for one customer."""
-    kids = children(cond)
-    if isinstance(cond, SegmentRef):
+    kids = [child for _, child in children(cond)]
+    if cond.kind is ConditionKind.SEGMENT:
         kids = [(ctx.segments or {})[cond.segment]]
-    return Node(label=describe(cond), passed=_passes(conn, cond, ctx, customer_id),
-                value=_value(conn, cond, ctx, customer_id),
-                children=[explain_condition(conn, child, ctx, customer_id) for child in kids])
+    return Node(
+        label=describe(cond),
+        passed=_passes(conn, cond, ctx, customer_id),
+        value=_value(conn, cond, ctx, customer_id),
+        children=[explain_condition(conn, child, ctx, customer_id) for child in kids],
+    )
 
 
 def require_customer(conn: Connection, customer_id: str) -> None:

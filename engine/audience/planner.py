@@ -14,8 +14,8 @@ from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
 from engine.core.status import CAP_STATES, COOLDOWN_STATES, EXCLUSION_OF, Exclusion, Outcome
-from engine.rules.config import Config
 from engine.rules.campaign import Campaign
+from engine.rules.config import Config
 from engine.store.tables import customers, deliveries, suppressions
 
 STREAM_BATCH = 10_000
@@ -32,8 +32,12 @@ def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
 def consent_clause() -> sa.ColumnElement:
     """May this customer be emailed? Opted in, not unsubscribed, address not suppressed."""
     suppressed = sa.select(suppressions.c.email).where(suppressions.c.email == sa.func.lower(customers.c.email))
-    return sa.and_(customers.c.email.is_not(None), customers.c.email_opt_in.is_(True),
-                   customers.c.unsubscribed_at.is_(None), ~sa.exists(suppressed))
+    return sa.and_(
+        customers.c.email.is_not(None),
+        customers.c.email_opt_in.is_(True),
+        customers.c.unsubscribed_at.is_(None),
+        ~sa.exists(suppressed),
+    )
 
 
 class Classified(NamedTuple):
@@ -52,8 +56,14 @@ class CampaignPlan:
     held_out: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"campaign": self.campaign, "matched": self.matched, "excluded": {str(k): v for k, v in self.excluded.items()},
-                "targeted": len(self.targeted), "customers": sorted(self.targeted), "held_out": sorted(self.held_out)}
+        return {
+            "campaign": self.campaign,
+            "matched": self.matched,
+            "excluded": {str(k): v for k, v in self.excluded.items()},
+            "targeted": len(self.targeted),
+            "customers": sorted(self.targeted),
+            "held_out": sorted(self.held_out),
+        }
 
 
 @dataclass
@@ -70,18 +80,28 @@ class Planner:
     def context(self) -> EvalContext:
         if self._timezones is None:
             self._timezones = store_timezones(self.conn)
-        return EvalContext(at=self.at, timezone=self.config.timezone, dialect=self.conn.dialect.name,
-                           timezones=self._timezones, segments=self.segments, metrics=self.config.metrics)
+        return EvalContext(
+            at=self.at,
+            timezone=self.config.timezone,
+            dialect=self.conn.dialect.name,
+            timezones=self._timezones,
+            segments=self.segments,
+            metrics=self.config.metrics,
+        )
 
     def _any(self, conditions: tuple) -> bool:
-        return self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar()
+        return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
     def _query(self, campaign: Campaign, ctx: EvalContext) -> sa.Select:
         at = ctx.at_utc
         columns: list[Any] = [customers.c.id, customers.c.email, customers.c.timezone]
         columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
-        cooling = (deliveries.c.campaign == campaign.campaign, deliveries.c.status.in_(COOLDOWN_STATES),
-                   deliveries.c.occurrence > at - campaign.cooldown, deliveries.c.occurrence <= at)
+        cooling = (
+            deliveries.c.campaign == campaign.campaign,
+            deliveries.c.status.in_(COOLDOWN_STATES),
+            deliveries.c.occurrence > at - campaign.cooldown,
+            deliveries.c.occurrence <= at,
+        )
         # Probing the ledger for every matched customer costs more than the audience itself; when
         # one cheap check shows nothing there to find, the column is a constant (exact, not a guess).
         if campaign.cooldown.total_seconds() > 0 and self._any(cooling):
@@ -90,12 +110,20 @@ class Planner:
         else:
             columns.append(sa.false().label("cooling"))
         cap = self.config.limits.frequency_cap
-        capped = () if cap is None else (
-            deliveries.c.counts_toward_cap.is_(True), deliveries.c.status.in_(CAP_STATES),
-            deliveries.c.occurrence > at - cap.per, deliveries.c.occurrence <= at)
+        capped = (
+            ()
+            if cap is None
+            else (
+                deliveries.c.counts_toward_cap.is_(True),
+                deliveries.c.status.in_(CAP_STATES),
+                deliveries.c.occurrence > at - cap.per,
+                deliveries.c.occurrence <= at,
+            )
+        )
         if cap is not None and campaign.sends_email and self._any(capped):
-            used = sa.select(sa.func.count()).where(deliveries.c.customer_id == customers.c.id, *capped) \
-                .scalar_subquery()
+            used = (
+                sa.select(sa.func.count()).where(deliveries.c.customer_id == customers.c.id, *capped).scalar_subquery()
+            )
             columns.append(used.label("cap_used"))
         else:
             columns.append(sa.literal(0).label("cap_used"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -10,7 +11,7 @@ import click
 from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, pass_env
-from engine.cli.render import make_console, write_json
+from engine.cli.render import make_console, report_tables, write_json
 
 
 @click.group()
@@ -27,7 +28,8 @@ def coupons() -> None:
 def coupons_export(env: Env, campaigns: tuple[str, ...], output: Path | None, everything: bool) -> None:
     """CSV of coupon codes (code, customer, value, expiry) for the shop to import."""
     from engine.reports.ledger import export_coupons
-    workspace, store = env.config_and_store(create=False, read_only=True)
+
+    _workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         if output is None:
             export_coupons(conn, sys.stdout, campaigns, everything)
@@ -35,7 +37,7 @@ def coupons_export(env: Env, campaigns: tuple[str, ...], output: Path | None, ev
         temporary = output.with_suffix(output.suffix + ".part")
         with temporary.open("w", newline="", encoding="utf-8") as handle:
             count = export_coupons(conn, handle, campaigns, everything)
-        temporary.replace(output)      # never a half-written export
+        temporary.replace(output)  # never a half-written export
     click.echo(f"{count} coupons written to {output}", err=True)
 
 
@@ -53,19 +55,28 @@ def tasks_group() -> None:
 def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
     """Tasks, soonest due first."""
     from engine.reports.ledger import list_tasks
-    workspace, store = env.config_and_store(create=False, read_only=True)
+
+    _workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         found = list_tasks(conn, queue, status)
     if fmt == "json":
         write_json(found, sys.stdout)
         return
-    table = Table(title=f"{len(found)} {status if status != 'all' else ''} tasks".replace("  ", " "),
-                  title_justify="left")
+    table = Table(
+        title=f"{len(found)} {status if status != 'all' else ''} tasks".replace("  ", " "), title_justify="left"
+    )
     for name in ("id", "queue", "due", "customer", "title", "status", "handoff"):
         table.add_column(name, no_wrap=name in ("id", "due", "customer"))
     for task in found:
-        table.add_row(str(task["id"]), task["queue"], (task["due_at"] or "")[:16], task["customer_id"],
-                      task["title"], task["status"], task["handoff"])
+        table.add_row(
+            str(task["id"]),
+            task["queue"],
+            (task["due_at"] or "")[:16],
+            task["customer_id"],
+            task["title"],
+            task["status"],
+            task["handoff"],
+        )
     make_console().print(table)
 
 
@@ -76,7 +87,8 @@ def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
 def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
     """Mark tasks done."""
     from engine.delivery.tasks import close_tasks
-    workspace, store = env.config_and_store(create=False)
+
+    _workspace, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
         close_tasks(conn, ids, datetime.now(timezone.utc))
     click.echo(f"done: {', '.join(map(str, ids))}")
@@ -84,17 +96,22 @@ def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
 
 @click.command(name="report")
 @click.argument("campaigns", nargs=-1)
-@click.option("--window", default="7d", show_default=True,
-              help="Attribution window: a purchase this long after the occurrence is a conversion.")
+@click.option(
+    "--window",
+    default="7d",
+    show_default=True,
+    help="Attribution window: a purchase this long after the occurrence is a conversion.",
+)
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_env
 @handles_errors
 def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) -> None:
     """Per campaign: deliveries by state, then conversion contacted vs holdout with the lift."""
-    from engine.reports.ledger import delivery_counts
     from engine.core.durations import parse_duration
     from engine.core.errors import Problem, UserInputError
+    from engine.reports.ledger import delivery_counts
     from engine.reports.lift import lift
+
     try:
         span = parse_duration(window)
     except ValueError as exc:
@@ -102,42 +119,22 @@ def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) 
     workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         counts = delivery_counts(conn, campaigns)
-        lifts = {entry.campaign: entry.as_json()
-                 for entry in lift(conn, span, campaigns, workspace.config.metrics.revenue_property)}
+        lifts = {
+            entry.campaign: entry.as_json()
+            for entry in lift(conn, span, campaigns, workspace.config.metrics.revenue_property)
+        }
     if fmt == "json":
-        write_json({"window": window, "campaigns": [{"campaign": name, **row, "measurement": lifts.get(name)}
-                                                    for name, row in counts.items()]}, sys.stdout)
+        write_json(
+            {
+                "window": window,
+                "campaigns": [
+                    {"campaign": name, **row, "measurement": lifts.get(name)} for name, row in counts.items()
+                ],
+            },
+            sys.stdout,
+        )
         return
-    console = make_console()
-    table = Table(title="Deliveries", title_justify="left")
-    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out")
-    table.add_column("campaign", no_wrap=True)
-    for name in columns:
-        table.add_column(name.replace("_", " ").replace("pending", "waiting"), justify="right")
-    for name, row in counts.items():
-        table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
-    console.print(table)
-    results = Table(title=f"Conversion within {window} (a purchase after the occurrence)", title_justify="left")
-    for name in ("campaign", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons redeemed"):
-        results.add_column(name, justify="left" if name == "campaign" else "right", no_wrap=True)
-
-    def pct(value):
-        return "–" if value is None else f"{100 * value:.1f}%"
-
-    for name, data in lifts.items():
-        lift_data, c, h = data["lift"], data["contacted"], data["holdout"]
-        difference = "no holdout" if lift_data is None else (
-            f"{100 * lift_data['difference']:+.1f} pp ({100 * lift_data['ci95'][0]:+.1f} … "
-            f"{100 * lift_data['ci95'][1]:+.1f})" + (" *" if lift_data["significant"] else ""))
-        money = "–" if c["revenue_per_customer"] is None else (
-            f"{c['revenue_per_customer']:.2f} vs " + ("–" if h["revenue_per_customer"] is None
-                                                      else f"{h['revenue_per_customer']:.2f}"))
-        coupons_used = data["coupons"]
-        results.add_row(name, f"{pct(c['conversion'])} of {c['customers']}", f"{pct(h['conversion'])} of {h['customers']}",
-                        difference, money, "–" if not coupons_used["issued"] else
-                        f"{coupons_used['redeemed']} of {coupons_used['issued']}")
-    console.print(results)
-    console.print("* the 95% interval excludes zero", style="dim")
+    report_tables(counts, lifts, window, make_console())
 
 
 @click.group(name="suppressions")
@@ -152,7 +149,8 @@ def suppressions_group() -> None:
 def suppressions_list(env: Env, fmt: str) -> None:
     """Every suppressed address with its reason."""
     from engine.delivery.suppressions import list_suppressions
-    workspace, store = env.config_and_store(create=False, read_only=True)
+
+    _workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         found = list_suppressions(conn)
     if fmt == "json":
@@ -174,7 +172,8 @@ def suppressions_list(env: Env, fmt: str) -> None:
 def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
     """Never email these addresses again."""
     from engine.delivery.suppressions import suppress
-    workspace, store = env.config_and_store(create=True)
+
+    _workspace, store = env.config_and_store(create=True)
     with store.engine.begin() as conn:
         added = suppress(conn, addresses, reason, "operator", datetime.now(timezone.utc))
     click.echo(f"{added} added, {len(set(a.lower() for a in addresses)) - added} already suppressed")
@@ -187,7 +186,8 @@ def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
 def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
     """Allow email to these addresses again (consent still applies)."""
     from engine.delivery.suppressions import unsuppress
-    workspace, store = env.config_and_store(create=False)
+
+    _workspace, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
         removed = unsuppress(conn, addresses)
     click.echo(f"{removed} removed")
@@ -205,19 +205,19 @@ def serve_command(env: Env, host: str, port: int) -> None:
 
     from werkzeug.serving import make_server
 
-    from engine.web.serve import App
     from engine.messages.unsubscribe import secret_from
+    from engine.web.serve import App
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     workspace, store = env.config_and_store(create=True)
     try:
         secret = secret_from(os.environ, required=workspace.config.email.connector != "outbox")
     except KeyError:
         from engine.core.errors import RuntimeFailure
+
         raise RuntimeFailure("NUDGE_SECRET must be set: it verifies the unsubscribe links in sent email") from None
     app = App(store, secret, workspace.config.email.sendgrid.webhook_public_key, lambda: datetime.now(timezone.utc))
     server = make_server(host, port, app, threaded=True)
     click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass

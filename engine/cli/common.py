@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
-import shutil
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,9 +11,11 @@ from zoneinfo import ZoneInfo
 
 import click
 import sqlalchemy.exc
-from engine.rules.config import resolve_store_url
+
 from engine.core.errors import NudgeError, Problem, UserInputError
+from engine.rules.config import resolve_store_url
 from engine.workspace.loader import Workspace, load_workspace
+
 
 def _shown(path: str) -> str:
     """A path under the current folder is shown relative to it, as the user would type it."""
@@ -37,6 +37,7 @@ def _fail(exc: NudgeError) -> None:
 
 def handles_errors(func):
     """A user's mistake or an unreachable service ends as a message and an exit code, never a traceback."""
+
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
@@ -50,6 +51,7 @@ def handles_errors(func):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+
     return wrapper
 
 
@@ -60,8 +62,9 @@ def parse_at(value: str | None, zone: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
     except ValueError:
-        raise UserInputError([Problem("--at", None, None,
-                                      f"expected an ISO 8601 time like 2026-06-01T09:00:00+00:00, got {value!r}")]) from None
+        raise UserInputError(
+            [Problem("--at", None, None, f"expected an ISO 8601 time like 2026-06-01T09:00:00+00:00, got {value!r}")]
+        ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
     return moment.astimezone(timezone.utc)
@@ -78,6 +81,7 @@ class Env:
 
     def store(self, workspace: Workspace, *, create: bool, read_only: bool = False):
         from engine.store import open_store
+
         return open_store(resolve_store_url(workspace.config, workspace.root), create=create, read_only=read_only)
 
     def config_and_store(self, *, create: bool, read_only: bool = False):

@@ -11,16 +11,23 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.core.errors import RuntimeFailure
 from engine.cli.render import make_console
+from engine.core.errors import RuntimeFailure
 
 
 def _runner(env: Env, workspace, store, **kwargs):
     from engine.delivery.occurrence import Runner
     from engine.delivery.outlets import build_outputs
+
     outputs = build_outputs(workspace.config, workspace.root, os.environ)
-    return Runner(workspace=workspace, store=store, outputs=outputs, clock=lambda: datetime.now(timezone.utc),
-                  batch_size=workspace.config.delivery.batch_size, **kwargs)
+    return Runner(
+        workspace=workspace,
+        store=store,
+        outputs=outputs,
+        clock=lambda: datetime.now(timezone.utc),
+        batch_size=workspace.config.delivery.batch_size,
+        **kwargs,
+    )
 
 
 def print_reports(reports, console: Console) -> None:
@@ -30,9 +37,16 @@ def print_reports(reports, console: Console) -> None:
     for name in ("matched", "held out", "sent", "failed", "unknown", "waiting"):
         table.add_column(name, justify="right")
     for r in reports:
-        table.add_row(r.campaign, r.occurrence.strftime("%Y-%m-%d %H:%M"), str(r.matched), str(r.held_out),
-                      str(r.counts.get("sent", 0)), str(r.counts.get("failed", 0)),
-                      str(r.counts.get("unknown", 0)), str(r.waiting))
+        table.add_row(
+            r.campaign,
+            r.occurrence.strftime("%Y-%m-%d %H:%M"),
+            str(r.matched),
+            str(r.held_out),
+            str(r.counts.get("sent", 0)),
+            str(r.counts.get("failed", 0)),
+            str(r.counts.get("unknown", 0)),
+            str(r.waiting),
+        )
     console.print(table)
     for r in reports:
         if r.note:
@@ -49,6 +63,7 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
     """Evaluate and deliver once, now (or for the occurrence at --at)."""
     from engine.cli.render import write_json
     from engine.delivery.runs import run_campaigns
+
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     chosen = workspace.select(campaigns)
@@ -59,8 +74,10 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
     finally:
         runner.outputs.close()
     if fmt == "json":
-        write_json({"at": at.isoformat(), "occurrences": [r.as_json() for r in summary.reports],
-                    "errors": summary.failures}, sys.stdout)
+        write_json(
+            {"at": at.isoformat(), "occurrences": [r.as_json() for r in summary.reports], "errors": summary.failures},
+            sys.stdout,
+        )
     else:
         print_reports(summary.reports, make_console())
     for failure in summary.failures:
@@ -79,8 +96,12 @@ def daemon_command(env: Env, verbose: bool) -> None:
     import signal
 
     from engine.delivery.daemon import Daemon, lock_sqlite
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(message)s")
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(message)s",
+    )
     workspace = env.workspace()
     store = env.store(workspace, create=True)
     lock = lock_sqlite(store.url)

@@ -14,8 +14,14 @@ from engine.cli.common import Env
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--workspace", "-w", type=click.Path(file_okay=False, path_type=Path), default=".",
-              show_default=True, help="Folder holding config.yaml, rules/ and templates/.")
+@click.option(
+    "--workspace",
+    "-w",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=".",
+    show_default=True,
+    help="Folder holding config.yaml, rules/ and templates/.",
+)
 @click.version_option(package_name="nudge")
 @click.pass_context
 def main(ctx: click.Context, workspace: Path) -> None:
@@ -23,9 +29,22 @@ def main(ctx: click.Context, workspace: Path) -> None:
     ctx.obj = Env(workspace.resolve())
 
 
-for command in (setup.init, setup.validate, setup.schema_command, setup.migrate, setup.import_command, setup.demo,
-                read.dry_run_command, read.explain_command,
-                deliver.run_command, deliver.daemon_command,
-                admin.coupons, admin.tasks_group, admin.report_command, admin.suppressions_group, admin.serve_command,
-                metrics.metrics_group):
+for command in (
+    setup.init,
+    setup.validate,
+    setup.schema_command,
+    setup.migrate,
+    setup.import_command,
+    setup.demo,
+    read.dry_run_command,
+    read.explain_command,
+    deliver.run_command,
+    deliver.daemon_command,
+    admin.coupons,
+    admin.tasks_group,
+    admin.report_command,
+    admin.suppressions_group,
+    admin.serve_command,
+    metrics.metrics_group,
+):
     main.add_command(command)

@@ -8,14 +8,21 @@ import click
 from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.core.errors import RuntimeFailure
 from engine.cli.render import make_console, write_json
+from engine.core.errors import RuntimeFailure
 
 
 def _context(conn, workspace, at):
     from engine.audience.compiler import EvalContext, store_timezones
-    return EvalContext(at=at, timezone=workspace.config.timezone, dialect=conn.dialect.name,
-                       timezones=store_timezones(conn), segments=workspace.segments, metrics=workspace.config.metrics)
+
+    return EvalContext(
+        at=at,
+        timezone=workspace.config.timezone,
+        dialect=conn.dialect.name,
+        timezones=store_timezones(conn),
+        segments=workspace.segments,
+        metrics=workspace.config.metrics,
+    )
 
 
 @click.group(name="metrics")
@@ -33,6 +40,7 @@ def metrics_show(env: Env, customer_id: str, at_text: str | None, fmt: str) -> N
     """Every metric of one customer."""
     from engine.audience.explain import require_customer
     from engine.reports.metrics_summary import customer_metrics_of
+
     workspace = env.workspace(need_rules=False)
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=False, read_only=True)
@@ -59,6 +67,7 @@ def metrics_show(env: Env, customer_id: str, at_text: str | None, fmt: str) -> N
 def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
     """Customers per lifecycle stage, RFM segment and value tier."""
     from engine.reports.metrics_summary import distribution
+
     workspace = env.workspace(need_rules=False)
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=False, read_only=True)
@@ -86,6 +95,7 @@ def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
 def metrics_refresh(env: Env, at_text: str | None) -> None:
     """Fit BG/NBD and Gamma-Gamma on the store's purchases; store p_alive and predicted 12-month value."""
     from engine.audience.clv import refresh
+
     workspace = env.workspace(need_rules=False)
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=True)
@@ -94,7 +104,8 @@ def metrics_refresh(env: Env, at_text: str | None) -> None:
     except ValueError as exc:
         raise RuntimeFailure(str(exc)) from None
     model, spend = fitted["bgnbd"], fitted["gamma_gamma"]
-    click.echo(f"fitted on {fitted['customers']:,} customers with purchases: "
-               f"BG/NBD r={model['r']:.3f} alpha={model['alpha']:.2f} a={model['a']:.3f} b={model['b']:.3f}; "
-               f"Gamma-Gamma p={spend['p']:.2f} q={spend['q']:.2f} v={spend['v']:.2f}")
-
+    click.echo(
+        f"fitted on {fitted['customers']:,} customers with purchases: "
+        f"BG/NBD r={model['r']:.3f} alpha={model['alpha']:.2f} a={model['a']:.3f} b={model['b']:.3f}; "
+        f"Gamma-Gamma p={spend['p']:.2f} q={spend['q']:.2f} v={spend['v']:.2f}"
+    )

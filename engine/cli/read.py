@@ -7,8 +7,8 @@ import sys
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.core.errors import Problem, UserInputError
 from engine.cli.render import make_console
+from engine.core.errors import Problem, UserInputError
 
 
 @click.command(name="dry-run")
@@ -20,9 +20,10 @@ from engine.cli.render import make_console
 @handles_errors
 def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str, render: int) -> None:
     """Who would be targeted, and why the others were not. Writes nothing."""
-    from engine.reports.dryrun import dry_run
-    from engine.cli.render import dry_run_csv, dry_run_table, write_json
     from engine.audience.planner import Planner
+    from engine.cli.render import dry_run_csv, dry_run_table, write_json
+    from engine.reports.dryrun import dry_run
+
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     chosen = workspace.select(campaigns)
@@ -52,8 +53,9 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
 def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str | None, fmt: str) -> None:
     """Each condition of a campaign's audience with this customer's value and pass/fail."""
     from engine.audience.explain import explain
-    from engine.cli.render import explain_tree, write_json
     from engine.audience.planner import Planner
+    from engine.cli.render import explain_tree, write_json
+
     workspace = env.workspace()
     if campaign_name not in workspace.campaigns:
         known = ", ".join(sorted(workspace.campaigns)) or "none"
@@ -67,8 +69,16 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
         outcome = next((row.outcome for row in planner.classify(campaign, only=customer_id)), "not_in_audience")
         conn.rollback()
     if fmt == "json":
-        write_json({"customer": customer_id, "campaign": campaign_name, "at": at.isoformat(),
-                    "outcome": outcome, "audience": tree.as_json()}, sys.stdout)
+        write_json(
+            {
+                "customer": customer_id,
+                "campaign": campaign_name,
+                "at": at.isoformat(),
+                "outcome": outcome,
+                "audience": tree.as_json(),
+            },
+            sys.stdout,
+        )
         return
     console = make_console()
     explain_tree(tree, console, f"{customer_id} in {campaign_name} at {at.isoformat()}")

@@ -11,14 +11,15 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from engine.reports.dryrun import DryRun
 from engine.audience.explain import Node
 from engine.core.status import Exclusion
+from engine.reports.dryrun import DryRun
 
 
 def make_console() -> Console:
     """A terminal keeps its width; a pipe or a file gets 120 columns rather than rich's 80."""
     import sys
+
     return Console() if sys.stdout.isatty() else Console(width=120)
 
 
@@ -41,8 +42,9 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10) -> None:
         table.add_column(name.replace("_", " "), justify="right")
     table.add_column("targeted", justify="right", style="bold green")
     for plan in result.plans:
-        table.add_row(plan.campaign, str(plan.matched), *(str(plan.excluded[n]) for n in Exclusion),
-                      str(len(plan.targeted)))
+        table.add_row(
+            plan.campaign, str(plan.matched), *(str(plan.excluded[n]) for n in Exclusion), str(len(plan.targeted))
+        )
     console.print(table)
     for plan in result.plans:
         if plan.targeted:
@@ -54,7 +56,7 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10) -> None:
             console.rule(f"{campaign} → {sample.customer_id}")
             for part, text in sample.parts.items():
                 if part == "body" and "text" in sample.parts:
-                    continue    # the terminal shows the text alternative; JSON has both
+                    continue  # the terminal shows the text alternative; JSON has both
                 console.print(f"[bold]{part}:[/]", highlight=False)
                 console.print(text.strip(), markup=False, highlight=False)
             if sample.error:
@@ -81,3 +83,51 @@ def explain_tree(node: Node, console: Console, title: str) -> None:
     tree = Tree(title)
     add(tree, node)
     console.print(tree, highlight=False)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _difference(lift: dict[str, Any] | None) -> str:
+    if lift is None:
+        return "no holdout"
+    low, high = lift["ci95"]
+    star = " *" if lift["significant"] else ""
+    return f"{100 * lift['difference']:+.1f} pp ({100 * low:+.1f} … {100 * high:+.1f}){star}"
+
+
+def _money(contacted: dict[str, Any], holdout: dict[str, Any]) -> str:
+    if contacted["revenue_per_customer"] is None:
+        return "–"
+    other = holdout["revenue_per_customer"]
+    return f"{contacted['revenue_per_customer']:.2f} vs " + ("–" if other is None else f"{other:.2f}")
+
+
+def report_tables(
+    counts: dict[str, dict[str, int]], lifts: dict[str, dict[str, Any]], window: str, console: Console
+) -> None:
+    """`nudge report`: deliveries by state, then conversion contacted vs holdout."""
+    table = Table(title="Deliveries", title_justify="left")
+    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out")
+    table.add_column("campaign", no_wrap=True)
+    for name in columns:
+        table.add_column(name.replace("_", " ").replace("pending", "waiting"), justify="right")
+    for name, row in counts.items():
+        table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
+    console.print(table)
+    results = Table(title=f"Conversion within {window} (a purchase after the occurrence)", title_justify="left")
+    for name in ("campaign", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons redeemed"):
+        results.add_column(name, justify="left" if name == "campaign" else "right", no_wrap=True)
+    for name, data in lifts.items():
+        contacted, holdout, used = data["contacted"], data["holdout"], data["coupons"]
+        results.add_row(
+            name,
+            f"{_pct(contacted['conversion'])} of {contacted['customers']}",
+            f"{_pct(holdout['conversion'])} of {holdout['customers']}",
+            _difference(data["lift"]),
+            _money(contacted, holdout),
+            "–" if not used["issued"] else f"{used['redeemed']} of {used['issued']}",
+        )
+    console.print(results)
+    console.print("* the 95% interval excludes zero", style="dim")

@@ -21,7 +21,9 @@ SCAFFOLD = Path(__file__).parent.parent / "scaffold"
 def init(directory: Path) -> None:
     """Scaffold a new workspace with the four standard campaigns."""
     if (directory / "config.yaml").exists() or (directory / "rules").exists():
-        raise UserInputError([Problem(str(directory), None, None, "already a workspace (config.yaml or rules/ exists)")])
+        raise UserInputError(
+            [Problem(str(directory), None, None, "already a workspace (config.yaml or rules/ exists)")]
+        )
     directory.mkdir(parents=True, exist_ok=True)
     shutil.copy(SCAFFOLD / "config.yaml", directory / "config.yaml")
     shutil.copytree(SCAFFOLD / "rules", directory / "rules")
@@ -36,15 +38,19 @@ def init(directory: Path) -> None:
 def validate(env: Env) -> None:
     """Check config, every rule and every template; print all problems (exit 2 if any)."""
     from engine.workspace.validate import validate_workspace
+
     workspace = validate_workspace(env.root)
-    click.echo(f"ok: {len(workspace.campaigns)} campaigns, {len(workspace.segments)} segments, "
-               f"templates in {workspace.templates_dir}")
+    click.echo(
+        f"ok: {len(workspace.campaigns)} campaigns, {len(workspace.segments)} segments, "
+        f"templates in {workspace.templates_dir}"
+    )
 
 
 @click.command(name="schema")
 def schema_command() -> None:
     """Print the JSON Schema of a rule file (for editor autocompletion)."""
     from engine.rules.campaign import rule_schema
+
     click.echo(json.dumps(rule_schema(), indent=2))
 
 
@@ -67,6 +73,7 @@ def migrate(env: Env) -> None:
 def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
     """Load customers or events from a CSV or JSON Lines file."""
     from engine.ingest.importer import import_file
+
     workspace = env.workspace(need_rules=False)
     store = env.store(workspace, create=True)
     result = import_file(store, kind, file, now=datetime.now(timezone.utc), skip_invalid=skip_invalid)
@@ -83,9 +90,10 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
 @handles_errors
 def demo(env: Env, size: int, at_text: str | None) -> None:
     """Build a demo store of synthetic customers and events, then show a dry run."""
+    from engine.cli.render import dry_run_table, make_console
     from engine.ingest.demo import build_demo
     from engine.reports.dryrun import dry_run
-    from engine.cli.render import dry_run_table, make_console
+
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class ConditionError(NudgeError, ValueError):
 
     exit_code = 2
 
-    def __init__(self, message: str, loc: tuple = ()):
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()):
         super().__init__(message)
         self.loc = loc
 
@@ -92,7 +93,7 @@ class ConnectorFatal(ConnectorError):
     `partial` holds the results of messages that did reach an outcome before it happened;
     everything else in the batch did not leave."""
 
-    def __init__(self, message: str, partial: list | None = None):
+    def __init__(self, message: str, partial: list[Any] | None = None):
         super().__init__(message)
         self.partial = list(partial or [])
 

@@ -24,8 +24,14 @@ CUSTOMER_FIELDS: dict[str, str] = {
 ATTRIBUTE_PREFIX = "attributes."
 
 STANDARD_EVENT_TYPES = (
-    "purchase", "product_view", "add_to_cart", "survey", "complaint",
-    "support_ticket", "email_open", "email_click",
+    "purchase",
+    "product_view",
+    "add_to_cart",
+    "survey",
+    "complaint",
+    "support_ticket",
+    "email_open",
+    "email_click",
 )
 
 
@@ -34,9 +40,10 @@ def check_attribute_name(name: str) -> str | None:
     if name in CUSTOMER_FIELDS:
         return None
     if name.startswith(ATTRIBUTE_PREFIX) and len(name) > len(ATTRIBUTE_PREFIX):
-        return check_key_name(name[len(ATTRIBUTE_PREFIX):], "attribute")
+        return check_key_name(name[len(ATTRIBUTE_PREFIX) :], "attribute")
     known = ", ".join(CUSTOMER_FIELDS)
     return f"unknown attribute {name!r}: use one of {known}, or attributes.NAME for a custom attribute"
+
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
 TIME_OPERATORS = ("older_than", "newer_than")

@@ -22,11 +22,19 @@ class DeliveryStatus(StrEnum):
 # States that mean "this campaign reached (or deliberately withheld from) the customer": they
 # start a cooldown. `held_out` must be here, or every tick would add another control row.
 COOLDOWN_STATES: tuple[DeliveryStatus, ...] = (
-    DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.UNKNOWN,
-    DeliveryStatus.HELD_OUT)
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.SENT,
+    DeliveryStatus.UNKNOWN,
+    DeliveryStatus.HELD_OUT,
+)
 # States that count as a marketing email against the frequency cap: anything that left or may leave.
 CAP_STATES: tuple[DeliveryStatus, ...] = (
-    DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.SENT, DeliveryStatus.UNKNOWN)
+    DeliveryStatus.PENDING,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.SENT,
+    DeliveryStatus.UNKNOWN,
+)
 # States a worker may still change; the rest are final.
 OPEN_STATES: tuple[DeliveryStatus, ...] = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 
@@ -59,8 +67,11 @@ class Exclusion(StrEnum):
 
 
 EXCLUSION_OF: dict[Outcome, Exclusion] = {
-    Outcome.NO_CONSENT: Exclusion.NO_CONSENT, Outcome.COOLDOWN: Exclusion.COOLDOWN,
-    Outcome.HELD_OUT: Exclusion.HOLDOUT, Outcome.FREQUENCY_CAP: Exclusion.FREQUENCY_CAP}
+    Outcome.NO_CONSENT: Exclusion.NO_CONSENT,
+    Outcome.COOLDOWN: Exclusion.COOLDOWN,
+    Outcome.HELD_OUT: Exclusion.HOLDOUT,
+    Outcome.FREQUENCY_CAP: Exclusion.FREQUENCY_CAP,
+}
 
 
 class TaskStatus(StrEnum):

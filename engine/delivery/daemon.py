@@ -12,23 +12,21 @@ import fcntl
 import logging
 import threading
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO
 
 from sqlalchemy.engine import make_url
 
 from engine.core.clock import aware_utc
+from engine.core.errors import AlreadyRunning, RuntimeFailure, UserInputError
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
-from engine.workspace.loader import Workspace
-from engine.core.errors import RuntimeFailure, UserInputError
-from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, load_rules
-from engine.rules.campaign import Campaign
 from engine.delivery.runs import RunSummary, resume_unfinished
 from engine.delivery.schedule import latest_fire, next_fire, trigger_for
-from engine.core.errors import AlreadyRunning
+from engine.rules.campaign import Campaign
+from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, load_rules
 
 log = logging.getLogger("nudge.daemon")
 # A campaign that never ran catches the tick just before the daemon started, if this recent.
@@ -37,20 +35,20 @@ MAX_SLEEP = timedelta(seconds=30)
 METRICS_EVERY = timedelta(hours=24)
 
 
-
-
 def lock_sqlite(store_url: str) -> IO | None:
     """SQLite serves one daemon: hold an exclusive lock beside the database file."""
     url = make_url(store_url)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
-    handle = open(url.database + ".daemon.lock", "w")
+    handle = open(url.database + ".daemon.lock", "w")  # noqa: SIM115 (held open for the daemon's life: it is the lock)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise AlreadyRunning(f"another nudge daemon is already running on {url.database}: SQLite supports "
-                             "one daemon at a time (use PostgreSQL to run several)") from None
+        raise AlreadyRunning(
+            f"another nudge daemon is already running on {url.database}: SQLite supports "
+            "one daemon at a time (use PostgreSQL to run several)"
+        ) from None
     return handle
 
 
@@ -102,12 +100,14 @@ class Daemon:
         log.info("rules loaded: %s", ", ".join(sorted(fresh)) or "none")
         self.campaigns = fresh
         # A new Workspace (and with it a fresh template environment), never an edit of the old one.
-        self.runner = replace(self.runner, workspace=replace(self.workspace, campaigns=fresh, segments=segments,
-                                                             _environment=None))
+        self.runner = replace(
+            self.runner, workspace=replace(self.workspace, campaigns=fresh, segments=segments, _environment=None)
+        )
 
     def enabled(self) -> list[Campaign]:
-        return sorted((c.campaign for c in self.campaigns.values() if c.campaign.enabled),
-                      key=lambda c: (-c.priority, c.campaign))
+        return sorted(
+            (c.campaign for c in self.campaigns.values() if c.campaign.enabled), key=lambda c: (-c.priority, c.campaign)
+        )
 
     def due(self, campaign: Campaign, now: datetime) -> datetime | None:
         """The one tick to run now, if any: the latest since the campaign last ran."""
@@ -122,6 +122,7 @@ class Daemon:
 
         from engine.audience.clv import refresh
         from engine.store.tables import customer_metrics
+
         with self.runner.store.engine.connect() as conn:
             last = conn.execute(sa.select(sa.func.max(customer_metrics.c.computed_at))).scalar()
         if last is not None and now - aware_utc(last) < METRICS_EVERY:
@@ -151,10 +152,16 @@ class Daemon:
                 log.error("%s at %s: %s", campaign.campaign, tick.isoformat(), exc)
                 continue
             if report.ran:
-                log.info("%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d", campaign.campaign,
-                         tick.isoformat(), report.matched, report.counts.get(DeliveryStatus.SENT, 0),
-                         report.counts.get(DeliveryStatus.FAILED, 0), report.counts.get(DeliveryStatus.UNKNOWN, 0),
-                         report.waiting)
+                log.info(
+                    "%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d",
+                    campaign.campaign,
+                    tick.isoformat(),
+                    report.matched,
+                    report.counts.get(DeliveryStatus.SENT, 0),
+                    report.counts.get(DeliveryStatus.FAILED, 0),
+                    report.counts.get(DeliveryStatus.UNKNOWN, 0),
+                    report.waiting,
+                )
                 reports.append(report)
         summary = RunSummary()
         resume_unfinished(self.runner, campaigns, summary)

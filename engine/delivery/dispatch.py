@@ -4,6 +4,7 @@ record each outcome. Only what reached an outcome is recorded; the rest stays pe
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -32,36 +33,57 @@ Result = tuple[int, str, str | None, str | None]
 class _Prepared:
     emails: list[OutgoingEmail] = field(default_factory=list)
     task_rows: list[dict[str, Any]] = field(default_factory=list)
-    outcome: dict[int, tuple[str, str | None]] = field(default_factory=dict)   # delivery id → (status, reason)
+    outcome: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # delivery id → (status, reason)
 
 
 def emails_customer(campaign: Campaign, row: Any) -> bool:
     """Does this ledger row carry an email action?"""
-    return any(isinstance(campaign.actions[i], EmailAction)
-               for i in ledger.action_indexes(row.actions) if i < len(campaign.actions))
+    return any(
+        isinstance(campaign.actions[i], EmailAction)
+        for i in ledger.action_indexes(row.actions)
+        if i < len(campaign.actions)
+    )
 
 
-def _prepare_one(runner: Runner, campaign: Campaign, at: datetime, row: Any, context: dict[str, Any],
-                 prepared: _Prepared) -> None:
+def _prepare_one(
+    runner: Runner, campaign: Campaign, at: datetime, row: Any, context: dict[str, Any], prepared: _Prepared
+) -> None:
     config = runner.workspace.config
     token = sign(runner.outputs.secret, row.customer_id, row.email or "", campaign.campaign, runner.clock())
     context["unsubscribe_url"] = unsubscribe_link(config.email.unsubscribe_url, token)
-    rendered = render_actions(runner.workspace.environment(), campaign, context, default_sender=config.email.from_,
-                              applies=set(ledger.action_indexes(row.actions)))
+    rendered = render_actions(
+        runner.workspace.environment(),
+        campaign,
+        context,
+        default_sender=config.email.from_,
+        applies=set(ledger.action_indexes(row.actions)),
+    )
     if rendered.emails and not row.email:
         raise RenderError("customer has no email address")
     for email in rendered.emails:
-        prepared.emails.append(build_email(
-            delivery_id=row.id, sender=email.sender, to=row.email, subject=email.subject, body=email.body,
-            is_html=email.is_html, unsubscribe_url=context["unsubscribe_url"], campaign=campaign.campaign))
-    prepared.task_rows += [task_row(row.id, row.customer_id, campaign.campaign, task, naive_utc(at), runner.now())
-                           for task in rendered.tasks]
+        prepared.emails.append(
+            build_email(
+                delivery_id=row.id,
+                sender=email.sender,
+                to=row.email,
+                subject=email.subject,
+                body=email.body,
+                is_html=email.is_html,
+                unsubscribe_url=context["unsubscribe_url"],
+                campaign=campaign.campaign,
+            )
+        )
+    prepared.task_rows += [
+        task_row(row.id, row.customer_id, campaign.campaign, task, naive_utc(at), runner.now())
+        for task in rendered.tasks
+    ]
 
 
-def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any], conn: sa.Connection) -> _Prepared:
+def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection) -> _Prepared:
     coupons = ledger.coupons_for(conn, [r.id for r in rows])
-    contexts = build_contexts(conn, [r.customer_id for r in rows], at, campaign,
-                              {r.customer_id: coupons.get(r.id, {}) for r in rows})
+    contexts = build_contexts(
+        conn, [r.customer_id for r in rows], at, campaign, {r.customer_id: coupons.get(r.id, {}) for r in rows}
+    )
     prepared = _Prepared()
     # An unsubscribe, bounce or spam report may have come in since this occurrence was planned.
     blocked = suppressed_among(conn, [r.email for r in rows if r.email])
@@ -70,8 +92,10 @@ def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any], 
         if context is None:
             prepared.outcome[row.id] = (DeliveryStatus.FAILED, "customer no longer in the store")
         elif row.email and row.email.lower() in blocked and emails_customer(campaign, row):
-            prepared.outcome[row.id] = (DeliveryStatus.FAILED,
-                                        f"address suppressed ({blocked[row.email.lower()]}) since planning")
+            prepared.outcome[row.id] = (
+                DeliveryStatus.FAILED,
+                f"address suppressed ({blocked[row.email.lower()]}) since planning",
+            )
         else:
             try:
                 _prepare_one(runner, campaign, at, row, context, prepared)
@@ -92,7 +116,7 @@ def _send(runner: Runner, emails: list[OutgoingEmail]) -> tuple[dict[int, SendRe
     return {r.delivery_id: r for r in sent}, stopped
 
 
-def _final(rows: list[Any], prepared: _Prepared, results: dict[int, SendResult], retry: set[int]) -> list[Result]:
+def _final(rows: Sequence[Any], prepared: _Prepared, results: dict[int, SendResult], retry: set[int]) -> list[Result]:
     final: list[Result] = []
     for row in rows:
         if row.id in retry:
@@ -113,26 +137,28 @@ def _final(rows: list[Any], prepared: _Prepared, results: dict[int, SendResult],
     return final
 
 
-def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any], token: str) -> dict[str, int]:
+def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], token: str) -> dict[str, int]:
     """Render, hand over and record one claimed batch; counts by final status."""
     with runner.store.engine.connect() as conn:
         prepared = _prepare(runner, campaign, at, rows, conn)
         conn.rollback()
     # A row that failed to render added no email and no task, so what is prepared is all sendable.
     refused = store_and_hand_off(runner.store.engine, runner.outputs.sink, prepared.task_rows)
-    for delivery_id, reason in refused.items():
-        prepared.outcome.setdefault(delivery_id, (DeliveryStatus.FAILED, reason))
+    for delivery_id, why in refused.items():
+        prepared.outcome.setdefault(delivery_id, (DeliveryStatus.FAILED, why))
     results, stopped = _send(runner, prepared.emails)
     emailed = {e.delivery_id for e in prepared.emails}
     # Only messages handed to the connector can be retried: refused, or never reached it.
-    retry = {i for i in emailed
-             if (i in results and results[i].status == SendStatus.RETRY) or (i not in results and stopped)}
+    retry = {
+        i for i in emailed if (i in results and results[i].status == SendStatus.RETRY) or (i not in results and stopped)
+    }
     if retry:
         with runner.store.engine.begin() as conn:
             for row_id in sorted(retry):
-                reason = results[row_id].reason if row_id in results else stopped
-                ledger.release_rows(conn, [row_id], token, runner.now(),
-                                    reason=f"not sent yet, retried on the next run: {reason}")
+                reason: str | None = results[row_id].reason if row_id in results else stopped
+                ledger.release_rows(
+                    conn, [row_id], token, runner.now(), reason=f"not sent yet, retried on the next run: {reason}"
+                )
     final = _final(rows, prepared, results, retry)
     with runner.store.engine.begin() as conn:
         ledger.record_results(conn, final, token, runner.now())
@@ -144,8 +170,7 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: list[Any]
     return counts
 
 
-def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim,
-             report: OccurrenceReport) -> None:
+def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim, report: OccurrenceReport) -> None:
     """Send due rows batch by batch until none is due or we are asked to stop."""
     token = f"{runner.worker}:{os.urandom(4).hex()}"
     while not runner.should_stop():

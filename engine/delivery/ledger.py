@@ -57,29 +57,45 @@ class Claim:
     taken_over: bool
 
 
-def claim_occurrence(engine: Engine, campaign: str, occurrence: datetime, worker: str, now: datetime,
-                     lease: timedelta = LEASE) -> Claim | None:
+def claim_occurrence(
+    engine: Engine, campaign: str, occurrence: datetime, worker: str, now: datetime, lease: timedelta = LEASE
+) -> Claim | None:
     """Own an occurrence: create it, or take over one whose owner is gone. None: done, or someone else's."""
     try:
         with engine.begin() as conn:
-            new_id = conn.execute(sa.insert(occurrences).values(
-                campaign=campaign, occurrence=occurrence, status=OccurrencePhase.PLANNING, claimed_by=worker,
-                claimed_at=now, heartbeat_at=now).returning(occurrences.c.id)).scalar_one()
+            new_id = conn.execute(
+                sa.insert(occurrences)
+                .values(
+                    campaign=campaign,
+                    occurrence=occurrence,
+                    status=OccurrencePhase.PLANNING,
+                    claimed_by=worker,
+                    claimed_at=now,
+                    heartbeat_at=now,
+                )
+                .returning(occurrences.c.id)
+            ).scalar_one()
         return Claim(new_id, campaign, occurrence, OccurrencePhase.PLANNING, taken_over=False)
     except sa.exc.IntegrityError:
         pass
     with engine.begin() as conn:
-        row = conn.execute(sa.select(occurrences).where(occurrences.c.campaign == campaign,
-                                                         occurrences.c.occurrence == occurrence)).one()
+        row = conn.execute(
+            sa.select(occurrences).where(occurrences.c.campaign == campaign, occurrences.c.occurrence == occurrence)
+        ).one()
         if row.status == OccurrencePhase.DONE:
             return None
         stale = row.heartbeat_at <= now - lease or row.claimed_by == worker or _owner_is_dead(row.claimed_by)
         if not stale:
             return None
-        taken = conn.execute(sa.update(occurrences).where(
-            occurrences.c.id == row.id, occurrences.c.claimed_by == row.claimed_by,
-            occurrences.c.heartbeat_at == row.heartbeat_at,
-        ).values(claimed_by=worker, claimed_at=now, heartbeat_at=now)).rowcount
+        taken = conn.execute(
+            sa.update(occurrences)
+            .where(
+                occurrences.c.id == row.id,
+                occurrences.c.claimed_by == row.claimed_by,
+                occurrences.c.heartbeat_at == row.heartbeat_at,
+            )
+            .values(claimed_by=worker, claimed_at=now, heartbeat_at=now)
+        ).rowcount
     return Claim(row.id, campaign, occurrence, row.status, taken_over=True) if taken == 1 else None
 
 
@@ -91,52 +107,85 @@ def heartbeat(engine: Engine, claim: Claim, worker: str, now: datetime, status: 
     if status == OccurrencePhase.DONE:
         values["finished_at"] = now
     with engine.begin() as conn:
-        return conn.execute(sa.update(occurrences).where(occurrences.c.id == claim.id,
-                                                         occurrences.c.claimed_by == worker)
-                            .values(**values)).rowcount == 1
+        return (
+            conn.execute(
+                sa.update(occurrences)
+                .where(occurrences.c.id == claim.id, occurrences.c.claimed_by == worker)
+                .values(**values)
+            ).rowcount
+            == 1
+        )
 
 
 def release(engine: Engine, claim: Claim, worker: str) -> None:
     """Let anyone resume this occurrence at once (deferred rows wait for their hour)."""
     with engine.begin() as conn:
-        conn.execute(sa.update(occurrences).where(occurrences.c.id == claim.id, occurrences.c.claimed_by == worker)
-                     .values(heartbeat_at=_RELEASED))
+        conn.execute(
+            sa.update(occurrences)
+            .where(occurrences.c.id == claim.id, occurrences.c.claimed_by == worker)
+            .values(heartbeat_at=_RELEASED)
+        )
 
 
 def unfinished(conn: Connection, campaigns: Iterable[str]) -> list[tuple[str, datetime]]:
     """Occurrences not done yet (crashed, or holding deferred rows), oldest first."""
-    rows = conn.execute(sa.select(occurrences.c.campaign, occurrences.c.occurrence)
-                        .where(occurrences.c.status != OccurrencePhase.DONE, occurrences.c.campaign.in_(list(campaigns)))
-                        .order_by(occurrences.c.occurrence))
+    rows = conn.execute(
+        sa.select(occurrences.c.campaign, occurrences.c.occurrence)
+        .where(occurrences.c.status != OccurrencePhase.DONE, occurrences.c.campaign.in_(list(campaigns)))
+        .order_by(occurrences.c.occurrence)
+    )
     return [(r.campaign, r.occurrence) for r in rows]
 
 
 def last_occurrence(conn: Connection, campaign: str) -> datetime | None:
-    return conn.execute(sa.select(sa.func.max(occurrences.c.occurrence))
-                        .where(occurrences.c.campaign == campaign)).scalar()
+    return conn.execute(
+        sa.select(sa.func.max(occurrences.c.occurrence)).where(occurrences.c.campaign == campaign)
+    ).scalar()
 
 
 @dataclass
 class PlannedRow:
     customer_id: str
-    status: DeliveryStatus      # pending | held_out
+    status: DeliveryStatus  # pending | held_out
     email: str | None
     not_before: datetime | None
-    actions: str                # indexes of the actions that apply, "0,2"
+    actions: str  # indexes of the actions that apply, "0,2"
     counts_toward_cap: bool
 
 
-def record_plan(conn: Connection, campaign: str, occurrence: datetime, rows: Sequence[PlannedRow],
-                coupon_specs: dict[int, Any], now: datetime) -> int:
+def record_plan(
+    conn: Connection,
+    campaign: str,
+    occurrence: datetime,
+    rows: Sequence[PlannedRow],
+    coupon_specs: dict[int, Any],
+    now: datetime,
+) -> int:
     """Write ledger rows (and their coupons, same transaction); rows already there are left alone."""
     if not rows:
         return 0
-    stmt = dialect_insert(conn.dialect.name, deliveries).on_conflict_do_nothing(
-        index_elements=[deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence],
-    ).returning(deliveries.c.id, deliveries.c.customer_id, deliveries.c.status, deliveries.c.actions)
-    values = [{"campaign": campaign, "customer_id": r.customer_id, "occurrence": occurrence, "status": r.status,
-               "email": r.email, "not_before": r.not_before, "actions": r.actions,
-               "counts_toward_cap": r.counts_toward_cap, "created_at": now, "updated_at": now} for r in rows]
+    stmt = (
+        dialect_insert(conn.dialect.name, deliveries)
+        .on_conflict_do_nothing(
+            index_elements=[deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence],
+        )
+        .returning(deliveries.c.id, deliveries.c.customer_id, deliveries.c.status, deliveries.c.actions)
+    )
+    values = [
+        {
+            "campaign": campaign,
+            "customer_id": r.customer_id,
+            "occurrence": occurrence,
+            "status": r.status,
+            "email": r.email,
+            "not_before": r.not_before,
+            "actions": r.actions,
+            "counts_toward_cap": r.counts_toward_cap,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in rows
+    ]
     inserted = conn.execute(stmt, values).all()
     issued = []
     for row in inserted:
@@ -145,10 +194,19 @@ def record_plan(conn: Connection, campaign: str, occurrence: datetime, rows: Seq
         for index in action_indexes(row.actions):
             spec = coupon_specs.get(index)
             if spec is not None:
-                issued.append({"code": new_code(spec.prefix), "delivery_id": row.id, "name": spec.name,
-                               "customer_id": row.customer_id, "campaign": campaign,
-                               "percent_off": spec.percent_off, "amount_off": spec.amount_off,
-                               "created_at": now, "expires_at": occurrence + spec.valid_for})
+                issued.append(
+                    {
+                        "code": new_code(spec.prefix),
+                        "delivery_id": row.id,
+                        "name": spec.name,
+                        "customer_id": row.customer_id,
+                        "campaign": campaign,
+                        "percent_off": spec.percent_off,
+                        "amount_off": spec.amount_off,
+                        "created_at": now,
+                        "expires_at": occurrence + spec.valid_for,
+                    }
+                )
     if issued:
         conn.execute(sa.insert(coupons), issued)
     return len(inserted)
@@ -164,14 +222,21 @@ def format_actions(indexes: Iterable[int]) -> str:
     return ",".join(str(i) for i in indexes)
 
 
-def claim_batch(conn: Connection, campaign: str, occurrence: datetime, token: str, now: datetime,
-                limit: int) -> list[Any]:
+def claim_batch(
+    conn: Connection, campaign: str, occurrence: datetime, token: str, now: datetime, limit: int
+) -> Sequence[Any]:
     """Move up to `limit` due pending rows to sending under our token, and return them."""
-    due = (sa.select(deliveries.c.id)
-           .where(deliveries.c.status == DeliveryStatus.PENDING, deliveries.c.campaign == campaign,
-                  deliveries.c.occurrence == occurrence,
-                  sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now))
-           .order_by(deliveries.c.id).limit(limit))
+    due = (
+        sa.select(deliveries.c.id)
+        .where(
+            deliveries.c.status == DeliveryStatus.PENDING,
+            deliveries.c.campaign == campaign,
+            deliveries.c.occurrence == occurrence,
+            sa.or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now),
+        )
+        .order_by(deliveries.c.id)
+        .limit(limit)
+    )
     if conn.dialect.name == "postgresql":
         # A CTE runs once; the same subquery inside IN (...) may be re-run per row and claim
         # more than `limit` rows. SKIP LOCKED lets parallel workers take disjoint batches.
@@ -180,45 +245,83 @@ def claim_batch(conn: Connection, campaign: str, occurrence: datetime, token: st
     else:
         # SQLite serialises writers: the subquery and the update see the same rows.
         claim = sa.update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
-    conn.execute(claim.where(deliveries.c.status == DeliveryStatus.PENDING).values(status=DeliveryStatus.SENDING, claim=token, updated_at=now))
-    return conn.execute(sa.select(deliveries).where(deliveries.c.campaign == campaign,
-                                                    deliveries.c.occurrence == occurrence,
-                                                    deliveries.c.status == DeliveryStatus.SENDING, deliveries.c.claim == token)
-                        .order_by(deliveries.c.id)).all()
+    conn.execute(
+        claim.where(deliveries.c.status == DeliveryStatus.PENDING).values(
+            status=DeliveryStatus.SENDING, claim=token, updated_at=now
+        )
+    )
+    return conn.execute(
+        sa.select(deliveries)
+        .where(
+            deliveries.c.campaign == campaign,
+            deliveries.c.occurrence == occurrence,
+            deliveries.c.status == DeliveryStatus.SENDING,
+            deliveries.c.claim == token,
+        )
+        .order_by(deliveries.c.id)
+    ).all()
 
 
-def record_results(conn: Connection, results: Iterable[tuple[int, str, str | None, str | None]], token: str,
-                   now: datetime) -> None:
+def record_results(
+    conn: Connection, results: Iterable[tuple[int, str, str | None, str | None]], token: str, now: datetime
+) -> None:
     """(delivery id, status, reason, provider id) for rows we hold."""
-    values = [{"row_id": i, "new_status": s, "new_reason": r, "new_provider": p,
-               "new_sent_at": now if s == DeliveryStatus.SENT else None} for i, s, r, p in results]
+    values = [
+        {
+            "row_id": i,
+            "new_status": s,
+            "new_reason": r,
+            "new_provider": p,
+            "new_sent_at": now if s == DeliveryStatus.SENT else None,
+        }
+        for i, s, r, p in results
+    ]
     if not values:
         return
-    conn.execute(sa.update(deliveries).where(deliveries.c.id == sa.bindparam("row_id"),
-                                             deliveries.c.claim == token)
-                 .values(status=sa.bindparam("new_status"), reason=sa.bindparam("new_reason"),
-                         provider_id=sa.bindparam("new_provider"), sent_at=sa.bindparam("new_sent_at"),
-                         claim=None, updated_at=now), values)
+    conn.execute(
+        sa.update(deliveries)
+        .where(deliveries.c.id == sa.bindparam("row_id"), deliveries.c.claim == token)
+        .values(
+            status=sa.bindparam("new_status"),
+            reason=sa.bindparam("new_reason"),
+            provider_id=sa.bindparam("new_provider"),
+            sent_at=sa.bindparam("new_sent_at"),
+            claim=None,
+            updated_at=now,
+        ),
+        values,
+    )
 
 
 def release_rows(conn: Connection, ids: Sequence[int], token: str, now: datetime, reason: str | None = None) -> None:
     """Give rows back as pending (nothing was handed to anyone), noting why they still wait."""
     if ids:
-        conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(list(ids)), deliveries.c.claim == token)
-                     .values(status=DeliveryStatus.PENDING, claim=None, updated_at=now, reason=reason))
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.claim == token)
+            .values(status=DeliveryStatus.PENDING, claim=None, updated_at=now, reason=reason)
+        )
 
 
-def orphans(conn: Connection, campaign: str, occurrence: datetime) -> list[Any]:
+def orphans(conn: Connection, campaign: str, occurrence: datetime) -> Sequence[Any]:
     """Rows left in sending by a worker that died (call only while owning the occurrence)."""
-    return conn.execute(sa.select(deliveries).where(deliveries.c.campaign == campaign,
-                                                    deliveries.c.occurrence == occurrence,
-                                                    deliveries.c.status == DeliveryStatus.SENDING)).all()
+    return conn.execute(
+        sa.select(deliveries).where(
+            deliveries.c.campaign == campaign,
+            deliveries.c.occurrence == occurrence,
+            deliveries.c.status == DeliveryStatus.SENDING,
+        )
+    ).all()
 
 
 def pending_left(conn: Connection, campaign: str, occurrence: datetime) -> int:
-    return conn.execute(sa.select(sa.func.count()).where(
-        deliveries.c.campaign == campaign, deliveries.c.occurrence == occurrence,
-        deliveries.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))).scalar_one()
+    return conn.execute(
+        sa.select(sa.func.count()).where(
+            deliveries.c.campaign == campaign,
+            deliveries.c.occurrence == occurrence,
+            deliveries.c.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]),
+        )
+    ).scalar_one()
 
 
 def coupons_for(conn: Connection, delivery_ids: Sequence[int]) -> dict[int, dict[str, dict[str, Any]]]:
@@ -228,6 +331,10 @@ def coupons_for(conn: Connection, delivery_ids: Sequence[int]) -> dict[int, dict
         return found
     for row in conn.execute(sa.select(coupons).where(coupons.c.delivery_id.in_(list(delivery_ids)))):
         found.setdefault(row.delivery_id, {})[row.name] = {
-            "code": row.code, "percent_off": row.percent_off, "amount_off": row.amount_off,
-            "expires_at": row.expires_at, "name": row.name}
+            "code": row.code,
+            "percent_off": row.percent_off,
+            "amount_off": row.amount_off,
+            "expires_at": row.expires_at,
+            "name": row.name,
+        }
     return found

@@ -28,14 +28,14 @@ def _when_sets(conn: sa.Connection, campaign: Campaign, ids: list[str], planner:
     for index, action in enumerate(campaign.actions):
         when = action_when(action)
         if when is not None:
-            query = sa.select(customers.c.id).where(customers.c.id.in_(ids),
-                                                    compile_condition(when, planner.context()))
+            query = sa.select(customers.c.id).where(customers.c.id.in_(ids), compile_condition(when, planner.context()))
             found[index] = set(conn.execute(query).scalars())
     return found
 
 
-def _plan_rows(runner: Runner, campaign: Campaign, at: datetime, batch: list[Classified],
-               when: dict[int, set[str]]) -> list[ledger.PlannedRow]:
+def _plan_rows(
+    runner: Runner, campaign: Campaign, at: datetime, batch: list[Classified], when: dict[int, set[str]]
+) -> list[ledger.PlannedRow]:
     quiet = runner.workspace.config.limits.quiet_hours if campaign.sends_email else None
     rows = []
     for item in batch:
@@ -45,15 +45,22 @@ def _plan_rows(runner: Runner, campaign: Campaign, at: datetime, batch: list[Cla
         if quiet is not None and targeted:
             opening = release_time(at, item.timezone or runner.workspace.config.timezone, quiet.start, quiet.end)
             not_before = naive_utc(opening) if opening else None
-        rows.append(ledger.PlannedRow(
-            customer_id=item.customer_id, status=DeliveryStatus.PENDING if targeted else DeliveryStatus.HELD_OUT,
-            email=item.email, not_before=not_before, actions=ledger.format_actions(applies),
-            counts_toward_cap=campaign.sends_email and targeted))
+        rows.append(
+            ledger.PlannedRow(
+                customer_id=item.customer_id,
+                status=DeliveryStatus.PENDING if targeted else DeliveryStatus.HELD_OUT,
+                email=item.email,
+                not_before=not_before,
+                actions=ledger.format_actions(applies),
+                counts_toward_cap=campaign.sends_email and targeted,
+            )
+        )
     return rows
 
 
-def materialize(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim,
-                report: OccurrenceReport) -> None:
+def materialize(
+    runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim, report: OccurrenceReport
+) -> None:
     """The whole audience through the planner into the ledger, batch by batch."""
     coupon_specs = {i: a.coupon for i, a in enumerate(campaign.actions) if isinstance(a, CouponAction)}
     occurrence = naive_utc(at)
@@ -66,8 +73,9 @@ def materialize(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.
             when = _when_sets(reader, campaign, [b.customer_id for b in chosen], planner) if chosen else {}
             rows = _plan_rows(runner, campaign, at, chosen, when)
             with runner.store.engine.begin() as writer:
-                report.recorded += ledger.record_plan(writer, campaign.campaign, occurrence, rows, coupon_specs,
-                                                      runner.now())
+                report.recorded += ledger.record_plan(
+                    writer, campaign.campaign, occurrence, rows, coupon_specs, runner.now()
+                )
             report.held_out += sum(1 for r in rows if r.status == DeliveryStatus.HELD_OUT)
             report.deferred += sum(1 for r in rows if r.not_before is not None and r.not_before > runner.now())
             if not ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now()):

@@ -9,10 +9,9 @@ from typing import Any
 
 from connectors.api import ConnectorFatal, EmailConnector, SinkError
 from connectors.registry import Group, load
-
-from engine.rules.config import Config
 from engine.core.errors import Problem, RuntimeFailure, UnknownConnector, UserInputError
 from engine.messages.unsubscribe import SECRET_VARIABLE, secret_from
+from engine.rules.config import Config
 
 
 @dataclass
@@ -48,14 +47,23 @@ def build_outputs(config: Config, workspace: Path, environ: Mapping[str, str]) -
     try:
         secret = secret_from(environ, required=config.email.connector != "outbox")
     except KeyError:
-        raise UserInputError([Problem(config_file, None, None,
-                                      f"{SECRET_VARIABLE} must be set in the environment to sign unsubscribe "
-                                      f"links when sending through {config.email.connector!r}")]) from None
+        raise UserInputError(
+            [
+                Problem(
+                    config_file,
+                    None,
+                    None,
+                    f"{SECRET_VARIABLE} must be set in the environment to sign unsubscribe "
+                    f"links when sending through {config.email.connector!r}",
+                )
+            ]
+        ) from None
     try:
         sink = sink_class.from_config(config.tasks, workspace)
     except SinkError as exc:
         raise UserInputError([Problem(config_file, None, None, str(exc))]) from None
-    outputs = Outputs(email_factory=lambda: email_class.from_config(config.email, workspace, environ),
-                      sink=sink, secret=secret)
-    outputs.email()   # a missing API key or password is reported now, not at the first send
+    outputs = Outputs(
+        email_factory=lambda: email_class.from_config(config.email, workspace, environ), sink=sink, secret=secret
+    )
+    outputs.email()  # a missing API key or password is reported now, not at the first send
     return outputs

@@ -11,7 +11,7 @@ def _inside(moment: time, start: time, end: time) -> bool:
         return False
     if start < end:
         return start <= moment < end
-    return moment >= start or moment < end       # the window spans midnight
+    return moment >= start or moment < end  # the window spans midnight
 
 
 def release_time(at: datetime, zone: str, start: time, end: time) -> datetime | None:

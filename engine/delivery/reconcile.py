@@ -31,7 +31,14 @@ def reconcile(runner: Runner, campaign: Campaign | None, claim: ledger.Claim) ->
         for row in ledger.orphans(conn, claim.campaign, claim.occurrence):
             emails = campaign is not None and emails_customer(campaign, row)
             status, reason = settle(runner.outputs.email().was_sent(row.id) if emails else False)
-            conn.execute(sa.update(deliveries).where(deliveries.c.id == row.id,
-                                                     deliveries.c.status == DeliveryStatus.SENDING)
-                         .values(status=status, reason=reason, claim=None, updated_at=runner.now(),
-                                 sent_at=runner.now() if status == DeliveryStatus.SENT else None))
+            conn.execute(
+                sa.update(deliveries)
+                .where(deliveries.c.id == row.id, deliveries.c.status == DeliveryStatus.SENDING)
+                .values(
+                    status=status,
+                    reason=reason,
+                    claim=None,
+                    updated_at=runner.now(),
+                    sent_at=runner.now() if status == DeliveryStatus.SENT else None,
+                )
+            )

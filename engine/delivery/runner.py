@@ -55,8 +55,17 @@ class OccurrenceReport:
             self.counts[status] = self.counts.get(status, 0) + number
 
     def as_json(self) -> dict[str, Any]:
-        return {"campaign": self.campaign, "occurrence": iso_utc(self.occurrence),
-                "ran": self.ran, "note": self.note, "matched": self.matched, "recorded": self.recorded,
-                "held_out": self.held_out, "deferred": self.deferred, "waiting": self.waiting,
-                "sent": self.counts.get(DeliveryStatus.SENT, 0), "failed": self.counts.get(DeliveryStatus.FAILED, 0),
-                "unknown": self.counts.get(DeliveryStatus.UNKNOWN, 0)}
+        return {
+            "campaign": self.campaign,
+            "occurrence": iso_utc(self.occurrence),
+            "ran": self.ran,
+            "note": self.note,
+            "matched": self.matched,
+            "recorded": self.recorded,
+            "held_out": self.held_out,
+            "deferred": self.deferred,
+            "waiting": self.waiting,
+            "sent": self.counts.get(DeliveryStatus.SENT, 0),
+            "failed": self.counts.get(DeliveryStatus.FAILED, 0),
+            "unknown": self.counts.get(DeliveryStatus.UNKNOWN, 0),
+        }

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
 from engine.core.errors import RuntimeFailure
 from engine.delivery.ledger import unfinished
+from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
 from engine.rules.campaign import Campaign
 
 

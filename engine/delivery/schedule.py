@@ -23,8 +23,9 @@ def trigger_for(campaign: Campaign, zone: str) -> BaseTrigger:
     tz = ZoneInfo(zone)
     if isinstance(campaign.schedule, str):
         return CronTrigger.from_crontab(campaign.schedule, timezone=tz)
-    return IntervalTrigger(seconds=int(campaign.schedule.every.total_seconds()),
-                           start_date=EPOCH.replace(tzinfo=tz), timezone=tz)
+    return IntervalTrigger(
+        seconds=int(campaign.schedule.every.total_seconds()), start_date=EPOCH.replace(tzinfo=tz), timezone=tz
+    )
 
 
 def _wall(moment: datetime, trigger: BaseTrigger) -> datetime:

@@ -19,12 +19,18 @@ def _naive(moment: datetime) -> datetime:
 
 def suppress(conn: Connection, addresses: Iterable[str], reason: str, source: str | None, now: datetime) -> int:
     """Add addresses (idempotent: the first reason recorded stays). Returns how many were new."""
-    rows = [{"email": a.strip().lower(), "reason": reason, "source": source, "created_at": _naive(now)}
-            for a in {a.strip().lower() for a in addresses if a and a.strip()}]
+    rows = [
+        {"email": a.strip().lower(), "reason": reason, "source": source, "created_at": _naive(now)}
+        for a in {a.strip().lower() for a in addresses if a and a.strip()}
+    ]
     if not rows:
         return 0
-    inserted = conn.execute(dialect_insert(conn.dialect.name, suppressions).on_conflict_do_nothing(index_elements=["email"])
-                            .returning(suppressions.c.email), rows).all()
+    inserted = conn.execute(
+        dialect_insert(conn.dialect.name, suppressions)
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(suppressions.c.email),
+        rows,
+    ).all()
     return len(inserted)
 
 
@@ -34,8 +40,10 @@ def unsuppress(conn: Connection, addresses: Iterable[str]) -> int:
 
 
 def list_suppressions(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in conn.execute(sa.select(suppressions).order_by(suppressions.c.created_at,
-                                                                                     suppressions.c.email))]
+    return [
+        dict(r._mapping)
+        for r in conn.execute(sa.select(suppressions).order_by(suppressions.c.created_at, suppressions.c.email))
+    ]
 
 
 def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, str]:
@@ -43,13 +51,18 @@ def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, st
     wanted = sorted({a.lower() for a in addresses if a})
     if not wanted:
         return {}
-    return dict(conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)
-                             .where(suppressions.c.email.in_(wanted))).all())
+    return dict(
+        conn.execute(
+            sa.select(suppressions.c.email, suppressions.c.reason).where(suppressions.c.email.in_(wanted))
+        ).all()
+    )
 
 
-def unsubscribe_customer(conn: Connection, customer_id: str, email: str, campaign: str | None,
-                         now: datetime) -> None:
+def unsubscribe_customer(conn: Connection, customer_id: str, email: str, campaign: str | None, now: datetime) -> None:
     """One-click unsubscribe: the address is suppressed and the customer marked unsubscribed."""
     suppress(conn, [email], "unsubscribe", campaign, now)
-    conn.execute(sa.update(customers).where(customers.c.id == customer_id, customers.c.unsubscribed_at.is_(None))
-                 .values(unsubscribed_at=_naive(now)))
+    conn.execute(
+        sa.update(customers)
+        .where(customers.c.id == customer_id, customers.c.unsubscribed_at.is_(None))
+        .values(unsubscribed_at=_naive(now))
+    )

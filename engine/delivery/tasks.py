@@ -26,10 +26,14 @@ def store_and_hand_off(engine: Engine, sink: TaskSink, task_rows: Sequence[dict[
         return refused
     with engine.begin() as conn:
         insert = dialect_insert(conn.dialect.name, tasks).on_conflict_do_nothing(
-            index_elements=[tasks.c.delivery_id, tasks.c.action_index])
+            index_elements=[tasks.c.delivery_id, tasks.c.action_index]
+        )
         conn.execute(insert, list(task_rows))
-        stored = conn.execute(sa.select(tasks).where(
-            tasks.c.delivery_id.in_({t["delivery_id"] for t in task_rows}), tasks.c.handoff != Handoff.DONE)).all()
+        stored = conn.execute(
+            sa.select(tasks).where(
+                tasks.c.delivery_id.in_({t["delivery_id"] for t in task_rows}), tasks.c.handoff != Handoff.DONE
+            )
+        ).all()
     for task in stored:
         try:
             sink.handoff(dict(task._mapping))
@@ -42,13 +46,22 @@ def store_and_hand_off(engine: Engine, sink: TaskSink, task_rows: Sequence[dict[
     return refused
 
 
-def task_row(delivery_id: int, customer_id: str, campaign: str, rendered: Any, at: datetime,
-             now: datetime) -> dict[str, Any]:
+def task_row(
+    delivery_id: int, customer_id: str, campaign: str, rendered: Any, at: datetime, now: datetime
+) -> dict[str, Any]:
     """The tasks-table row for one rendered task (`at` and `now` naive UTC)."""
-    return {"delivery_id": delivery_id, "action_index": rendered.index, "customer_id": customer_id,
-            "campaign": campaign, "queue": rendered.queue, "title": rendered.title, "body": rendered.body,
-            "due_at": at + rendered.due_in if rendered.due_in else None, "status": TaskStatus.OPEN,
-            "created_at": now}
+    return {
+        "delivery_id": delivery_id,
+        "action_index": rendered.index,
+        "customer_id": customer_id,
+        "campaign": campaign,
+        "queue": rendered.queue,
+        "title": rendered.title,
+        "body": rendered.body,
+        "due_at": at + rendered.due_in if rendered.due_in else None,
+        "status": TaskStatus.OPEN,
+        "created_at": now,
+    }
 
 
 def close_tasks(conn: Connection, ids: Iterable[int], now: datetime) -> None:
@@ -58,5 +71,8 @@ def close_tasks(conn: Connection, ids: Iterable[int], now: datetime) -> None:
     missing = [i for i in wanted if i not in found]
     if missing:
         raise UserInputError([Problem("<tasks>", None, None, f"no task with id {i}") for i in missing])
-    conn.execute(sa.update(tasks).where(tasks.c.id.in_(wanted), tasks.c.status != TaskStatus.DONE)
-                 .values(status=TaskStatus.DONE, done_at=naive_utc(now)))
+    conn.execute(
+        sa.update(tasks)
+        .where(tasks.c.id.in_(wanted), tasks.c.status != TaskStatus.DONE)
+        .values(status=TaskStatus.DONE, done_at=naive_utc(now))
+    )

@@ -31,34 +31,61 @@ def _sqlite(conn: Connection, rows: list[dict[str, Any]]) -> int:
     order = compiled.positiontup
     processors = {c: events.c[c].type.dialect_impl(dialect).bind_processor(dialect) for c in COLUMNS}
     when = processors["occurred_at"]
-    values = [tuple(when(r["occurred_at"]) if name == "occurred_at" else
-                    _dumps(r["properties"]) if name == "properties" else r[name] for name in order)
-              for r in rows]
-    cursor = conn.connection.driver_connection.cursor()
-    before = conn.connection.driver_connection.total_changes
+    driver = conn.connection.driver_connection
+    assert order is not None and when is not None and driver is not None
+    values = [
+        tuple(
+            when(r["occurred_at"])
+            if name == "occurred_at"
+            else _dumps(r["properties"])
+            if name == "properties"
+            else r[name]
+            for name in order
+        )
+        for r in rows
+    ]
+    cursor = driver.cursor()
+    before = driver.total_changes
     cursor.executemany(compiled.string, values)
-    written = conn.connection.driver_connection.total_changes - before
+    written = driver.total_changes - before
     cursor.close()
     return written
 
 
-_STAGE = sa.Table("nudge_events_stage", sa.MetaData(), *(sa.Column(c, sa.Text) for c in COLUMNS),
-                  prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+_STAGE = sa.Table(
+    "nudge_events_stage",
+    sa.MetaData(),
+    *(sa.Column(c, sa.Text) for c in COLUMNS),
+    prefixes=["TEMPORARY"],
+    postgresql_on_commit="DROP",
+)
 
 
 def _postgresql(conn: Connection, rows: list[dict[str, Any]]) -> int:
     _STAGE.create(conn)
     raw = conn.connection.driver_connection
+    assert raw is not None
     copy_sql = f"COPY {_STAGE.name} ({', '.join(COLUMNS)}) FROM STDIN"
     with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
         for r in rows:
-            copy.write_row((r["event_key"], r["customer_id"], r["type"], r["occurred_at"].isoformat(),
-                            _dumps(r["properties"])))
-    select = sa.select(_STAGE.c.event_key, _STAGE.c.customer_id, _STAGE.c.type,
-                       sa.cast(_STAGE.c.occurred_at, sa.DateTime), sa.cast(_STAGE.c.properties, postgresql.JSONB))
+            copy.write_row(
+                (r["event_key"], r["customer_id"], r["type"], r["occurred_at"].isoformat(), _dumps(r["properties"]))
+            )
+    select = sa.select(
+        _STAGE.c.event_key,
+        _STAGE.c.customer_id,
+        _STAGE.c.type,
+        sa.cast(_STAGE.c.occurred_at, sa.DateTime),
+        sa.cast(_STAGE.c.properties, postgresql.JSONB),
+    )
     # Counted through RETURNING in a CTE: the driver's rowcount is not reliable for INSERT … SELECT here.
-    inserted = (postgresql.insert(events).from_select(list(COLUMNS), select)
-                .on_conflict_do_nothing(index_elements=[events.c.event_key]).returning(events.c.pk).cte("inserted"))
+    inserted = (
+        postgresql.insert(events)
+        .from_select(list(COLUMNS), select)
+        .on_conflict_do_nothing(index_elements=[events.c.event_key])
+        .returning(events.c.pk)
+        .cte("inserted")
+    )
     written = conn.execute(sa.select(sa.func.count()).select_from(inserted)).scalar_one()
     _STAGE.drop(conn)
     return written

@@ -15,22 +15,77 @@ from engine.store import Store
 from engine.store.tables import coupons, customers, deliveries, events, tasks
 
 PREFIX = "demo-"
-FIRST = ["Ana", "Ben", "Chen", "Dara", "Emil", "Fatima", "Goro", "Hana", "Ivan", "Jade", "Kofi", "Lena",
-         "Mei", "Noor", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Vera", "Wei", "Yusuf", "Zoe"]
-LAST = ["Almeida", "Brown", "Chen", "Dubois", "Evans", "Fischer", "Garcia", "Hughes", "Ito", "Jensen",
-        "Kim", "Li", "Martin", "Nakamura", "Okafor", "Petrov", "Rossi", "Schmidt", "Tanaka", "Wang"]
+FIRST = [
+    "Ana",
+    "Ben",
+    "Chen",
+    "Dara",
+    "Emil",
+    "Fatima",
+    "Goro",
+    "Hana",
+    "Ivan",
+    "Jade",
+    "Kofi",
+    "Lena",
+    "Mei",
+    "Noor",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Vera",
+    "Wei",
+    "Yusuf",
+    "Zoe",
+]
+LAST = [
+    "Almeida",
+    "Brown",
+    "Chen",
+    "Dubois",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Hughes",
+    "Ito",
+    "Jensen",
+    "Kim",
+    "Li",
+    "Martin",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Rossi",
+    "Schmidt",
+    "Tanaka",
+    "Wang",
+]
 PLACES = [  # country, time zone, city, weight
-    ("CN", "Asia/Shanghai", "Shanghai", 30), ("US", "America/New_York", "New York", 15),
-    ("US", "America/Los_Angeles", "Los Angeles", 10), ("DE", "Europe/Berlin", "Berlin", 10),
-    ("FR", "Europe/Paris", "Paris", 8), ("GB", "Europe/London", "London", 8), ("JP", "Asia/Tokyo", "Tokyo", 8),
-    ("BR", "America/Sao_Paulo", "São Paulo", 6), ("AU", "Australia/Sydney", "Sydney", 5),
+    ("CN", "Asia/Shanghai", "Shanghai", 30),
+    ("US", "America/New_York", "New York", 15),
+    ("US", "America/Los_Angeles", "Los Angeles", 10),
+    ("DE", "Europe/Berlin", "Berlin", 10),
+    ("FR", "Europe/Paris", "Paris", 8),
+    ("GB", "Europe/London", "London", 8),
+    ("JP", "Asia/Tokyo", "Tokyo", 8),
+    ("BR", "America/Sao_Paulo", "São Paulo", 6),
+    ("AU", "Australia/Sydney", "Sydney", 5),
 ]
 PRODUCTS = [  # id, name, category, price
-    ("p-101", "Trail Running Shoes", "shoes", 119.0), ("p-102", "Leather Boots", "shoes", 189.0),
-    ("p-201", "Merino Sweater", "knitwear", 89.0), ("p-202", "Cashmere Scarf", "knitwear", 149.0),
-    ("p-301", "Rain Jacket", "outerwear", 229.0), ("p-302", "Down Parka", "outerwear", 349.0),
-    ("p-401", "Canvas Tote", "bags", 39.0), ("p-402", "Weekender Bag", "bags", 259.0),
-    ("p-501", "Wool Socks (3 pack)", "accessories", 24.0), ("p-502", "Leather Belt", "accessories", 59.0),
+    ("p-101", "Trail Running Shoes", "shoes", 119.0),
+    ("p-102", "Leather Boots", "shoes", 189.0),
+    ("p-201", "Merino Sweater", "knitwear", 89.0),
+    ("p-202", "Cashmere Scarf", "knitwear", 149.0),
+    ("p-301", "Rain Jacket", "outerwear", 229.0),
+    ("p-302", "Down Parka", "outerwear", 349.0),
+    ("p-401", "Canvas Tote", "bags", 39.0),
+    ("p-402", "Weekender Bag", "bags", 259.0),
+    ("p-501", "Wool Socks (3 pack)", "accessories", 24.0),
+    ("p-502", "Leather Belt", "accessories", 59.0),
 ]
 
 
@@ -38,10 +93,14 @@ def _customer(rng: random.Random, index: int, at: datetime) -> dict[str, Any]:
     country, zone, city, _ = rng.choices(PLACES, weights=[p[3] for p in PLACES])[0]
     first, last = rng.choice(FIRST), rng.choice(LAST)
     row: dict[str, Any] = {
-        "id": f"{PREFIX}{index:05d}", "first_name": first, "last_name": last,
-        "email": f"{first}.{last}.{index}@example.com".lower(), "phone": f"+1-555-{index:04d}",
-        "country": country, "city": city, "locale": {"CN": "zh-CN", "JP": "ja-JP", "DE": "de-DE",
-                                                      "FR": "fr-FR", "BR": "pt-BR"}.get(country, "en-US"),
+        "id": f"{PREFIX}{index:05d}",
+        "first_name": first,
+        "last_name": last,
+        "email": f"{first}.{last}.{index}@example.com".lower(),
+        "phone": f"+1-555-{index:04d}",
+        "country": country,
+        "city": city,
+        "locale": {"CN": "zh-CN", "JP": "ja-JP", "DE": "de-DE", "FR": "fr-FR", "BR": "pt-BR"}.get(country, "en-US"),
         "signed_up_at": (at - timedelta(days=rng.randint(1, 1100))).isoformat(),
         "email_opt_in": rng.random() < 0.8,
         "attributes": {"loyalty_points": rng.randint(0, 5000), "channel": rng.choice(["web", "app", "store"])},
@@ -52,7 +111,7 @@ def _customer(rng: random.Random, index: int, at: datetime) -> dict[str, Any]:
         row["unsubscribed_at"] = (at - timedelta(days=rng.randint(1, 300))).isoformat()
     local_today = at.astimezone(ZoneInfo(row.get("timezone", "Asia/Shanghai"))).date()
     roll = rng.random()
-    if roll < 0.01:   # a birthday today, so the birthday campaign has someone to greet
+    if roll < 0.01:  # a birthday today, so the birthday campaign has someone to greet
         row["birthday"] = f"{rng.randint(1960, 2004)}-{local_today.month:02d}-{local_today.day:02d}"
     elif roll < 0.012:
         row["birthday"] = "--02-29"
@@ -70,24 +129,48 @@ def _events(rng: random.Random, customer_id: str, at: datetime) -> Iterator[dict
     for _ in range(activity * 3):
         day = rng.uniform(quiet_since, span)
         product = rng.choice(PRODUCTS)
-        yield {"customer_id": customer_id, "type": "product_view", "occurred_at": at - timedelta(days=day),
-               "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]}}
+        yield {
+            "customer_id": customer_id,
+            "type": "product_view",
+            "occurred_at": at - timedelta(days=day),
+            "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]},
+        }
         if rng.random() < 0.3:
-            yield {"customer_id": customer_id, "type": "purchase",
-                   "occurred_at": min(at - timedelta(days=day) + timedelta(minutes=rng.randint(5, 600)), at),
-                   "properties": {"order_id": f"o-{customer_id}-{rng.randint(0, 10**9)}", "product_id": product[0],
-                                  "product_name": product[1], "category": product[2],
-                                  "amount": round(product[3] * rng.uniform(0.8, 2.5), 2), "currency": "USD"}}
+            yield {
+                "customer_id": customer_id,
+                "type": "purchase",
+                "occurred_at": min(at - timedelta(days=day) + timedelta(minutes=rng.randint(5, 600)), at),
+                "properties": {
+                    "order_id": f"o-{customer_id}-{rng.randint(0, 10**9)}",
+                    "product_id": product[0],
+                    "product_name": product[1],
+                    "category": product[2],
+                    "amount": round(product[3] * rng.uniform(0.8, 2.5), 2),
+                    "currency": "USD",
+                },
+            }
     if rng.random() < 0.12:  # browsed in the last three days without buying
         product = rng.choice(PRODUCTS)
-        yield {"customer_id": customer_id, "type": "product_view", "occurred_at": at - timedelta(hours=rng.uniform(1, 70)),
-               "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]}}
+        yield {
+            "customer_id": customer_id,
+            "type": "product_view",
+            "occurred_at": at - timedelta(hours=rng.uniform(1, 70)),
+            "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]},
+        }
     if rng.random() < 0.25:
-        yield {"customer_id": customer_id, "type": "survey", "occurred_at": at - timedelta(days=rng.uniform(0, 60)),
-               "properties": {"score": rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 4])[0]}}
+        yield {
+            "customer_id": customer_id,
+            "type": "survey",
+            "occurred_at": at - timedelta(days=rng.uniform(0, 60)),
+            "properties": {"score": rng.choices([1, 2, 3, 4, 5], weights=[1, 1, 2, 4, 4])[0]},
+        }
     if rng.random() < 0.03:
-        yield {"customer_id": customer_id, "type": "complaint", "occurred_at": at - timedelta(days=rng.uniform(0, 20)),
-               "properties": {"topic": rng.choice(["late delivery", "damaged item", "wrong size", "refund"])}}
+        yield {
+            "customer_id": customer_id,
+            "type": "complaint",
+            "occurred_at": at - timedelta(days=rng.uniform(0, 20)),
+            "properties": {"topic": rng.choice(["late delivery", "damaged item", "wrong size", "refund"])},
+        }
 
 
 def clear_demo(store: Store) -> None:

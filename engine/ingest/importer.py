@@ -13,10 +13,8 @@ from sqlalchemy.engine import Connection
 
 from connectors.api import SourceError
 from connectors.registry import source_for
-from engine.core.errors import UnknownConnector
-
+from engine.core.errors import Problem, UnknownConnector, UserInputError
 from engine.ingest.bulk import insert_events
-from engine.core.errors import Problem, UserInputError
 from engine.ingest.rows import customer_row, event_row
 from engine.store import Store, dialect_insert
 from engine.store.tables import customers
@@ -40,9 +38,11 @@ def _upsert_customers(conn: Connection, store: Store, rows: list[dict[str, Any]]
         groups.setdefault(frozenset(row), []).append({**row, "updated_at": now})
     for keys, group in groups.items():
         stmt = dialect_insert(store.dialect, customers)
-        merged_attributes = (customers.c.attributes.op("||")(stmt.excluded.attributes)
-                             if store.dialect == "postgresql"
-                             else sa.func.json_patch(customers.c.attributes, stmt.excluded.attributes))
+        merged_attributes = (
+            customers.c.attributes.op("||")(stmt.excluded.attributes)
+            if store.dialect == "postgresql"
+            else sa.func.json_patch(customers.c.attributes, stmt.excluded.attributes)
+        )
         updates = {k: stmt.excluded[k] for k in keys if k not in ("id", "attributes")}
         updates["attributes"] = merged_attributes
         updates["updated_at"] = stmt.excluded.updated_at
@@ -55,13 +55,14 @@ def _known_customers(conn: Connection, ids: set[str]) -> set[str]:
     found: set[str] = set()
     ordered = sorted(ids)
     for start in range(0, len(ordered), 1000):
-        chunk = ordered[start:start + 1000]
+        chunk = ordered[start : start + 1000]
         found.update(conn.execute(sa.select(customers.c.id).where(customers.c.id.in_(chunk))).scalars())
     return found
 
 
-def _insert_events(conn: Connection, store: Store, rows: list[tuple[int, dict[str, Any]]],
-                   path: str, result: ImportResult) -> int:
+def _insert_events(
+    conn: Connection, store: Store, rows: list[tuple[int, dict[str, Any]]], path: str, result: ImportResult
+) -> int:
     known = _known_customers(conn, {row["customer_id"] for _, row in rows})
     good = []
     for line, row in rows:
@@ -83,8 +84,9 @@ def _batches(rows: Iterator[tuple[int, Any]], size: int) -> Iterator[list[tuple[
         yield batch
 
 
-def _parsed(raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str,
-            result: ImportResult) -> Iterator[tuple[int, dict[str, Any]]]:
+def _parsed(
+    raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str, result: ImportResult
+) -> Iterator[tuple[int, dict[str, Any]]]:
     parse = customer_row if kind == "customers" else event_row
     for line, raw in raw_rows:
         result.read += 1
@@ -97,8 +99,17 @@ def _parsed(raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path:
             result.rejected.append(Problem(path, line, None, str(exc)))
 
 
-def import_rows(store: Store, kind: str, raw_rows: Iterable[tuple[int, Any]], *, path: str, untyped: bool,
-                now: datetime, skip_invalid: bool = False, batch_size: int = BATCH) -> ImportResult:
+def import_rows(
+    store: Store,
+    kind: str,
+    raw_rows: Iterable[tuple[int, Any]],
+    *,
+    path: str,
+    untyped: bool,
+    now: datetime,
+    skip_invalid: bool = False,
+    batch_size: int = BATCH,
+) -> ImportResult:
     """Load rows in one transaction. Any rejected row rolls everything back unless skip_invalid."""
     result = ImportResult(kind=kind)
     with store.engine.connect() as conn:
@@ -147,8 +158,9 @@ def import_file(store: Store, kind: str, file: Path, *, now: datetime, skip_inva
     if not file.is_file():
         raise UserInputError([Problem(shown, None, None, "file not found")])
     try:
-        result = import_rows(store, kind, reader.rows(file), path=shown, untyped=reader.untyped, now=now,
-                             skip_invalid=skip_invalid)
+        result = import_rows(
+            store, kind, reader.rows(file), path=shown, untyped=reader.untyped, now=now, skip_invalid=skip_invalid
+        )
     except SourceError as exc:
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None
     except UnicodeDecodeError as exc:

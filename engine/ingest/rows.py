@@ -5,14 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date, datetime, timezone
+from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.core.fields import CUSTOMER_FIELDS
 from engine.core.values import parse_bool, parse_instant
-
-
 
 _INT = re.compile(r"^-?(0|[1-9]\d*)$")
 _FLOAT = re.compile(r"^-?\d+\.\d+$")
@@ -132,8 +130,9 @@ def event_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
     """Columns for one event, with the key that makes re-imports no-ops."""
     customer_id, kind, when = raw.get("customer_id"), raw.get("type"), raw.get("occurred_at")
     if customer_id in (None, "") or kind in (None, "") or when in (None, ""):
-        missing = [k for k, v in (("customer_id", customer_id), ("type", kind), ("occurred_at", when))
-                   if v in (None, "")]
+        missing = [
+            k for k, v in (("customer_id", customer_id), ("type", kind), ("occurred_at", when)) if v in (None, "")
+        ]
         raise ValueError(f"{', '.join(missing)}: required")
     customer_id = customer_id.strip() if isinstance(customer_id, str) else _text(customer_id, "customer_id")
     kind = kind.strip() if isinstance(kind, str) else _text(kind, "type", 64)
@@ -154,11 +153,18 @@ def event_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
             properties[key] = typed(value) if untyped else value
     source_id = raw.get("id")
     if source_id not in (None, ""):
-        key = "id:" + (source_id if isinstance(source_id, str) and len(source_id) <= 290
-                       else _text(source_id, "id", 290))
+        key = "id:" + (
+            source_id if isinstance(source_id, str) and len(source_id) <= 290 else _text(source_id, "id", 290)
+        )
     else:
-        canonical = json.dumps([customer_id, kind, occurred_at.isoformat(), properties],
-                               sort_keys=True, separators=(",", ":"), default=str)
+        canonical = json.dumps(
+            [customer_id, kind, occurred_at.isoformat(), properties], sort_keys=True, separators=(",", ":"), default=str
+        )
         key = "h:" + hashlib.sha256(canonical.encode()).hexdigest()
-    return {"event_key": key, "customer_id": customer_id, "type": kind,
-            "occurred_at": occurred_at, "properties": properties}
+    return {
+        "event_key": key,
+        "customer_id": customer_id,
+        "type": kind,
+        "occurred_at": occurred_at,
+        "properties": properties,
+    }

@@ -45,8 +45,14 @@ class RenderedActions:
     tasks: list[RenderedTask] = field(default_factory=list)
 
 
-def render_actions(env: SandboxedEnvironment, campaign: Campaign, context: Mapping[str, Any], *,
-                   default_sender: str, applies: Collection[int] | None = None) -> RenderedActions:
+def render_actions(
+    env: SandboxedEnvironment,
+    campaign: Campaign,
+    context: Mapping[str, Any],
+    *,
+    default_sender: str,
+    applies: Collection[int] | None = None,
+) -> RenderedActions:
     """Render every email and task of `campaign` that applies (all when `applies` is None).
 
     Raises RenderError for the first template that fails for this customer."""
@@ -56,15 +62,26 @@ def render_actions(env: SandboxedEnvironment, campaign: Campaign, context: Mappi
             continue
         if isinstance(action, EmailAction):
             spec = action.email
-            rendered.emails.append(RenderedEmail(
-                index=index, sender=spec.from_ or default_sender,
-                subject=render_string(env, spec.subject, context),
-                body=render_file(env, spec.template, context), is_html=spec.template.endswith(HTML_SUFFIXES)))
+            rendered.emails.append(
+                RenderedEmail(
+                    index=index,
+                    sender=spec.from_ or default_sender,
+                    subject=render_string(env, spec.subject, context),
+                    body=render_file(env, spec.template, context),
+                    is_html=spec.template.endswith(HTML_SUFFIXES),
+                )
+            )
         elif isinstance(action, TaskAction):
             task = action.task
-            rendered.tasks.append(RenderedTask(
-                index=index, queue=task.queue, title=render_string(env, task.title, context).strip(),
-                body=render_string(env, task.body, context) if task.body else None, due_in=task.due_in))
+            rendered.tasks.append(
+                RenderedTask(
+                    index=index,
+                    queue=task.queue,
+                    title=render_string(env, task.title, context).strip(),
+                    body=render_string(env, task.body, context) if task.body else None,
+                    due_in=task.due_in,
+                )
+            )
     return rendered
 
 
@@ -74,7 +91,11 @@ def preview_coupons(campaign: Campaign, at: datetime) -> dict[str, dict[str, Any
     for action in campaign.actions:
         if isinstance(action, CouponAction):
             spec = action.coupon
-            coupons[spec.name] = {"code": f"{spec.prefix or 'PREVIEW'}-PREVIEW", "percent_off": spec.percent_off,
-                                  "amount_off": spec.amount_off, "expires_at": at + spec.valid_for,
-                                  "name": spec.name}
+            coupons[spec.name] = {
+                "code": f"{spec.prefix or 'PREVIEW'}-PREVIEW",
+                "percent_off": spec.percent_off,
+                "amount_off": spec.amount_off,
+                "expires_at": at + spec.valid_for,
+                "name": spec.name,
+            }
     return coupons

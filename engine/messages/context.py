@@ -34,7 +34,7 @@ def load_customers(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, 
     """Customer dicts for ids, read in chunks."""
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start:start + _CHUNK])
+        chunk = list(ids[start : start + _CHUNK])
         for row in conn.execute(sa.select(customers).where(customers.c.id.in_(chunk))):
             found[row.id] = customer_dict(row)
     return found
@@ -45,27 +45,51 @@ def load_last_events(conn: Connection, ids: Sequence[str], at: datetime) -> dict
     at_utc = naive_utc(at)
     result: dict[str, LastEvents] = {cid: LastEvents() for cid in ids}
     for start in range(0, len(ids), _CHUNK):
-        chunk = list(ids[start:start + _CHUNK])
-        ranked = sa.select(
-            events.c.customer_id, events.c.type, events.c.occurred_at, events.c.properties,
-            sa.func.row_number().over(partition_by=(events.c.customer_id, events.c.type),
-                                      order_by=(events.c.occurred_at.desc(), events.c.pk.desc())).label("rank"),
-        ).where(events.c.customer_id.in_(chunk), events.c.occurred_at <= at_utc).subquery()
+        chunk = list(ids[start : start + _CHUNK])
+        ranked = (
+            sa.select(
+                events.c.customer_id,
+                events.c.type,
+                events.c.occurred_at,
+                events.c.properties,
+                sa.func.row_number()
+                .over(
+                    partition_by=(events.c.customer_id, events.c.type),
+                    order_by=(events.c.occurred_at.desc(), events.c.pk.desc()),
+                )
+                .label("rank"),
+            )
+            .where(events.c.customer_id.in_(chunk), events.c.occurred_at <= at_utc)
+            .subquery()
+        )
         for row in conn.execute(sa.select(ranked).where(ranked.c.rank == 1)):
             result[row.customer_id][row.type] = {
-                "type": row.type, "occurred_at": aware_or_none(row.occurred_at), "properties": dict(row.properties or {}),
+                "type": row.type,
+                "occurred_at": aware_or_none(row.occurred_at),
+                "properties": dict(row.properties or {}),
             }
     return result
 
 
-def build_contexts(conn: Connection, ids: Sequence[str], at: datetime, campaign: Any,
-                   coupons: dict[str, dict[str, dict[str, Any]]] | None = None) -> dict[str, dict[str, Any]]:
+def build_contexts(
+    conn: Connection,
+    ids: Sequence[str],
+    at: datetime,
+    campaign: Any,
+    coupons: dict[str, dict[str, dict[str, Any]]] | None = None,
+) -> dict[str, dict[str, Any]]:
     """Render contexts for a batch of customers of one campaign."""
     people = load_customers(conn, ids)
     last = load_last_events(conn, ids, at)
     campaign_info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
     return {
-        cid: {"customer": people[cid], "campaign": campaign_info, "coupons": (coupons or {}).get(cid, {}),
-              "at": at, "last": last[cid]}
-        for cid in ids if cid in people
+        cid: {
+            "customer": people[cid],
+            "campaign": campaign_info,
+            "coupons": (coupons or {}).get(cid, {}),
+            "at": at,
+            "last": last[cid],
+        }
+        for cid in ids
+        if cid in people
     }

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.api import OutgoingEmail
-
 from engine.messages.textify import html_to_text
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00\u2028\u2029]+")
@@ -23,14 +22,23 @@ def unsubscribe_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(token, safe='')}"
 
 
-def build_email(*, delivery_id: int, sender: str, to: str, subject: str, body: str, is_html: bool,
-                unsubscribe_url: str, campaign: str) -> OutgoingEmail:
+def build_email(
+    *,
+    delivery_id: int,
+    sender: str,
+    to: str,
+    subject: str,
+    body: str,
+    is_html: bool,
+    unsubscribe_url: str,
+    campaign: str,
+) -> OutgoingEmail:
     """Assemble the message; a text template gets a minimal HTML part, an HTML one a text part."""
     if is_html:
         html, text = body, html_to_text(body)
     else:
         text = body
-        html = "<pre style=\"font-family: inherit; white-space: pre-wrap\">" + escape_html(body) + "</pre>"
+        html = '<pre style="font-family: inherit; white-space: pre-wrap">' + escape_html(body) + "</pre>"
     if unsubscribe_url not in text:
         text = text.rstrip("\n") + f"\n\nUnsubscribe: {unsubscribe_url}\n"
     if unsubscribe_url not in html:
@@ -40,9 +48,16 @@ def build_email(*, delivery_id: int, sender: str, to: str, subject: str, body: s
         html = html[:closing] + footer + html[closing:] if closing >= 0 else html + footer
     headers: dict[str, Any] = {
         "List-Unsubscribe": f"<{unsubscribe_url}>",
-        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",   # RFC 8058 one-click
+        "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058 one-click
         "X-Nudge-Campaign": header_safe(campaign),
         "X-Nudge-Delivery": str(delivery_id),
     }
-    return OutgoingEmail(delivery_id=delivery_id, sender=header_safe(sender), to=header_safe(to),
-                         subject=header_safe(subject), html=html, text=text, headers=headers)
+    return OutgoingEmail(
+        delivery_id=delivery_id,
+        sender=header_safe(sender),
+        to=header_safe(to),
+        subject=header_safe(subject),
+        html=html,
+        text=text,
+        headers=headers,
+    )

@@ -11,14 +11,13 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
 from engine.core.errors import TokenError
 
 SECRET_VARIABLE = "NUDGE_SECRET"
 # Only for the file outbox (demo, previews): real connectors refuse to start without NUDGE_SECRET.
 DEVELOPMENT_SECRET = b"nudge-development-secret-not-for-production"
 MAX_AGE = timedelta(days=400)
-
-
 
 
 @dataclass(frozen=True)
@@ -44,8 +43,9 @@ def secret_from(environ: Mapping[str, str], *, required: bool) -> bytes:
         return value.encode()
     if required:
         raise KeyError(SECRET_VARIABLE)
-    print(f"warning: {SECRET_VARIABLE} is not set: unsubscribe links are signed with a development key",
-          file=sys.stderr)
+    print(
+        f"warning: {SECRET_VARIABLE} is not set: unsubscribe links are signed with a development key", file=sys.stderr
+    )
     return DEVELOPMENT_SECRET
 
 

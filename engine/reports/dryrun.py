@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from engine.workspace.loader import Workspace
+from engine.audience.planner import CampaignPlan, Planner
 from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions
-from engine.rules.campaign import Campaign, action_when
-from engine.audience.planner import CampaignPlan, Planner
 from engine.messages.context import build_contexts
+from engine.rules.campaign import Campaign, action_when
+from engine.workspace.loader import Workspace
 
 
 @dataclass
@@ -26,8 +26,9 @@ class Sample:
         return {"customer": self.customer_id, **self.parts, **({"error": self.error} if self.error else {})}
 
 
-def render_samples(conn: Connection, workspace: Workspace, campaign: Campaign, ids: list[str],
-                   at: datetime) -> list[Sample]:
+def render_samples(
+    conn: Connection, workspace: Workspace, campaign: Campaign, ids: list[str], at: datetime
+) -> list[Sample]:
     """Render the email and task texts of a campaign for some customers."""
     env = workspace.environment()
     preview = preview_coupons(campaign, at)
@@ -68,8 +69,7 @@ class DryRun:
         return data
 
 
-def dry_run(conn: Connection, workspace: Workspace, campaigns: list[Campaign], at: datetime,
-            render: int = 0) -> DryRun:
+def dry_run(conn: Connection, workspace: Workspace, campaigns: list[Campaign], at: datetime, render: int = 0) -> DryRun:
     """Plan campaigns (highest priority first, as the run would) and render up to `render` samples each."""
     planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
     result = DryRun(at=at, plans=[])

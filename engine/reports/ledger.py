@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.core.errors import Problem, UserInputError
 from engine.store.tables import coupons, deliveries, tasks
 
-COUPON_COLUMNS = ("code", "name", "customer_id", "campaign", "percent_off", "amount_off", "created_at",
-                  "expires_at", "delivery_status")
+COUPON_COLUMNS = (
+    "code",
+    "name",
+    "customer_id",
+    "campaign",
+    "percent_off",
+    "amount_off",
+    "created_at",
+    "expires_at",
+    "delivery_status",
+)
 # The codes a customer may have seen: their message left, or may have.
 SEEN = ("sent", "unknown")
 STATES = ("sent", "failed", "unknown", "pending", "sending", "held_out")
@@ -26,8 +34,11 @@ def _iso(value: Any) -> Any:
 
 def export_coupons(conn: Connection, out: IO[str], campaigns: Sequence[str] = (), everything: bool = False) -> int:
     """Write coupons as CSV a shop can import; by default only those whose message left."""
-    query = (sa.select(*(coupons.c[c] for c in COUPON_COLUMNS[:-1]), deliveries.c.status.label("delivery_status"))
-             .join(deliveries, deliveries.c.id == coupons.c.delivery_id).order_by(coupons.c.id))
+    query = (
+        sa.select(*(coupons.c[c] for c in COUPON_COLUMNS[:-1]), deliveries.c.status.label("delivery_status"))
+        .join(deliveries, deliveries.c.id == coupons.c.delivery_id)
+        .order_by(coupons.c.id)
+    )
     if campaigns:
         query = query.where(coupons.c.campaign.in_(list(campaigns)))
     if not everything:
@@ -53,7 +64,8 @@ def list_tasks(conn: Connection, queue: str | None = None, status: str = "open")
 def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str, dict[str, int]]:
     """Ledger rows per campaign and state (pending includes messages waiting for quiet hours)."""
     query = sa.select(deliveries.c.campaign, deliveries.c.status, sa.func.count()).group_by(
-        deliveries.c.campaign, deliveries.c.status)
+        deliveries.c.campaign, deliveries.c.status
+    )
     if campaigns:
         query = query.where(deliveries.c.campaign.in_(list(campaigns)))
     counts: dict[str, dict[str, int]] = {}

@@ -58,16 +58,31 @@ class Lift:
         diff = self.difference()
         return {
             "campaign": self.campaign,
-            "contacted": {"customers": self.contacted.customers, "converted": self.contacted.converted,
-                          "conversion": self.contacted.rate, "revenue_per_customer": self.contacted.revenue_per_customer},
-            "holdout": {"customers": self.holdout.customers, "converted": self.holdout.converted,
-                        "conversion": self.holdout.rate, "revenue_per_customer": self.holdout.revenue_per_customer},
-            "lift": None if diff is None else {
-                "difference": diff[0], "ci95": [diff[1], diff[2]],
+            "contacted": {
+                "customers": self.contacted.customers,
+                "converted": self.contacted.converted,
+                "conversion": self.contacted.rate,
+                "revenue_per_customer": self.contacted.revenue_per_customer,
+            },
+            "holdout": {
+                "customers": self.holdout.customers,
+                "converted": self.holdout.converted,
+                "conversion": self.holdout.rate,
+                "revenue_per_customer": self.holdout.revenue_per_customer,
+            },
+            "lift": None
+            if diff is None
+            else {
+                "difference": diff[0],
+                "ci95": [diff[1], diff[2]],
                 "relative": diff[0] / self.holdout.rate if self.holdout.rate else None,
-                "significant": diff[1] > 0 or diff[2] < 0},
-            "coupons": {"issued": self.coupons_issued, "redeemed": self.coupons_redeemed,
-                        "redemption": self.coupons_redeemed / self.coupons_issued if self.coupons_issued else None},
+                "significant": diff[1] > 0 or diff[2] < 0,
+            },
+            "coupons": {
+                "issued": self.coupons_issued,
+                "redeemed": self.coupons_redeemed,
+                "redemption": self.coupons_redeemed / self.coupons_issued if self.coupons_issued else None,
+            },
         }
 
 
@@ -75,21 +90,30 @@ def within_after(moment: Any, start: Any, window: timedelta, dialect: str) -> sa
     """start < moment <= start + window. SQLite has no timestamp arithmetic: compare Julian days."""
     if dialect == "postgresql":
         return sa.and_(moment > start, moment <= start + window)
-    return sa.and_(moment > start,
-                   sa.func.julianday(moment) <= sa.func.julianday(start) + window.total_seconds() / 86400)
+    return sa.and_(
+        moment > start, sa.func.julianday(moment) <= sa.func.julianday(start) + window.total_seconds() / 86400
+    )
 
 
-def lift(conn: Connection, window: timedelta, campaigns: Sequence[str] = (), revenue_property: str = "amount") -> list[Lift]:
+def lift(
+    conn: Connection, window: timedelta, campaigns: Sequence[str] = (), revenue_property: str = "amount"
+) -> list[Lift]:
     dialect = conn.dialect.name
-    in_window = (events.c.customer_id == deliveries.c.customer_id, events.c.type == "purchase",
-                 within_after(events.c.occurred_at, deliveries.c.occurrence, window, dialect))
+    in_window = (
+        events.c.customer_id == deliveries.c.customer_id,
+        events.c.type == "purchase",
+        within_after(events.c.occurred_at, deliveries.c.occurrence, window, dialect),
+    )
     converted = sa.case((sa.exists(sa.select(events.c.pk).where(*in_window)), 1), else_=0)
     amount = json_value(events.c.properties, revenue_property, NUMBER, dialect)
     revenue = sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(*in_window).scalar_subquery()
-    query = (sa.select(deliveries.c.campaign, deliveries.c.status, sa.func.count(), sa.func.sum(converted),
-                       sa.func.sum(revenue))
-             .where(deliveries.c.status.in_(["sent", "held_out"]))
-             .group_by(deliveries.c.campaign, deliveries.c.status))
+    query = (
+        sa.select(
+            deliveries.c.campaign, deliveries.c.status, sa.func.count(), sa.func.sum(converted), sa.func.sum(revenue)
+        )
+        .where(deliveries.c.status.in_(["sent", "held_out"]))
+        .group_by(deliveries.c.campaign, deliveries.c.status)
+    )
     if campaigns:
         query = query.where(deliveries.c.campaign.in_(list(campaigns)))
     found: dict[str, Lift] = {}
@@ -104,12 +128,19 @@ def lift(conn: Connection, window: timedelta, campaigns: Sequence[str] = (), rev
 def _redemptions(conn: Connection, found: dict[str, Lift], window: timedelta, dialect: str) -> None:
     """Coupons whose message was sent, and those a purchase carried (its coupon_code) in the window."""
     code = json_value(events.c.properties, "coupon_code", TEXT, dialect)
-    redeemed = sa.exists(sa.select(events.c.pk).where(
-        events.c.customer_id == coupons.c.customer_id, events.c.type == "purchase",
-        within_after(events.c.occurred_at, deliveries.c.occurrence, window, dialect), code == coupons.c.code))
-    query = (sa.select(coupons.c.campaign, sa.func.count(), sa.func.sum(sa.case((redeemed, 1), else_=0)))
-             .join(deliveries, deliveries.c.id == coupons.c.delivery_id)
-             .where(deliveries.c.status == "sent", coupons.c.campaign.in_(list(found)))
-             .group_by(coupons.c.campaign))
+    redeemed = sa.exists(
+        sa.select(events.c.pk).where(
+            events.c.customer_id == coupons.c.customer_id,
+            events.c.type == "purchase",
+            within_after(events.c.occurred_at, deliveries.c.occurrence, window, dialect),
+            code == coupons.c.code,
+        )
+    )
+    query = (
+        sa.select(coupons.c.campaign, sa.func.count(), sa.func.sum(sa.case((redeemed, 1), else_=0)))
+        .join(deliveries, deliveries.c.id == coupons.c.delivery_id)
+        .where(deliveries.c.status == "sent", coupons.c.campaign.in_(list(found)))
+        .group_by(coupons.c.campaign)
+    )
     for campaign, issued, used in conn.execute(query):
         found[campaign].coupons_issued, found[campaign].coupons_redeemed = issued, int(used or 0)

@@ -20,7 +20,7 @@ def _plain(value: Any) -> Any:
 def customer_metrics_of(conn: Connection, ctx: EvalContext, customer_id: str) -> dict[str, Any]:
     """All metrics of one customer: the purchaser family in one query, the others one each."""
     row = conn.execute(customer_row(ctx, customer_id)).one()
-    found = {name: _plain(getattr(row, "_mapping")[name]) for name in BUYER_FAMILY}
+    found = {name: _plain(row._mapping[name]) for name in BUYER_FAMILY}
     for name in METRICS:
         if name not in found:
             query = metric_query(name, ctx).subquery("metric")

@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from engine.rules.base import StrictModel
 from engine.rules.conditions import Condition
-from engine.rules.types import SLUG_PATTERN, Duration, Percent
 from engine.rules.problems import TAG_PREFIX
+from engine.rules.types import SLUG_PATTERN, Duration, Percent
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class Every(_Strict):
+class Every(StrictModel):
     every: Duration = Field(description="run at this fixed interval, e.g. 15m")
 
     @field_validator("every")
@@ -44,14 +41,14 @@ def check_cron(expression: str) -> str:
 Cron = Annotated[str, Field(description="5-field cron in the config time zone, e.g. '0 9 * * *'")]
 
 
-class EmailSpec(_Strict):
+class EmailSpec(StrictModel):
     template: str = Field(description="file in templates/, e.g. lapsed_buyers.html.j2")
     subject: str = Field(description="Jinja template for the subject line")
     from_: str | None = Field(None, alias="from")
     when: Condition | None = None
 
 
-class CouponSpec(_Strict):
+class CouponSpec(StrictModel):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="name for templates: coupons.NAME")
     percent_off: float | None = Field(None, gt=0, le=100)
     amount_off: float | None = Field(None, gt=0)
@@ -60,13 +57,13 @@ class CouponSpec(_Strict):
     when: Condition | None = None
 
     @model_validator(mode="after")
-    def _one_value(self) -> "CouponSpec":
+    def _one_value(self) -> CouponSpec:
         if (self.percent_off is None) == (self.amount_off is None):
             raise ValueError("give exactly one of percent_off or amount_off")
         return self
 
 
-class TaskSpec(_Strict):
+class TaskSpec(StrictModel):
     queue: str = Field(min_length=1)
     title: str = Field(min_length=1, description="Jinja template")
     body: str | None = Field(None, description="Jinja template")
@@ -74,17 +71,17 @@ class TaskSpec(_Strict):
     when: Condition | None = None
 
 
-class EmailAction(_Strict):
+class EmailAction(StrictModel):
     email: EmailSpec
     when: Condition | None = None
 
 
-class CouponAction(_Strict):
+class CouponAction(StrictModel):
     coupon: CouponSpec
     when: Condition | None = None
 
 
-class TaskAction(_Strict):
+class TaskAction(StrictModel):
     task: TaskSpec
     when: Condition | None = None
 
@@ -95,19 +92,19 @@ def _action_kind(value: Any) -> str | None:
             if kind in value:
                 return TAG_PREFIX + kind
         return None
-    if isinstance(value, BaseModel):
-        return TAG_PREFIX + {EmailAction: "email", CouponAction: "coupon", TaskAction: "task"}[type(value)]
-    return None
+    kinds: dict[type, str] = {EmailAction: "email", CouponAction: "coupon", TaskAction: "task"}
+    return TAG_PREFIX + kinds[type(value)] if type(value) in kinds else None
 
 
 Action = Annotated[
-    Union[
-        Annotated[EmailAction, Tag(TAG_PREFIX + "email")],
-        Annotated[CouponAction, Tag(TAG_PREFIX + "coupon")],
-        Annotated[TaskAction, Tag(TAG_PREFIX + "task")],
-    ],
-    Discriminator(_action_kind, custom_error_type="action_kind",
-                  custom_error_message="an action needs one of: email, coupon, task"),
+    Annotated[EmailAction, Tag(TAG_PREFIX + "email")]
+    | Annotated[CouponAction, Tag(TAG_PREFIX + "coupon")]
+    | Annotated[TaskAction, Tag(TAG_PREFIX + "task")],
+    Discriminator(
+        _action_kind,
+        custom_error_type="action_kind",
+        custom_error_message="an action needs one of: email, coupon, task",
+    ),
 ]
 
 
@@ -125,14 +122,15 @@ def action_when(action: Any) -> Any:
     return action.when if action.when is not None else action_spec(action).when
 
 
-class Campaign(_Strict):
+class Campaign(StrictModel):
     """One campaign file in rules/."""
 
-    campaign: str = Field(json_schema_extra={"pattern": SLUG_PATTERN},
-                          description="unique id: lowercase letters, digits, hyphens")
+    campaign: str = Field(
+        json_schema_extra={"pattern": SLUG_PATTERN}, description="unique id: lowercase letters, digits, hyphens"
+    )
     description: str = ""
     enabled: bool = True
-    schedule: Union[Cron, Every]
+    schedule: Cron | Every
     priority: int = Field(0, description="higher wins when the frequency cap must choose")
     audience: Condition
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
@@ -143,8 +141,9 @@ class Campaign(_Strict):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not re.match(SLUG_PATTERN, value):
-            raise ValueError(f"campaign id {value!r}: use lowercase letters, digits and single hyphens, "
-                             "e.g. lapsed-buyers")
+            raise ValueError(
+                f"campaign id {value!r}: use lowercase letters, digits and single hyphens, e.g. lapsed-buyers"
+            )
         return value
 
     @field_validator("schedule")
@@ -155,7 +154,7 @@ class Campaign(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Campaign":
+    def _consistent(self) -> Campaign:
         names = [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -174,12 +173,10 @@ class Campaign(_Strict):
         return [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
 
 
-class SegmentsFile(_Strict):
+class SegmentsFile(StrictModel):
     """rules/segments.yaml: named conditions reusable as ``segment: NAME``."""
 
     segments: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Condition]
-
-
 
 
 def rule_schema() -> dict[str, Any]:

@@ -2,23 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated, Any, Union
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-from engine.rules.types import Duration, Scalar
+from engine.rules.base import StrictModel
 from engine.rules.problems import TAG_PREFIX
+from engine.rules.types import Duration, Scalar
 
-OPERATORS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "between", "exists",
-             "contains", "starts_with", "older_than", "newer_than")
+OPERATORS = (
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "between",
+    "exists",
+    "contains",
+    "starts_with",
+    "older_than",
+    "newer_than",
+)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
-
-
-class Ops(_Strict):
+class Ops(StrictModel):
     """Exactly one comparison operator."""
 
     eq: Scalar | None = None
@@ -37,7 +50,7 @@ class Ops(_Strict):
     newer_than: Duration | None = Field(None, description="timestamp after `at` minus this duration")
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Ops":
+    def _exactly_one(self) -> Ops:
         given = [name for name in self.operator_fields() if getattr(self, name) is not None]
         if len(given) != 1:
             found = ", ".join(self._alias(n) for n in given) or "none"
@@ -68,29 +81,48 @@ class Aggregate(Ops):
     of: str = Field(description="event property to aggregate")
 
 
-class AllOf(_Strict):
-    all_: list["Condition"] = Field(alias="all", min_length=1)
+class ConditionKind(StrEnum):
+    """The key that names a condition in YAML; compiler, explain and describe dispatch on it."""
+
+    ALL = "all"
+    ANY = "any"
+    NOT = "not"
+    ATTRIBUTE = "attribute"
+    EVENT = "event"
+    BIRTHDAY = "birthday"
+    SEGMENT = "segment"
+    METRIC = "metric"
 
 
-class AnyOf(_Strict):
-    any_: list["Condition"] = Field(alias="any", min_length=1)
+class AllOf(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.ALL
+    all_: list[Condition] = Field(alias="all", min_length=1)
 
 
-class Not(_Strict):
-    not_: "Condition" = Field(alias="not")
+class AnyOf(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.ANY
+    any_: list[Condition] = Field(alias="any", min_length=1)
+
+
+class Not(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.NOT
+    not_: Condition = Field(alias="not")
 
 
 class AttributeCondition(Ops):
+    kind: ClassVar[ConditionKind] = ConditionKind.ATTRIBUTE
     attribute: str = Field(description="a customer column or attributes.NAME")
 
 
-class EventCondition(_Strict):
+class EventCondition(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.EVENT
     event: str = Field(description="event type, e.g. purchase, product_view")
     within: Duration | None = Field(None, description="occurred in (at - DURATION, at]")
     before: Duration | None = Field(None, description="occurred at or before at - DURATION")
     between: tuple[Duration, Duration] | None = Field(
-        None, description="[OLDER, NEWER]: occurred in (at - OLDER, at - NEWER]")
-    where: dict[str, Union[Ops, Scalar]] | None = Field(None, description="filters on event properties")
+        None, description="[OLDER, NEWER]: occurred in (at - OLDER, at - NEWER]"
+    )
+    where: dict[str, Ops | Scalar] | None = Field(None, description="filters on event properties")
     count: Ops | None = None
     sum: Aggregate | None = None
     avg: Aggregate | None = None
@@ -98,10 +130,11 @@ class EventCondition(_Strict):
     max: Aggregate | None = None
     latest: Aggregate | None = Field(None, description="the property of the most recent matching event")
     not_followed_by: str | None = Field(
-        None, description="the most recent matching event has no later event of this type")
+        None, description="the most recent matching event has no later event of this type"
+    )
 
     @model_validator(mode="after")
-    def _one_window_one_aggregate(self) -> "EventCondition":
+    def _one_window_one_aggregate(self) -> EventCondition:
         if self.between is not None and (self.within is not None or self.before is not None):
             raise ValueError("use either between, or within/before, not both")
         if self.between is not None and self.between[0] <= self.between[1]:
@@ -123,7 +156,7 @@ class EventCondition(_Strict):
         return "count", Ops(gte=1)
 
 
-class BirthdayWindow(_Strict):
+class BirthdayWindow(StrictModel):
     in_: Duration = Field(alias="in", description="days from today in the customer's time zone; 0d is today")
 
     @field_validator("in_")
@@ -134,51 +167,44 @@ class BirthdayWindow(_Strict):
         return value
 
 
-class BirthdayCondition(_Strict):
+class BirthdayCondition(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.BIRTHDAY
     birthday: BirthdayWindow
 
 
 class MetricCondition(Ops):
+    kind: ClassVar[ConditionKind] = ConditionKind.METRIC
     metric: str = Field(description="a computed customer metric, e.g. rfm.segment, lifecycle, value_tier")
 
 
-class SegmentRef(_Strict):
+class SegmentRef(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.SEGMENT
     segment: str = Field(description="a named condition from rules/segments.yaml")
-
-
-_KINDS = ("all", "any", "not", "attribute", "event", "birthday", "segment", "metric")
 
 
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for kind in _KINDS:
-            if kind in value:
-                return TAG_PREFIX + kind
+        for kind in ConditionKind:
+            if kind.value in value:
+                return TAG_PREFIX + kind.value
         return None
-    if isinstance(value, BaseModel):
-        return TAG_PREFIX + {
-            AllOf: "all", AnyOf: "any", Not: "not", AttributeCondition: "attribute",
-            EventCondition: "event", BirthdayCondition: "birthday", SegmentRef: "segment",
-            MetricCondition: "metric",
-        }[type(value)]
-    return None
+    found = getattr(value, "kind", None)
+    return TAG_PREFIX + found.value if isinstance(found, ConditionKind) else None
 
 
 Condition = Annotated[
-    Union[
-        Annotated[AllOf, Tag(TAG_PREFIX + "all")],
-        Annotated[AnyOf, Tag(TAG_PREFIX + "any")],
-        Annotated[Not, Tag(TAG_PREFIX + "not")],
-        Annotated[AttributeCondition, Tag(TAG_PREFIX + "attribute")],
-        Annotated[EventCondition, Tag(TAG_PREFIX + "event")],
-        Annotated[BirthdayCondition, Tag(TAG_PREFIX + "birthday")],
-        Annotated[SegmentRef, Tag(TAG_PREFIX + "segment")],
-        Annotated[MetricCondition, Tag(TAG_PREFIX + "metric")],
-    ],
+    Annotated[AllOf, Tag(TAG_PREFIX + "all")]
+    | Annotated[AnyOf, Tag(TAG_PREFIX + "any")]
+    | Annotated[Not, Tag(TAG_PREFIX + "not")]
+    | Annotated[AttributeCondition, Tag(TAG_PREFIX + "attribute")]
+    | Annotated[EventCondition, Tag(TAG_PREFIX + "event")]
+    | Annotated[BirthdayCondition, Tag(TAG_PREFIX + "birthday")]
+    | Annotated[SegmentRef, Tag(TAG_PREFIX + "segment")]
+    | Annotated[MetricCondition, Tag(TAG_PREFIX + "metric")],
     Discriminator(
         _kind,
         custom_error_type="condition_kind",
-        custom_error_message="a condition needs one of: " + ", ".join(_KINDS),
+        custom_error_message="a condition needs one of: " + ", ".join(ConditionKind),
     ),
 ]
 
@@ -187,12 +213,20 @@ AnyOf.model_rebuild()
 Not.model_rebuild()
 
 
-def children(condition: Any) -> list[Any]:
-    """Direct sub-conditions of a boolean node (empty for leaves)."""
-    if isinstance(condition, AllOf):
-        return list(condition.all_)
-    if isinstance(condition, AnyOf):
-        return list(condition.any_)
-    if isinstance(condition, Not):
-        return [condition.not_]
+def children(condition: Any) -> list[tuple[tuple[str | int, ...], Any]]:
+    """Direct sub-conditions of a boolean node with their path below it (empty for leaves)."""
+    kind = condition.kind
+    if kind is ConditionKind.ALL:
+        return [(("all", i), child) for i, child in enumerate(condition.all_)]
+    if kind is ConditionKind.ANY:
+        return [(("any", i), child) for i, child in enumerate(condition.any_)]
+    if kind is ConditionKind.NOT:
+        return [(("not",), condition.not_)]
     return []
+
+
+def walk(condition: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[Any, tuple[str | int, ...]]]:
+    """Every node of a condition tree, parents first, with its path in the YAML (for locations)."""
+    yield condition, loc
+    for step, child in children(condition):
+        yield from walk(child, loc + step)

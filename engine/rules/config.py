@@ -8,25 +8,22 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from engine.core.errors import Problem, UserInputError
-from engine.rules.types import Duration
+from engine.rules.base import StrictModel
 from engine.rules.problems import validate
+from engine.rules.types import Duration
 from engine.rules.yamlsource import read_yaml
 
 _SECRET_KEYS = re.compile(r"(api_?key|password|secret|token)$", re.IGNORECASE)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class OutboxConfig(_Strict):
+class OutboxConfig(StrictModel):
     dir: str = "outbox"
 
 
-class SmtpConfig(_Strict):
+class SmtpConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = 25
     username: str | None = None
@@ -35,33 +32,35 @@ class SmtpConfig(_Strict):
     timeout: float = 30.0
 
 
-class SendgridConfig(_Strict):
+class SendgridConfig(StrictModel):
     sandbox_mode: bool = False
     webhook_public_key: str | None = Field(
-        None, description="Event Webhook verification key (public; from SendGrid's Mail Settings)")
+        None, description="Event Webhook verification key (public; from SendGrid's Mail Settings)"
+    )
     host: str | None = None
     concurrency: int = Field(4, ge=1, le=64)
     rate_per_second: float | None = Field(None, gt=0)
     timeout: float = 30.0
 
 
-class EmailConfig(_Strict):
+class EmailConfig(StrictModel):
     connector: str = "outbox"
     from_: str = Field("Shop <hello@example.com>", alias="from")
     outbox: OutboxConfig = OutboxConfig()
     smtp: SmtpConfig = SmtpConfig()
     sendgrid: SendgridConfig = SendgridConfig()
-    unsubscribe_url: str = Field("http://127.0.0.1:8025/unsubscribe",
-                                 description="base URL of `nudge serve` as customers reach it")
+    unsubscribe_url: str = Field(
+        "http://127.0.0.1:8025/unsubscribe", description="base URL of `nudge serve` as customers reach it"
+    )
 
 
-class TasksConfig(_Strict):
+class TasksConfig(StrictModel):
     sink: str = "store"
     csv: dict[str, str] = Field(default_factory=lambda: {"path": "tasks.csv"})
     webhook: dict[str, Any] = Field(default_factory=dict)
 
 
-class FrequencyCap(_Strict):
+class FrequencyCap(StrictModel):
     max: int = Field(ge=0)
     per: Duration
 
@@ -72,10 +71,10 @@ def _clock(value: Any) -> time:
     try:
         return time.fromisoformat(str(value))
     except ValueError:
-        raise ValueError(f"expected a time like \"21:00\", got {value!r}") from None
+        raise ValueError(f'expected a time like "21:00", got {value!r}') from None
 
 
-class QuietHours(_Strict):
+class QuietHours(StrictModel):
     start: time
     end: time
 
@@ -85,27 +84,27 @@ class QuietHours(_Strict):
         return _clock(value)
 
 
-class RfmSettings(_Strict):
+class RfmSettings(StrictModel):
     scores: int = Field(5, ge=2, le=10, description="quantile scores per dimension (5: quintiles)")
 
 
-class TierSettings(_Strict):
+class TierSettings(StrictModel):
     a: float = Field(0.8, gt=0, lt=1, description="tier A: the top customers who make this share of revenue")
     b: float = Field(0.95, gt=0, lt=1, description="tier B: up to this cumulative share; the rest is C")
 
 
-class LifecycleSettings(_Strict):
+class LifecycleSettings(StrictModel):
     at_risk_after: Duration = Field(timedelta(days=90), description="no purchase for this long: at_risk")
     lapsed_after: Duration = Field(timedelta(days=180), description="no purchase for this long: lapsed")
     loyal_orders: int = Field(5, ge=2, description="this many purchases or more: loyal")
 
 
-class ChurnSettings(_Strict):
+class ChurnSettings(StrictModel):
     recent: Duration = Field(timedelta(days=90), description="the recent window compared with the baseline")
     baseline: Duration = Field(timedelta(days=365), description="history before `recent` back to this far")
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(StrictModel):
     revenue_property: str = "amount"
     rfm: RfmSettings = RfmSettings()
     value_tiers: TierSettings = TierSettings()
@@ -113,17 +112,21 @@ class MetricsConfig(_Strict):
     churn: ChurnSettings = ChurnSettings()
 
 
-class DeliveryConfig(_Strict):
-    batch_size: int = Field(500, ge=1, le=10_000, description=(
-        "messages claimed and sent together; after a crash at most this many can end `unknown`"))
+class DeliveryConfig(StrictModel):
+    batch_size: int = Field(
+        500,
+        ge=1,
+        le=10_000,
+        description=("messages claimed and sent together; after a crash at most this many can end `unknown`"),
+    )
 
 
-class Limits(_Strict):
+class Limits(StrictModel):
     frequency_cap: FrequencyCap | None = None
     quiet_hours: QuietHours | None = None
 
 
-class Config(_Strict):
+class Config(StrictModel):
     store: str = "sqlite:///nudge.db"
     timezone: str = "UTC"
     email: EmailConfig = EmailConfig()
@@ -152,10 +155,15 @@ def _secret_problems(located: Any) -> list[Problem]:
     for loc, (line, col) in located.keys.items():
         name = loc[-1]
         if isinstance(name, str) and _SECRET_KEYS.search(name):
-            problems.append(Problem(
-                located.path, line, col,
-                f"{name!r}: secrets do not belong in config.yaml; set them in the environment "
-                "(SENDGRID_API_KEY, NUDGE_SMTP_PASSWORD, NUDGE_SECRET)"))
+            problems.append(
+                Problem(
+                    located.path,
+                    line,
+                    col,
+                    f"{name!r}: secrets do not belong in config.yaml; set them in the environment "
+                    "(SENDGRID_API_KEY, NUDGE_SMTP_PASSWORD, NUDGE_SECRET)",
+                )
+            )
     return problems
 
 
@@ -163,8 +171,9 @@ def load_config(workspace: Path) -> Config:
     """Load DIR/config.yaml (every key optional); raise UserInputError with located problems."""
     file = workspace / "config.yaml"
     if not file.exists():
-        raise UserInputError([Problem(str(file), None, None,
-                                      "no config.yaml here: run `nudge init DIR` or pass --workspace")])
+        raise UserInputError(
+            [Problem(str(file), None, None, "no config.yaml here: run `nudge init DIR` or pass --workspace")]
+        )
     located = read_yaml(file)
     if located.data is None:
         located.data = {}
@@ -181,5 +190,5 @@ def resolve_store_url(config: Config, workspace: Path) -> str:
     url = config.store
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite:///:memory:":
-        return prefix + str((workspace / url[len(prefix):]).resolve())
+        return prefix + str((workspace / url[len(prefix) :]).resolve())
     return url

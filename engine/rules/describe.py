@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from engine.rules.conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
-                         Ops, SegmentRef)
 from engine.core.durations import format_duration
+from engine.rules.conditions import Aggregate, ConditionKind, EventCondition, Ops
 
 
 def _value(value: Any) -> str:
@@ -22,36 +22,36 @@ def describe_ops(ops: Ops) -> str:
     return f"{name} {_value(value)}"
 
 
+def _event(cond: EventCondition) -> str:
+    parts = [f"event {cond.event}"]
+    if cond.within is not None:
+        parts.append(f"within {format_duration(cond.within)}")
+    if cond.before is not None:
+        parts.append(f"before {format_duration(cond.before)}")
+    if cond.between is not None:
+        parts.append(f"between {_value(list(cond.between))}")
+    for key, test in (cond.where or {}).items():
+        parts.append(f"where {key} {describe_ops(test) if isinstance(test, Ops) else 'eq ' + _value(test)}")
+    name, ops = cond.aggregate
+    of = f" of {ops.of}" if isinstance(ops, Aggregate) else ""
+    parts.append(f"{name}{of} {describe_ops(ops)}")
+    if cond.not_followed_by:
+        parts.append(f"not followed by {cond.not_followed_by}")
+    return " ".join(parts)
+
+
+LABELS: dict[ConditionKind, Callable[[Any], str]] = {
+    ConditionKind.ALL: lambda cond: "all of",
+    ConditionKind.ANY: lambda cond: "any of",
+    ConditionKind.NOT: lambda cond: "not",
+    ConditionKind.ATTRIBUTE: lambda cond: f"attribute {cond.attribute} {describe_ops(cond)}",
+    ConditionKind.SEGMENT: lambda cond: f"segment {cond.segment}",
+    ConditionKind.METRIC: lambda cond: f"metric {cond.metric} {describe_ops(cond)}",
+    ConditionKind.BIRTHDAY: lambda cond: f"birthday in {format_duration(cond.birthday.in_)}",
+    ConditionKind.EVENT: _event,
+}
+
+
 def describe(cond: Any) -> str:
     """One line for one node (children are described separately)."""
-    if isinstance(cond, AllOf):
-        return "all of"
-    if isinstance(cond, AnyOf):
-        return "any of"
-    if isinstance(cond, Not):
-        return "not"
-    if isinstance(cond, AttributeCondition):
-        return f"attribute {cond.attribute} {describe_ops(cond)}"
-    if isinstance(cond, SegmentRef):
-        return f"segment {cond.segment}"
-    if isinstance(cond, MetricCondition):
-        return f"metric {cond.metric} {describe_ops(cond)}"
-    if isinstance(cond, BirthdayCondition):
-        return f"birthday in {format_duration(cond.birthday.in_)}"
-    if isinstance(cond, EventCondition):
-        parts = [f"event {cond.event}"]
-        if cond.within is not None:
-            parts.append(f"within {format_duration(cond.within)}")
-        if cond.before is not None:
-            parts.append(f"before {format_duration(cond.before)}")
-        if cond.between is not None:
-            parts.append(f"between {_value(list(cond.between))}")
-        for key, test in (cond.where or {}).items():
-            parts.append(f"where {key} {describe_ops(test) if isinstance(test, Ops) else 'eq ' + _value(test)}")
-        name, ops = cond.aggregate
-        of = f" of {ops.of}" if hasattr(ops, "of") else ""
-        parts.append(f"{name}{of} {describe_ops(ops)}")
-        if cond.not_followed_by:
-            parts.append(f"not followed by {cond.not_followed_by}")
-        return " ".join(parts)
-    return type(cond).__name__
+    return LABELS[cond.kind](cond)

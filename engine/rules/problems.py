@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -19,7 +20,7 @@ def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(part for part in loc if not (isinstance(part, str) and part.startswith(TAG_PREFIX)))
 
 
-def _message(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
+def _message(error: Mapping[str, Any], loc: tuple[Any, ...]) -> str:
     kind = error["type"]
     name = loc[-1] if loc else None
     if kind == "extra_forbidden":
@@ -30,7 +31,7 @@ def _message(error: dict[str, Any], loc: tuple[Any, ...]) -> str:
     # pydantic prefixes messages raised in our validators; the marketer needs only the reason.
     for prefix in ("Value error, ", "Assertion failed, "):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     if name is not None and isinstance(name, str) and kind not in ("value_error",):
         return f"{name}: {text}"
     return text

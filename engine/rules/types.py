@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, StrictBool, WithJsonSchema
 
@@ -17,7 +17,7 @@ Duration = Annotated[
 ]
 
 # A value a marketer compares against: YAML gives us bools, numbers, strings and dates.
-Scalar = Union[StrictBool, int, float, datetime, date, str]
+Scalar = StrictBool | int | float | datetime | date | str
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from alembic import command
 from sqlalchemy.engine import Engine, make_url
 
 from engine.core.errors import RuntimeFailure
@@ -28,11 +28,14 @@ def _alembic_config() -> AlembicConfig:
 def dialect_insert(dialect: str, table: sa.Table):
     """INSERT with the database's ON CONFLICT support (SQLite and PostgreSQL spell it alike)."""
     from sqlalchemy.dialects import postgresql, sqlite
+
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def head_revision() -> str:
-    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None, "the migrations folder has no head revision"
+    return head
 
 
 @dataclass
@@ -113,8 +116,10 @@ def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
         if database and database != ":memory:":
             file = Path(database)
             if not create and not file.exists():
-                raise RuntimeFailure(f"no store at {file}: import data first (nudge import customers FILE) "
-                                     "or build the demo (nudge demo)")
+                raise RuntimeFailure(
+                    f"no store at {file}: import data first (nudge import customers FILE) "
+                    "or build the demo (nudge demo)"
+                )
             file.parent.mkdir(parents=True, exist_ok=True)
         if read_only and database and database != ":memory:":
             engine = sa.create_engine(f"sqlite:///file:{Path(database).resolve()}?mode=ro&uri=true")
@@ -133,8 +138,10 @@ def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
         else:
             current = store.current_revision()
             if current != head_revision():
-                raise RuntimeFailure(f"the store at {_redacted(url)} is at schema revision {current or 'none'}, "
-                                     f"this nudge needs {head_revision()}: run `nudge migrate`")
+                raise RuntimeFailure(
+                    f"the store at {_redacted(url)} is at schema revision {current or 'none'}, "
+                    f"this nudge needs {head_revision()}: run `nudge migrate`"
+                )
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise RuntimeFailure(f"cannot reach the store at {_redacted(url)}: {exc.orig}") from None

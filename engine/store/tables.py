@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index, Integer,
-                        MetaData, SmallInteger, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
@@ -14,21 +29,22 @@ Json = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")
 
 customers = Table(
-    "customers", metadata,
+    "customers",
+    metadata,
     Column("id", String(255), primary_key=True),
     Column("email", String(320)),
     Column("phone", String(64)),
     Column("first_name", String(255)),
     Column("last_name", String(255)),
-    Column("birthday", String(10)),          # as imported: YYYY-MM-DD or --MM-DD
+    Column("birthday", String(10)),  # as imported: YYYY-MM-DD or --MM-DD
     Column("birth_month", SmallInteger),
     Column("birth_day", SmallInteger),
     Column("country", String(2)),
     Column("region", String(255)),
     Column("city", String(255)),
     Column("locale", String(35)),
-    Column("timezone", String(64)),          # NULL: the workspace time zone
-    Column("signed_up_at", DateTime),        # naive UTC, like every timestamp in the store
+    Column("timezone", String(64)),  # NULL: the workspace time zone
+    Column("signed_up_at", DateTime),  # naive UTC, like every timestamp in the store
     Column("email_opt_in", Boolean, nullable=False, server_default="0"),
     Column("unsubscribed_at", DateTime),
     Column("attributes", Json, nullable=False),
@@ -39,7 +55,8 @@ customers = Table(
 )
 
 events = Table(
-    "events", metadata,
+    "events",
+    metadata,
     Column("pk", Id, primary_key=True, autoincrement=True),
     # "id:<source id>" or "h:<hash of customer, type, time, properties>": re-imports are no-ops.
     Column("event_key", String(300), nullable=False, unique=True),
@@ -52,20 +69,22 @@ events = Table(
 )
 
 occurrences = Table(
-    "occurrences", metadata,
+    "occurrences",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("campaign", String(100), nullable=False),
     Column("occurrence", DateTime, nullable=False),
-    Column("status", String(16), nullable=False),   # running | done
+    Column("status", String(16), nullable=False),  # running | done
     Column("claimed_by", String(255), nullable=False),
     Column("claimed_at", DateTime, nullable=False),
-    Column("heartbeat_at", DateTime, nullable=False),   # a claim whose heartbeat stops is taken over
+    Column("heartbeat_at", DateTime, nullable=False),  # a claim whose heartbeat stops is taken over
     Column("finished_at", DateTime),
     UniqueConstraint("campaign", "occurrence", name="uq_occurrences_campaign_occurrence"),
 )
 
 deliveries = Table(
-    "deliveries", metadata,
+    "deliveries",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("campaign", String(100), nullable=False),
     Column("customer_id", String(255), nullable=False),
@@ -75,9 +94,9 @@ deliveries = Table(
     Column("reason", Text),
     Column("email", String(320)),
     Column("counts_toward_cap", Boolean, nullable=False, server_default="0"),
-    Column("not_before", DateTime),          # quiet hours: earliest send instant (UTC)
-    Column("actions", String(64)),           # indexes of the actions whose `when` held, fixed at planning
-    Column("claim", String(64)),             # token of the worker sending this row
+    Column("not_before", DateTime),  # quiet hours: earliest send instant (UTC)
+    Column("actions", String(64)),  # indexes of the actions whose `when` held, fixed at planning
+    Column("claim", String(64)),  # token of the worker sending this row
     Column("provider_id", String(255)),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
@@ -89,7 +108,8 @@ deliveries = Table(
 )
 
 coupons = Table(
-    "coupons", metadata,
+    "coupons",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("code", String(64), nullable=False, unique=True),
     Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
@@ -104,7 +124,8 @@ coupons = Table(
 )
 
 tasks = Table(
-    "tasks", metadata,
+    "tasks",
+    metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("delivery_id", Id, ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False),
     Column("action_index", SmallInteger, nullable=False),
@@ -114,32 +135,34 @@ tasks = Table(
     Column("title", Text, nullable=False),
     Column("body", Text),
     Column("due_at", DateTime),
-    Column("status", String(16), nullable=False),   # open | done
+    Column("status", String(16), nullable=False),  # open | done
     Column("created_at", DateTime, nullable=False),
     Column("done_at", DateTime),
-    Column("handoff", String(16), nullable=False, server_default="pending"),   # pending | done | failed (sink)
+    Column("handoff", String(16), nullable=False, server_default="pending"),  # pending | done | failed (sink)
     Column("handoff_error", Text),
     UniqueConstraint("delivery_id", "action_index", name="uq_tasks_delivery_action"),
     Index("ix_tasks_queue_status", "queue", "status"),
 )
 
 suppressions = Table(
-    "suppressions", metadata,
-    Column("email", String(320), primary_key=True),   # lower-cased address
-    Column("reason", String(32), nullable=False),     # unsubscribe | bounce | spamreport | manual ...
+    "suppressions",
+    metadata,
+    Column("email", String(320), primary_key=True),  # lower-cased address
+    Column("reason", String(32), nullable=False),  # unsubscribe | bounce | spamreport | manual ...
     Column("source", String(64)),
     Column("created_at", DateTime, nullable=False),
 )
 
 customer_metrics = Table(
-    "customer_metrics", metadata,
+    "customer_metrics",
+    metadata,
     # Fitted by `nudge metrics refresh` (BG/NBD + Gamma-Gamma); everything else is computed live.
     Column("customer_id", String(255), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
     Column("computed_at", DateTime, nullable=False),
-    Column("frequency", Integer, nullable=False),        # repeat purchases
-    Column("recency_days", Float, nullable=False),       # first to last purchase
-    Column("age_days", Float, nullable=False),           # first purchase to the fit's `at`
-    Column("monetary", Float),                           # mean value of repeat purchases
+    Column("frequency", Integer, nullable=False),  # repeat purchases
+    Column("recency_days", Float, nullable=False),  # first to last purchase
+    Column("age_days", Float, nullable=False),  # first purchase to the fit's `at`
+    Column("monetary", Float),  # mean value of repeat purchases
     Column("p_alive", Float),
     Column("predicted_purchases_12m", Float),
     Column("predicted_value_12m", Float),

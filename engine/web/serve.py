@@ -22,15 +22,20 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from engine.delivery.suppressions import suppress, unsubscribe_customer
 from engine.ingest.importer import import_rows
+from engine.messages.unsubscribe import TokenError, verify
 from engine.store import Store
 from engine.store.tables import deliveries
-from engine.delivery.suppressions import suppress, unsubscribe_customer
-from engine.messages.unsubscribe import TokenError, verify
 
 log = logging.getLogger("nudge.serve")
-SUPPRESSING = {"bounce": "bounce", "dropped": "dropped", "spamreport": "spamreport",
-               "unsubscribe": "unsubscribe", "group_unsubscribe": "unsubscribe"}
+SUPPRESSING = {
+    "bounce": "bounce",
+    "dropped": "dropped",
+    "spamreport": "spamreport",
+    "unsubscribe": "unsubscribe",
+    "group_unsubscribe": "unsubscribe",
+}
 RECORDED = {"delivered": "email_delivered", "open": "email_open", "click": "email_click"}
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
@@ -47,11 +52,13 @@ class App:
     def __init__(self, store: Store, secret: bytes, public_key: str | None, clock: Callable[[], datetime]):
         self.store, self.secret, self.clock = store, secret, clock
         self.webhook = EventWebhook(public_key) if public_key else None
-        self.urls = Map([
-            Rule("/unsubscribe/<token>", endpoint="unsubscribe", methods=["GET", "POST"]),
-            Rule("/sendgrid/events", endpoint="events", methods=["POST"]),
-            Rule("/health", endpoint="health", methods=["GET"]),
-        ])
+        self.urls = Map(
+            [
+                Rule("/unsubscribe/<token>", endpoint="unsubscribe", methods=["GET", "POST"]),
+                Rule("/sendgrid/events", endpoint="events", methods=["POST"]),
+                Rule("/health", endpoint="health", methods=["GET"]),
+            ]
+        )
 
     def __call__(self, environ, start_response):
         request = Request(environ)
@@ -72,15 +79,21 @@ class App:
             who = verify(self.secret, token, self.clock())
         except TokenError as exc:
             expired = "expired" in str(exc)
-            return page("This link is not valid", "<p>This unsubscribe link has expired. Use the link in a more "
-                        "recent email, or reply to it and we will remove you.</p>" if expired else
-                        "<p>This unsubscribe link is not valid. Use the link exactly as it appears in the email.</p>",
-                        status=410 if expired else 400)
+            return page(
+                "This link is not valid",
+                "<p>This unsubscribe link has expired. Use the link in a more "
+                "recent email, or reply to it and we will remove you.</p>"
+                if expired
+                else "<p>This unsubscribe link is not valid. Use the link exactly as it appears in the email.</p>",
+                status=410 if expired else 400,
+            )
         if request.method == "GET":
-            form = ('<p>Unsubscribe <strong>{}</strong> from all marketing email?</p>'
-                    '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
-                    '<button type="submit" style="font-size: 16px; padding: 8px 20px;">Unsubscribe</button>'
-                    '</form>').format(escape(who.email))
+            form = (
+                f"<p>Unsubscribe <strong>{escape(who.email)}</strong> from all marketing email?</p>"
+                '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
+                '<button type="submit" style="font-size: 16px; padding: 8px 20px;">Unsubscribe</button>'
+                "</form>"
+            )
             return page("Unsubscribe", form)
         if request.form.get("List-Unsubscribe") != "One-Click":
             return page("Not unsubscribed", "<p>Expected List-Unsubscribe=One-Click.</p>", status=400)
@@ -132,15 +145,22 @@ class App:
                 suppressed += suppress(conn, addresses, reason, "sendgrid", now)
             rows = self._event_rows(conn, to_record)
         if rows:
-            import_rows(self.store, "events", enumerate(rows, 1), path="<sendgrid>", untyped=False, now=now,
-                        skip_invalid=True)
+            import_rows(
+                self.store, "events", enumerate(rows, 1), path="<sendgrid>", untyped=False, now=now, skip_invalid=True
+            )
         return suppressed, len(rows)
 
     @staticmethod
     def _event_rows(conn: sa.Connection, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
         ids = {int(e["nudge_delivery"]) for e in found if str(e["nudge_delivery"]).isdigit()}
-        owners = {r.id: r for r in conn.execute(sa.select(deliveries.c.id, deliveries.c.customer_id,
-                                                          deliveries.c.campaign).where(deliveries.c.id.in_(ids)))}
+        owners = {
+            r.id: r
+            for r in conn.execute(
+                sa.select(deliveries.c.id, deliveries.c.customer_id, deliveries.c.campaign).where(
+                    deliveries.c.id.in_(ids)
+                )
+            )
+        }
         rows = []
         for event in found:
             owner = owners.get(int(event["nudge_delivery"])) if str(event["nudge_delivery"]).isdigit() else None
@@ -149,7 +169,13 @@ class App:
             properties = {"campaign": owner.campaign, "delivery_id": owner.id}
             if event.get("url"):
                 properties["url"] = event["url"]
-            rows.append({"id": f"sendgrid:{event['sg_event_id']}", "customer_id": owner.customer_id,
-                         "type": RECORDED[event["event"]], "properties": properties,
-                         "occurred_at": datetime.fromtimestamp(int(event.get("timestamp", 0)), timezone.utc).isoformat()})
+            rows.append(
+                {
+                    "id": f"sendgrid:{event['sg_event_id']}",
+                    "customer_id": owner.customer_id,
+                    "type": RECORDED[event["event"]],
+                    "properties": properties,
+                    "occurred_at": datetime.fromtimestamp(int(event.get("timestamp", 0)), timezone.utc).isoformat(),
+                }
+            )
         return rows

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from datetime import datetime, timezone
-
 from engine.audience.compiler import ConditionError, EvalContext, compile_condition
-from engine.rules.conditions import (AllOf, AnyOf, AttributeCondition, BirthdayCondition, EventCondition, MetricCondition, Not,
-                         SegmentRef)
-from engine.rules.config import Config, load_config
 from engine.core.errors import Problem, UserInputError
 from engine.core.fields import check_attribute_name
+from engine.messages.template_checks import TemplateSource, check_inline, check_template_file
+from engine.messages.templates import make_environment
 from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsFile, TaskAction, action_when
-from engine.messages.templates import TemplateSource, check_inline, check_template_file, make_environment
+from engine.rules.conditions import ConditionKind, walk
+from engine.rules.config import Config, load_config
 from engine.rules.problems import validate
 from engine.rules.yamlsource import Located, read_yaml
 
@@ -35,7 +34,7 @@ class Rules:
     campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
     segments: dict[str, Any] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    failed: set[str] = field(default_factory=set)     # rule files that could not be used as they are
+    failed: set[str] = field(default_factory=set)  # rule files that could not be used as they are
 
 
 @dataclass
@@ -68,26 +67,20 @@ class Workspace:
             unknown = [n for n in names if n not in self.campaigns]
             if unknown:
                 known = ", ".join(sorted(self.campaigns)) or "none"
-                raise UserInputError([Problem(str(self.rules_dir), None, None,
-                                              f"unknown campaign {n!r}; known: {known}") for n in unknown])
+                raise UserInputError(
+                    [
+                        Problem(str(self.rules_dir), None, None, f"unknown campaign {n!r}; known: {known}")
+                        for n in unknown
+                    ]
+                )
             chosen = [self.campaigns[n].campaign for n in names]
         else:
             chosen = [c.campaign for c in self.campaigns.values() if c.campaign.enabled]
         return sorted(chosen, key=lambda c: (-c.priority, c.campaign))
 
 
-def _walk(condition: Any, loc: tuple, visit) -> None:
-    visit(condition, loc)
-    if isinstance(condition, AllOf):
-        for i, child in enumerate(condition.all_):
-            _walk(child, loc + ("all", i), visit)
-    elif isinstance(condition, AnyOf):
-        for i, child in enumerate(condition.any_):
-            _walk(child, loc + ("any", i), visit)
-    elif isinstance(condition, Not):
-        _walk(condition.not_, loc + ("not",), visit)
-
-
+# Leaves compiled at load time (without a store) so an operand of the wrong type is located.
+LEAVES = frozenset({ConditionKind.ATTRIBUTE, ConditionKind.EVENT, ConditionKind.BIRTHDAY, ConditionKind.METRIC})
 _CHECK_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
@@ -104,43 +97,36 @@ def _leaf_problem(node: Any, loc: tuple, located: Located, segments: dict[str, A
 
 def _condition_problems(condition: Any, loc: tuple, located: Located, segments: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
-
-    def visit(node: Any, at: tuple) -> None:
-        if isinstance(node, AttributeCondition):
-            reason = check_attribute_name(node.attribute)
-            if reason:
-                line, col = located.position(at + ("attribute",))
-                problems.append(Problem(located.path, line, col, reason))
-            elif (found := _leaf_problem(node, at, located, segments)) is not None:
-                problems.append(found)
-        elif isinstance(node, (EventCondition, BirthdayCondition, MetricCondition)):
+    for node, at in walk(condition, loc):
+        if node.kind is ConditionKind.ATTRIBUTE and (reason := check_attribute_name(node.attribute)):
+            line, col = located.position(at + ("attribute",))
+            problems.append(Problem(located.path, line, col, reason))
+        elif node.kind in LEAVES:
             if (found := _leaf_problem(node, at, located, segments)) is not None:
                 problems.append(found)
-        elif isinstance(node, SegmentRef) and node.segment not in segments:
+        elif node.kind is ConditionKind.SEGMENT and node.segment not in segments:
             line, col = located.position(at + ("segment",))
             known = ", ".join(sorted(segments)) or "none (define them in rules/segments.yaml)"
             problems.append(Problem(located.path, line, col, f"unknown segment {node.segment!r}; known: {known}"))
-
-    _walk(condition, loc, visit)
     return problems
 
 
 def _segment_cycles(segments: dict[str, Any], located: Located) -> list[Problem]:
     def refs(condition: Any) -> list[str]:
-        found: list[str] = []
-        _walk(condition, (), lambda node, _: found.append(node.segment) if isinstance(node, SegmentRef) else None)
-        return found
+        return [node.segment for node, _ in walk(condition) if node.kind is ConditionKind.SEGMENT] if condition else []
 
     problems = []
     for start in segments:
-        stack, seen = [(start, (start,))], set()
+        stack: list[tuple[str, tuple[str, ...]]] = [(start, (start,))]
+        seen: set[str] = set()
         while stack:
             name, trail = stack.pop()
             for ref in refs(segments.get(name)):
                 if ref == start:
                     line, col = located.position(("segments", start))
-                    problems.append(Problem(located.path, line, col,
-                                            "segment refers to itself: " + " -> ".join(trail + (ref,))))
+                    problems.append(
+                        Problem(located.path, line, col, "segment refers to itself: " + " -> ".join(trail + (ref,)))
+                    )
                     stack.clear()
                     break
                 if ref in segments and ref not in seen:
@@ -180,12 +166,14 @@ def _template_problems(campaign: Campaign, located: Located, templates_dir: Path
             file_problems = check_template_file(env, name, templates_dir, coupons)
             if file_problems and file_problems[0].message == "template not found":
                 line, col = located.position(("actions", i, "email", "template"))
-                file_problems = [Problem(located.path, line, col,
-                                         f"template {name!r} not found in {templates_dir}")]
+                file_problems = [Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}")]
             else:  # the template may serve several campaigns: say which one it fails for
-                seen: set[str] = set()
-                file_problems = [Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign.campaign!r})")
-                                 for p in file_problems if not (p.message in seen or seen.add(p.message))]
+                unique = {p.message: p for p in reversed(file_problems)}  # first of each message wins
+                file_problems = [
+                    Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign.campaign!r})")
+                    for p in file_problems
+                    if unique[p.message] is p
+                ]
             problems += file_problems
             inline(action.email.subject, ("actions", i, "email", "subject"))
         elif isinstance(action, TaskAction):
@@ -195,7 +183,9 @@ def _template_problems(campaign: Campaign, located: Located, templates_dir: Path
     return problems
 
 
-def load_campaign_file(file: Path, segments: dict[str, Any], templates_dir: Path) -> tuple[LoadedCampaign | None, list[Problem]]:
+def load_campaign_file(
+    file: Path, segments: dict[str, Any], templates_dir: Path
+) -> tuple[LoadedCampaign | None, list[Problem]]:
     """Load one rule file; return it with its problems (None when it cannot be used)."""
     try:
         located = read_yaml(file)
@@ -208,7 +198,9 @@ def load_campaign_file(file: Path, segments: dict[str, Any], templates_dir: Path
     for i, action in enumerate(campaign.actions):
         when = action_when(action)
         if when is not None:
-            key = "email" if isinstance(action, EmailAction) else "coupon" if isinstance(action, CouponAction) else "task"
+            key = (
+                "email" if isinstance(action, EmailAction) else "coupon" if isinstance(action, CouponAction) else "task"
+            )
             loc = ("actions", i, "when") if action.when is not None else ("actions", i, key, "when")
             problems += _condition_problems(when, loc, located, segments)
     problems += _template_problems(campaign, located, templates_dir)
@@ -235,8 +227,9 @@ def load_rules(root: Path) -> Rules:
         name = loaded.campaign.campaign
         if name in result.campaigns:
             line, col = loaded.located.position(("campaign",))
-            result.problems.append(Problem(str(file), line, col,
-                                           f"campaign {name!r} is already defined in {result.campaigns[name].path}"))
+            result.problems.append(
+                Problem(str(file), line, col, f"campaign {name!r} is already defined in {result.campaigns[name].path}")
+            )
             continue
         result.campaigns[name] = loaded
     return result

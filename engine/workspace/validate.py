@@ -7,8 +7,8 @@ from pathlib import Path
 import jinja2
 
 from engine.core.errors import Problem, UserInputError
-from engine.workspace.loader import Workspace, load_workspace
 from engine.messages.templates import make_environment
+from engine.workspace.loader import Workspace, load_workspace
 
 
 def _template_syntax(templates_dir: Path) -> list[Problem]:

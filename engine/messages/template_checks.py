@@ -1,0 +1,104 @@
+"""Static checks of templates at validate time: names a template reads that its render context
+will never have (a misspelt variable, a coupon the campaign does not issue), with their lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+from jinja2 import nodes
+from jinja2.sandbox import SandboxedEnvironment
+
+from engine.core.errors import Problem
+from engine.core.fields import CUSTOMER_FIELDS
+
+CONTEXT_NAMES = frozenset({"customer", "campaign", "coupons", "at", "last", "unsubscribe_url"})
+CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"attributes"}
+CAMPAIGN_KEYS = frozenset({"name", "description", "priority"})
+
+
+@dataclass(frozen=True)
+class TemplateSource:
+    """Where a template's text comes from, for error messages."""
+
+    path: str
+    line_offset: int = 0  # inline templates: the line of the YAML value
+    col: int | None = None
+
+
+def _names_used(tree: nodes.Template) -> Iterable[tuple[str, str | None, int]]:
+    """(name, first attribute or None, line) for every global name read by the template."""
+    assigned: set[str] = set()
+    for statement in tree.find_all((nodes.Assign, nodes.For, nodes.Macro, nodes.With)):
+        targets: list[nodes.Expr] = []
+        if isinstance(statement, (nodes.Assign, nodes.For)):
+            target = statement.target
+            targets = list(target.find_all(nodes.Name)) if not isinstance(target, nodes.Name) else [target]
+        elif isinstance(statement, nodes.Macro):
+            targets = list(statement.args)
+        elif isinstance(statement, nodes.With):
+            targets = list(statement.targets)
+        assigned.update(t.name for t in targets if isinstance(t, nodes.Name))
+    attr_of: dict[int, str] = {}
+    for getattr_node in tree.find_all(nodes.Getattr):
+        if isinstance(getattr_node.node, nodes.Name):
+            attr_of[id(getattr_node.node)] = getattr_node.attr
+    for item in tree.find_all(nodes.Getitem):
+        if isinstance(item.node, nodes.Name) and isinstance(item.arg, nodes.Const) and isinstance(item.arg.value, str):
+            attr_of[id(item.node)] = item.arg.value
+    for name in tree.find_all(nodes.Name):
+        if name.ctx == "load" and name.name not in assigned:
+            yield name.name, attr_of.get(id(name)), name.lineno
+
+
+def check_names(tree: nodes.Template, source: TemplateSource, coupon_names: Iterable[str]) -> list[Problem]:
+    """Report names a template reads that the render context will never have."""
+    problems = []
+    coupons = set(coupon_names)
+    for name, attr, line in _names_used(tree):
+        where = (source.path, source.line_offset + line if source.line_offset else line, source.col)
+        message = None
+        if name not in CONTEXT_NAMES:
+            message = f"undefined template variable {name!r}: available are " + ", ".join(sorted(CONTEXT_NAMES))
+        elif name == "customer" and attr is not None and attr not in CUSTOMER_KEYS:
+            message = f"undefined template variable 'customer.{attr}': custom fields are customer.attributes.{attr}"
+        elif name == "coupons" and attr is not None and attr not in coupons:
+            have = ", ".join(sorted(coupons)) or "none"
+            message = f"undefined template variable 'coupons.{attr}': this campaign's coupons are {have}"
+        elif name == "campaign" and attr is not None and attr not in CAMPAIGN_KEYS:
+            message = f"undefined template variable 'campaign.{attr}': available are {', '.join(sorted(CAMPAIGN_KEYS))}"
+        if message:
+            problems.append(Problem(where[0], where[1], where[2] if source.line_offset else None, message))
+    return problems
+
+
+def check_template_file(
+    env: SandboxedEnvironment, name: str, templates_dir: Path, coupon_names: Iterable[str]
+) -> list[Problem]:
+    """Parse a template file and check the names it uses; problems carry the template's path."""
+    file = templates_dir / name
+    shown = str(file)
+    if not file.is_file():
+        return [Problem(shown, None, None, "template not found")]
+    try:
+        text = file.read_text(encoding="utf-8")
+        tree = env.parse(text, name, str(file))
+    except jinja2.TemplateSyntaxError as exc:
+        return [Problem(shown, exc.lineno, None, f"template syntax error: {exc.message}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return [Problem(shown, None, None, f"cannot read template: {exc}")]
+    return check_names(tree, TemplateSource(shown), coupon_names)
+
+
+def check_inline(
+    env: SandboxedEnvironment, text: str, source: TemplateSource, coupon_names: Iterable[str]
+) -> list[Problem]:
+    """Check an inline template (a subject, a task title) written in a rule file."""
+    try:
+        tree = env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return [Problem(source.path, source.line_offset, source.col, f"template syntax error: {exc.message}")]
+    lined = TemplateSource(source.path, source.line_offset - 1 if source.line_offset else 0, source.col)
+    return check_names(tree, lined, coupon_names)

@@ -1,0 +1,1 @@
+"""Tests of engine/audience (see docs/architecture.md)."""

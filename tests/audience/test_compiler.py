@@ -1,0 +1,261 @@
+"""Every condition type, with its boundary cases, on SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from pydantic import TypeAdapter
+
+from engine.audience.compiler import EvalContext, audience_query, store_timezones
+from engine.rules.conditions import Condition
+from tests.support.store import seed
+
+AT = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+CONDITION = TypeAdapter(Condition)
+
+
+def ids(store, rule: dict, at: datetime = AT, segments: dict | None = None, zone: str = "UTC") -> list[str]:
+    cond = CONDITION.validate_python(rule)
+    parsed_segments = {k: CONDITION.validate_python(v) for k, v in (segments or {}).items()}
+    with store.engine.connect() as conn:
+        ctx = EvalContext(
+            at=at, timezone=zone, dialect=store.dialect, timezones=store_timezones(conn), segments=parsed_segments
+        )
+        return list(conn.execute(audience_query(cond, ctx)).scalars())
+
+
+def people(*names: str, **fields) -> list[dict]:
+    return [{"id": n, **fields} for n in names]
+
+
+def ev(customer: str, kind: str, when: datetime, **properties) -> dict:
+    return {"customer_id": customer, "type": kind, "occurred_at": when, "properties": properties}
+
+
+# --- attributes ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shoppers(store):
+    seed(
+        store,
+        customers=[
+            {
+                "id": "a",
+                "country": "US",
+                "first_name": "Ann",
+                "email": "ann@x.com",
+                "email_opt_in": True,
+                "signed_up_at": "2026-05-01T00:00:00Z",
+                "attributes": {"points": 150, "tier": "gold", "vip": True},
+            },
+            {
+                "id": "b",
+                "country": "CN",
+                "first_name": "bob",
+                "signed_up_at": "2025-01-01T00:00:00Z",
+                "attributes": {"points": "many", "tier": "Silver"},
+            },
+            {"id": "c"},  # nothing known
+        ],
+    )
+    return store
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ({"attribute": "country", "eq": "US"}, ["a"]),
+        ({"attribute": "country", "ne": "US"}, ["b", "c"]),  # a missing value is "not US"
+        ({"attribute": "country", "in": ["CN", "US"]}, ["a", "b"]),
+        ({"attribute": "country", "not_in": ["CN"]}, ["a", "c"]),
+        ({"attribute": "country", "exists": False}, ["c"]),
+        ({"attribute": "first_name", "starts_with": "B"}, ["b"]),  # case-insensitive
+        ({"attribute": "email", "contains": "%"}, []),  # wildcards are literal
+        ({"attribute": "first_name", "gt": "B"}, ["b"]),  # code-point order: "Ann" < "B" < "bob"
+        ({"attribute": "email_opt_in", "eq": True}, ["a"]),
+        ({"attribute": "email_opt_in", "eq": False}, ["b", "c"]),
+        ({"attribute": "signed_up_at", "newer_than": "60d"}, ["a"]),
+        ({"attribute": "signed_up_at", "older_than": "60d"}, ["b"]),
+        ({"attribute": "signed_up_at", "gte": "2026-05-01"}, ["a"]),
+        ({"attribute": "attributes.points", "gt": 100}, ["a"]),  # "many" is not a number: no match, no error
+        ({"attribute": "attributes.points", "between": [150, 200]}, ["a"]),
+        ({"attribute": "attributes.tier", "in": ["gold", "Silver"]}, ["a", "b"]),
+        ({"attribute": "attributes.vip", "eq": True}, ["a"]),
+        ({"attribute": "attributes.points", "exists": True}, ["a", "b"]),
+        ({"attribute": "attributes.nothing", "exists": False}, ["a", "b", "c"]),
+        ({"not": {"attribute": "country", "eq": "US"}}, ["b", "c"]),  # two-valued logic under not
+        ({"not": {"attribute": "attributes.points", "gt": 100}}, ["b", "c"]),
+        ({"any": [{"attribute": "country", "eq": "CN"}, {"attribute": "attributes.points", "gte": 150}]}, ["a", "b"]),
+        ({"all": [{"attribute": "country", "exists": True}, {"not": {"attribute": "country", "eq": "CN"}}]}, ["a"]),
+    ],
+)
+def test_attribute_operators(shoppers, rule, expected):
+    assert ids(shoppers, rule) == expected
+
+
+# --- event windows --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def timeline(store):
+    seed(store, customers=people("edge", "inside", "at", "future", "old", "none"))
+    seed(
+        store,
+        events=[
+            ev("edge", "purchase", AT - timedelta(days=90), amount=10),  # exactly on the window's open edge
+            ev("inside", "purchase", AT - timedelta(days=90) + timedelta(seconds=1), amount=20),
+            ev("at", "purchase", AT, amount=30),  # at the instant itself: counts
+            ev("future", "purchase", AT + timedelta(seconds=1), amount=40),  # after `at`: does not exist yet
+            ev("old", "purchase", AT - timedelta(days=400), amount=50),
+        ],
+    )
+    return store
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ({"event": "purchase", "within": "90d"}, ["at", "inside"]),
+        ({"event": "purchase"}, ["at", "edge", "inside", "old"]),
+        ({"event": "purchase", "before": "90d"}, ["edge", "old"]),  # at or earlier than at - 90d
+        ({"event": "purchase", "between": ["365d", "30d"]}, ["edge", "inside"]),
+        ({"not": {"event": "purchase", "within": "90d"}}, ["edge", "future", "none", "old"]),
+        ({"event": "purchase", "count": {"eq": 0}}, ["future", "none"]),  # customers with nothing count as 0
+        ({"event": "purchase", "count": {"lt": 1}, "within": "90d"}, ["edge", "future", "none", "old"]),
+    ],
+)
+def test_event_windows_and_the_instant(timeline, rule, expected):
+    assert ids(timeline, rule) == expected
+
+
+def test_replaying_history_with_an_earlier_at(timeline):
+    earlier = AT - timedelta(days=100)
+    assert ids(timeline, {"event": "purchase"}, at=earlier) == ["old"]
+
+
+# --- aggregates ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def spenders(store):
+    seed(store, customers=people("big", "small", "mixed", "none"))
+    seed(
+        store,
+        events=[
+            ev("big", "purchase", AT - timedelta(days=3), amount=600, category="shoes"),
+            ev("big", "purchase", AT - timedelta(days=2), amount=500, category="bags"),
+            ev("small", "purchase", AT - timedelta(days=5), amount=20, category="shoes"),
+            ev("mixed", "purchase", AT - timedelta(days=9), amount=100, category="bags"),
+            ev("mixed", "purchase", AT - timedelta(days=1), category="bags"),  # no amount
+            ev("mixed", "survey", AT - timedelta(days=4), score=2),
+            ev("mixed", "survey", AT - timedelta(days=1), score=5),
+            ev("small", "survey", AT - timedelta(days=1), score=1),
+            ev("small", "survey", AT - timedelta(days=1), score=4),  # same instant: later import wins
+        ],
+    )
+    return store
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        ({"event": "purchase", "sum": {"of": "amount", "gte": 1000}}, ["big"]),
+        ({"event": "purchase", "sum": {"of": "amount", "lt": 50}}, ["none", "small"]),  # no purchases: sum 0
+        ({"event": "purchase", "avg": {"of": "amount", "gte": 100}}, ["big", "mixed"]),  # missing amounts ignored
+        ({"event": "purchase", "min": {"of": "amount", "lte": 20}}, ["small"]),
+        ({"event": "purchase", "max": {"of": "amount", "gt": 550}}, ["big"]),
+        ({"event": "purchase", "count": {"gte": 2}}, ["big", "mixed"]),
+        ({"event": "purchase", "count": {"between": [1, 1]}}, ["small"]),
+        ({"event": "purchase", "where": {"category": "shoes"}}, ["big", "small"]),
+        ({"event": "purchase", "where": {"amount": {"gte": 100}}, "count": {"gte": 2}}, ["big"]),
+        ({"event": "purchase", "where": {"category": {"in": ["bags"]}}, "within": "3d"}, ["big", "mixed"]),
+        ({"event": "survey", "latest": {"of": "score", "lte": 2}}, []),  # small's latest is 4 (tie → later row)
+        ({"event": "survey", "latest": {"of": "score", "eq": 4}}, ["small"]),
+        ({"event": "survey", "latest": {"of": "score", "exists": False}}, ["big", "none"]),
+        ({"event": "survey", "within": "2d", "latest": {"of": "score", "gte": 5}}, ["mixed"]),
+        ({"event": "purchase", "latest": {"of": "category", "eq": "bags"}}, ["big", "mixed"]),
+    ],
+)
+def test_aggregates(spenders, rule, expected):
+    assert ids(spenders, rule) == expected
+
+
+def test_not_followed_by(store):
+    seed(store, customers=people("browsed", "bought", "tie", "old_purchase", "bought_later_than_at"))
+    seed(
+        store,
+        events=[
+            ev("browsed", "product_view", AT - timedelta(hours=5), product_name="Boots"),
+            ev("bought", "product_view", AT - timedelta(hours=5)),
+            ev("bought", "purchase", AT - timedelta(hours=4)),
+            ev("tie", "product_view", AT - timedelta(hours=5)),
+            ev("tie", "purchase", AT - timedelta(hours=5)),  # same instant is not "later"
+            ev("old_purchase", "purchase", AT - timedelta(days=10)),
+            ev("old_purchase", "product_view", AT - timedelta(hours=1)),
+            ev("bought_later_than_at", "product_view", AT - timedelta(hours=1)),
+            ev("bought_later_than_at", "purchase", AT + timedelta(hours=1)),  # has not happened yet at `at`
+        ],
+    )
+    rule = {"event": "product_view", "within": "3d", "not_followed_by": "purchase"}
+    assert ids(store, rule) == ["bought_later_than_at", "browsed", "old_purchase", "tie"]
+
+
+# --- birthdays ---------------------------------------------------------------------------------
+
+
+def test_birthday_is_today_in_the_customers_own_time_zone(store):
+    # 2026-06-01T09:00Z is already June 2 at 01:00 in Asia/Tokyo... no: 18:00 on June 1. Pick zones around midnight.
+    at = datetime(2026, 6, 1, 23, 30, tzinfo=timezone.utc)  # Tokyo: June 2 08:30; Los Angeles: June 1 16:30
+    seed(
+        store,
+        customers=[
+            {"id": "tokyo", "birthday": "1990-06-02", "timezone": "Asia/Tokyo"},
+            {"id": "la", "birthday": "1985-06-01", "timezone": "America/Los_Angeles"},
+            {"id": "la-tomorrow", "birthday": "--06-02", "timezone": "America/Los_Angeles"},
+            {"id": "default-zone", "birthday": "2001-06-01"},  # workspace zone (UTC): still June 1
+            {"id": "no-birthday"},
+        ],
+    )
+    assert ids(store, {"birthday": {"in": "0d"}}, at=at) == ["default-zone", "la", "tokyo"]
+    assert ids(store, {"birthday": {"in": "1d"}}, at=at) == ["la-tomorrow"]
+    assert ids(store, {"birthday": {"in": "0d"}}, at=at, zone="Asia/Tokyo") == ["la", "tokyo"]
+
+
+@pytest.mark.parametrize(
+    "day, expected",
+    [
+        (datetime(2027, 2, 28, 12, tzinfo=timezone.utc), ["feb28", "leapling"]),  # non-leap year: Feb 29 → Feb 28
+        (datetime(2027, 3, 1, 12, tzinfo=timezone.utc), []),
+        (datetime(2028, 2, 28, 12, tzinfo=timezone.utc), ["feb28"]),  # leap year: wait for the 29th
+        (datetime(2028, 2, 29, 12, tzinfo=timezone.utc), ["leapling"]),
+    ],
+)
+def test_feb_29_birthdays(store, day, expected):
+    seed(store, customers=[{"id": "leapling", "birthday": "2004-02-29"}, {"id": "feb28", "birthday": "--02-28"}])
+    assert ids(store, {"birthday": {"in": "0d"}}, at=day) == expected
+
+
+# --- segments ----------------------------------------------------------------------------------
+
+
+def test_named_segments_expand(spenders):
+    segments = {
+        "buyer": {"event": "purchase"},
+        "vip": {"all": [{"segment": "buyer"}, {"event": "purchase", "sum": {"of": "amount", "gte": 1000}}]},
+    }
+    assert ids(spenders, {"segment": "vip"}, segments=segments) == ["big"]
+    assert ids(spenders, {"not": {"segment": "buyer"}}, segments=segments) == ["none"]
+
+
+def test_values_are_bound_parameters_never_pasted(store):
+    seed(store, customers=[{"id": "x", "country": "US"}])
+    cond = CONDITION.validate_python({"attribute": "first_name", "eq": "'; DROP TABLE customers; --"})
+    ctx = EvalContext(at=AT, timezone="UTC", dialect=store.dialect)
+    sql = str(audience_query(cond, ctx).compile(store.engine))
+    assert "DROP TABLE" not in sql
+    with store.engine.connect() as conn:
+        assert list(conn.execute(audience_query(cond, ctx))) == []
+        assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 1

@@ -1,0 +1,1 @@
+"""Tests of engine/cli (see docs/architecture.md)."""

@@ -1,0 +1,211 @@
+"""The `nudge` command as a marketer uses it: exit codes, exact error lines, nothing written by a dry run."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from engine.cli.main import main
+
+AT = "2026-06-01T09:00:00+00:00"
+
+
+def nudge(workspace: Path, *args: str):
+    return CliRunner().invoke(main, ["--workspace", str(workspace), *args], catch_exceptions=False)
+
+
+def store_digest(workspace: Path) -> str:
+    digest = hashlib.sha256()
+    for file in sorted(workspace.glob("nudge.db*")):
+        digest.update(file.name.encode() + file.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture
+def demo_ws(workspace_dir: Path) -> Path:
+    result = nudge(workspace_dir, "demo", "--customers", "400", "--at", AT)
+    assert result.exit_code == 0, result.output
+    return workspace_dir
+
+
+def test_validate_accepts_the_standard_campaigns(workspace_dir):
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 0
+    assert "ok: 4 campaigns, 3 segments" in result.output
+
+
+def test_validate_reports_every_problem_with_file_line_and_column(workspace_dir):
+    rule = workspace_dir / "rules" / "broken.yaml"
+    rule.write_text(
+        "campaign: broken\n"
+        'schedule: "0 25 * * *"\n'
+        "audience:\n"
+        "  all:\n"
+        "    - event: purchase\n"
+        "      within: 90x\n"
+        "      colour: red\n"
+        "    - attribute: favourite_colour\n"
+        "      eq: red\n"
+        "actions:\n"
+        "  - email: {template: nope.html.j2, subject: hi}\n"
+    )
+    (workspace_dir / "templates" / "bad.html.j2").write_text("<p>\n{% if %}\n</p>\n")
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{rule}:2:11: error: invalid cron '0 25 * * *': Error validating expression '25': "
+        "the last value (25) is higher than the maximum value (23)",
+        f"{rule}:6:15: error: invalid duration '90x': use a number and a unit m, h, d or w (e.g. 90d)",
+        f"{rule}:7:7: error: unknown field 'colour'",
+        f"{workspace_dir / 'templates' / 'bad.html.j2'}:2: error: template syntax error: "
+        "Expected an expression, got 'end of statement block'",
+    ]
+
+
+def test_validate_reports_semantic_problems_once_the_shape_is_right(workspace_dir):
+    rule = workspace_dir / "rules" / "semantic.yaml"
+    rule.write_text(
+        "campaign: semantic\n"
+        "schedule: {every: 1h}\n"
+        "audience:\n"
+        "  any:\n"
+        "    - attribute: favourite_colour\n"
+        "      eq: red\n"
+        "    - segment: nope\n"
+        "    - event: purchase\n"
+        "      sum: {of: amount, gte: lots}\n"
+        "actions:\n"
+        "  - email:\n"
+        "      template: nope.html.j2\n"
+        '      subject: "Hi {{ promo }}"\n'
+    )
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2
+    lines = result.stderr.splitlines()
+    assert [line.split(": error: ")[0] for line in lines] == [
+        f"{rule}:5:18",
+        f"{rule}:7:16",
+        f"{rule}:9:30",
+        f"{rule}:12:17",
+        f"{rule}:13:16",
+    ]
+    assert "unknown segment 'nope'" in lines[1] and "undefined template variable 'promo'" in lines[4]
+
+
+def test_bad_config_is_located_and_secrets_are_refused(workspace_dir):
+    config = workspace_dir / "config.yaml"
+    config.write_text("timezone: Mars/Olympus\nemail:\n  connector: sendgrid\n  api_key: SG.abc\n")
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"{config}:4:3: error: 'api_key': secrets do not belong in config.yaml")
+    assert "SG.abc" not in result.stderr
+    config.write_text("timezone: Mars/Olympus\n")
+    assert nudge(workspace_dir, "validate").stderr.startswith(f"{config}:1:11: error: unknown time zone")
+
+
+def test_malformed_import_exits_2_lists_rows_and_leaves_the_store_unchanged(demo_ws, tmp_path):
+    before = store_digest(demo_ws)
+    bad = tmp_path / "customers.csv"
+    bad.write_text("id,email,birthday\nnew1,new1@example.com,1990-01-01\nnew2,x@example.com,1990-02-30\n")
+    result = nudge(demo_ws, "import", "customers", str(bad))
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"{bad}:3: error: birthday: expected YYYY-MM-DD or --MM-DD, got '1990-02-30'"]
+    assert store_digest(demo_ws) == before
+
+
+def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
+    before = store_digest(demo_ws)
+    result = nudge(demo_ws, "dry-run", "--format", "json", "--at", AT)
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["at"] == AT
+    assert [c["campaign"] for c in data["campaigns"]] == [
+        "low-satisfaction",
+        "birthday",
+        "lapsed-buyers",
+        "browse-abandonment",
+    ]
+    for plan in data["campaigns"]:
+        assert set(plan) == {"campaign", "matched", "excluded", "targeted", "customers", "held_out"}
+        assert set(plan["excluded"]) == {"no_consent", "cooldown", "holdout", "frequency_cap"}
+        assert plan["customers"] == sorted(plan["customers"]) and plan["held_out"] == sorted(plan["held_out"])
+        assert plan["matched"] == plan["targeted"] + sum(plan["excluded"].values())
+        assert plan["targeted"] == len(plan["customers"]) and plan["excluded"]["holdout"] == len(plan["held_out"])
+    lapsed = next(c for c in data["campaigns"] if c["campaign"] == "lapsed-buyers")
+    assert lapsed["targeted"] > 0 and lapsed["excluded"]["no_consent"] > 0
+    assert store_digest(demo_ws) == before
+
+
+def test_dry_run_names_campaigns_renders_samples_and_writes_csv(demo_ws):
+    result = nudge(demo_ws, "dry-run", "browse-abandonment", "--render", "1", "--at", AT)
+    assert result.exit_code == 0, result.stderr
+    assert "Still thinking about" in result.stdout and "browse-abandonment" in result.stdout
+    csv_out = nudge(demo_ws, "dry-run", "birthday", "--format", "csv", "--at", AT).stdout.splitlines()
+    assert csv_out[0] == "campaign,customer_id,outcome"
+    assert all(line.startswith("birthday,demo-") for line in csv_out[1:])
+
+
+def test_dry_run_usage_errors(demo_ws, workspace_dir, tmp_path):
+    unknown = nudge(demo_ws, "dry-run", "no-such-campaign")
+    assert unknown.exit_code == 2 and "unknown campaign 'no-such-campaign'" in unknown.stderr
+    bad_at = nudge(demo_ws, "dry-run", "--at", "tomorrow-ish")
+    assert bad_at.exit_code == 2 and "--at: error: expected an ISO 8601 time" in bad_at.stderr
+    fresh = tmp_path / "fresh"
+    assert nudge(tmp_path, "init", str(fresh)).exit_code == 0
+    no_store = nudge(fresh, "dry-run")
+    assert no_store.exit_code == 1 and "no store at" in no_store.stderr
+    assert not (fresh / "nudge.db").exists()
+
+
+def test_explain_shows_each_condition_value_and_outcome(demo_ws):
+    data = json.loads(nudge(demo_ws, "dry-run", "lapsed-buyers", "--format", "json", "--at", AT).stdout)
+    target = data["campaigns"][0]["customers"][0]
+    result = nudge(demo_ws, "explain", target, "--campaign", "lapsed-buyers", "--at", AT, "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "targeted" and report["audience"]["passed"] is True
+    buyer, recent = report["audience"]["children"]
+    assert buyer["condition"] == "segment buyer" and buyer["children"][0]["value"]["count"] >= 1
+    assert recent["condition"] == "not" and recent["children"][0]["passed"] is False
+    tree = nudge(demo_ws, "explain", target, "--campaign", "lapsed-buyers", "--at", AT)
+    assert "event purchase within 90d count gte 1" in tree.stdout and "outcome: targeted" in tree.stdout
+    missing = nudge(demo_ws, "explain", "nobody", "--campaign", "lapsed-buyers")
+    assert missing.exit_code == 2 and "no customer with id 'nobody'" in missing.stderr
+
+
+def test_schema_is_json_schema_for_rule_files(tmp_path):
+    schema = json.loads(CliRunner().invoke(main, ["schema"]).stdout)
+    assert schema["title"] == "nudge campaign"
+    assert {"campaign", "schedule", "audience", "actions"} <= set(schema["properties"])
+    assert set(schema["required"]) >= {"campaign", "schedule", "audience", "actions"}
+
+
+def test_init_scaffolds_a_workspace_that_validates(tmp_path):
+    target = tmp_path / "shop"
+    assert nudge(tmp_path, "init", str(target)).exit_code == 0
+    assert sorted(p.name for p in (target / "rules").iterdir()) == [
+        "birthday.yaml",
+        "browse-abandonment.yaml",
+        "lapsed-buyers.yaml",
+        "low-satisfaction.yaml",
+        "segments.yaml",
+    ]
+    assert nudge(target, "validate").exit_code == 0
+    again = nudge(tmp_path, "init", str(target))
+    assert again.exit_code == 2 and "already a workspace" in again.stderr
+
+
+def test_errors_never_print_a_traceback(workspace_dir):
+    (workspace_dir / "rules" / "oops.yaml").write_text("campaign: [unclosed\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "engine", "--workspace", str(workspace_dir), "validate"], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"{workspace_dir / 'rules' / 'oops.yaml'}:2:1: error: invalid YAML")

@@ -1,0 +1,1 @@
+"""Tests of engine/delivery (see docs/architecture.md)."""

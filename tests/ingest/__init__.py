@@ -1,0 +1,1 @@
+"""Tests of engine/ingest (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Tests of engine/messages (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Tests of engine/reports (see docs/architecture.md)."""

@@ -1,0 +1,1 @@
+"""Tests of engine/store (see docs/architecture.md)."""

@@ -1,0 +1,61 @@
+"""Small workspaces for delivery tests, and a clock the tests move by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import yaml
+
+from engine.delivery.occurrence import Runner
+from engine.delivery.outlets import build_outputs
+from engine.workspace.loader import Workspace, load_workspace
+
+SIMPLE_TEMPLATE = "<p>Hi {{ customer.first_name }}</p>\n"
+COUPON_TEMPLATE = "<p>Hi {{ customer.first_name }}, your code: {{ coupons.promo.code }}</p>\n"
+
+
+def write_workspace(
+    root: Path,
+    campaigns: list[dict],
+    config: dict | None = None,
+    templates: dict[str, str] | None = None,
+    segments: dict | None = None,
+) -> Workspace:
+    (root / "rules").mkdir(parents=True, exist_ok=True)
+    (root / "templates").mkdir(exist_ok=True)
+    (root / "config.yaml").write_text(yaml.safe_dump({"timezone": "UTC", **(config or {})}))
+    for campaign in campaigns:
+        (root / "rules" / f"{campaign['campaign']}.yaml").write_text(yaml.safe_dump(campaign, sort_keys=False))
+    for name, text in (templates or {"hello.html.j2": SIMPLE_TEMPLATE, "coupon.html.j2": COUPON_TEMPLATE}).items():
+        (root / "templates" / name).write_text(text)
+    if segments:
+        (root / "rules" / "segments.yaml").write_text(yaml.safe_dump({"segments": segments}))
+    return load_workspace(root)
+
+
+def email_campaign(name: str = "promo", audience: dict | None = None, **extra) -> dict:
+    return {
+        "campaign": name,
+        "schedule": "0 9 * * *",
+        "audience": audience or {"attribute": "country", "eq": "US"},
+        "actions": [{"email": {"template": "hello.html.j2", "subject": "Hello {{ customer.first_name }}"}}],
+        **extra,
+    }
+
+
+@dataclass
+class Clock:
+    now: datetime
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, delta: timedelta) -> None:
+        self.now = self.now + delta
+
+
+def make_runner(workspace: Workspace, store, clock: Clock, environ: dict | None = None, **kwargs) -> Runner:
+    outputs = build_outputs(workspace.config, workspace.root, environ or {"NUDGE_SECRET": "test-secret"})
+    return Runner(workspace=workspace, store=store, outputs=outputs, clock=clock, **kwargs)

@@ -1,0 +1,146 @@
+"""A deliberately naive Python evaluator of the condition language: the oracle for differential tests."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from engine.rules.conditions import (
+    AllOf,
+    AnyOf,
+    AttributeCondition,
+    BirthdayCondition,
+    EventCondition,
+    Not,
+    Ops,
+    SegmentRef,
+)
+
+
+def _test(value: Any, ops: Ops, at: datetime) -> bool:
+    name, operand = ops.operator
+    if name == "exists":
+        return (value is not None) == operand
+    if value is None:
+        return name in ("ne", "not_in")
+    if name == "older_than":
+        return value <= at - operand
+    if name == "newer_than":
+        return value > at - operand
+    if name == "contains":
+        return str(operand).lower() in value.lower()
+    if name == "starts_with":
+        return value.lower().startswith(str(operand).lower())
+    if name == "between":
+        return operand[0] <= value <= operand[1]
+    if name == "in":
+        return value in operand
+    if name == "not_in":
+        return value not in operand
+    return {
+        "eq": value == operand,
+        "ne": value != operand,
+        "gt": value > operand,
+        "gte": value >= operand,
+        "lt": value < operand,
+        "lte": value <= operand,
+    }[name]
+
+
+def _typed(value: Any, ops: Ops) -> Any:
+    """A JSON value as the comparison sees it: the operand's type, or missing."""
+    name, operand = ops.operator
+    if name == "exists":
+        return value
+    sample = operand[0] if isinstance(operand, (list, tuple)) and operand else operand
+    if name in ("contains", "starts_with") or isinstance(sample, str):
+        return value if isinstance(value, str) else None
+    if isinstance(sample, bool):
+        return value if isinstance(value, bool) else None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _event(cond: EventCondition, history: list[dict], at: datetime) -> bool:
+    def keep(e: dict) -> bool:
+        t = e["occurred_at"]
+        if e["type"] != cond.event or t > at:
+            return False
+        if cond.within is not None and not t > at - cond.within:
+            return False
+        if cond.before is not None and not t <= at - cond.before:
+            return False
+        if cond.between is not None and not (at - cond.between[0] < t <= at - cond.between[1]):
+            return False
+        for key, test in (cond.where or {}).items():
+            ops = test if isinstance(test, Ops) else Ops(eq=test)
+            if not _test(_typed(e["properties"].get(key), ops), ops, at):
+                return False
+        return True
+
+    matching = sorted((e for e in history if keep(e)), key=lambda e: (e["occurred_at"], e["seq"]))
+    name, ops = cond.aggregate
+    if cond.not_followed_by:
+        if not matching:
+            return False
+        last = matching[-1]["occurred_at"]
+        if any(e["type"] == cond.not_followed_by and last < e["occurred_at"] <= at for e in history):
+            return False
+    if name == "count":
+        return _test(len(matching), ops, at)
+    if name == "latest":
+        return _test(_typed(matching[-1]["properties"].get(ops.of) if matching else None, ops), ops, at)
+    numbers = [
+        v for e in matching if isinstance(v := e["properties"].get(ops.of), (int, float)) and not isinstance(v, bool)
+    ]
+    if name == "sum":
+        return _test(sum(numbers), ops, at)
+    if not numbers:
+        return _test(None, ops, at)
+    value = {"avg": sum(numbers) / len(numbers), "min": min(numbers), "max": max(numbers)}[name]
+    return _test(value, ops, at)
+
+
+def _birthday(cond: BirthdayCondition, customer: dict, at: datetime, default_zone: str) -> bool:
+    if not customer.get("birthday"):
+        return False
+    month, day = int(customer["birthday"][-5:-3]), int(customer["birthday"][-2:])
+    local = at.astimezone(ZoneInfo(customer.get("timezone") or default_zone)).date()
+    target = local + timedelta(days=cond.birthday.in_.days)
+    if (month, day) == (target.month, target.day):
+        return True
+    leap = target.year % 4 == 0 and (target.year % 100 != 0 or target.year % 400 == 0)
+    return (month, day) == (2, 29) and (target.month, target.day) == (2, 28) and not leap
+
+
+def matches(
+    cond: Any,
+    customer: dict,
+    history: list[dict],
+    at: datetime,
+    default_zone: str = "UTC",
+    segments: dict | None = None,
+) -> bool:
+    if isinstance(cond, AllOf):
+        return all(matches(c, customer, history, at, default_zone, segments) for c in cond.all_)
+    if isinstance(cond, AnyOf):
+        return any(matches(c, customer, history, at, default_zone, segments) for c in cond.any_)
+    if isinstance(cond, Not):
+        return not matches(cond.not_, customer, history, at, default_zone, segments)
+    if isinstance(cond, SegmentRef):
+        return matches(segments[cond.segment], customer, history, at, default_zone, segments)
+    if isinstance(cond, AttributeCondition):
+        if cond.attribute.startswith("attributes."):
+            value = _typed(customer.get("attributes", {}).get(cond.attribute[11:]), cond)
+        else:
+            value = customer.get(cond.attribute)
+        return _test(value, cond, at)
+    if isinstance(cond, EventCondition):
+        return _event(cond, history, at)
+    if isinstance(cond, BirthdayCondition):
+        return _birthday(cond, customer, at, default_zone)
+    raise TypeError(cond)
+
+
+def as_utc(value: datetime | date) -> datetime:
+    return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day, tzinfo=timezone.utc)

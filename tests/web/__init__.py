@@ -1,0 +1,1 @@
+"""Tests of engine/web (see docs/architecture.md)."""

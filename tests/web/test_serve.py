@@ -1,0 +1,194 @@
+"""`nudge serve`: RFC 8058 one-click unsubscribe and SendGrid's ECDSA-signed Event Webhook."""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+import threading
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from email import policy
+
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from werkzeug.serving import make_server
+from werkzeug.test import Client
+
+from engine.delivery.occurrence import run_occurrence
+from engine.messages.unsubscribe import sign
+from engine.store.tables import customers, deliveries, events, suppressions
+from engine.web.serve import App
+from tests.support.helpers import Clock, email_campaign, make_runner, write_workspace
+from tests.support.pgserver import free_port
+from tests.support.store import seed
+
+SECRET = b"test-secret"
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
+    private = ec.generate_private_key(ec.SECP256R1())
+    public = private.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, base64.b64encode(public).decode()  # the form SendGrid shows in Mail Settings
+
+
+def signed(private, body: bytes, timestamp: str = "1780000000") -> dict[str, str]:
+    signature = private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    return {
+        "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+        "X-Twilio-Email-Event-Webhook-Timestamp": timestamp,
+        "Content-Type": "application/json",
+    }
+
+
+@pytest.fixture
+def shop(store):
+    seed(
+        store,
+        customers=[
+            {"id": "ann", "email": "ann@example.com", "email_opt_in": True, "country": "US"},
+            {"id": "bob", "email": "bob@example.com", "email_opt_in": True, "country": "US"},
+        ],
+    )
+    return store
+
+
+def rows(store, table) -> list:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(table)).all()
+
+
+def test_get_confirms_and_one_click_post_unsubscribes(shop):
+    client = Client(App(shop, SECRET, None, lambda: NOW))
+    token = sign(SECRET, "ann", "ann@example.com", "promo", NOW)
+    page = client.get(f"/unsubscribe/{token}")
+    assert page.status_code == 200 and "ann@example.com" in page.get_data(as_text=True)
+    assert rows(shop, suppressions) == []  # a GET alone changes nothing
+    done = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    again = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
+    assert again.status_code == 200  # idempotent
+    [row] = rows(shop, suppressions)
+    assert (row.email, row.reason, row.source) == ("ann@example.com", "unsubscribe", "promo")
+    with shop.engine.connect() as conn:
+        assert conn.execute(sa.select(customers.c.unsubscribed_at).where(customers.c.id == "ann")).scalar()
+
+
+def test_tampered_expired_and_incomplete_requests_are_refused(shop):
+    client = Client(App(shop, SECRET, None, lambda: NOW))
+    token = sign(SECRET, "ann", "ann@example.com", "promo", NOW)
+    _body, mac = token.split(".")
+    forged = sign(SECRET, "bob", "bob@example.com", "promo", NOW).split(".")[0] + "." + mac
+    assert client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
+    assert client.get("/unsubscribe/garbage").status_code == 400
+    old = sign(SECRET, "ann", "ann@example.com", "promo", NOW - timedelta(days=500))
+    assert client.post(f"/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"}).status_code == 410
+    assert client.post(f"/unsubscribe/{token}").status_code == 400  # not a one-click request
+    assert rows(shop, suppressions) == []
+
+
+def test_event_webhook_verifies_signatures_and_applies_events_once(shop):
+    private, public = keypair()
+    with shop.engine.begin() as conn:
+        conn.execute(
+            sa.insert(deliveries).values(
+                id=41,
+                campaign="promo",
+                customer_id="bob",
+                occurrence=NOW.replace(tzinfo=None),
+                status="sent",
+                created_at=NOW.replace(tzinfo=None),
+                updated_at=NOW.replace(tzinfo=None),
+            )
+        )
+    client = Client(App(shop, SECRET, public, lambda: NOW))
+    batch = json.dumps(
+        [
+            {"email": "ann@example.com", "event": "bounce", "sg_event_id": "e1", "timestamp": 1780000000},
+            {"email": "x@example.com", "event": "spamreport", "sg_event_id": "e2", "timestamp": 1780000000},
+            {
+                "email": "bob@example.com",
+                "event": "open",
+                "sg_event_id": "e3",
+                "timestamp": 1780000100,
+                "nudge_delivery": "41",
+            },
+            {
+                "email": "bob@example.com",
+                "event": "click",
+                "sg_event_id": "e4",
+                "timestamp": 1780000200,
+                "nudge_delivery": "41",
+                "url": "https://shop.example/boots",
+            },
+        ]
+    ).encode()
+    first = client.post("/sendgrid/events", data=batch, headers=signed(private, batch))
+    assert first.status_code == 200 and first.json == {"suppressed": 2, "recorded": 2}
+    replay = client.post("/sendgrid/events", data=batch, headers=signed(private, batch))
+    assert replay.status_code == 200 and replay.json["suppressed"] == 0
+    assert sorted((r.email, r.reason) for r in rows(shop, suppressions)) == [
+        ("ann@example.com", "bounce"),
+        ("x@example.com", "spamreport"),
+    ]
+    recorded = sorted((e.type, e.customer_id, e.properties.get("url")) for e in rows(shop, events))
+    assert recorded == [("email_click", "bob", "https://shop.example/boots"), ("email_open", "bob", None)]
+
+
+def test_event_webhook_refuses_tampering_wrong_keys_and_missing_headers(shop):
+    private, public = keypair()
+    other, _ = keypair()
+    client = Client(App(shop, SECRET, public, lambda: NOW))
+    batch = json.dumps([{"email": "ann@example.com", "event": "bounce", "sg_event_id": "e1"}]).encode()
+    tampered = batch.replace(b"ann@", b"bob@")
+    assert client.post("/sendgrid/events", data=tampered, headers=signed(private, batch)).status_code == 403
+    assert client.post("/sendgrid/events", data=batch, headers=signed(other, batch)).status_code == 403
+    assert client.post("/sendgrid/events", data=batch, headers={"Content-Type": "application/json"}).status_code == 401
+    assert Client(App(shop, SECRET, None, lambda: NOW)).post("/sendgrid/events", data=batch).status_code == 503
+    assert rows(shop, suppressions) == []
+
+
+def test_the_link_in_a_sent_email_unsubscribes_through_a_real_server(store, tmp_path):
+    seed(
+        store,
+        customers=[
+            {"id": "ann", "first_name": "Ann", "email": "ann@example.com", "email_opt_in": True, "country": "US"}
+        ],
+    )
+    port = free_port()
+    ws = write_workspace(
+        tmp_path,
+        [email_campaign(cooldown="0d")],
+        config={"email": {"unsubscribe_url": f"http://127.0.0.1:{port}/unsubscribe"}},
+    )
+    clock = Clock(NOW)
+    run_occurrence(
+        make_runner(ws, store, clock, environ={"NUDGE_SECRET": SECRET.decode()}), ws.campaigns["promo"].campaign, NOW
+    )
+    [file] = (tmp_path / "outbox").glob("*.eml")
+    link = email.message_from_bytes(file.read_bytes(), policy=policy.default)["List-Unsubscribe"].strip("<>")
+    server = make_server("127.0.0.1", port, App(store, SECRET, None, lambda: NOW), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        request = urllib.request.Request(
+            link, data=urllib.parse.urlencode({"List-Unsubscribe": "One-Click"}).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            assert response.status == 200
+    finally:
+        server.shutdown()
+    clock.advance(timedelta(days=1))
+    later = run_occurrence(
+        make_runner(ws, store, clock, environ={"NUDGE_SECRET": SECRET.decode()}),
+        ws.campaigns["promo"].campaign,
+        NOW + timedelta(days=1),
+    )
+    assert later.matched == 1 and later.counts == {}  # excluded for consent from now on
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1

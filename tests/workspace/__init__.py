@@ -1,0 +1,1 @@
+"""Tests of engine/workspace (see docs/architecture.md)."""
