@@ -10,13 +10,14 @@ Time is measured in days; one purchase day counts once (several orders on a day 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 import numpy as np
 import sqlalchemy as sa
 from scipy.optimize import minimize
 from scipy.special import betaln, gammaln, hyp2f1
 
+from engine.core.clock import naive_utc
 from engine.store.sqljson import NUMBER, json_value
 from engine.store.tables import customer_metrics, events
 
@@ -113,7 +114,7 @@ def fit_gamma_gamma(x, mean_value) -> GammaGamma:
 
 def summary_query(at: datetime, dialect: str, revenue_property: str) -> sa.Select:
     """Per customer with a purchase: repeat purchase days, recency, age (days) and mean repeat value."""
-    naive = at.astimezone(timezone.utc).replace(tzinfo=None)
+    naive = naive_utc(at)
     amount = json_value(events.c.properties, revenue_property, NUMBER, dialect)
     if dialect == "postgresql":
         day = sa.func.date_trunc("day", events.c.occurred_at)
@@ -160,7 +161,7 @@ def refresh(store, at: datetime, revenue_property: str = "amount") -> dict:
     alive = model.p_alive(x, t_x, age)
     purchases = model.expected_purchases(HORIZON_DAYS, x, t_x, age)
     value = purchases * spend.expected_value(x, mean_value)
-    naive = at.astimezone(timezone.utc).replace(tzinfo=None)
+    naive = naive_utc(at)
     stored = [
         {
             "customer_id": cid,

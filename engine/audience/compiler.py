@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
+from engine.core.clock import aware_utc, naive_utc
 from engine.core.errors import ConditionError
 from engine.core.fields import ATTRIBUTE_PREFIX, BOOL, CUSTOMER_FIELDS, DATETIME, STRING, check_operator
 from engine.core.values import parse_bool, parse_instant
@@ -61,7 +62,7 @@ class EvalContext:
         """``at`` as the store keeps time: naive UTC."""
         if self.at.tzinfo is None:
             return self.at
-        return self.at.astimezone(timezone.utc).replace(tzinfo=None)
+        return naive_utc(self.at)
 
 
 def store_timezones(conn: sa.Connection) -> tuple[str, ...]:
@@ -302,7 +303,7 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
 def birthday_targets(days: int, ctx: EvalContext) -> dict[tuple[int, int], list[str]]:
     """(month, day) to celebrate → the zones where that is `days` after today's local date."""
     zones = set(ctx.timezones) | {ctx.timezone}
-    at = ctx.at if ctx.at.tzinfo else ctx.at.replace(tzinfo=timezone.utc)
+    at = aware_utc(ctx.at)
     targets: dict[tuple[int, int], list[str]] = {}
     for zone in sorted(zones):
         local = at.astimezone(ZoneInfo(zone)).date() + timedelta(days=days)
@@ -317,7 +318,7 @@ def _is_leap(year: int) -> bool:
 def _birthday(cond: BirthdayCondition, ctx: EvalContext) -> ColumnElement:
     days = int(cond.birthday.in_.total_seconds() // 86400)
     zone = sa.func.coalesce(customers.c.timezone, ctx.timezone)
-    at = ctx.at if ctx.at.tzinfo else ctx.at.replace(tzinfo=timezone.utc)
+    at = aware_utc(ctx.at)
     branches = []
     for (month, day), zones in birthday_targets(days, ctx).items():
         dates = [sa.and_(customers.c.birth_month == month, customers.c.birth_day == day)]

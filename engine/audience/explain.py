@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta, timezone
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +19,7 @@ from engine.audience.compiler import (
     event_filters,
     json_kind,
 )
+from engine.core.clock import aware_utc, iso_utc
 from engine.core.errors import Problem, UserInputError
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import (
@@ -74,7 +75,7 @@ def _event_value(conn: Connection, cond: EventCondition, ctx: EvalContext, custo
         value = _scalar(conn, sa.select(agg).where(*filters))
     found: dict[str, Any] = {name: value}
     last = _scalar(conn, sa.select(sa.func.max(events.c.occurred_at)).where(*filters))
-    found["last_at"] = last.replace(tzinfo=timezone.utc).isoformat() if last else None
+    found["last_at"] = iso_utc(last)
     if cond.not_followed_by and last is not None:
         later = _scalar(
             conn,
@@ -85,14 +86,14 @@ def _event_value(conn: Connection, cond: EventCondition, ctx: EvalContext, custo
                 events.c.occurred_at <= ctx.at_utc,
             ),
         )
-        found[f"next_{cond.not_followed_by}_at"] = later.replace(tzinfo=timezone.utc).isoformat() if later else None
+        found[f"next_{cond.not_followed_by}_at"] = iso_utc(later)
     return found
 
 
 def _birthday_value(conn: Connection, cond: BirthdayCondition, ctx: EvalContext, customer_id: str) -> Any:
     row = conn.execute(sa.select(customers.c.birthday, customers.c.timezone).where(customers.c.id == customer_id)).one()
     zone = row.timezone or ctx.timezone
-    at = ctx.at if ctx.at.tzinfo else ctx.at.replace(tzinfo=timezone.utc)
+    at = aware_utc(ctx.at)
     target = at.astimezone(ZoneInfo(zone)).date() + timedelta(days=int(cond.birthday.in_.total_seconds() // 86400))
     return {"birthday": row.birthday, "timezone": zone, "celebrating_on": target.isoformat()}
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
+from engine.core.clock import aware_utc
 from engine.core.errors import RuntimeFailure
 from engine.delivery.ledger import unfinished
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
@@ -26,7 +27,7 @@ def resume_unfinished(runner: Runner, campaigns: list[Campaign], summary: RunSum
         if runner.should_stop():
             return
         try:
-            report = run_occurrence(runner, by_name[name], occurrence.replace(tzinfo=timezone.utc))
+            report = run_occurrence(runner, by_name[name], aware_utc(occurrence))
         except RuntimeFailure as exc:
             summary.failures.append(str(exc))
             continue

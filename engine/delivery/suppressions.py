@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.core.clock import naive_utc
 from engine.store.db import dialect_insert
 from engine.store.tables import customers, suppressions
-
-
-def _naive(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def suppress(conn: Connection, addresses: Iterable[str], reason: str, source: str | None, now: datetime) -> int:
     """Add addresses (idempotent: the first reason recorded stays). Returns how many were new."""
     rows = [
-        {"email": a.strip().lower(), "reason": reason, "source": source, "created_at": _naive(now)}
+        {"email": a.strip().lower(), "reason": reason, "source": source, "created_at": naive_utc(now)}
         for a in {a.strip().lower() for a in addresses if a and a.strip()}
     ]
     if not rows:
@@ -64,5 +61,5 @@ def unsubscribe_customer(conn: Connection, customer_id: str, email: str, campaig
     conn.execute(
         sa.update(customers)
         .where(customers.c.id == customer_id, customers.c.unsubscribed_at.is_(None))
-        .values(unsubscribed_at=_naive(now))
+        .values(unsubscribed_at=naive_utc(now))
     )

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from engine.core.clock import aware_utc
 from engine.ingest.importer import import_rows
 from engine.store import Store
 from engine.store.tables import coupons, customers, deliveries, events, tasks
@@ -187,7 +188,7 @@ def clear_demo(store: Store) -> None:
 
 def build_demo(store: Store, at: datetime, size: int = 3000, seed: int = 7) -> tuple[int, int]:
     """Replace the demo customers with `size` fresh ones and their history up to `at`."""
-    at = at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+    at = aware_utc(at)
     rng = random.Random(seed)
     people = [_customer(rng, i, at) for i in range(1, size + 1)]
     clear_demo(store)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
 from engine.audience.planner import CampaignPlan, Planner
+from engine.core.clock import aware_utc
 from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import build_contexts
@@ -62,7 +63,7 @@ class DryRun:
     samples: dict[str, list[Sample]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=timezone.utc)
+        at = aware_utc(self.at)
         data: dict[str, Any] = {"at": at.isoformat(), "campaigns": [p.as_json() for p in self.plans]}
         if self.samples:
             data["samples"] = {name: [s.as_json() for s in samples] for name, samples in self.samples.items()}

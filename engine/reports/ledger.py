@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import IO, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.core.clock import iso_utc
+from engine.core.status import DeliveryStatus
 from engine.store.tables import coupons, deliveries, tasks
 
 COUPON_COLUMNS = (
@@ -24,12 +26,12 @@ COUPON_COLUMNS = (
     "delivery_status",
 )
 # The codes a customer may have seen: their message left, or may have.
-SEEN = ("sent", "unknown")
-STATES = ("sent", "failed", "unknown", "pending", "sending", "held_out")
+# Coupons of these deliveries may have reached the customer.
+SEEN = (DeliveryStatus.SENT, DeliveryStatus.UNKNOWN)
 
 
 def _iso(value: Any) -> Any:
-    return value.replace(tzinfo=timezone.utc).isoformat() if isinstance(value, datetime) else value
+    return iso_utc(value) if isinstance(value, datetime) else value
 
 
 def export_coupons(conn: Connection, out: IO[str], campaigns: Sequence[str] = (), everything: bool = False) -> int:
@@ -70,7 +72,7 @@ def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str
         query = query.where(deliveries.c.campaign.in_(list(campaigns)))
     counts: dict[str, dict[str, int]] = {}
     for campaign, status, number in conn.execute(query):
-        counts.setdefault(campaign, {s: 0 for s in STATES})[status] = number
+        counts.setdefault(campaign, {str(s): 0 for s in DeliveryStatus})[status] = number
     for row in counts.values():
-        row["targeted"] = sum(n for s, n in row.items() if s != "held_out")
+        row["targeted"] = sum(n for s, n in row.items() if s != DeliveryStatus.HELD_OUT)
     return dict(sorted(counts.items()))

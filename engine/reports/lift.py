@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.core.status import DeliveryStatus
 from engine.store.sqljson import NUMBER, TEXT, json_value
 from engine.store.tables import coupons, deliveries, events
 
@@ -111,7 +112,7 @@ def lift(
         sa.select(
             deliveries.c.campaign, deliveries.c.status, sa.func.count(), sa.func.sum(converted), sa.func.sum(revenue)
         )
-        .where(deliveries.c.status.in_(["sent", "held_out"]))
+        .where(deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.HELD_OUT]))
         .group_by(deliveries.c.campaign, deliveries.c.status)
     )
     if campaigns:
@@ -119,7 +120,7 @@ def lift(
     found: dict[str, Lift] = {}
     for campaign, status, count, conversions, money in conn.execute(query):
         entry = found.setdefault(campaign, Lift(campaign, Arm(), Arm()))
-        arm = entry.contacted if status == "sent" else entry.holdout
+        arm = entry.contacted if status == DeliveryStatus.SENT else entry.holdout
         arm.customers, arm.converted, arm.revenue = count, int(conversions or 0), float(money or 0)
     _redemptions(conn, found, window, dialect)
     return [found[name] for name in sorted(found)]
@@ -139,7 +140,7 @@ def _redemptions(conn: Connection, found: dict[str, Lift], window: timedelta, di
     query = (
         sa.select(coupons.c.campaign, sa.func.count(), sa.func.sum(sa.case((redeemed, 1), else_=0)))
         .join(deliveries, deliveries.c.id == coupons.c.delivery_id)
-        .where(deliveries.c.status == "sent", coupons.c.campaign.in_(list(found)))
+        .where(deliveries.c.status == DeliveryStatus.SENT, coupons.c.campaign.in_(list(found)))
         .group_by(coupons.c.campaign)
     )
     for campaign, issued, used in conn.execute(query):
