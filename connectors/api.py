@@ -99,4 +99,6 @@ class SourceReader(Protocol):
 
     untyped: ClassVar[bool]  # values are text to be parsed (CSV), not JSON-typed
 
-    def rows(self, path: Path) -> Iterator[SourceRow]: ...
+    def rows(self, path: Path, required: tuple[str, ...] = ()) -> Iterator[SourceRow]:
+        """Rows with line numbers; a reader with a header checks it names the `required` columns."""
+        ...

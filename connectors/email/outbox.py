@@ -39,11 +39,19 @@ class OutboxConnector:
             temporary.write_bytes(mime_bytes(email))
             os.replace(temporary, target)
         except OSError as exc:
-            return SendResult(email.delivery_id, SendStatus.FAILED, f"outbox: {exc.strerror or exc}")
+            # Disk full, quota, I/O error, permissions: the folder's trouble, not the message's.
+            # Nothing half-written stays behind, and the message waits for the next run.
+            temporary.unlink(missing_ok=True)
+            return SendResult(email.delivery_id, SendStatus.RETRY, f"outbox {self.directory}: {exc.strerror or exc}")
         return SendResult(email.delivery_id, SendStatus.SENT, provider_id=target.name)
 
     def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
-        return list(self.pool.map(self._write, batch))
+        results = list(self.pool.map(self._write, batch))
+        stuck = [r for r in results if r.status == SendStatus.RETRY]
+        if stuck:
+            # Stop the run: every later batch would meet the same full disk.
+            raise ConnectorFatal(stuck[0].reason or "outbox unwritable", partial=[r for r in results if r not in stuck])
+        return results
 
     def was_sent(self, delivery_id: int) -> bool | None:
         return self.path_for(delivery_id).exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -58,7 +59,14 @@ class WebhookSink:
         url = config.webhook.get("url")
         if not url:
             raise SinkError("tasks.webhook.url is required for the webhook sink")
-        return cls(url, float(config.webhook.get("timeout", 10)), dict(config.webhook.get("headers", {})))
+        headers = dict(config.webhook.get("headers", {}))
+        # Credentials (an Authorization header) come from the environment, named in config.
+        for header, variable in dict(config.webhook.get("headers_from_env", {})).items():
+            value = os.environ.get(str(variable))
+            if not value:
+                raise SinkError(f"tasks.webhook.headers_from_env: {header} needs the environment variable {variable}")
+            headers[str(header)] = value
+        return cls(url, float(config.webhook.get("timeout", 10)), headers)
 
     def handoff(self, task: dict[str, Any]) -> None:
         body = json.dumps({k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in task.items()}).encode()

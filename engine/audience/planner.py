@@ -99,8 +99,10 @@ class Planner:
         cooling = (
             deliveries.c.campaign == campaign.campaign,
             deliveries.c.status.in_(COOLDOWN_STATES),
+            # Both ways: an occurrence planned earlier for a later instant (a neighbouring `--at`,
+            # a daemon ahead of a catch-up) is as close to this one as an earlier instant would be.
             deliveries.c.occurrence > at - campaign.cooldown,
-            deliveries.c.occurrence <= at,
+            deliveries.c.occurrence < at + campaign.cooldown,
         )
         # Probing the ledger for every matched customer costs more than the audience itself; when
         # one cheap check shows nothing there to find, the column is a constant (exact, not a guess).
@@ -117,7 +119,7 @@ class Planner:
                 deliveries.c.counts_toward_cap.is_(True),
                 deliveries.c.status.in_(CAP_STATES),
                 deliveries.c.occurrence > at - cap.per,
-                deliveries.c.occurrence <= at,
+                deliveries.c.occurrence < at + cap.per,
             )
         )
         if cap is not None and campaign.sends_email and self._any(capped):

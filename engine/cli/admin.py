@@ -206,7 +206,7 @@ def serve_command(env: Env, host: str, port: int) -> None:
     from werkzeug.serving import make_server
 
     from engine.messages.unsubscribe import secret_from
-    from engine.web.serve import App
+    from engine.web.serve import App, QuietRequestHandler
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     workspace, store = env.config_and_store(create=True)
@@ -217,7 +217,7 @@ def serve_command(env: Env, host: str, port: int) -> None:
 
         raise RuntimeFailure("NUDGE_SECRET must be set: it verifies the unsubscribe links in sent email") from None
     app = App(store, secret, workspace.config.email.sendgrid.webhook_public_key, lambda: datetime.now(timezone.utc))
-    server = make_server(host, port, app, threaded=True)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

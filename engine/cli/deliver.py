@@ -94,8 +94,9 @@ def daemon_command(env: Env, verbose: bool) -> None:
     """Run every enabled campaign on its schedule until SIGINT/SIGTERM (then finish the batch in hand)."""
     import logging
     import signal
+    import threading
 
-    from engine.delivery.daemon import Daemon, lock_sqlite
+    from engine.delivery.daemon import Daemon, lock_sqlite, wait_for_store
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -103,19 +104,24 @@ def daemon_command(env: Env, verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(message)s",
     )
     workspace = env.workspace()
-    store = env.store(workspace, create=True)
+    stop = threading.Event()
+    log = logging.getLogger("nudge.daemon")
+
+    def on_signal(signum, _frame) -> None:
+        log.info("%s: finishing the batch in hand", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    store = wait_for_store(lambda: env.store(workspace, create=True), stop)
+    if store is None:
+        return
+    if (warning := store.durability_warning()) is not None:
+        log.warning("%s", warning)
     lock = lock_sqlite(store.url)
-    runner = _runner(env, workspace, store)
-    daemon = Daemon(runner=runner, started_at=datetime.now(timezone.utc))
-
-    def stop(signum, _frame) -> None:
-        logging.getLogger("nudge.daemon").info("%s: finishing the batch in hand", signal.Signals(signum).name)
-        daemon.stop.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    runner = _runner(env, workspace, store, stop=stop)
     try:
-        daemon.run_forever()
+        Daemon(runner=runner, started_at=datetime.now(timezone.utc)).run_forever()
     finally:
         runner.outputs.close()
         if lock is not None:

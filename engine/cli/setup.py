@@ -62,6 +62,8 @@ def migrate(env: Env) -> None:
     workspace = env.workspace(need_rules=False)
     store = env.store(workspace, create=True)
     click.echo(f"store at schema revision {store.current_revision()}")
+    if (warning := store.durability_warning()) is not None:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @click.command(name="import")

@@ -51,6 +51,10 @@ def problem(path: str, message: str, line: int | None = None, col: int | None = 
     return UserInputError([Problem(path, line, col, message)])
 
 
+class StoreUnavailable(RuntimeFailure):
+    """The store cannot be reached right now (down, restarting, refusing connections)."""
+
+
 class AlreadyRunning(RuntimeFailure):
     """Another process holds what this one needs alone (SQLite's single daemon)."""
 

@@ -34,4 +34,7 @@ def parse_instant(value: Any, name: str) -> datetime:
             moment = datetime.fromisoformat(text if text[-1:] != "z" else text[:-1] + "Z")
         except ValueError:
             raise ValueError(f"{name}: expected an ISO 8601 time like 2026-05-01T09:30:00Z, got {value!r}") from None
-    return naive_utc(moment)
+    try:
+        return naive_utc(moment)
+    except OverflowError:
+        raise ValueError(f"{name}: {value!r} is outside the range of times nudge can store") from None

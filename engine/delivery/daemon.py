@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -19,13 +20,15 @@ from typing import IO
 from sqlalchemy.engine import make_url
 
 from engine.core.clock import aware_utc
-from engine.core.errors import AlreadyRunning, RuntimeFailure, UserInputError
+from engine.core.errors import AlreadyRunning, RuntimeFailure, StoreUnavailable, UserInputError
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
 from engine.delivery.runs import RunSummary, resume_unfinished
 from engine.delivery.schedule import latest_fire, next_fire, trigger_for
 from engine.rules.campaign import Campaign
+from engine.store.db import Store, is_outage
+from engine.store.locks import exclusive
 from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, load_rules
 
 log = logging.getLogger("nudge.daemon")
@@ -123,15 +126,22 @@ class Daemon:
         from engine.audience.clv import refresh
         from engine.store.tables import customer_metrics
 
-        with self.runner.store.engine.connect() as conn:
-            last = conn.execute(sa.select(sa.func.max(customer_metrics.c.computed_at))).scalar()
-        if last is not None and now - aware_utc(last) < METRICS_EVERY:
+        def fresh() -> bool:
+            with self.runner.store.engine.connect() as conn:
+                last = conn.execute(sa.select(sa.func.max(customer_metrics.c.computed_at))).scalar()
+            return last is not None and now - aware_utc(last) < METRICS_EVERY
+
+        if fresh():
             return
-        try:
-            fitted = refresh(self.runner.store, now, self.workspace.config.metrics.revenue_property)
-            log.info("customer metrics refreshed for %d customers", fitted["customers"])
-        except (ValueError, ArithmeticError) as exc:
-            log.warning("customer metrics not refreshed: %s", exc)
+        # Several daemons may share the store: one refits, the others find the result fresh.
+        with exclusive(self.runner.store, "metrics-refresh"):
+            if fresh():
+                return
+            try:
+                fitted = refresh(self.runner.store, now, self.workspace.config.metrics.revenue_property)
+                log.info("customer metrics refreshed for %d customers", fitted["customers"])
+            except (ValueError, ArithmeticError) as exc:
+                log.warning("customer metrics not refreshed: %s", exc)
 
     def step(self, now: datetime) -> list[OccurrenceReport]:
         """One pass: reload, refresh metrics daily, run due ticks (highest priority first),
@@ -175,10 +185,61 @@ class Daemon:
         return min(soonest, now + MAX_SLEEP)
 
     def run_forever(self) -> None:
+        """Step until stopped. The store going away is a wait: back off, retry, resume."""
         log.info("daemon started as %s with %d campaigns", self.runner.worker, len(self.enabled()))
+        backoff = Backoff()
         while not self.stop.is_set():
-            now = self.runner.clock()
-            self.step(now)
+            try:
+                self.step(self.runner.clock())
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                delay = backoff.failed()
+                log.warning("store unreachable (%s): retrying in %.0fs", first_line(exc), delay)
+                self.stop.wait(delay)
+                continue
+            if backoff.failures:
+                log.info("store reachable again after %d failed attempts: resuming", backoff.failures)
+                backoff.reset()
             wait = (self.next_wakeup(self.runner.clock()) - self.runner.clock()).total_seconds()
             self.stop.wait(max(0.05, wait))
         log.info("daemon stopped")
+
+
+def wait_for_store(opener: Callable[[], Store], stop: threading.Event) -> Store | None:
+    """Open the store, waiting out an outage with backoff; None if asked to stop meanwhile."""
+    backoff = Backoff()
+    while not stop.is_set():
+        try:
+            store = opener()
+        except StoreUnavailable as exc:
+            delay = backoff.failed()
+            log.warning("%s: retrying in %.0fs", exc, delay)
+            stop.wait(delay)
+            continue
+        if backoff.failures:
+            log.info("store reachable: starting")
+        return store
+    return None
+
+
+@dataclass
+class Backoff:
+    """Exponential, bounded: 1 s, 2 s, 4 s … at most `maximum`."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    failures: int = 0
+
+    def failed(self) -> float:
+        self.failures += 1
+        return min(self.initial * 2 ** (self.failures - 1), self.maximum)
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def first_line(exc: BaseException) -> str:
+    """One line of an error, without the driver's multi-line detail (and no connection string)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

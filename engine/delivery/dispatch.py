@@ -50,7 +50,7 @@ def _prepare_one(
 ) -> None:
     config = runner.workspace.config
     token = sign(runner.outputs.secret, row.customer_id, row.email or "", campaign.campaign, runner.clock())
-    context["unsubscribe_url"] = unsubscribe_link(config.email.unsubscribe_url, token)
+    context["unsubscribe_url"] = unsubscribe_link(config.email.unsubscribe_base, token)
     rendered = render_actions(
         runner.workspace.environment(),
         campaign,

@@ -17,6 +17,7 @@ from engine.delivery import ledger
 from engine.delivery.quiet import release_time
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.rules.campaign import Campaign, CouponAction, action_when
+from engine.store.locks import exclusive
 from engine.store.tables import customers
 
 PLAN_BATCH = 2_000
@@ -58,10 +59,29 @@ def _plan_rows(
     return rows
 
 
+def planning_key(campaign: Campaign, runner: Runner) -> str:
+    """What planning must be serialised on: the campaign (its cooldown), or every emailing
+    campaign at once when a frequency cap spans them."""
+    if campaign.sends_email and runner.workspace.config.limits.frequency_cap is not None:
+        return "plan:frequency-cap"
+    return f"plan:{campaign.campaign}"
+
+
 def materialize(
     runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim, report: OccurrenceReport
 ) -> None:
-    """The whole audience through the planner into the ledger, batch by batch."""
+    """The whole audience through the planner into the ledger, batch by batch.
+
+    Held under the planning lock, so an occurrence planned at the same moment by another process
+    (a neighbouring `--at`, another daemon) sees these rows in its cooldown and cap, as if the two
+    had run one after the other."""
+    with exclusive(runner.store, planning_key(campaign, runner)):
+        _materialize(runner, campaign, at, claim, report)
+
+
+def _materialize(
+    runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim, report: OccurrenceReport
+) -> None:
     coupon_specs = {i: a.coupon for i, a in enumerate(campaign.actions) if isinstance(a, CouponAction)}
     occurrence = naive_utc(at)
     with runner.store.engine.connect() as reader:

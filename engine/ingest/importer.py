@@ -21,6 +21,8 @@ from engine.store.tables import customers
 
 BATCH = 5_000
 KINDS = ("customers", "events")
+# Columns a file of each kind must name (its header is checked before any row is read).
+REQUIRED = {"customers": ("id",), "events": ("customer_id", "type")}
 
 
 @dataclass
@@ -88,15 +90,30 @@ def _parsed(
     raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str, result: ImportResult
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     parse = customer_row if kind == "customers" else event_row
+    first_line: dict[str, int] = {}  # customer id → the line that gave it (one row per customer)
     for line, raw in raw_rows:
         result.read += 1
         if isinstance(raw, ValueError):
             result.rejected.append(Problem(path, line, None, str(raw)))
             continue
         try:
-            yield line, parse(raw, untyped)
+            row = parse(raw, untyped)
         except ValueError as exc:
             result.rejected.append(Problem(path, line, None, str(exc)))
+            continue
+        if kind == "customers":
+            seen = first_line.setdefault(row["id"], line)
+            if seen != line:
+                result.rejected.append(
+                    Problem(
+                        path,
+                        line,
+                        None,
+                        f"id: {row['id']!r} appears again (first on line {seen}): one row per customer",
+                    )
+                )
+                continue
+        yield line, row
 
 
 def import_rows(
@@ -159,7 +176,13 @@ def import_file(store: Store, kind: str, file: Path, *, now: datetime, skip_inva
         raise UserInputError([Problem(shown, None, None, "file not found")])
     try:
         result = import_rows(
-            store, kind, reader.rows(file), path=shown, untyped=reader.untyped, now=now, skip_invalid=skip_invalid
+            store,
+            kind,
+            reader.rows(file, REQUIRED[kind]),
+            path=shown,
+            untyped=reader.untyped,
+            now=now,
+            skip_invalid=skip_invalid,
         )
     except SourceError as exc:
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None

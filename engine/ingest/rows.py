@@ -72,8 +72,32 @@ def _text(value: Any, name: str, limit: int = 255) -> str:
     return text
 
 
+def _nul_free(value: Any, name: str) -> None:
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError(f"{name}: contains a NUL character (\\0), which the store cannot keep")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _nul_free(key, name)
+            _nul_free(item, f"{name}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _nul_free(item, name)
+
+
+def reject_nul(raw: dict[str, Any]) -> None:
+    """PostgreSQL refuses NUL in text and JSON; SQLite would keep it and break later readers."""
+    try:
+        for key, value in raw.items():
+            _nul_free(key, "column name")
+            _nul_free(value, str(key))
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def customer_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
     """Columns to upsert for one customer; only the fields the row names are set."""
+    reject_nul(raw)
     if raw.get("id") in (None, ""):
         raise ValueError("id: required")
     row: dict[str, Any] = {"id": _text(raw["id"], "id")}
@@ -128,6 +152,7 @@ _EVENT_FIELDS = frozenset(("id", "customer_id", "type", "occurred_at"))
 
 def event_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
     """Columns for one event, with the key that makes re-imports no-ops."""
+    reject_nul(raw)
     customer_id, kind, when = raw.get("customer_id"), raw.get("type"), raw.get("occurred_at")
     if customer_id in (None, "") or kind in (None, "") or when in (None, ""):
         missing = [

@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from engine.core.errors import RenderError
 
+# Bounds a template cannot pass: Jinja's sandbox blocks unsafe attributes but not a string or
+# list multiplied into gigabytes, nor a huge power.
+MAX_OUTPUT = 2_000_000  # characters one rendered template may produce
+MAX_SEQUENCE = 100_000  # length of a string or list built by `*`
+MAX_EXPONENT = 1_000
+# A template failing for one customer (a type error on their data, a bound) is that message's
+# failure, never a crash of the run.
+RENDER_FAILURES = (
+    jinja2.TemplateError,
+    ArithmeticError,
+    TypeError,
+    ValueError,
+    LookupError,
+    AttributeError,
+    MemoryError,
+    RecursionError,
+)
+
 
 class NudgeEnvironment(SandboxedEnvironment):
-    """Sandboxed; keeps compiled inline templates (subjects, task titles): compiling one costs
-    far more than rendering it, and a campaign renders the same subject for every customer."""
+    """Sandboxed and bounded; keeps compiled inline templates (subjects, task titles): compiling
+    one costs far more than rendering it, and a campaign renders the same subject for everyone."""
+
+    intercepted_binops = frozenset({"*", "**"})
 
     def __init__(self, *args: Any, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.inline_cache: dict[str, jinja2.Template] = {}
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if (
+                    isinstance(sequence, (str, list, tuple))
+                    and isinstance(times, int)
+                    and len(sequence) * times > MAX_SEQUENCE
+                ):
+                    raise SecurityError(f"a value repeated to more than {MAX_SEQUENCE:,} items")
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
+            raise SecurityError(f"an exponent above {MAX_EXPONENT}")
+        return super().call_binop(context, operator, left, right)
 
 
 def make_environment(templates_dir: Path) -> SandboxedEnvironment:
@@ -56,16 +90,38 @@ def _compiled(env: SandboxedEnvironment, text: str) -> jinja2.Template:
 def render_string(env: SandboxedEnvironment, text: str, context: Mapping[str, Any]) -> str:
     """Render an inline template; raise RenderError with a readable reason."""
     try:
-        return _compiled(env, text).render(context)
-    except jinja2.TemplateError as exc:
-        raise RenderError(str(exc)) from None
+        return _bounded(_compiled(env, text).render(context))
+    except RENDER_FAILURES as exc:
+        raise RenderError(_reason(exc)) from None
 
 
 def render_file(env: SandboxedEnvironment, name: str, context: Mapping[str, Any]) -> str:
     """Render a template file; raise RenderError naming the template and line when possible."""
     try:
-        return env.get_template(name).render(context)
-    except jinja2.TemplateError as exc:
-        lineno = getattr(exc, "lineno", None)
+        return _bounded(env.get_template(name).render(context))
+    except RENDER_FAILURES as exc:
+        lineno = getattr(exc, "lineno", None) or _template_line(exc, name)
         where = f"{name}:{lineno}" if lineno else name
-        raise RenderError(f"{where}: {exc}") from None
+        raise RenderError(f"{where}: {_reason(exc)}") from None
+
+
+def _template_line(exc: BaseException, name: str) -> int | None:
+    """The template line a runtime error came from: Jinja rewrites tracebacks to show it."""
+    lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename.endswith(name)]
+    return lines[-1] if lines else None
+
+
+def _bounded(text: str) -> str:
+    if len(text) > MAX_OUTPUT:
+        raise SecurityError(f"the rendered text is longer than {MAX_OUTPUT:,} characters")
+    return text
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, MemoryError):
+        return "the template needs more memory than is available"
+    if isinstance(exc, RecursionError):
+        return "the template recurses too deeply"
+    if isinstance(exc, jinja2.TemplateError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import PurePosixPath
 from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
@@ -46,6 +47,17 @@ class EmailSpec(StrictModel):
     subject: str = Field(description="Jinja template for the subject line")
     from_: str | None = Field(None, alias="from")
     when: Condition | None = None
+
+    @field_validator("template")
+    @classmethod
+    def _inside_templates(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or "\\" in value or not value.strip():
+            raise ValueError(
+                f"template {value!r} must name a file inside templates/ (no absolute path, no '..'), "
+                "e.g. lapsed_buyers.html.j2"
+            )
+        return value
 
 
 class CouponSpec(StrictModel):

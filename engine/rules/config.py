@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from connectors.registry import Group, available
 from engine.core.errors import Problem, UserInputError
 from engine.rules.base import StrictModel
 from engine.rules.problems import validate
 from engine.rules.types import Duration
 from engine.rules.yamlsource import read_yaml
 
-_SECRET_KEYS = re.compile(r"(api_?key|password|secret|token)$", re.IGNORECASE)
+# Keys whose values are credentials, wherever they appear (a webhook's Authorization header too).
+_SECRET_KEYS = re.compile(r"(api[_-]?key|password|passwd|secret|token|authorization|credentials?)$", re.IGNORECASE)
 
 
 class OutboxConfig(StrictModel):
@@ -43,21 +47,83 @@ class SendgridConfig(StrictModel):
     timeout: float = 30.0
 
 
+# Where `nudge serve` listens by default: good enough for .eml files a marketer opens locally.
+LOCAL_UNSUBSCRIBE = "http://127.0.0.1:8025/unsubscribe"
+
+
+def _registered(group: Group, name: str) -> str:
+    known = available(group)
+    if name not in known:
+        raise ValueError(f"unknown connector {name!r}: available are {', '.join(sorted(known))}")
+    return name
+
+
+def public_https_problem(url: str) -> str | None:
+    """Why customers could not follow this link, or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not host:
+        return f"must be a public https:// URL, got {url!r}"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if (
+        host == "localhost"
+        or host.endswith(".localhost")
+        or (address is not None and (address.is_loopback or address.is_private or address.is_unspecified))
+    ):
+        return f"{url!r} points at this machine or a private network: customers cannot reach it"
+    return None
+
+
 class EmailConfig(StrictModel):
     connector: str = "outbox"
     from_: str = Field("Shop <hello@example.com>", alias="from")
     outbox: OutboxConfig = OutboxConfig()
     smtp: SmtpConfig = SmtpConfig()
     sendgrid: SendgridConfig = SendgridConfig()
-    unsubscribe_url: str = Field(
-        "http://127.0.0.1:8025/unsubscribe", description="base URL of `nudge serve` as customers reach it"
+    unsubscribe_url: str | None = Field(
+        None,
+        description="public https:// base URL of `nudge serve` as customers reach it; "
+        "required for every connector but the outbox",
     )
+
+    @field_validator("connector")
+    @classmethod
+    def _known_connector(cls, value: str) -> str:
+        return _registered(Group.EMAIL, value)
+
+    @model_validator(mode="after")
+    def _reachable_unsubscribe(self) -> EmailConfig:
+        # A link to 127.0.0.1 in a real customer's inbox is a dead link, and bulk-sender rules
+        # require a working one: refuse to send through a real connector without it.
+        if self.connector == "outbox":
+            return self
+        if self.unsubscribe_url is None:
+            raise ValueError(
+                f"unsubscribe_url is required to send through {self.connector!r}: the public https:// address "
+                "where `nudge serve` answers, e.g. unsubscribe_url: https://shop.example/unsubscribe"
+            )
+        problem = public_https_problem(self.unsubscribe_url)
+        if problem:
+            raise ValueError(f"unsubscribe_url {problem}")
+        return self
+
+    @property
+    def unsubscribe_base(self) -> str:
+        return self.unsubscribe_url or LOCAL_UNSUBSCRIBE
 
 
 class TasksConfig(StrictModel):
     sink: str = "store"
     csv: dict[str, str] = Field(default_factory=lambda: {"path": "tasks.csv"})
     webhook: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("sink")
+    @classmethod
+    def _known_sink(cls, value: str) -> str:
+        return _registered(Group.TASK_SINKS, value)
 
 
 class FrequencyCap(StrictModel):
@@ -161,7 +227,11 @@ def _secret_problems(located: Any) -> list[Problem]:
                     line,
                     col,
                     f"{name!r}: secrets do not belong in config.yaml; set them in the environment "
-                    "(SENDGRID_API_KEY, NUDGE_SMTP_PASSWORD, NUDGE_SECRET)",
+                    + (
+                        f"and name the variable: headers_from_env: {{{name}: HELPDESK_AUTH}}"
+                        if "headers" in loc
+                        else "(SENDGRID_API_KEY, NUDGE_SMTP_PASSWORD, NUDGE_SECRET)"
+                    ),
                 )
             )
     return problems

@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine, make_url
 
-from engine.core.errors import RuntimeFailure
+from engine.core.errors import RuntimeFailure, StoreUnavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Several daemons may start at once against one PostgreSQL: one migrates, the others wait.
@@ -30,6 +30,14 @@ def dialect_insert(dialect: str, table: sa.Table):
     from sqlalchemy.dialects import postgresql, sqlite
 
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Is this the store being unreachable (down, restarting, disk full, locked too long) rather
+    than a mistake? Outages are waited out; mistakes are reported."""
+    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
 
 
 def head_revision() -> str:
@@ -70,6 +78,20 @@ class Store:
         """Refresh planner statistics (after imports), so the intended indexes are chosen."""
         with self.engine.begin() as conn:
             conn.execute(sa.text("ANALYZE"))
+
+    def durability_warning(self) -> str | None:
+        """Why a database crash could lose acknowledged ledger writes, if it could."""
+        if self.dialect != "postgresql":
+            return None
+        with self.engine.connect() as conn:
+            setting = conn.execute(sa.text("SHOW synchronous_commit")).scalar()
+        if setting in ("off", "local"):
+            return (
+                f"PostgreSQL runs with synchronous_commit = {setting}: a database crash can lose ledger rows "
+                "it has already acknowledged, and the customers they cover could be emailed twice. "
+                "Set synchronous_commit = on for the nudge database."
+            )
+        return None
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -144,5 +166,6 @@ def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
                 )
     except sa.exc.OperationalError as exc:
         engine.dispose()
-        raise RuntimeFailure(f"cannot reach the store at {_redacted(url)}: {exc.orig}") from None
+        reason = str(exc.orig).strip().splitlines()[0] if str(exc.orig).strip() else type(exc.orig).__name__
+        raise StoreUnavailable(f"cannot reach the store at {_redacted(url)}: {reason}") from None
     return store

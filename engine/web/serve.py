@@ -20,8 +20,11 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
+from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from engine.core.clock import naive_utc
+from engine.core.status import DeliveryStatus
 from engine.delivery.suppressions import suppress, unsubscribe_customer
 from engine.ingest.importer import import_rows
 from engine.messages.unsubscribe import TokenError, verify
@@ -37,6 +40,9 @@ SUPPRESSING = {
     "group_unsubscribe": "unsubscribe",
 }
 RECORDED = {"delivered": "email_delivered", "open": "email_open", "click": "email_click"}
+# Events that prove a message left: an `unknown` delivery they name becomes `sent`.
+PROVE_SENT = {"processed", "delivered", "deferred", "open", "click"}
+MAX_BODY = 5 * 1024 * 1024  # bytes; SendGrid batches stay well under this
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -49,8 +55,15 @@ def page(title: str, body: str, status: int = 200) -> Response:
 
 
 class App:
-    def __init__(self, store: Store, secret: bytes, public_key: str | None, clock: Callable[[], datetime]):
-        self.store, self.secret, self.clock = store, secret, clock
+    def __init__(
+        self,
+        store: Store,
+        secret: bytes,
+        public_key: str | None,
+        clock: Callable[[], datetime],
+        max_body: int = MAX_BODY,
+    ):
+        self.store, self.secret, self.clock, self.max_body = store, secret, clock, max_body
         self.webhook = EventWebhook(public_key) if public_key else None
         self.urls = Map(
             [
@@ -111,7 +124,12 @@ class App:
         timestamp = request.headers.get(EventWebhookHeader.TIMESTAMP)
         if not signature or not timestamp:
             return Response("missing signature headers\n", status=401)
-        raw = request.get_data(cache=True)
+        # Bounded before anything is read: a 100 MB body is refused, not buffered.
+        if request.content_length is None or request.content_length > self.max_body:
+            return Response(f"body missing or larger than {self.max_body} bytes\n", status=413)
+        raw = request.stream.read(self.max_body + 1)
+        if len(raw) > self.max_body:
+            return Response(f"body larger than {self.max_body} bytes\n", status=413)
         try:
             valid = self.webhook.verify_signature(raw.decode("utf-8"), signature, timestamp)
         except (ValueError, UnicodeDecodeError):
@@ -120,39 +138,45 @@ class App:
             return Response("invalid signature\n", status=403)
         try:
             batch = json.loads(raw)
-            if not isinstance(batch, list):
-                raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
             return Response("expected a JSON array of events\n", status=400)
-        suppressed, recorded = self._apply(batch)
-        return Response(json.dumps({"suppressed": suppressed, "recorded": recorded}), mimetype="application/json")
+        if not isinstance(batch, list):
+            return Response("expected a JSON array of events\n", status=400)
+        events = [clean for clean in map(well_formed, batch) if clean is not None]
+        counts = self._apply(events)
+        counts["skipped"] = len(batch) - len(events)
+        if counts["skipped"]:
+            log.warning("event webhook: skipped %d malformed events of %d", counts["skipped"], len(batch))
+        return Response(json.dumps(counts), mimetype="application/json")
 
-    def _apply(self, batch: list[dict[str, Any]]) -> tuple[int, int]:
+    def _apply(self, batch: list[dict[str, Any]]) -> dict[str, int]:
         now = self.clock()
         by_reason: dict[str, set[str]] = {}
         to_record = []
+        proven: dict[int, str] = {}
         for event in batch:
-            if not isinstance(event, dict):
-                continue
-            kind, address = event.get("event"), event.get("email")
+            kind, address, delivery = event["event"], event.get("email"), event.get("nudge_delivery")
             if kind in SUPPRESSING and address:
                 by_reason.setdefault(SUPPRESSING[kind], set()).add(address)
-            elif kind in RECORDED and event.get("nudge_delivery") and event.get("sg_event_id"):
+            if kind in RECORDED and delivery is not None and event.get("sg_event_id"):
                 to_record.append(event)
+            if kind in PROVE_SENT and delivery is not None:
+                proven[delivery] = kind
         suppressed = 0
         with self.store.engine.begin() as conn:
             for reason, addresses in by_reason.items():
                 suppressed += suppress(conn, addresses, reason, "sendgrid", now)
+            resolved = resolve_unknown(conn, proven, now)
             rows = self._event_rows(conn, to_record)
         if rows:
             import_rows(
                 self.store, "events", enumerate(rows, 1), path="<sendgrid>", untyped=False, now=now, skip_invalid=True
             )
-        return suppressed, len(rows)
+        return {"suppressed": suppressed, "recorded": len(rows), "resolved": resolved}
 
     @staticmethod
     def _event_rows(conn: sa.Connection, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        ids = {int(e["nudge_delivery"]) for e in found if str(e["nudge_delivery"]).isdigit()}
+        ids = {e["nudge_delivery"] for e in found}
         owners = {
             r.id: r
             for r in conn.execute(
@@ -163,7 +187,7 @@ class App:
         }
         rows = []
         for event in found:
-            owner = owners.get(int(event["nudge_delivery"])) if str(event["nudge_delivery"]).isdigit() else None
+            owner = owners.get(event["nudge_delivery"])
             if owner is None:
                 continue
             properties = {"campaign": owner.campaign, "delivery_id": owner.id}
@@ -175,7 +199,75 @@ class App:
                     "customer_id": owner.customer_id,
                     "type": RECORDED[event["event"]],
                     "properties": properties,
-                    "occurred_at": datetime.fromtimestamp(int(event.get("timestamp", 0)), timezone.utc).isoformat(),
+                    "occurred_at": datetime.fromtimestamp(event["timestamp"], timezone.utc).isoformat(),
                 }
             )
         return rows
+
+
+MAX_DELIVERY_ID = 2**63 - 1
+
+
+def _delivery_id(value: Any) -> int | None:
+    """SendGrid echoes custom_args as strings; only plain ASCII digits within a bigint are ours."""
+    text = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    number = int(text)
+    return number if number <= MAX_DELIVERY_ID else None
+
+
+def well_formed(event: Any) -> dict[str, Any] | None:
+    """An event with the fields we read, typed; None for anything else (it is skipped and counted)."""
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return None
+    clean: dict[str, Any] = {"event": event["event"]}
+    address = event.get("email")
+    if address is not None:
+        if not isinstance(address, str) or "@" not in address or len(address) > 320:
+            return None
+        clean["email"] = address
+    if event.get("nudge_delivery") is not None:
+        delivery = _delivery_id(event["nudge_delivery"])
+        if delivery is None:
+            return None
+        clean["nudge_delivery"] = delivery
+    stamp = event.get("timestamp", 0)
+    if isinstance(stamp, bool) or not isinstance(stamp, (int, float)) or not 0 <= stamp < 32503680000:
+        return None
+    clean["timestamp"] = int(stamp)
+    for key in ("sg_event_id", "url"):
+        if isinstance(event.get(key), str) and len(event[key]) <= 2048:
+            clean[key] = event[key]
+    return clean
+
+
+def resolve_unknown(conn: sa.Connection, proven: dict[int, str], now: datetime) -> int:
+    """`unknown` deliveries that the provider says left become `sent`; returns how many."""
+    resolved = 0
+    for delivery_id, kind in proven.items():
+        resolved += conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id == delivery_id, deliveries.c.status == DeliveryStatus.UNKNOWN)
+            .values(
+                status=DeliveryStatus.SENT,
+                reason=f"resolved: SendGrid reported it {kind}",
+                sent_at=naive_utc(now),
+                updated_at=naive_utc(now),
+            )
+        ).rowcount
+    return resolved
+
+
+def redacted_path(path: str) -> str:
+    """A request path fit for a log: unsubscribe tokens encode the customer's address."""
+    if path.startswith("/unsubscribe/"):
+        return "/unsubscribe/[token]"
+    return path.split("?", 1)[0]
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """werkzeug's access log, without tokens or query strings."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        self.log("info", '"%s %s" %s %s', self.command, redacted_path(self.path), code, size)

@@ -151,7 +151,15 @@ def test_401_stops_all_sending_and_marks_nothing_sent(store, tmp_path, server):
         ],
     )
     ws = write_workspace(
-        tmp_path, [email_campaign()], config={"email": {"connector": "sendgrid", "sendgrid": {"host": server.host}}}
+        tmp_path,
+        [email_campaign()],
+        config={
+            "email": {
+                "connector": "sendgrid",
+                "unsubscribe_url": "https://shop.example/unsubscribe",
+                "sendgrid": {"host": server.host},
+            }
+        },
     )
     runner = make_runner(ws, store, Clock(AT), environ={"SENDGRID_API_KEY": "SG.revoked", "NUDGE_SECRET": "s"})
     with pytest.raises(RuntimeFailure, match="refused the API key"):
@@ -180,7 +188,13 @@ def test_the_api_key_and_addresses_never_reach_logs_or_errors(store, tmp_path, s
     ws = write_workspace(
         tmp_path,
         [email_campaign()],
-        config={"email": {"connector": "sendgrid", "sendgrid": {"host": server.host, "timeout": 1}}},
+        config={
+            "email": {
+                "connector": "sendgrid",
+                "unsubscribe_url": "https://shop.example/unsubscribe",
+                "sendgrid": {"host": server.host, "timeout": 1},
+            }
+        },
     )
     server.script = [lambda body: "drop", lambda body: (400, {}, b'{"errors":[{"message":"bad"}]}')]
     with caplog.at_level(logging.DEBUG):
@@ -203,7 +217,7 @@ def test_a_key_in_config_is_refused_and_a_missing_one_is_clear(workspace_dir):
     result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
     assert result.exit_code == 2 and "SG.oops" not in result.output
     assert result.stderr.startswith(f"{config}:4:5: error: 'api_key': secrets do not belong in config.yaml")
-    config.write_text("email:\n  connector: sendgrid\n")
+    config.write_text("email:\n  connector: sendgrid\n  unsubscribe_url: https://shop.example/u\n")
     run = CliRunner().invoke(
         main, ["--workspace", str(workspace_dir), "run", "birthday"], env={"SENDGRID_API_KEY": "", "NUDGE_SECRET": "s"}
     )

@@ -142,7 +142,11 @@ def test_sigkill_during_an_smtp_run_leaves_unknown_never_a_resend(tmp_path, requ
         ws = workspace(
             tmp_path / "ws",
             store.url,
-            {"connector": "smtp", "smtp": {"host": "127.0.0.1", "port": server.port, "timeout": 10}},
+            {
+                "connector": "smtp",
+                "unsubscribe_url": "https://shop.example/unsubscribe",
+                "smtp": {"host": "127.0.0.1", "port": server.port, "timeout": 10},
+            },
         )
         kills = crash_and_recover(store, ws, lambda: len(server.recorder.messages), [50, 600, 1500])
         received = [m["To"] for m in server.recorder.messages]

@@ -114,7 +114,11 @@ def test_two_daemons_on_one_postgresql_store_never_double_send(tmp_path, request
             ],
             config={
                 "store": store.url,
-                "email": {"connector": "smtp", "smtp": {"host": "127.0.0.1", "port": sink.port}},
+                "email": {
+                    "connector": "smtp",
+                    "unsubscribe_url": "https://shop.example/unsubscribe",
+                    "smtp": {"host": "127.0.0.1", "port": sink.port},
+                },
             },
         )
         clocks = [Clock(START), Clock(START)]

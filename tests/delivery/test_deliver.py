@@ -229,7 +229,13 @@ def test_an_unreachable_smtp_server_stops_sending_and_marks_nothing_sent(store, 
     ws = write_workspace(
         tmp_path,
         [email_campaign()],
-        config={"email": {"connector": "smtp", "smtp": {"host": "127.0.0.1", "port": free_port(), "timeout": 2}}},
+        config={
+            "email": {
+                "connector": "smtp",
+                "unsubscribe_url": "https://shop.example/unsubscribe",
+                "smtp": {"host": "127.0.0.1", "port": free_port(), "timeout": 2},
+            }
+        },
     )
     with pytest.raises(RuntimeFailure, match="unreachable"):
         run_occurrence(make_runner(ws, store, Clock(AT)), ws.campaigns["promo"].campaign, AT)

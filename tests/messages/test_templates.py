@@ -34,3 +34,27 @@ def test_last_event_of_a_type_the_customer_never_had_is_none(env):
     last = LastEvents(purchase={"properties": {"amount": 5}})
     text = "{% if last.product_view %}viewed{% else %}never{% endif %} {{ last.purchase.properties.amount }}"
     assert render_string(env, text, {"last": last}) == "never 5"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{{ 'x' * 10**10 }}", "a value repeated to more than 100,000 items"),
+        ("{{ [1] * 10**9 }}", "a value repeated to more than 100,000 items"),
+        ("{{ 2 ** 100000 }}", "an exponent above 1000"),
+        ("{{ 1 / 0 }}", "ZeroDivisionError: division by zero"),
+        ("{{ 'a' + 1 }}", 'TypeError: can only concatenate str (not "int") to str'),
+    ],
+)
+def test_the_sandbox_bounds_what_a_template_can_build(tmp_path, text, reason):
+    env = make_environment(tmp_path)
+    with pytest.raises(RenderError) as caught:
+        render_string(env, text, {})
+    assert str(caught.value) == reason
+
+
+def test_a_template_file_that_explodes_names_itself_and_its_line(tmp_path):
+    (tmp_path / "big.html.j2").write_text("<p>fine</p>\n<p>{{ 'x' * 10**10 }}</p>\n")
+    with pytest.raises(RenderError) as caught:
+        render_file(make_environment(tmp_path), "big.html.j2", {})
+    assert str(caught.value) == "big.html.j2:2: a value repeated to more than 100,000 items"

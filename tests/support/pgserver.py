@@ -48,15 +48,23 @@ class PgServer:
             command = ["runuser", "-u", "postgres", "--", *command]
         subprocess.run(command, check=True, cwd="/tmp", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def start(self) -> PgServer:
+    def start(self, durable: bool = False) -> PgServer:
+        """initdb and start; `durable` keeps fsync and synchronous_commit on, as production runs."""
         data = self.root / "data"
         self._run("initdb", "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
-        options = (
-            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
-        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "log"), "-w", "-o", options, "start")
+        self.options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        if not durable:
+            self.options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        self.resume()
         return self
+
+    def pause(self) -> None:
+        """Stop the server (sessions are cut off) and keep its data, as an outage would."""
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        data = self.root / "data"
+        self._run("pg_ctl", "-D", str(data), "-l", str(self.root / "log"), "-w", "-o", self.options, "start")
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"

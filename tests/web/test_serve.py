@@ -130,7 +130,8 @@ def test_event_webhook_verifies_signatures_and_applies_events_once(shop):
         ]
     ).encode()
     first = client.post("/sendgrid/events", data=batch, headers=signed(private, batch))
-    assert first.status_code == 200 and first.json == {"suppressed": 2, "recorded": 2}
+    assert first.status_code == 200
+    assert first.json == {"suppressed": 2, "recorded": 2, "resolved": 0, "skipped": 0}
     replay = client.post("/sendgrid/events", data=batch, headers=signed(private, batch))
     assert replay.status_code == 200 and replay.json["suppressed"] == 0
     assert sorted((r.email, r.reason) for r in rows(shop, suppressions)) == [
@@ -192,3 +193,84 @@ def test_the_link_in_a_sent_email_unsubscribes_through_a_real_server(store, tmp_
     )
     assert later.matched == 1 and later.counts == {}  # excluded for consent from now on
     assert len(list((tmp_path / "outbox").glob("*.eml"))) == 1
+
+
+def _delivery(store, delivery_id: int, status: str, customer: str = "bob") -> None:
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(deliveries).values(
+                id=delivery_id,
+                campaign=f"promo-{delivery_id}",
+                customer_id=customer,
+                occurrence=NOW.replace(tzinfo=None),
+                status=status,
+                created_at=NOW.replace(tzinfo=None),
+                updated_at=NOW.replace(tzinfo=None),
+            )
+        )
+
+
+def test_odd_events_in_a_signed_batch_are_skipped_and_counted_not_a_500(shop):
+    private, public = keypair()
+    client = Client(App(shop, SECRET, public, lambda: NOW))
+    odd = [
+        {"email": ["ann@example.com"], "event": "bounce", "timestamp": 1780000000},
+        {"email": 42, "event": "bounce", "timestamp": 1780000000},
+        {"email": "ann@example.com", "event": ["bounce"], "timestamp": 1780000000},
+        {"email": "bob@example.com", "event": "open", "sg_event_id": "e9", "nudge_delivery": "²"},
+        {"email": "bob@example.com", "event": "open", "sg_event_id": "e8", "nudge_delivery": "9" * 5000},
+        {"email": "bob@example.com", "event": "open", "timestamp": "yesterday"},
+        "not an object",
+    ]
+    good = {"email": "ann@example.com", "event": "bounce", "sg_event_id": "e1", "timestamp": 1780000000}
+    batch = json.dumps([*odd, good]).encode()
+    answer = client.post("/sendgrid/events", data=batch, headers=signed(private, batch))
+    assert answer.status_code == 200
+    assert answer.json == {"suppressed": 1, "recorded": 0, "resolved": 0, "skipped": len(odd)}
+    assert [(r.email, r.reason) for r in rows(shop, suppressions)] == [("ann@example.com", "bounce")]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    assert client.post("/sendgrid/events", data=deep, headers=signed(private, deep)).status_code == 400
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(shop):
+    private, public = keypair()
+    client = Client(App(shop, SECRET, public, lambda: NOW, max_body=1024))
+    body = json.dumps([{"event": "open", "email": "a@example.com", "pad": "x" * 2000}]).encode()
+    answer = client.post("/sendgrid/events", data=body, headers=signed(private, body))
+    assert answer.status_code == 413
+
+
+def test_provider_events_resolve_unknown_deliveries(shop):
+    private, public = keypair()
+    _delivery(shop, 51, "unknown")
+    _delivery(shop, 52, "unknown", customer="ann")
+    _delivery(shop, 53, "failed", customer="ann")
+    client = Client(App(shop, SECRET, public, lambda: NOW))
+    batch = json.dumps(
+        [
+            {"email": "bob@example.com", "event": "processed", "timestamp": 1780000000, "nudge_delivery": "51"},
+            {"email": "ann@example.com", "event": "delivered", "timestamp": 1780000000, "nudge_delivery": 53},
+        ]
+    ).encode()
+    answer = client.post("/sendgrid/events", data=batch, headers=signed(private, batch))
+    assert answer.json["resolved"] == 1
+    statuses = {r.id: (r.status, r.reason) for r in rows(shop, deliveries)}
+    assert statuses[51] == ("sent", "resolved: SendGrid reported it processed")
+    assert statuses[52][0] == "unknown" and statuses[53][0] == "failed"  # only what was named, only unknowns
+
+
+def test_the_access_log_never_shows_an_unsubscribe_token(shop, caplog):
+    from engine.web.serve import QuietRequestHandler
+
+    port = free_port()
+    server = make_server("127.0.0.1", port, App(shop, SECRET, None, lambda: NOW), request_handler=QuietRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    token = sign(SECRET, "ann", "ann@example.com", "promo", NOW)
+    try:
+        with caplog.at_level("INFO", logger="werkzeug"):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/unsubscribe/{token}?utm=x", timeout=10).read()
+    finally:
+        server.shutdown()
+    logged = " ".join(record.getMessage() for record in caplog.records)
+    assert "/unsubscribe/[token]" in logged and token not in logged and "utm" not in logged

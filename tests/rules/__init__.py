@@ -1,0 +1,1 @@
+"""Tests of engine/rules: config and rule files as a user writes them."""
