@@ -154,7 +154,15 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
             from tests.support.sendgrid_server import SendgridServer
 
             with SendgridServer(api_key="SG.bench") as sink:
-                workspace(ws, url, {"connector": "sendgrid", "sendgrid": {"host": sink.host, "concurrency": 8}})
+                workspace(
+                    ws,
+                    url,
+                    {
+                        "connector": "sendgrid",
+                        "unsubscribe_url": "https://shop.example/unsubscribe",
+                        "sendgrid": {"host": sink.host, "concurrency": 8},
+                    },
+                )
                 print(f"[{kind}] delivering to the local SendGrid sink", file=sys.stderr)
                 later = datetime.fromisoformat(at).replace(minute=1).isoformat()
                 result["delivery_sendgrid"] = deliver(
