@@ -64,6 +64,9 @@ class SendResult:
     status: SendStatus
     reason: str | None = None
     provider_id: str | None = None
+    # The provider says this address can never receive mail (invalid, no such mailbox): the
+    # engine suppresses it, so it does not cost a failed request at every later occurrence.
+    bad_address: bool = False
 
 
 class EmailConnector(Protocol):

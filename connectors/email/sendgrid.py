@@ -88,6 +88,18 @@ def _shared_content(email: OutgoingEmail) -> tuple:
     return (email.sender, email.subject, html, text, headers)
 
 
+def _names_a_bad_address(error: HTTPError) -> bool:
+    """SendGrid's 400 for an address it will never accept points at a recipient's `email` field."""
+    try:
+        errors = json.loads(error.body).get("errors", [])
+    except (ValueError, AttributeError, TypeError):
+        return False
+    return any(
+        isinstance(e, dict) and str(e.get("field") or "").endswith(".email") and ".to." in str(e.get("field"))
+        for e in errors
+    )
+
+
 def _error_message(error: HTTPError) -> str:
     try:
         errors = json.loads(error.body).get("errors", [])
@@ -198,7 +210,8 @@ class SendgridConnector:
                     if isinstance(exc, PayloadTooLargeError)
                     else f"SendGrid 400: {_error_message(exc)}"
                 )
-                return [SendResult(group[0].delivery_id, SendStatus.FAILED, reason)]
+                bad = isinstance(exc, BadRequestsError) and _names_a_bad_address(exc)
+                return [SendResult(group[0].delivery_id, SendStatus.FAILED, reason, bad_address=bad)]
             except HTTPError as exc:
                 if exc.status_code < 500 or attempts >= BACKOFF_ATTEMPTS:
                     status = SendStatus.RETRY if exc.status_code >= 500 else SendStatus.FAILED

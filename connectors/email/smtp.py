@@ -92,7 +92,13 @@ class SmtpConnector:
             refused = client.sendmail(email.sender_address, [email.to], mime_bytes(email))
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
-            return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP {code}: {text.decode(errors='replace')}")
+            # 550/553 and friends: this mailbox will never take mail; 4xx may on a later try.
+            return SendResult(
+                email.delivery_id,
+                SendStatus.FAILED,
+                f"SMTP {code}: {text.decode(errors='replace')}",
+                bad_address=500 <= code < 600,
+            )
         except smtplib.SMTPSenderRefused as exc:
             return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP sender refused {exc.smtp_code}")
         except smtplib.SMTPDataError as exc:

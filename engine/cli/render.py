@@ -109,10 +109,11 @@ def report_tables(
 ) -> None:
     """`nudge report`: deliveries by state, then conversion contacted vs holdout."""
     table = Table(title="Deliveries", title_justify="left")
-    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out")
+    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out", "resolved")
     table.add_column("campaign", no_wrap=True)
     for name in columns:
-        table.add_column(name.replace("_", " ").replace("pending", "waiting"), justify="right")
+        label = {"pending": "waiting", "held_out": "held out", "resolved": "unknown→sent"}.get(name, name)
+        table.add_column(label, justify="right")
     for name, row in counts.items():
         table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
     console.print(table)

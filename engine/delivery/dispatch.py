@@ -17,7 +17,7 @@ from engine.core.errors import RenderError, RuntimeFailure
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
 from engine.delivery.runner import OccurrenceReport, Runner
-from engine.delivery.suppressions import suppressed_among
+from engine.delivery.suppressions import suppress, suppressed_among
 from engine.delivery.tasks import store_and_hand_off, task_row
 from engine.messages.actions import render_actions
 from engine.messages.context import build_contexts
@@ -160,8 +160,12 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[
                     conn, [row_id], token, runner.now(), reason=f"not sent yet, retried on the next run: {reason}"
                 )
     final = _final(rows, prepared, results, retry)
+    addressed = {e.delivery_id: e.to for e in prepared.emails}
+    bad = {addressed[i] for i, r in results.items() if r.bad_address and i in addressed}
     with runner.store.engine.begin() as conn:
         ledger.record_results(conn, final, token, runner.now())
+        if bad:
+            suppress(conn, bad, "invalid address", "connector", runner.clock())
     counts: dict[str, int] = {}
     for _, status, _, _ in final:
         counts[status] = counts.get(status, 0) + 1

@@ -75,4 +75,12 @@ def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str
         counts.setdefault(campaign, {str(s): 0 for s in DeliveryStatus})[status] = number
     for row in counts.values():
         row["targeted"] = sum(n for s, n in row.items() if s != DeliveryStatus.HELD_OUT)
+        row["resolved"] = 0
+    # `unknown` deliveries the provider later confirmed (web/serve.py marks them so).
+    resolved = sa.select(deliveries.c.campaign, sa.func.count()).where(deliveries.c.reason.like("resolved:%"))
+    if campaigns:
+        resolved = resolved.where(deliveries.c.campaign.in_(list(campaigns)))
+    for campaign, number in conn.execute(resolved.group_by(deliveries.c.campaign)):
+        if campaign in counts:
+            counts[campaign]["resolved"] = number
     return dict(sorted(counts.items()))

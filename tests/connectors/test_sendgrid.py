@@ -222,3 +222,43 @@ def test_a_key_in_config_is_refused_and_a_missing_one_is_clear(workspace_dir):
         main, ["--workspace", str(workspace_dir), "run", "birthday"], env={"SENDGRID_API_KEY": "", "NUDGE_SECRET": "s"}
     )
     assert run.exit_code == 1 and "SENDGRID_API_KEY is not set" in run.stderr
+
+
+def test_an_address_sendgrid_will_never_accept_is_suppressed_after_one_try(store, tmp_path, server):
+    from datetime import timedelta
+
+    from engine.store.tables import suppressions
+
+    seed(
+        store,
+        customers=[
+            {"id": "good", "email": "good@example.com", "email_opt_in": True, "country": "US"},
+            {"id": "bad", "email": "bad@nodot", "email_opt_in": True, "country": "US"},
+        ],
+    )
+    ws = write_workspace(
+        tmp_path,
+        [email_campaign(cooldown="0d")],
+        config={
+            "email": {
+                "connector": "sendgrid",
+                "unsubscribe_url": "https://shop.example/unsubscribe",
+                "sendgrid": {"host": server.host},
+            }
+        },
+    )
+    environ = {"SENDGRID_API_KEY": server.api_key, "NUDGE_SECRET": "s"}
+    first_day_requests = 0
+    for day in range(2):
+        at = AT + timedelta(days=day)
+        runner = make_runner(ws, store, Clock(at), environ=environ)
+        run_occurrence(runner, ws.campaigns["promo"].campaign, at)
+        runner.outputs.close()
+        first_day_requests = first_day_requests or len(server.requests)
+    with store.engine.connect() as conn:
+        ledger = sorted(conn.execute(sa.select(deliveries.c.customer_id, deliveries.c.status)).all())
+        suppressed = conn.execute(sa.select(suppressions.c.email, suppressions.c.reason)).all()
+    assert ledger == [("bad", "failed"), ("good", "sent"), ("good", "sent")]  # no second try for `bad`
+    assert suppressed == [("bad@nodot", "invalid address")]
+    later = [p["to"][0]["email"] for r in server.requests[first_day_requests:] for p in r["personalizations"]]
+    assert later == ["good@example.com"]
