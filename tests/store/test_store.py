@@ -48,3 +48,21 @@ def test_a_read_only_store_refuses_writes_and_still_reads(store):
             )
     finally:
         reader.dispose()
+
+
+def test_migrate_warns_when_postgresql_may_lose_acknowledged_commits(workspace_dir, pg_admin_url):
+    from click.testing import CliRunner
+
+    from engine.cli.main import main
+    from tests.support.pgserver import create_database
+
+    config = workspace_dir / "config.yaml"
+    config.write_text(config.read_text().replace("sqlite:///nudge.db", create_database(pg_admin_url)))
+    result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "migrate"])
+    assert result.exit_code == 0
+    # The test server runs with synchronous_commit=off for speed: exactly what production must not.
+    assert "warning: PostgreSQL runs with synchronous_commit = off" in result.stderr
+
+
+def test_sqlite_has_no_durability_warning(sqlite_store):
+    assert sqlite_store.durability_warning() is None
