@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SCALE  ?= 10k
 
-.PHONY: demo test lint install postgres bench clean
+.PHONY: demo test lint install postgres chromium bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/nudge demo
 
 ## Run the whole test suite, PostgreSQL-backed tests included (the suite starts its own server).
-test: $(STAMP) postgres
+test: $(STAMP) postgres chromium
 	$(BIN)/python -m pytest
 
 ## Lint: ruff (rules + format), mypy on engine/ and connectors/, import layers, module and function sizes.
@@ -34,6 +34,10 @@ lint: $(STAMP)
 ## Make sure PostgreSQL server binaries exist (installs Debian's package when run as root).
 postgres:
 	@sh scripts/ensure-postgres.sh
+
+## Make sure a headless Chromium exists for the preview's browser test (Debian's package when root).
+chromium:
+	@sh scripts/ensure-chromium.sh
 
 bench: $(STAMP) postgres
 	$(BIN)/python -m bench --scale $(SCALE)

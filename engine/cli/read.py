@@ -41,6 +41,11 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
         write_json(result.as_json(), sys.stdout)
     else:
         dry_run_table(result, make_console())
+    failures = result.render_failures()
+    for name, failed in failures.items():
+        click.echo(f"error: {name}: {failed} of {len(result.samples[name])} sample messages failed to render", err=True)
+    if failures:
+        sys.exit(1)
 
 
 @click.command(name="explain")

@@ -3,32 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.core.errors import Problem, UserInputError
-
-SCAFFOLD = Path(__file__).parent.parent / "scaffold"
 
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @handles_errors
 def init(directory: Path) -> None:
-    """Scaffold a new workspace with the four standard campaigns."""
-    if (directory / "config.yaml").exists() or (directory / "rules").exists():
-        raise UserInputError(
-            [Problem(str(directory), None, None, "already a workspace (config.yaml or rules/ exists)")]
-        )
-    directory.mkdir(parents=True, exist_ok=True)
-    shutil.copy(SCAFFOLD / "config.yaml", directory / "config.yaml")
-    shutil.copytree(SCAFFOLD / "rules", directory / "rules")
-    shutil.copytree(SCAFFOLD / "templates", directory / "templates")
-    click.echo(f"created workspace {directory}: config.yaml, rules/, templates/")
+    """Scaffold a new workspace with the standard campaigns and a .gitignore for customer data."""
+    from engine.workspace.scaffold import create_workspace
+
+    created = create_workspace(directory)
+    click.echo(f"created workspace {directory}: {', '.join(created)}")
     click.echo(f"next: cd {directory} && nudge validate && nudge demo")
 
 
@@ -37,12 +28,19 @@ def init(directory: Path) -> None:
 @handles_errors
 def validate(env: Env) -> None:
     """Check config, every rule and every template; print all problems (exit 2 if any)."""
+    from engine.core.errors import RuntimeFailure
     from engine.workspace.validate import validate_workspace
 
-    workspace = validate_workspace(env.root)
+    def existing_store(workspace):
+        try:
+            return env.store(workspace, create=False, read_only=True)
+        except RuntimeFailure:  # no store yet, or behind: render for a synthetic customer
+            return None
+
+    workspace = validate_workspace(env.root, existing_store)
     click.echo(
         f"ok: {len(workspace.campaigns)} campaigns, {len(workspace.segments)} segments, "
-        f"templates in {workspace.templates_dir}"
+        f"templates in {workspace.templates_dir}, each rendered once"
     )
 
 

@@ -62,9 +62,19 @@ class DryRun:
     plans: list[CampaignPlan]
     samples: dict[str, list[Sample]] = field(default_factory=dict)
 
+    def render_failures(self) -> dict[str, int]:
+        """Campaign → how many of its rendered samples failed (only campaigns with failures)."""
+        failed = {name: sum(1 for s in samples if s.error) for name, samples in self.samples.items()}
+        return {name: n for name, n in failed.items() if n}
+
     def as_json(self) -> dict[str, Any]:
         at = aware_utc(self.at)
-        data: dict[str, Any] = {"at": at.isoformat(), "campaigns": [p.as_json() for p in self.plans]}
+        failures = self.render_failures()
+        campaigns = [
+            {**p.as_json(), **({"render_failures": failures[p.campaign]} if p.campaign in failures else {})}
+            for p in self.plans
+        ]
+        data: dict[str, Any] = {"at": at.isoformat(), "campaigns": campaigns}
         if self.samples:
             data["samples"] = {name: [s.as_json() for s in samples] for name, samples in self.samples.items()}
         return data

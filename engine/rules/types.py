@@ -22,8 +22,12 @@ Scalar = StrictBool | int | float | datetime | date | str
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 
 
+def _example(value: float) -> str:
+    return f"{value * 100:g}%" if 0 < value < 1 else f"{value:g}%"
+
+
 def parse_percent(value: Any) -> float:
-    """``"10%"`` or ``10`` → 10.0, within 0..100."""
+    """``"10%"`` → 10.0, within 0..100; a bare number is refused as ambiguous."""
     if isinstance(value, str):
         text = value.strip()
         if not text.endswith("%"):
@@ -33,7 +37,8 @@ def parse_percent(value: Any) -> float:
         except ValueError:
             raise ValueError(f"expected a percentage like 10%, got {value!r}") from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
+        # A bare 0.1 could mean 10% or 0.1%: the marketer must say which.
+        raise ValueError(f"write the percentage with %, e.g. {_example(value)}: a bare {value!r} is ambiguous")
     else:
         raise ValueError(f"expected a percentage like 10%, got {value!r}")
     if not 0 <= number <= 100:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
 
 from engine.core.errors import Problem, UserInputError
 from engine.messages.templates import make_environment
+from engine.store import Store
 from engine.workspace.loader import Workspace, load_workspace
+from engine.workspace.render_check import render_problems
 
 
 def _template_syntax(templates_dir: Path) -> list[Problem]:
@@ -29,8 +32,11 @@ def _template_syntax(templates_dir: Path) -> list[Problem]:
     return problems
 
 
-def validate_workspace(root: Path) -> Workspace:
-    """Load and check a whole workspace; raise UserInputError listing every problem found."""
+def validate_workspace(root: Path, open_store: Callable[[Workspace], Store | None] | None = None) -> Workspace:
+    """Load and check a whole workspace; raise UserInputError listing every problem found.
+
+    With `open_store`, each campaign is also rendered once for a sample customer (from the store
+    when it has one)."""
     problems: list[Problem] = []
     workspace = None
     try:
@@ -38,6 +44,14 @@ def validate_workspace(root: Path) -> Workspace:
     except UserInputError as exc:
         problems += exc.problems
     problems += [p for p in _template_syntax(root / "templates") if p not in problems]
+    if workspace is not None and not problems and open_store is not None:
+        store = open_store(workspace)
+        if store is None:
+            problems += render_problems(workspace, None)
+        else:
+            with store.engine.connect() as conn:
+                problems += render_problems(workspace, conn)
+                conn.rollback()
     if problems:
         raise UserInputError(problems)
     assert workspace is not None

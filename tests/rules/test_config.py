@@ -74,3 +74,25 @@ def test_a_template_outside_templates_is_refused(workspace_dir, name):
     assert result.exit_code == 2
     assert f"{rule}:{line}:" in result.stderr
     assert "must name a file inside templates/ (no absolute path, no '..')" in result.stderr
+
+
+@pytest.mark.parametrize(("written", "hint"), [("0.1", "10%"), ("10", "10%")])
+def test_a_percentage_without_percent_sign_is_refused_not_misread(workspace_dir, written, hint):
+    rule = workspace_dir / "rules" / "birthday.yaml"
+    rule.write_text(rule.read_text().replace("holdout: 5%", f"holdout: {written}"))
+    result = validate(workspace_dir)
+    assert result.exit_code == 2
+    assert f"write the percentage with %, e.g. {hint}: a bare {written} is ambiguous" in result.stderr
+
+
+def test_init_writes_a_gitignore_that_keeps_customer_data_out(tmp_path):
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "shop")])
+    assert result.exit_code == 0 and ".gitignore" in result.output
+    ignored = (tmp_path / "shop" / ".gitignore").read_text().splitlines()
+    assert {"nudge.db", "nudge.db-*", "outbox/", "tasks.csv"} <= set(ignored)
+    existing = tmp_path / "repo"
+    existing.mkdir()
+    (existing / ".gitignore").write_text("node_modules/\noutbox/\n")
+    CliRunner().invoke(main, ["init", str(existing)])
+    lines = (existing / ".gitignore").read_text().splitlines()
+    assert lines[:2] == ["node_modules/", "outbox/"] and lines.count("outbox/") == 1 and "nudge.db" in lines

@@ -1,0 +1,127 @@
+"""Render every campaign's templates once at validate time, so an unknown filter, a missing
+`extends`/`include` layout or a misspelt `last.TYPE` is found before the first send, not as
+`failed` deliveries at the daemon's next tick.
+
+The sample is a customer from the store who is in the campaign's audience when there is one;
+otherwise a synthetic customer whose `last` knows every event type the store or the rules name
+(so a misspelt type is still an error)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import jinja2
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.audience.planner import Planner
+from engine.core.errors import Problem, RenderError
+from engine.core.fields import CUSTOMER_FIELDS
+from engine.core.status import Outcome
+from engine.messages.actions import preview_coupons, render_actions
+from engine.messages.context import build_contexts
+from engine.messages.templates import LastEvents
+from engine.rules.campaign import Campaign
+from engine.rules.conditions import ConditionKind, walk
+from engine.store.tables import events
+from engine.workspace.loader import LoadedCampaign, Workspace
+
+STANDARD_TYPES = (
+    "purchase",
+    "product_view",
+    "add_to_cart",
+    "survey",
+    "complaint",
+    "support_ticket",
+    "email_open",
+    "email_click",
+)
+
+
+class SampleProperties(dict[str, Any]):
+    """Any property a template reads of a synthetic event: the store is what says which exist."""
+
+    def __missing__(self, key: str) -> str:
+        return f"sample {key}"
+
+
+class SyntheticLast(LastEvents):
+    """`last.TYPE` for a known TYPE is a plausible event; an unknown TYPE stays an error."""
+
+    def __init__(self, known: Iterable[str], at: datetime):
+        super().__init__()
+        self.known, self.at = set(known), at
+
+    def __missing__(self, key: str) -> Any:
+        if key in self.known:
+            return {"type": key, "occurred_at": self.at, "properties": SampleProperties()}
+        return jinja2.Undefined(hint=f"no event type {key!r} in the store or the rules (a typo?)")
+
+
+def _synthetic_customer() -> dict[str, Any]:
+    person: dict[str, Any] = {name: None for name in CUSTOMER_FIELDS}
+    person.update(
+        id="sample",
+        email="sample@example.com",
+        first_name="Alex",
+        last_name="Sample",
+        country="US",
+        timezone="UTC",
+        email_opt_in=True,
+        attributes={},
+    )
+    return person
+
+
+def _known_types(conn: Connection | None, campaign: Campaign, segments: dict[str, Any]) -> set[str]:
+    known = set(STANDARD_TYPES)
+    for node, _ in walk(campaign.audience):
+        if node.kind is ConditionKind.EVENT:
+            known.add(node.event)
+        elif node.kind is ConditionKind.SEGMENT and node.segment in segments:
+            known.update(n.event for n, _ in walk(segments[node.segment]) if n.kind is ConditionKind.EVENT)
+    if conn is not None:
+        known.update(conn.execute(sa.select(events.c.type).distinct()).scalars())
+    return known
+
+
+def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, at: datetime) -> tuple[str, dict]:
+    coupons = preview_coupons(campaign, at)
+    if conn is not None:
+        planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
+        chosen = next((c.customer_id for c in planner.classify(campaign) if c.outcome == Outcome.TARGETED), None)
+        if chosen is not None:
+            return f"customer {chosen}", build_contexts(conn, [chosen], at, campaign, {chosen: coupons})[chosen]
+    info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
+    context = {
+        "customer": _synthetic_customer(),
+        "campaign": info,
+        "coupons": coupons,
+        "at": at,
+        "last": SyntheticLast(_known_types(conn, campaign, workspace.segments), at),
+    }
+    return "a sample customer", context
+
+
+def _problem(loaded: LoadedCampaign, who: str, exc: RenderError) -> Problem:
+    campaign = loaded.campaign
+    index = next((i for i, a in enumerate(campaign.actions) if hasattr(a, "email")), 0)
+    line, col = loaded.located.position(("actions", index))
+    return Problem(loaded.path, line, col, f"does not render for {who}: {exc}")
+
+
+def render_problems(workspace: Workspace, conn: Connection | None, at: datetime | None = None) -> list[Problem]:
+    """One render of each campaign's actions; a problem for each campaign that fails."""
+    at = at or datetime.now(timezone.utc)
+    env = workspace.environment()
+    problems = []
+    for loaded in workspace.campaigns.values():
+        who, context = _sample(conn, workspace, loaded.campaign, at)
+        context["unsubscribe_url"] = "https://example.invalid/unsubscribe/SAMPLE"
+        try:
+            render_actions(env, loaded.campaign, context, default_sender=workspace.config.email.from_)
+        except RenderError as exc:
+            problems.append(_problem(loaded, who, exc))
+    return problems

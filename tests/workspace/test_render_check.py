@@ -1,0 +1,63 @@
+"""validate renders every campaign once, so a template that would fail for every customer is
+caught before the first send; dry-run exits 1 when its samples do not render."""
+
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from engine.cli.main import main
+
+
+def nudge(workspace_dir, *args):
+    return CliRunner().invoke(main, ["--workspace", str(workspace_dir), *args])
+
+
+def test_an_unknown_filter_is_found_at_validate_for_a_synthetic_customer(workspace_dir):
+    template = workspace_dir / "templates" / "birthday.html.j2"
+    template.write_text(template.read_text().replace('customer.first_name or "friend"', "customer.first_name | upper2"))
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2
+    assert f"{workspace_dir / 'rules' / 'birthday.yaml'}:11:5: error: does not render for a sample customer: " in (
+        result.stderr
+    )
+    assert "birthday.html.j2:4: No filter named 'upper2'." in result.stderr
+
+
+def test_a_missing_layout_is_found_at_validate(workspace_dir):
+    template = workspace_dir / "templates" / "lapsed_buyers.html.j2"
+    template.write_text(template.read_text().replace("_layout.html.j2", "_layuot.html.j2"))
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2 and "'_layuot.html.j2' not found" in result.stderr
+
+
+def test_a_misspelt_event_type_in_last_is_found_and_a_real_one_is_not_flagged(workspace_dir):
+    template = workspace_dir / "templates" / "birthday.html.j2"
+    original = template.read_text()
+    template.write_text(original.replace('customer.first_name or "friend"', "last.purchase.properties.amount"))
+    assert nudge(workspace_dir, "validate").exit_code == 0
+    template.write_text(original.replace('customer.first_name or "friend"', "last.purchse.properties.amount"))
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2 and "no event type 'purchse' in the store or the rules (a typo?)" in result.stderr
+
+
+def test_validate_renders_for_a_customer_of_the_store_when_there_is_one(workspace_dir):
+    assert nudge(workspace_dir, "demo", "--customers", "200", "--at", "2026-06-01T09:00:00+00:00").exit_code == 0
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 0 and "each rendered once" in result.output
+    template = workspace_dir / "templates" / "lapsed_buyers.html.j2"
+    template.write_text(template.read_text().replace('customer.first_name or "friend"', "1 / 0"))
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 2 and "does not render for customer demo-" in result.stderr
+
+
+def test_dry_run_exits_1_when_sample_messages_fail_to_render(workspace_dir):
+    assert nudge(workspace_dir, "demo", "--customers", "200", "--at", "2026-06-01T09:00:00+00:00").exit_code == 0
+    template = workspace_dir / "templates" / "lapsed_buyers.html.j2"
+    template.write_text(template.read_text().replace('customer.first_name or "friend"', "1 / 0"))
+    result = nudge(workspace_dir, "dry-run", "lapsed-buyers", "--render", "2", "--at", "2026-06-01T09:00:00+00:00")
+    assert result.exit_code == 1
+    assert result.stderr.strip().endswith("error: lapsed-buyers: 2 of 2 sample messages failed to render")
+    json_run = nudge(
+        workspace_dir, "dry-run", "lapsed-buyers", "--render", "2", "--format", "json", "--at", "2026-06-01T09:00:00Z"
+    )
+    assert json_run.exit_code == 1 and '"render_failures": 2' in json_run.stdout
