@@ -38,6 +38,7 @@ for command in (
     setup.demo,
     read.dry_run_command,
     read.explain_command,
+    read.preview_command,
     deliver.run_command,
     deliver.daemon_command,
     admin.coupons,

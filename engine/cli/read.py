@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -88,3 +89,33 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     console = make_console()
     explain_tree(tree, console, f"{customer_id} in {campaign_name} at {at.isoformat()}")
     console.print(f"outcome: [bold]{outcome}[/]", highlight=False)
+
+
+@click.command(name="preview")
+@click.argument("campaigns", nargs=-1)
+@click.option("--at", "at_text", help="Evaluate at this ISO 8601 instant instead of now.")
+@click.option("--samples", type=click.IntRange(min=0, max=50), default=3, show_default=True, help="Customers shown.")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("preview.html"), show_default=True
+)
+@pass_env
+@handles_errors
+def preview_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, samples: int, output: Path) -> None:
+    """A self-contained HTML page of the dry run: funnels and the emails as customers will see them."""
+    from engine.reports.dryrun import dry_run
+    from engine.reports.preview import render_preview, write_preview
+
+    workspace = env.workspace()
+    at = parse_at(at_text, workspace.config.timezone)
+    chosen = workspace.select(campaigns)
+    store = env.store(workspace, create=False, read_only=True)
+    with store.engine.connect() as conn:
+        result = dry_run(conn, workspace, chosen, at, render=samples)
+        conn.rollback()
+    write_preview(output, render_preview(result, chosen, workspace.config.timezone, str(workspace.root)))
+    click.echo(f"preview of {len(chosen)} campaigns written to {output} (open it in a browser)")
+    failures = result.render_failures()
+    for name, failed in failures.items():
+        click.echo(f"error: {name}: {failed} of {len(result.samples[name])} sample messages failed to render", err=True)
+    if failures:
+        sys.exit(1)

@@ -1,1 +1,1 @@
-"""Tests of engine/reports (see docs/architecture.md)."""
+"""Tests of engine/reports: the dry run, the preview page, lift and ledger views."""
