@@ -82,7 +82,12 @@ def _prepare_one(
 def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection) -> _Prepared:
     coupons = ledger.coupons_for(conn, [r.id for r in rows])
     contexts = build_contexts(
-        conn, [r.customer_id for r in rows], at, campaign, {r.customer_id: coupons.get(r.id, {}) for r in rows}
+        conn,
+        [r.customer_id for r in rows],
+        at,
+        campaign,
+        {r.customer_id: coupons.get(r.id, {}) for r in rows},
+        segments=runner.workspace.segments,
     )
     prepared = _Prepared()
     # An unsubscribe, bounce or spam report may have come in since this occurrence was planned.

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import jinja2
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.audience.compiler import EvalContext, event_filters
 from engine.core.clock import aware_utc, naive_utc
 from engine.core.fields import CUSTOMER_FIELDS
 from engine.messages.templates import LastEvents
+from engine.rules.conditions import matched_names
 from engine.store.tables import customers, events
 
 _CHUNK = 500
@@ -71,16 +74,58 @@ def load_last_events(conn: Connection, ids: Sequence[str], at: datetime) -> dict
     return result
 
 
+class MatchedEvents(dict[str, Any]):
+    """``matched.NAME``: the most recent event that satisfied that audience leaf; an error that
+    says so when a template reads one the customer does not have."""
+
+    def __missing__(self, key: str) -> jinja2.Undefined:
+        return jinja2.Undefined(hint=f"this customer has no event matching the audience leaf {key!r}")
+
+
+def load_matched(conn: Connection, ids: Sequence[str], leaves: dict[str, Any], ctx: EvalContext) -> dict[str, Any]:
+    """For each customer and named leaf, its most recent event within the leaf's type, window and
+    `where` (one query per leaf and chunk)."""
+    result: dict[str, MatchedEvents] = {cid: MatchedEvents() for cid in ids}
+    for name, leaf in leaves.items():
+        for start in range(0, len(ids), _CHUNK):
+            chunk = list(ids[start : start + _CHUNK])
+            ranked = (
+                sa.select(
+                    events.c.customer_id,
+                    events.c.type,
+                    events.c.occurred_at,
+                    events.c.properties,
+                    sa.func.row_number()
+                    .over(partition_by=events.c.customer_id, order_by=(events.c.occurred_at.desc(), events.c.pk.desc()))
+                    .label("rank"),
+                )
+                .where(events.c.customer_id.in_(chunk), *event_filters(leaf, ctx))
+                .subquery()
+            )
+            for row in conn.execute(sa.select(ranked).where(ranked.c.rank == 1)):
+                result[row.customer_id][name] = {
+                    "type": row.type,
+                    "occurred_at": aware_or_none(row.occurred_at),
+                    "properties": dict(row.properties or {}),
+                }
+    return result
+
+
 def build_contexts(
     conn: Connection,
     ids: Sequence[str],
     at: datetime,
     campaign: Any,
     coupons: dict[str, dict[str, dict[str, Any]]] | None = None,
+    segments: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Render contexts for a batch of customers of one campaign."""
     people = load_customers(conn, ids)
     last = load_last_events(conn, ids, at)
+    leaves, _ = matched_names(campaign.audience, segments)
+    # Event filters do not depend on a time zone (only birthdays do): UTC is exact here.
+    ctx = EvalContext(at=at, timezone="UTC", dialect=conn.dialect.name, segments=segments)
+    matched = load_matched(conn, ids, leaves, ctx) if leaves else {cid: MatchedEvents() for cid in ids}
     campaign_info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
     return {
         cid: {
@@ -89,6 +134,7 @@ def build_contexts(
             "coupons": (coupons or {}).get(cid, {}),
             "at": at,
             "last": last[cid],
+            "matched": matched[cid],
         }
         for cid in ids
         if cid in people

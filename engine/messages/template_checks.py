@@ -14,7 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from engine.core.errors import Problem
 from engine.core.fields import CUSTOMER_FIELDS
 
-CONTEXT_NAMES = frozenset({"customer", "campaign", "coupons", "at", "last", "unsubscribe_url"})
+CONTEXT_NAMES = frozenset({"customer", "campaign", "coupons", "at", "last", "matched", "unsubscribe_url"})
 CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"attributes"}
 CAMPAIGN_KEYS = frozenset({"name", "description", "priority"})
 
@@ -53,10 +53,31 @@ def _names_used(tree: nodes.Template) -> Iterable[tuple[str, str | None, int]]:
             yield name.name, attr_of.get(id(name)), name.lineno
 
 
-def check_names(tree: nodes.Template, source: TemplateSource, coupon_names: Iterable[str]) -> list[Problem]:
+@dataclass(frozen=True)
+class Names:
+    """What one campaign's templates may read beyond the fixed context."""
+
+    coupons: frozenset[str] = frozenset()
+    matched: frozenset[str] = frozenset()
+    ambiguous: frozenset[str] = frozenset()  # two audience leaves of one type, no `as`
+
+
+def _matched_problem(attr: str, names: Names) -> str | None:
+    if attr in names.ambiguous:
+        return (
+            f"'matched.{attr}' is ambiguous: two event leaves of type {attr!r} in the audience; "
+            f"give each an `as: NAME` and read matched.NAME"
+        )
+    if attr not in names.matched:
+        have = ", ".join(sorted(names.matched)) or "none (the audience has no event leaf outside a `not`)"
+        return f"undefined template variable 'matched.{attr}': this campaign's matched events are {have}"
+    return None
+
+
+def check_names(tree: nodes.Template, source: TemplateSource, names: Names) -> list[Problem]:
     """Report names a template reads that the render context will never have."""
     problems = []
-    coupons = set(coupon_names)
+    coupons = names.coupons
     for name, attr, line in _names_used(tree):
         where = (source.path, source.line_offset + line if source.line_offset else line, source.col)
         message = None
@@ -67,6 +88,8 @@ def check_names(tree: nodes.Template, source: TemplateSource, coupon_names: Iter
         elif name == "coupons" and attr is not None and attr not in coupons:
             have = ", ".join(sorted(coupons)) or "none"
             message = f"undefined template variable 'coupons.{attr}': this campaign's coupons are {have}"
+        elif name == "matched" and attr is not None:
+            message = _matched_problem(attr, names)
         elif name == "campaign" and attr is not None and attr not in CAMPAIGN_KEYS:
             message = f"undefined template variable 'campaign.{attr}': available are {', '.join(sorted(CAMPAIGN_KEYS))}"
         if message:
@@ -74,9 +97,7 @@ def check_names(tree: nodes.Template, source: TemplateSource, coupon_names: Iter
     return problems
 
 
-def check_template_file(
-    env: SandboxedEnvironment, name: str, templates_dir: Path, coupon_names: Iterable[str]
-) -> list[Problem]:
+def check_template_file(env: SandboxedEnvironment, name: str, templates_dir: Path, names: Names) -> list[Problem]:
     """Parse a template file and check the names it uses; problems carry the template's path."""
     file = templates_dir / name
     shown = str(file)
@@ -89,16 +110,14 @@ def check_template_file(
         return [Problem(shown, exc.lineno, None, f"template syntax error: {exc.message}")]
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(shown, None, None, f"cannot read template: {exc}")]
-    return check_names(tree, TemplateSource(shown), coupon_names)
+    return check_names(tree, TemplateSource(shown), names)
 
 
-def check_inline(
-    env: SandboxedEnvironment, text: str, source: TemplateSource, coupon_names: Iterable[str]
-) -> list[Problem]:
+def check_inline(env: SandboxedEnvironment, text: str, source: TemplateSource, names: Names) -> list[Problem]:
     """Check an inline template (a subject, a task title) written in a rule file."""
     try:
         tree = env.parse(text)
     except jinja2.TemplateSyntaxError as exc:
         return [Problem(source.path, source.line_offset, source.col, f"template syntax error: {exc.message}")]
     lined = TemplateSource(source.path, source.line_offset - 1 if source.line_offset else 0, source.col)
-    return check_names(tree, lined, coupon_names)
+    return check_names(tree, lined, names)

@@ -33,7 +33,7 @@ def render_samples(
     """Render the email and task texts of a campaign for some customers."""
     env = workspace.environment()
     preview = preview_coupons(campaign, at)
-    contexts = build_contexts(conn, ids, at, campaign, {cid: preview for cid in ids})
+    contexts = build_contexts(conn, ids, at, campaign, {cid: preview for cid in ids}, segments=workspace.segments)
     samples = []
     for cid in ids:
         sample = Sample(cid)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar
@@ -132,6 +132,16 @@ class EventCondition(StrictModel):
     not_followed_by: str | None = Field(
         None, description="the most recent matching event has no later event of this type"
     )
+    as_: str | None = Field(
+        None,
+        alias="as",
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="the name under which the matched event reaches templates: matched.NAME",
+    )
+
+    @property
+    def matched_name(self) -> str:
+        return self.as_ or self.event
 
     @model_validator(mode="after")
     def _one_window_one_aggregate(self) -> EventCondition:
@@ -230,3 +240,32 @@ def walk(condition: Any, loc: tuple[str | int, ...] = ()) -> Iterator[tuple[Any,
     yield condition, loc
     for step, child in children(condition):
         yield from walk(child, loc + step)
+
+
+def matched_leaves(condition: Any, segments: Mapping[str, Any] | None = None) -> list[Any]:
+    """Event leaves whose matched event a template may read as `matched.NAME`: every one not
+    under a `not` (a negated leaf matched nothing), segments included."""
+    found: list[Any] = []
+    stack = [condition]
+    while stack:
+        node = stack.pop()
+        if node.kind is ConditionKind.NOT:
+            continue
+        if node.kind is ConditionKind.EVENT:
+            found.append(node)
+        elif node.kind is ConditionKind.SEGMENT and segments and node.segment in segments:
+            stack.append(segments[node.segment])
+        stack.extend(child for _, child in reversed(children(node)))
+    return found
+
+
+def matched_names(condition: Any, segments: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], set[str]]:
+    """NAME → leaf for `matched.NAME`, and the names two leaves share (ambiguous without `as`)."""
+    leaves: dict[str, Any] = {}
+    ambiguous: set[str] = set()
+    for leaf in matched_leaves(condition, segments):
+        name = leaf.matched_name
+        if name in leaves and leaves[name] is not leaf:
+            ambiguous.add(name)
+        leaves.setdefault(name, leaf)
+    return leaves, ambiguous

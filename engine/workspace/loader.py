@@ -10,10 +10,10 @@ from typing import Any
 from engine.audience.compiler import ConditionError, EvalContext, compile_condition
 from engine.core.errors import Problem, UserInputError
 from engine.core.fields import check_attribute_name
-from engine.messages.template_checks import TemplateSource, check_inline, check_template_file
+from engine.messages.template_checks import Names, TemplateSource, check_inline, check_template_file
 from engine.messages.templates import make_environment
 from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsFile, TaskAction, action_when
-from engine.rules.conditions import ConditionKind, walk
+from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.rules.config import Config, load_config
 from engine.rules.problems import validate
 from engine.rules.yamlsource import Located, read_yaml
@@ -151,19 +151,22 @@ def load_segments(rules_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
     return segments, problems
 
 
-def _template_problems(campaign: Campaign, located: Located, templates_dir: Path) -> list[Problem]:
+def _template_problems(
+    campaign: Campaign, located: Located, templates_dir: Path, segments: dict[str, Any]
+) -> list[Problem]:
     env = make_environment(templates_dir)
-    coupons = campaign.coupon_names
+    leaves, ambiguous = matched_names(campaign.audience, segments)
+    names = Names(frozenset(campaign.coupon_names), frozenset(leaves), frozenset(ambiguous))
     problems: list[Problem] = []
 
     def inline(text: str, loc: tuple) -> None:
         line, col = located.position(loc)
-        problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), coupons))
+        problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), names))
 
     for i, action in enumerate(campaign.actions):
         if isinstance(action, EmailAction):
             name = action.email.template
-            file_problems = check_template_file(env, name, templates_dir, coupons)
+            file_problems = check_template_file(env, name, templates_dir, names)
             if file_problems and file_problems[0].message == "template not found":
                 line, col = located.position(("actions", i, "email", "template"))
                 file_problems = [Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}")]
@@ -203,7 +206,7 @@ def load_campaign_file(
             )
             loc = ("actions", i, "when") if action.when is not None else ("actions", i, key, "when")
             problems += _condition_problems(when, loc, located, segments)
-    problems += _template_problems(campaign, located, templates_dir)
+    problems += _template_problems(campaign, located, templates_dir, segments)
     return LoadedCampaign(campaign, str(file), located), problems
 
 

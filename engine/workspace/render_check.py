@@ -21,10 +21,10 @@ from engine.core.errors import Problem, RenderError
 from engine.core.fields import CUSTOMER_FIELDS
 from engine.core.status import Outcome
 from engine.messages.actions import preview_coupons, render_actions
-from engine.messages.context import build_contexts
+from engine.messages.context import MatchedEvents, build_contexts
 from engine.messages.templates import LastEvents
 from engine.rules.campaign import Campaign
-from engine.rules.conditions import ConditionKind, walk
+from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.store.tables import events
 from engine.workspace.loader import LoadedCampaign, Workspace
 
@@ -93,7 +93,10 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         chosen = next((c.customer_id for c in planner.classify(campaign) if c.outcome == Outcome.TARGETED), None)
         if chosen is not None:
-            return f"customer {chosen}", build_contexts(conn, [chosen], at, campaign, {chosen: coupons})[chosen]
+            return f"customer {chosen}", build_contexts(
+                conn, [chosen], at, campaign, {chosen: coupons}, segments=workspace.segments
+            )[chosen]
+    leaves, _ = matched_names(campaign.audience, workspace.segments)
     info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
     context = {
         "customer": _synthetic_customer(),
@@ -101,6 +104,12 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
         "coupons": coupons,
         "at": at,
         "last": SyntheticLast(_known_types(conn, campaign, workspace.segments), at),
+        "matched": MatchedEvents(
+            {
+                name: {"type": leaf.event, "occurred_at": at, "properties": SampleProperties()}
+                for name, leaf in leaves.items()
+            }
+        ),
     }
     return "a sample customer", context
 
