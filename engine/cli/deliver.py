@@ -7,11 +7,9 @@ import sys
 from datetime import datetime, timezone
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.cli.render import make_console
+from engine.cli.render import delivery_table, make_console
 from engine.core.errors import RuntimeFailure
 
 
@@ -28,29 +26,6 @@ def _runner(env: Env, workspace, store, **kwargs):
         batch_size=workspace.config.delivery.batch_size,
         **kwargs,
     )
-
-
-def print_reports(reports, console: Console) -> None:
-    table = Table(title="Delivery", title_justify="left")
-    table.add_column("campaign", no_wrap=True)
-    table.add_column("occurrence (UTC)", no_wrap=True)
-    for name in ("matched", "held out", "sent", "failed", "unknown", "waiting"):
-        table.add_column(name, justify="right")
-    for r in reports:
-        table.add_row(
-            r.campaign,
-            r.occurrence.strftime("%Y-%m-%d %H:%M"),
-            str(r.matched),
-            str(r.held_out),
-            str(r.counts.get("sent", 0)),
-            str(r.counts.get("failed", 0)),
-            str(r.counts.get("unknown", 0)),
-            str(r.waiting),
-        )
-    console.print(table)
-    for r in reports:
-        if r.note:
-            console.print(f"{r.campaign}: {r.note}", highlight=False)
 
 
 @click.command(name="run")
@@ -79,7 +54,7 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
             sys.stdout,
         )
     else:
-        print_reports(summary.reports, make_console())
+        delivery_table(summary.reports, make_console(), workspace.config.timezone)
     for failure in summary.failures:
         click.echo(f"error: {failure}", err=True)
     if summary.failures:

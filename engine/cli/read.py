@@ -41,7 +41,7 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
     if fmt == "json":
         write_json(result.as_json(), sys.stdout)
     else:
-        dry_run_table(result, make_console())
+        dry_run_table(result, make_console(), zone=workspace.config.timezone)
     failures = result.render_failures()
     for name, failed in failures.items():
         click.echo(f"error: {name}: {failed} of {len(result.samples[name])} sample messages failed to render", err=True)
@@ -60,7 +60,8 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     """Each condition of a campaign's audience with this customer's value and pass/fail."""
     from engine.audience.explain import explain
     from engine.audience.planner import Planner
-    from engine.cli.render import explain_tree, write_json
+    from engine.audience.reasons import reason
+    from engine.cli.render import explain_tree, local_time, write_json
 
     workspace = env.workspace()
     if campaign_name not in workspace.campaigns:
@@ -73,6 +74,7 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         tree = explain(conn, campaign, planner.context(), customer_id)
         outcome = next((row.outcome for row in planner.classify(campaign, only=customer_id)), "not_in_audience")
+        why = reason(conn, campaign, workspace.config, customer_id, outcome, at)
         conn.rollback()
     if fmt == "json":
         write_json(
@@ -81,14 +83,15 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
                 "campaign": campaign_name,
                 "at": at.isoformat(),
                 "outcome": outcome,
+                "reason": why,
                 "audience": tree.as_json(),
             },
             sys.stdout,
         )
         return
     console = make_console()
-    explain_tree(tree, console, f"{customer_id} in {campaign_name} at {at.isoformat()}")
-    console.print(f"outcome: [bold]{outcome}[/]", highlight=False)
+    explain_tree(tree, console, f"{customer_id} in {campaign_name} at {local_time(at, workspace.config.timezone)}")
+    console.print(f"outcome: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
 
 
 @click.command(name="preview")

@@ -5,21 +5,28 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
 from engine.audience.explain import Node
+from engine.core.clock import aware_utc
 from engine.core.status import Exclusion
 from engine.reports.dryrun import DryRun
 
 
 def make_console() -> Console:
-    """A terminal keeps its width; a pipe or a file gets 120 columns rather than rich's 80."""
+    """A terminal keeps its width (COLUMNS wins); a pipe or a file gets 120 columns, not rich's 80."""
+    import os
     import sys
 
+    if os.environ.get("COLUMNS", "").isdigit():
+        return Console(width=int(os.environ["COLUMNS"]))
     return Console() if sys.stdout.isatty() else Console(width=120)
 
 
@@ -34,12 +41,27 @@ def write_json(data: Any, out: IO[str]) -> None:
     out.write("\n")
 
 
-def dry_run_table(result: DryRun, console: Console, show_ids: int = 10) -> None:
-    table = Table(title=f"Dry run at {result.as_json()['at']}", title_justify="left")
-    table.add_column("campaign", no_wrap=True)
+EXCLUSION_HEADERS = {
+    Exclusion.NO_CONSENT: "no\nconsent",
+    Exclusion.COOLDOWN: "cool-\ndown",
+    Exclusion.HOLDOUT: "hold-\nout",
+    Exclusion.FREQUENCY_CAP: "freq.\ncap",
+}
+
+
+def local_time(moment: datetime, zone: str) -> str:
+    """An instant as people read it: the config's zone, to the second (JSON keeps ISO 8601 UTC)."""
+    return aware_utc(moment).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: str = "UTC") -> None:
+    # Fits 80 columns: no vertical rules, two-line headers, campaign names never cut.
+    table = Table(title=f"Dry run at {local_time(result.at, zone)}", title_justify="left", box=box.SIMPLE_HEAD)
+    longest = max((len(p.campaign) for p in result.plans), default=8)
+    table.add_column("campaign", min_width=min(longest, 40), overflow="fold")
     table.add_column("matched", justify="right")
     for name in Exclusion:
-        table.add_column(name.replace("_", " "), justify="right")
+        table.add_column(EXCLUSION_HEADERS[name], justify="right")
     table.add_column("targeted", justify="right", style="bold green")
     for plan in result.plans:
         table.add_row(
@@ -132,3 +154,27 @@ def report_tables(
         )
     console.print(results)
     console.print("* the 95% interval excludes zero", style="dim")
+
+
+def delivery_table(reports: list[Any], console: Console, zone: str) -> None:
+    """`nudge run`: what each occurrence did."""
+    table = Table(title="Delivery", title_justify="left")
+    table.add_column("campaign", no_wrap=True)
+    table.add_column("occurrence", no_wrap=True)
+    for name in ("matched", "held out", "sent", "failed", "unknown", "waiting"):
+        table.add_column(name, justify="right")
+    for r in reports:
+        table.add_row(
+            r.campaign,
+            local_time(r.occurrence, zone),
+            str(r.matched),
+            str(r.held_out),
+            str(r.counts.get("sent", 0)),
+            str(r.counts.get("failed", 0)),
+            str(r.counts.get("unknown", 0)),
+            str(r.waiting),
+        )
+    console.print(table)
+    for r in reports:
+        if r.note:
+            console.print(f"{r.campaign}: {r.note}", highlight=False)

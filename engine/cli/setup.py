@@ -101,4 +101,4 @@ def demo(env: Env, size: int, at_text: str | None) -> None:
     click.echo(f"demo store: {people} customers, {history} events ({store.url})")
     with store.engine.connect() as conn:
         result = dry_run(conn, workspace, workspace.select(), at, render=1)
-    dry_run_table(result, make_console(), show_ids=5)
+    dry_run_table(result, make_console(), show_ids=5, zone=workspace.config.timezone)
