@@ -17,7 +17,7 @@ from engine.rules.config import resolve_store_url
 from engine.workspace.loader import Workspace, load_workspace
 
 
-def _shown(path: str) -> str:
+def shown(path: str) -> str:
     """A path under the current folder is shown relative to it, as the user would type it."""
     try:
         relative = os.path.relpath(path)
@@ -29,7 +29,7 @@ def _shown(path: str) -> str:
 def _fail(exc: NudgeError) -> None:
     if isinstance(exc, UserInputError):
         for item in exc.problems:
-            click.echo(str(Problem(_shown(item.path), item.line, item.col, item.message)), err=True)
+            click.echo(str(Problem(shown(item.path), item.line, item.col, item.message, item.severity)), err=True)
     else:
         click.echo(f"error: {exc}", err=True)
     sys.exit(exc.exit_code)

@@ -39,6 +39,7 @@ for command in (
     read.dry_run_command,
     read.explain_command,
     read.preview_command,
+    read.catalog_command,
     deliver.run_command,
     deliver.daemon_command,
     admin.coupons,

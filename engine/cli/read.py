@@ -122,3 +122,22 @@ def preview_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, s
         click.echo(f"error: {name}: {failed} of {len(result.samples[name])} sample messages failed to render", err=True)
     if failures:
         sys.exit(1)
+
+
+@click.command(name="catalog")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def catalog_command(env: Env, fmt: str) -> None:
+    """What the store holds: event types, their properties and values, customer fields and attributes."""
+    from engine.audience.catalog import build_catalog
+    from engine.cli.render import catalog_tables, write_json
+
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        catalog = build_catalog(conn)
+        conn.rollback()
+    if fmt == "json":
+        write_json(catalog.as_json(), sys.stdout)
+    else:
+        catalog_tables(catalog.as_json(), make_console(), workspace.config.timezone)

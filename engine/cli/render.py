@@ -178,3 +178,39 @@ def delivery_table(reports: list[Any], console: Console, zone: str) -> None:
     for r in reports:
         if r.note:
             console.print(f"{r.campaign}: {r.note}", highlight=False)
+
+
+def _top(values: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{v['value']} ({v['count']})" for v in values)
+
+
+def catalog_tables(data: dict[str, Any], console: Console, zone: str) -> None:
+    """`nudge catalog`: event types, then each type's properties, then customer fields."""
+    kinds = Table(title=f"Event types ({data['customers']:,} customers)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name, justify in (("type", "left"), ("events", "right"), ("first", "left"), ("last", "left")):
+        kinds.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for kind in data["event_types"]:
+        first = local_time(datetime.fromisoformat(kind["first"]), zone) if kind["first"] else "–"
+        last = local_time(datetime.fromisoformat(kind["last"]), zone) if kind["last"] else "–"
+        kinds.add_row(kind["type"], f"{kind['count']:,}", first, last)
+    console.print(kinds)
+    props = Table(title="Event properties (recent events)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("type.property", "types", "filled", "most frequent"):
+        props.add_column(name, overflow="fold")
+    for kind in data["event_types"]:
+        for key, stats in kind["properties"].items():
+            props.add_row(
+                f"{kind['type']}.{key}",
+                ", ".join(stats["types"]),
+                f"{stats['fill_rate']:.0%}",
+                _top(stats["top_values"]),
+            )
+    console.print(props)
+    people = Table(title="Customer fields and attributes", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("field", "filled", "most frequent"):
+        people.add_column(name, overflow="fold")
+    for key, stats in data["customer_fields"].items():
+        people.add_row(key, f"{stats['fill_rate']:.0%}", _top(stats["top_values"]))
+    for key, stats in data["attributes"].items():
+        people.add_row(f"attributes.{key}", f"{stats['fill_rate']:.0%}", _top(stats["top_values"]))
+    console.print(people)

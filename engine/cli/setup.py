@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
-from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.cli.common import Env, handles_errors, parse_at, pass_env, shown
+from engine.core.errors import Problem
 
 
 @click.command()
@@ -24,9 +26,10 @@ def init(directory: Path) -> None:
 
 
 @click.command()
+@click.option("--strict", is_flag=True, help="Warnings (names and values the store has never seen) fail too.")
 @pass_env
 @handles_errors
-def validate(env: Env) -> None:
+def validate(env: Env, strict: bool) -> None:
     """Check config, every rule and every template; print all problems (exit 2 if any)."""
     from engine.core.errors import RuntimeFailure
     from engine.workspace.validate import validate_workspace
@@ -37,11 +40,17 @@ def validate(env: Env) -> None:
         except RuntimeFailure:  # no store yet, or behind: render for a synthetic customer
             return None
 
-    workspace = validate_workspace(env.root, existing_store)
+    result = validate_workspace(env.root, existing_store)
+    for warning in result.warnings:
+        click.echo(str(Problem(shown(warning.path), warning.line, warning.col, warning.message, "warning")), err=True)
+    workspace = result.workspace
     click.echo(
         f"ok: {len(workspace.campaigns)} campaigns, {len(workspace.segments)} segments, "
         f"templates in {workspace.templates_dir}, each rendered once"
+        + (f"; {len(result.warnings)} warning{'s' if len(result.warnings) > 1 else ''}" if result.warnings else "")
     )
+    if strict and result.warnings:
+        sys.exit(2)
 
 
 @click.command(name="schema")

@@ -14,6 +14,7 @@ class Problem:
     line: int | None
     col: int | None
     message: str
+    severity: str = "error"  # or "warning": reported, exit 0 (unless validate --strict)
 
     def __str__(self) -> str:
         where = self.path
@@ -21,7 +22,7 @@ class Problem:
             where += f":{self.line}"
             if self.col is not None:
                 where += f":{self.col}"
-        return f"{where}: error: {self.message}"
+        return f"{where}: {self.severity}: {self.message}"
 
 
 class NudgeError(Exception):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import sqlalchemy as sa
 
+from engine.audience.catalog import build_catalog
 from engine.core.errors import Problem, UserInputError
 from engine.messages.templates import make_environment
 from engine.store import Store
+from engine.store.tables import customer_metrics
 from engine.workspace.loader import Workspace, load_workspace
 from engine.workspace.render_check import render_problems
+from engine.workspace.store_checks import store_warnings
 
 
 def _template_syntax(templates_dir: Path) -> list[Problem]:
@@ -32,11 +37,29 @@ def _template_syntax(templates_dir: Path) -> list[Problem]:
     return problems
 
 
-def validate_workspace(root: Path, open_store: Callable[[Workspace], Store | None] | None = None) -> Workspace:
-    """Load and check a whole workspace; raise UserInputError listing every problem found.
+@dataclass
+class Validation:
+    workspace: Workspace
+    warnings: list[Problem] = field(default_factory=list)
+
+
+def _against_store(workspace: Workspace, store: Store | None) -> tuple[list[Problem], list[Problem]]:
+    """(errors, warnings): one render per campaign, and the rules compared with the store's catalog."""
+    if store is None:
+        return render_problems(workspace, None), []
+    with store.engine.connect() as conn:
+        errors = render_problems(workspace, conn)
+        filled = conn.execute(sa.select(sa.func.count()).select_from(customer_metrics)).scalar_one() > 0
+        warnings = store_warnings(workspace, build_catalog(conn), filled)
+        conn.rollback()
+    return errors, warnings
+
+
+def validate_workspace(root: Path, open_store: Callable[[Workspace], Store | None] | None = None) -> Validation:
+    """Load and check a whole workspace; raise UserInputError listing every error found.
 
     With `open_store`, each campaign is also rendered once for a sample customer (from the store
-    when it has one)."""
+    when it has one), and the rules are compared with what the store holds (warnings)."""
     problems: list[Problem] = []
     workspace = None
     try:
@@ -44,15 +67,11 @@ def validate_workspace(root: Path, open_store: Callable[[Workspace], Store | Non
     except UserInputError as exc:
         problems += exc.problems
     problems += [p for p in _template_syntax(root / "templates") if p not in problems]
+    warnings: list[Problem] = []
     if workspace is not None and not problems and open_store is not None:
-        store = open_store(workspace)
-        if store is None:
-            problems += render_problems(workspace, None)
-        else:
-            with store.engine.connect() as conn:
-                problems += render_problems(workspace, conn)
-                conn.rollback()
+        errors, warnings = _against_store(workspace, open_store(workspace))
+        problems += errors
     if problems:
-        raise UserInputError(problems)
+        raise UserInputError(problems + warnings)
     assert workspace is not None
-    return workspace
+    return Validation(workspace, warnings)

@@ -96,7 +96,7 @@ def test_the_daemon_runs_due_campaigns_highest_priority_first(store, tmp_path):
     assert rows_per_customer(store, "aardvark") == {}  # alphabetical order would have let it win
 
 
-def test_last_event_in_a_template_never_comes_from_after_the_run_instant(store):
+def test_last_event_in_a_template_never_comes_from_after_the_run_instant(store, tmp_path):
     seed(store, customers=[{"id": "c1"}])
     seed(
         store,
@@ -116,11 +116,9 @@ def test_last_event_in_a_template_never_comes_from_after_the_run_instant(store):
         ],
     )
 
-    class Shape:
-        campaign, description, priority = "promo", "", 50
-
+    campaign = write_workspace(tmp_path, [email_campaign()]).campaigns["promo"].campaign
     with store.engine.connect() as conn:
-        context = build_contexts(conn, ["c1"], AT, Shape())["c1"]
+        context = build_contexts(conn, ["c1"], AT, campaign)["c1"]
     assert context["last"]["product_view"]["properties"]["product_name"] == "Boots"
 
 
