@@ -40,6 +40,16 @@ METRICS: dict[str, str] = {
     "clv.predicted_purchases_12m": NUMERIC,
     "clv.predicted_12m": NUMERIC,
 }
+# Metrics whose values are a closed set: a value outside it can never match, so it is an error.
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "rfm.segment": (
+        "champions", "potential_loyalists", "new_customers", "loyal", "need_attention", "cant_lose", "at_risk",
+        "hibernating", "lost",
+    ),
+    "value_tier": ("A", "B", "C"),
+    "lifecycle": ("prospect", "new", "repeat", "loyal", "at_risk", "lapsed"),
+}
+ORDERING = ("gt", "gte", "lt", "lte", "between")
 STORED = ("clv.p_alive", "clv.predicted_purchases_12m", "clv.predicted_12m")
 ENGAGEMENT = ("email_open", "email_click", "product_view")
 

@@ -49,6 +49,17 @@ class Ops(StrictModel):
     older_than: Duration | None = Field(None, description="timestamp at or before `at` minus this duration")
     newer_than: Duration | None = Field(None, description="timestamp after `at` minus this duration")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_value_where_one_is_expected(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name in ("eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with"):
+                if isinstance(data.get(name), (list, dict)):
+                    kind = "a list" if isinstance(data[name], list) else "a mapping"
+                    hint = " (to match any of several values use in: [...])" if name in ("eq", "ne") else ""
+                    raise ValueError(f"{name} takes one value, got {kind}{hint}")
+        return data
+
     @model_validator(mode="after")
     def _exactly_one(self) -> Ops:
         given = [name for name in self.operator_fields() if getattr(self, name) is not None]

@@ -186,6 +186,20 @@ def _template_problems(
     return problems
 
 
+def _raw_template_problems(raw: dict[str, Any], located: Located, templates_dir: Path) -> list[Problem]:
+    """Missing template files, read from the raw YAML of a file that did not validate."""
+    problems = []
+    actions = raw.get("actions")
+    for i, action in enumerate(actions if isinstance(actions, list) else []):
+        email = action.get("email") if isinstance(action, dict) else None
+        name = email.get("template") if isinstance(email, dict) else None
+        inside = isinstance(name, str) and name and not name.startswith("/") and ".." not in name
+        if inside and not (templates_dir / str(name)).is_file():
+            line, col = located.position(("actions", i, "email", "template"))
+            problems.append(Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}"))
+    return problems
+
+
 def load_campaign_file(
     file: Path, segments: dict[str, Any], templates_dir: Path
 ) -> tuple[LoadedCampaign | None, list[Problem]]:
@@ -196,7 +210,9 @@ def load_campaign_file(
             return None, [Problem(str(file), 1, 1, "a rule file must be a mapping starting with `campaign:`")]
         campaign = validate(Campaign, located)
     except UserInputError as exc:
-        return None, exc.problems
+        # The shape is wrong somewhere; what can still be checked on the raw file is reported too.
+        raw = located.data if "located" in locals() and isinstance(located.data, dict) else {}
+        return None, exc.problems + _raw_template_problems(raw, located, templates_dir) if raw else exc.problems
     problems = _condition_problems(campaign.audience, ("audience",), located, segments)
     for i, action in enumerate(campaign.actions):
         when = action_when(action)
