@@ -339,8 +339,7 @@ def _check_label(cond: MetricCondition, loc: tuple) -> None:
         allowed = VOCABULARIES.get(cond.metric)
         hint = f"in: [{', '.join(allowed)}]" if allowed else "eq or in"
         raise ConditionError(
-            f"{name} orders numbers, and {cond.metric} is a category (it would compare alphabetically): "
-            f"use {hint}",
+            f"{name} orders numbers, and {cond.metric} is a category (it would compare alphabetically): use {hint}",
             loc + (name,),
         )
     vocabulary = VOCABULARIES.get(cond.metric)

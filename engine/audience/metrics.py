@@ -43,8 +43,15 @@ METRICS: dict[str, str] = {
 # Metrics whose values are a closed set: a value outside it can never match, so it is an error.
 VOCABULARIES: dict[str, tuple[str, ...]] = {
     "rfm.segment": (
-        "champions", "potential_loyalists", "new_customers", "loyal", "need_attention", "cant_lose", "at_risk",
-        "hibernating", "lost",
+        "champions",
+        "potential_loyalists",
+        "new_customers",
+        "loyal",
+        "need_attention",
+        "cant_lose",
+        "at_risk",
+        "hibernating",
+        "lost",
     ),
     "value_tier": ("A", "B", "C"),
     "lifecycle": ("prospect", "new", "repeat", "loyal", "at_risk", "lapsed"),

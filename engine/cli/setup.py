@@ -54,11 +54,12 @@ def validate(env: Env, strict: bool) -> None:
 
 
 @click.command(name="schema")
-def schema_command() -> None:
+@click.option("--segments", is_flag=True, help="The schema of rules/segments.yaml instead of a campaign file.")
+def schema_command(segments: bool) -> None:
     """Print the JSON Schema of a rule file (for editor autocompletion)."""
     from engine.rules.campaign import rule_schema
 
-    click.echo(json.dumps(rule_schema(), indent=2))
+    click.echo(json.dumps(rule_schema(segments=segments), indent=2))
 
 
 @click.command()

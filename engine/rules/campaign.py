@@ -191,9 +191,9 @@ class SegmentsFile(StrictModel):
     segments: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")], Condition]
 
 
-def rule_schema() -> dict[str, Any]:
-    """JSON Schema of a rule file, for editor autocompletion."""
-    schema = Campaign.model_json_schema(by_alias=True)
+def rule_schema(segments: bool = False) -> dict[str, Any]:
+    """JSON Schema of a rule file (or of rules/segments.yaml), for editor autocompletion."""
+    schema = (SegmentsFile if segments else Campaign).model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "nudge campaign"
+    schema["title"] = "nudge segments" if segments else "nudge campaign"
     return schema

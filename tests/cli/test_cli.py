@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from engine.cli.main import main
+from tests.support.store import ROOT
 
 AT = "2026-06-01T09:00:00+00:00"
 
@@ -209,3 +210,20 @@ def test_errors_never_print_a_traceback(workspace_dir):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.startswith(f"{workspace_dir / 'rules' / 'oops.yaml'}:2:1: error: invalid YAML")
+
+
+def test_the_standard_files_validate_against_the_schemas_an_editor_uses():
+    import jsonschema
+    import yaml
+
+    rules = json.loads(CliRunner().invoke(main, ["schema"]).stdout)
+    segments = json.loads(CliRunner().invoke(main, ["schema", "--segments"]).stdout)
+    assert segments["title"] == "nudge segments"
+    for file in sorted((ROOT / "rules").glob("*.yaml")):
+        data = yaml.safe_load(file.read_text())
+        if file.name == "segments.yaml":
+            jsonschema.validate(data, segments)
+            with pytest.raises(jsonschema.ValidationError):  # which is why it gets a schema of its own
+                jsonschema.validate(data, rules)
+        else:
+            jsonschema.validate(data, rules)
