@@ -101,3 +101,30 @@ def daemon_command(env: Env, verbose: bool) -> None:
         runner.outputs.close()
         if lock is not None:
             lock.close()
+
+
+@click.command(name="send-test")
+@click.argument("campaign")
+@click.option("--to", "to", required=True, help="The only address the test goes to.")
+@click.option("--as", "as_customer", help="Render for this customer (default: the first one targeted now).")
+@pass_env
+@handles_errors
+def send_test_command(env: Env, campaign: str, to: str, as_customer: str | None) -> None:
+    """Send one campaign's email, rendered for one customer, to a test address through the real connector."""
+    from engine.delivery.outlets import build_outputs
+    from engine.delivery.send_test import send_test
+
+    workspace = env.workspace()
+    chosen = workspace.select([campaign])[0]
+    store = env.store(workspace, create=False, read_only=True)
+    outputs = build_outputs(workspace.config, workspace.root, os.environ)
+    try:
+        result = send_test(workspace, store, outputs, chosen, to, datetime.now(timezone.utc), as_customer)
+    finally:
+        outputs.close()
+    click.echo(
+        f"{result.status}: {result.subject!r} rendered for {result.customer}, sent to {result.to} "
+        f"through {workspace.config.email.connector}" + (f" ({result.reason})" if result.reason else "")
+    )
+    if result.status != "sent":
+        sys.exit(1)

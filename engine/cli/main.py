@@ -42,6 +42,7 @@ for command in (
     read.catalog_command,
     deliver.run_command,
     deliver.daemon_command,
+    deliver.send_test_command,
     admin.coupons,
     admin.tasks_group,
     admin.report_command,
