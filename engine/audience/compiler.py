@@ -330,31 +330,9 @@ def _birthday(cond: BirthdayCondition, ctx: EvalContext) -> ColumnElement:
     return sa.or_(*branches) if branches else sa.false()
 
 
-def _check_label(cond: MetricCondition, loc: tuple) -> None:
-    """Categorical metrics: no ordering (it would compare alphabetically), values from their set."""
-    from engine.audience.metrics import LABEL, ORDERING, VOCABULARIES, metric_kind
-
-    name, value = cond.operator
-    if metric_kind(cond.metric) == LABEL and name in ORDERING:
-        allowed = VOCABULARIES.get(cond.metric)
-        hint = f"in: [{', '.join(allowed)}]" if allowed else "eq or in"
-        raise ConditionError(
-            f"{name} orders numbers, and {cond.metric} is a category (it would compare alphabetically): use {hint}",
-            loc + (name,),
-        )
-    vocabulary = VOCABULARIES.get(cond.metric)
-    values = value if isinstance(value, list) else [value]
-    if vocabulary and name in ("eq", "ne", "in", "not_in"):
-        unknown = [v for v in values if v not in vocabulary]
-        if unknown:
-            raise ConditionError(
-                f"{cond.metric} has no value {unknown[0]!r}: its values are {', '.join(vocabulary)}", loc + (name,)
-            )
-
-
 def _metric(cond: MetricCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     from engine.audience.metrics import NUMERIC as METRIC_NUMERIC
-    from engine.audience.metrics import check_metric_name, metric_kind, metric_query
+    from engine.audience.metrics import check_metric_name, label_problem, metric_kind, metric_query
 
     reason = check_metric_name(cond.metric)
     if reason:
@@ -363,7 +341,9 @@ def _metric(cond: MetricCondition, ctx: EvalContext, loc: tuple) -> ColumnElemen
         raise ConditionError(
             f"{cond.operator[0]} applies to timestamps, not metric {cond.metric!r}", loc + (cond.operator[0],)
         )
-    _check_label(cond, loc)
+    problem = label_problem(cond)
+    if problem is not None:
+        raise ConditionError(problem[1], loc + (problem[0],))
     query = metric_query(cond.metric, ctx).subquery("metric")
     kind = NUMERIC if metric_kind(cond.metric) == METRIC_NUMERIC else STRING
     return customers.c.id.in_(sa.select(query.c.id).where(compare(query.c.value, cond, kind, ctx, loc)))

@@ -321,3 +321,22 @@ def customer_row(ctx, customer_id: str) -> sa.Select:
 
 
 __all__ = ["BUYER_FAMILY", "METRICS", "check_metric_name", "customer_row", "metric_kind", "metric_query"]
+
+
+def label_problem(cond: Any) -> tuple[str, str] | None:
+    """(operator, reason) when a condition on a categorical metric cannot mean what it says:
+    an ordering operator (it would compare alphabetically) or a value outside its closed set."""
+    name, value = cond.operator
+    if metric_kind(cond.metric) == LABEL and name in ORDERING:
+        allowed = VOCABULARIES.get(cond.metric)
+        hint = f"in: [{', '.join(allowed)}]" if allowed else "eq or in"
+        return name, (
+            f"{name} orders numbers, and {cond.metric} is a category (it would compare alphabetically): use {hint}"
+        )
+    vocabulary = VOCABULARIES.get(cond.metric)
+    values = value if isinstance(value, list) else [value]
+    if vocabulary and name in ("eq", "ne", "in", "not_in"):
+        unknown = [v for v in values if v not in vocabulary]
+        if unknown:
+            return name, f"{cond.metric} has no value {unknown[0]!r}: its values are {', '.join(vocabulary)}"
+    return None

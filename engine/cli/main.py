@@ -40,6 +40,7 @@ for command in (
     read.explain_command,
     read.preview_command,
     read.catalog_command,
+    read.diff_command,
     deliver.run_command,
     deliver.daemon_command,
     deliver.send_test_command,

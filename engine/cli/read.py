@@ -141,3 +141,26 @@ def catalog_command(env: Env, fmt: str) -> None:
         write_json(catalog.as_json(), sys.stdout)
     else:
         catalog_tables(catalog.as_json(), make_console(), workspace.config.timezone)
+
+
+@click.command(name="diff")
+@click.option("--base", "base_rev", default="HEAD", show_default=True, help="The git revision to compare with.")
+@click.option("--at", "at_text", help="Plan both versions at this ISO 8601 instant (default: now).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def diff_command(env: Env, base_rev: str, at_text: str | None, fmt: str) -> None:
+    """For each campaign changed since --base: the audience at both versions, who is added and removed."""
+    from engine.cli.render import diff_table, write_json
+    from engine.reports.diff import diff_campaigns
+
+    workspace = env.workspace()
+    at = parse_at(at_text, workspace.config.timezone)
+    store = env.store(workspace, create=False, read_only=True)
+    with store.engine.connect() as conn:
+        changes = diff_campaigns(conn, workspace, base_rev, at)
+        conn.rollback()
+    if fmt == "json":
+        write_json({"base": base_rev, "at": at.isoformat(), "campaigns": [c.as_json() for c in changes]}, sys.stdout)
+    else:
+        diff_table([c.as_json() for c in changes], base_rev, make_console())

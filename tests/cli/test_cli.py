@@ -64,6 +64,8 @@ def test_validate_reports_every_problem_with_file_line_and_column(workspace_dir)
         "the last value (25) is higher than the maximum value (23)",
         f"{rule}:6:15: error: invalid duration '90x': use a number and a unit m, h, d or w (e.g. 90d)",
         f"{rule}:7:7: error: unknown field 'colour'",
+        # the shape errors above do not hide a template that does not exist
+        f"{rule}:11:23: error: template 'nope.html.j2' not found in {workspace_dir / 'templates'}",
         f"{workspace_dir / 'templates' / 'bad.html.j2'}:2: error: template syntax error: "
         "Expected an expression, got 'end of statement block'",
     ]
