@@ -10,7 +10,8 @@ Time is measured in days; one purchase day counts once (several orders on a day 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -19,7 +20,7 @@ from scipy.special import betaln, gammaln, hyp2f1
 
 from engine.core.clock import naive_utc
 from engine.store.sqljson import NUMBER, json_value
-from engine.store.tables import customer_metrics, events
+from engine.store.tables import customer_metrics, events, model_fits
 
 HORIZON_DAYS = 365.0
 
@@ -84,27 +85,31 @@ class GammaGamma:
         return (self.p * (self.v + x * mean_value)) / (self.p * x + self.q - 1)
 
 
-def fit_gamma_gamma(x, mean_value) -> GammaGamma:
+def gamma_gamma_log_likelihood(params, x, m) -> float:
+    p, q, v = params
+    return float(
+        np.sum(
+            gammaln(p * x + q)
+            - gammaln(p * x)
+            - gammaln(q)
+            + q * np.log(v)
+            + (p * x - 1) * np.log(m)
+            + (p * x) * np.log(x)
+            - (p * x + q) * np.log(x * m + v)
+        )
+    )
+
+
+def _repeat_buyers(x, mean_value):
     x, m = np.asarray(x, dtype=float), np.asarray(mean_value, dtype=float)
     keep = (x > 0) & (m > 0)
-    x, m = x[keep], m[keep]
+    return x[keep], m[keep]
 
-    def negative(params):
-        p, q, v = np.exp(params)
-        return -float(
-            np.sum(
-                gammaln(p * x + q)
-                - gammaln(p * x)
-                - gammaln(q)
-                + q * np.log(v)
-                + (p * x - 1) * np.log(m)
-                + (p * x) * np.log(x)
-                - (p * x + q) * np.log(x * m + v)
-            )
-        )
 
+def fit_gamma_gamma(x, mean_value) -> GammaGamma:
+    x, m = _repeat_buyers(x, mean_value)
     result = minimize(
-        negative,
+        lambda params: -gamma_gamma_log_likelihood(np.exp(params), x, m),
         x0=np.log([2.0, 3.0, max(float(np.mean(m)), 1.0)]),
         method="L-BFGS-B",
         bounds=[(-10, 10), (np.log(1.0001), 10), (-10, 20)],
@@ -176,8 +181,37 @@ def refresh(store, at: datetime, revenue_property: str = "amount") -> dict:
         }
         for i, cid in enumerate(ids)
     ]
+    fits = _fit_rows(model, spend, x, t_x, age, mean_value, naive)
     with store.engine.begin() as conn:
         conn.execute(sa.delete(customer_metrics))
         for start in range(0, len(stored), 5000):
             conn.execute(sa.insert(customer_metrics), stored[start : start + 5000])
-    return {"customers": len(ids), "bgnbd": model.__dict__, "gamma_gamma": spend.__dict__}
+        conn.execute(sa.insert(model_fits), fits)
+    return {"customers": len(ids), "bgnbd": model.__dict__, "gamma_gamma": spend.__dict__, "fits": fits}
+
+
+def _fit_rows(model: BgNbd, spend: GammaGamma, x, t_x, age, mean_value, at) -> list[dict[str, Any]]:
+    """What an analyst needs to check a fit later: parameters, likelihood, data window, size."""
+    repeat_x, repeat_m = _repeat_buyers(x, mean_value)
+    first = at - timedelta(days=float(np.max(age))) if len(age) else None
+    common = {"fitted_at": at, "data_from": first, "data_until": at}
+    bgnbd_params = {k: float(v) for k, v in model.__dict__.items()}
+    spend_params = {k: float(v) for k, v in spend.__dict__.items()}
+    return [
+        {
+            **common,
+            "model": "bgnbd",
+            "customers": len(x),
+            "params": bgnbd_params,
+            "log_likelihood": bgnbd_log_likelihood(list(bgnbd_params.values()), x, t_x, age),
+        },
+        {
+            **common,
+            "model": "gamma_gamma",
+            "customers": len(repeat_x),
+            "params": spend_params,
+            "log_likelihood": gamma_gamma_log_likelihood(list(spend_params.values()), repeat_x, repeat_m)
+            if len(repeat_x)
+            else None,
+        },
+    ]

@@ -118,6 +118,8 @@ def _rfm(ctx, settings) -> sa.Subquery:
         sa.func.sum(p.c.total).over().label("revenue"),
         # Default frame (RANGE … CURRENT ROW) includes ties: equal spenders land in the same tier.
         sa.func.sum(p.c.total).over(order_by=p.c.total.desc()).label("cumulative"),
+        # The total of everyone tied with this customer: with it, "ranked before" excludes peers.
+        sa.func.sum(p.c.total).over(partition_by=p.c.total).label("peers"),
     ).subquery("rfm")
 
 
@@ -168,7 +170,7 @@ def buyer_family(ctx, settings) -> tuple[sa.Subquery, dict[str, ColumnElement]]:
     lifecycle = settings.lifecycle
     at = ctx.at_utc
     tiers = settings.value_tiers
-    share_before = (q.c.cumulative - q.c.total) / sa.func.nullif(q.c.revenue, 0)
+    share_before = (q.c.cumulative - q.c.peers) / sa.func.nullif(q.c.revenue, 0)
     recent_days = settings.churn.recent.total_seconds() / 86400
     base_days = (settings.churn.baseline - settings.churn.recent).total_seconds() / 86400
     ratio = (sa.cast(q.c.n_recent, sa.Float) * base_days) / (sa.cast(q.c.n_base, sa.Float) * recent_days)

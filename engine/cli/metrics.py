@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.cli.render import make_console, write_json
+from engine.cli.render import make_console, models_table, write_json
 from engine.core.errors import RuntimeFailure
 
 
@@ -66,15 +66,16 @@ def metrics_show(env: Env, customer_id: str, at_text: str | None, fmt: str) -> N
 @handles_errors
 def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
     """Customers per lifecycle stage, RFM segment and value tier."""
-    from engine.reports.metrics_summary import distribution
+    from engine.reports.metrics_summary import distribution, latest_fits
 
     workspace = env.workspace(need_rules=False)
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
         found = distribution(conn, _context(conn, workspace, at))
+        fits = latest_fits(conn)
     if fmt == "json":
-        write_json({"at": at.isoformat(), **found}, sys.stdout)
+        write_json({"at": at.isoformat(), **found, "models": fits}, sys.stdout)
         return
     console = make_console()
     for name, counts in found.items():
@@ -86,6 +87,10 @@ def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
         for value, count in counts.items():
             table.add_row(str(value), f"{count:,}", f"{100 * count / total:.1f}%")
         console.print(table)
+    if fits:
+        console.print(models_table(fits, workspace.config.timezone))
+    else:
+        console.print("No lifetime-value model fitted yet: run `nudge metrics refresh` (the daemon does daily).")
 
 
 @metrics_group.command(name="refresh")

@@ -239,3 +239,24 @@ def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> No
             if c[f"{key}_sample"]:
                 more = f" … and {c[key] - len(c[key + '_sample'])} more" if c[key] > len(c[key + "_sample"]) else ""
                 console.print(f"{c['campaign']} {sign} {', '.join(c[key + '_sample'])}{more}", highlight=False)
+
+
+def models_table(fits: list[dict[str, Any]], zone: str) -> Table:
+    """The stored lifetime-value fits: parameters, log-likelihood, data window, size."""
+    table = Table(title="Lifetime-value models (latest fit)", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("model", "parameters", "log-likelihood", "customers", "data", "fitted at"):
+        table.add_column(name, overflow="fold")
+    for fit in fits:
+        params = ", ".join(f"{k}={v:.4g}" for k, v in fit["params"].items())
+        first = local_time(datetime.fromisoformat(fit["data_from"]), zone)[:10] if fit["data_from"] else "?"
+        until = local_time(datetime.fromisoformat(fit["data_until"]), zone)[:10]
+        likelihood = "–" if fit["log_likelihood"] is None else f"{fit['log_likelihood']:,.1f}"
+        table.add_row(
+            fit["model"],
+            params,
+            likelihood,
+            f"{fit['customers']:,}",
+            f"{first} … {until}",
+            local_time(datetime.fromisoformat(fit["fitted_at"]), zone),
+        )
+    return table

@@ -9,6 +9,8 @@ from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext
 from engine.audience.metrics import BUYER_FAMILY, METRICS, customer_row, metric_query
+from engine.core.clock import iso_utc
+from engine.store.tables import model_fits
 
 SUMMARY = ("lifecycle", "rfm.segment", "value_tier")
 
@@ -37,3 +39,22 @@ def distribution(conn: Connection, ctx: EvalContext) -> dict[str, dict[str, int]
         rows = conn.execute(sa.select(label, sa.func.count()).group_by(label).order_by(sa.func.count().desc()))
         result[name] = {value: count for value, count in rows}
     return result
+
+
+def latest_fits(conn: Connection) -> list[dict[str, Any]]:
+    """The most recent fit of each lifetime-value model, as stored by `nudge metrics refresh`."""
+    newest = sa.select(model_fits.c.model, sa.func.max(model_fits.c.id).label("id")).group_by(model_fits.c.model)
+    picked = newest.subquery()
+    rows = conn.execute(sa.select(model_fits).join(picked, model_fits.c.id == picked.c.id).order_by(model_fits.c.model))
+    return [
+        {
+            "model": row.model,
+            "fitted_at": iso_utc(row.fitted_at),
+            "data_from": iso_utc(row.data_from),
+            "data_until": iso_utc(row.data_until),
+            "customers": row.customers,
+            "params": dict(row.params),
+            "log_likelihood": row.log_likelihood,
+        }
+        for row in rows
+    ]

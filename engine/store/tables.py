@@ -167,3 +167,18 @@ customer_metrics = Table(
     Column("predicted_purchases_12m", Float),
     Column("predicted_value_12m", Float),
 )
+
+
+model_fits = Table(
+    "model_fits",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(32), nullable=False),  # bgnbd | gamma_gamma
+    Column("fitted_at", DateTime, nullable=False),  # the `at` of the refresh
+    Column("data_from", DateTime),  # the first purchase in the data
+    Column("data_until", DateTime, nullable=False),
+    Column("customers", Integer, nullable=False),
+    Column("params", JSON().with_variant(JSONB(), "postgresql"), nullable=False),
+    Column("log_likelihood", Float),
+    Index("ix_model_fits_model", "model", "fitted_at"),
+)

@@ -97,3 +97,22 @@ def test_refresh_stores_predictions_usable_as_metrics(store):
         )
     assert alive["never"] is None and all(0 < v <= 1 for k, v in alive.items() if k != "never")
     assert 0 < len(valuable) <= 300 and "never" not in valuable
+    with store.engine.connect() as conn:
+        from engine.reports.metrics_summary import latest_fits
+
+        fits = {f["model"]: f for f in latest_fits(conn)}
+    assert set(fits) == {"bgnbd", "gamma_gamma"}
+    bgnbd = fits["bgnbd"]
+    assert set(bgnbd["params"]) == {"r", "alpha", "a", "b"} and bgnbd["customers"] == 300
+    assert bgnbd["fitted_at"] == bgnbd["data_until"] == "2026-06-01T00:00:00+00:00"
+    assert bgnbd["data_from"] < bgnbd["data_until"] and bgnbd["log_likelihood"] < 0
+    # The stored likelihood is the one the fitted parameters give on the same data: checkable later.
+    from engine.audience.clv import bgnbd_log_likelihood, summary_query
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(summary_query(at, store.dialect, "amount")).all()
+    xs = np.array([r.x for r in rows], dtype=float)
+    t_xs = np.array([float(r.t_x) for r in rows])
+    ages = np.maximum(np.array([float(r.age) for r in rows]), t_xs)
+    params = [bgnbd["params"][k] for k in ("r", "alpha", "a", "b")]
+    assert bgnbd["log_likelihood"] == pytest.approx(bgnbd_log_likelihood(params, xs, t_xs, ages))

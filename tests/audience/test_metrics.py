@@ -80,7 +80,9 @@ EXPECTED = {
         "e": "potential_loyalists",
         "f": None,
     },
-    "value_tier": {"a": "A", "b": "A", "c": "C", "d": "A", "e": "C", "f": "C"},
+    # Revenue 1150. Ranked before c and e (tied at 50): a, b, d = 1050 = 91.3% < 95% → both B, as
+    # docs/metrics.md defines it (ties share the tier of the revenue ranked strictly before them).
+    "value_tier": {"a": "A", "b": "A", "c": "B", "d": "A", "e": "B", "f": "C"},
     "lifecycle": {"a": "loyal", "b": "at_risk", "c": "new", "d": "lapsed", "e": "repeat", "f": "prospect"},
     "churn.frequency_drop": {"a": None, "b": 1.0, "c": None, "d": 1.0, "e": None, "f": None},
     "churn.engagement_drop": {"a": None, "b": None, "c": None, "d": None, "e": 1.0, "f": None},
@@ -152,3 +154,10 @@ def test_metrics_show_agrees_with_each_metric(shop):
         assert (value if isinstance(value, str) or value is None else pytest.approx(float(value))) == expected["b"], (
             name
         )
+
+
+def test_customers_tied_in_value_share_the_tier_of_the_revenue_ranked_before_them(store):
+    # 70, then six customers at 5: only the 70 ranks before them (70% < 80%), so all six are A.
+    seed(store, customers=[{"id": i} for i in "abcdefg"])
+    seed(store, events=[buy("a", 1, 70, "x"), *(buy(i, 1, 5, "x") for i in "bcdefg")])
+    assert set(values(store, "value_tier").values()) == {"A"}

@@ -229,3 +229,15 @@ def test_the_standard_files_validate_against_the_schemas_an_editor_uses():
                 jsonschema.validate(data, rules)
         else:
             jsonschema.validate(data, rules)
+
+
+def test_metrics_summary_shows_the_stored_model_fits(workspace_dir):
+    assert nudge(workspace_dir, "demo", "--customers", "500", "--at", AT).exit_code == 0
+    before = json.loads(nudge(workspace_dir, "metrics", "summary", "--at", AT, "--format", "json").stdout)
+    assert before["models"] == []
+    assert nudge(workspace_dir, "metrics", "refresh", "--at", AT).exit_code == 0
+    after = json.loads(nudge(workspace_dir, "metrics", "summary", "--at", AT, "--format", "json").stdout)
+    assert [m["model"] for m in after["models"]] == ["bgnbd", "gamma_gamma"]
+    assert all(m["log_likelihood"] is not None and m["fitted_at"].startswith("2026-06-01") for m in after["models"])
+    table = nudge(workspace_dir, "metrics", "summary", "--at", AT)
+    assert "Lifetime-value models" in table.stdout and "log-likelihood" in table.stdout
