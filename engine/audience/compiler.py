@@ -7,19 +7,20 @@ through the allow-list in fields.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from engine.core.clock import aware_utc, naive_utc
+from engine.audience.context import EvalContext, store_timezones
+from engine.audience.operators import NUMERIC, compare, holds_for_nothing, json_compare, json_kind
+from engine.audience.received import compile_received
+from engine.core.clock import aware_utc
 from engine.core.errors import ConditionError
-from engine.core.fields import ATTRIBUTE_PREFIX, BOOL, CUSTOMER_FIELDS, DATETIME, STRING, check_operator
-from engine.core.values import parse_bool, parse_instant
+from engine.core.fields import ATTRIBUTE_PREFIX, CUSTOMER_FIELDS, STRING, check_operator
 from engine.rules.conditions import (
     Aggregate,
     AllOf,
@@ -34,152 +35,24 @@ from engine.rules.conditions import (
     SegmentRef,
     children,
 )
-from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_value
+from engine.store.sqljson import NUMBER, TEXT, json_value
 from engine.store.tables import customers, events
 
-NUMERIC = "numeric"
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """What an evaluation needs besides the rule: the instant, zones and named segments."""
-
-    at: datetime
-    timezone: str
-    dialect: str
-    timezones: tuple[str, ...] = ()
-    segments: Mapping[str, Any] | None = None
-    metrics: Any = None  # config.yaml `metrics:` (MetricsConfig); defaults when None
-
-    def __post_init__(self) -> None:
-        if self.metrics is None:
-            from engine.rules.config import MetricsConfig
-
-            object.__setattr__(self, "metrics", MetricsConfig())
-
-    @property
-    def at_utc(self) -> datetime:
-        """``at`` as the store keeps time: naive UTC."""
-        if self.at.tzinfo is None:
-            return self.at
-        return naive_utc(self.at)
-
-
-def store_timezones(conn: sa.Connection) -> tuple[str, ...]:
-    """The distinct customer time zones in the store (few; read once per evaluation)."""
-    rows = conn.execute(sa.select(customers.c.timezone).where(customers.c.timezone.is_not(None)).distinct())
-    return tuple(sorted(r[0] for r in rows))
-
-
-# --- operands -----------------------------------------------------------------------------
-
-
-def _operand(value: Any, kind: str, loc: tuple) -> Any:
-    try:
-        if isinstance(value, list):
-            return [_operand(v, kind, loc) for v in value]
-        if kind == DATETIME:
-            if isinstance(value, date) and not isinstance(value, datetime):
-                value = datetime(value.year, value.month, value.day)
-            return parse_instant(value, "value")
-        if kind == BOOL:
-            return parse_bool(value, "value")
-        if kind == NUMERIC:
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"expected a number, got {value!r}")
-            return value
-        if isinstance(value, date):
-            return value.isoformat()
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return str(value)
-    except ValueError as exc:
-        raise ConditionError(str(exc), loc) from None
-
-
-def compare(expr: ColumnElement, ops: Ops, kind: str, ctx: EvalContext, loc: tuple = ()) -> ColumnElement:
-    """``expr OPERATOR operand``. ``ne`` and ``not_in`` also match missing values."""
-    name, raw = ops.operator
-    where = loc + (name,)
-    if name == "exists":
-        return expr.is_not(None) if raw else expr.is_(None)
-    if name in ("older_than", "newer_than"):
-        edge = ctx.at_utc - raw
-        return expr <= edge if name == "older_than" else expr > edge
-    if name in ("contains", "starts_with"):
-        text = str(raw).lower()
-        lowered = sa.func.lower(expr)
-        return (
-            lowered.contains(text, autoescape=True) if name == "contains" else lowered.startswith(text, autoescape=True)
-        )
-    value = _operand(list(raw) if name == "between" else raw, kind, where)
-    if kind == STRING and ctx.dialect == "postgresql" and name in ("gt", "gte", "lt", "lte", "between"):
-        # Order text by code point, as SQLite does, whatever the database's locale.
-        expr = expr.collate("C")
-    if name == "between":
-        return expr.between(value[0], value[1])
-    if name == "in":
-        return expr.in_(value) if value else sa.false()
-    if name == "not_in":
-        return sa.or_(expr.is_(None), expr.not_in(value)) if value else sa.true()
-    if name == "ne":
-        return sa.or_(expr.is_(None), expr != value)
-    return {"eq": expr.__eq__, "gt": expr.__gt__, "gte": expr.__ge__, "lt": expr.__lt__, "lte": expr.__le__}[name](
-        value
-    )
-
-
-def holds_for_nothing(ops: Ops, empty_value: Any) -> bool:
-    """Does the test hold for a customer with no matching events (count 0, sum 0, else missing)?"""
-    name, raw = ops.operator
-    value = empty_value
-    if name == "exists":
-        return (value is not None) == raw
-    if value is None:
-        return name in ("ne", "not_in")
-    if name in ("older_than", "newer_than", "contains", "starts_with"):
-        return False
-    if name == "between":
-        return raw[0] <= value <= raw[1]
-    if name == "in":
-        return value in raw
-    if name == "not_in":
-        return value not in raw
-    return {
-        "eq": value == raw,
-        "ne": value != raw,
-        "gt": value > raw,
-        "gte": value >= raw,
-        "lt": value < raw,
-        "lte": value <= raw,
-    }[name]
-
-
-def json_kind(ops: Ops) -> str:
-    """Which JSON type a comparison reads, judged by its operand."""
-    name, raw = ops.operator
-    sample = raw[0] if isinstance(raw, (list, tuple)) and raw else raw
-    if name in ("contains", "starts_with"):
-        return TEXT
-    if isinstance(sample, bool):
-        return BOOLEAN
-    if isinstance(sample, (int, float)):
-        return NUMBER
-    return TEXT
-
-
-def _json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, loc: tuple) -> ColumnElement:
-    name, _ = ops.operator
-    if name == "exists":
-        present = json_present(column, key, ctx.dialect)
-        return present if ops.exists else sa.not_(present)
-    kind = json_kind(ops)
-    value = json_value(column, key, kind, ctx.dialect)
-    operand_kind = {NUMBER: NUMERIC, BOOLEAN: BOOL, TEXT: STRING}[kind]
-    return compare(value, ops, operand_kind, ctx, loc)
-
-
-# --- leaves -------------------------------------------------------------------------------
+# Other modules import these from here: the compiler is the audience stage's front door.
+__all__ = [
+    "COMPILERS",
+    "NUMERIC",
+    "EvalContext",
+    "aggregate_value",
+    "attribute_value",
+    "audience_query",
+    "compare",
+    "compile_condition",
+    "event_filters",
+    "holds_for_nothing",
+    "json_kind",
+    "store_timezones",
+]
 
 
 def attribute_value(name: str, ops: Ops, ctx: EvalContext) -> ColumnElement:
@@ -195,7 +68,7 @@ def attribute_value(name: str, ops: Ops, ctx: EvalContext) -> ColumnElement:
 def _attribute(cond: AttributeCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     name = cond.attribute
     if name.startswith(ATTRIBUTE_PREFIX):
-        return _json_compare(customers.c.attributes, name[len(ATTRIBUTE_PREFIX) :], cond, ctx, loc)
+        return json_compare(customers.c.attributes, name[len(ATTRIBUTE_PREFIX) :], cond, ctx, loc)
     if name not in CUSTOMER_FIELDS:
         raise ConditionError(f"unknown attribute {name!r}", loc + ("attribute",))
     reason = check_operator(name, cond.operator[0])
@@ -217,7 +90,7 @@ def event_filters(cond: EventCondition, ctx: EvalContext, loc: tuple = ()) -> li
         clauses += [events.c.occurred_at > at - older, events.c.occurred_at <= at - newer]
     for key, test in (cond.where or {}).items():
         ops = test if isinstance(test, Ops) else Ops(eq=test)
-        clauses.append(_json_compare(events.c.properties, key, ops, ctx, loc + ("where", key)))
+        clauses.append(json_compare(events.c.properties, key, ops, ctx, loc + ("where", key)))
     return clauses
 
 
@@ -272,7 +145,7 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     if name == "latest":
         assert isinstance(ops, Aggregate)
         latest = _latest_matching(cond, ctx, loc, [events.c.properties])
-        test = _json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
+        test = json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
         picked = sa.select(latest.c.customer_id).where(test)
         if cond.not_followed_by:
             picked = picked.where(_not_followed(cond, ctx, latest.c.customer_id, latest.c.occurred_at))
@@ -384,6 +257,7 @@ COMPILERS: dict[ConditionKind, Callable[[Any, EvalContext, tuple], ColumnElement
     ConditionKind.BIRTHDAY: lambda cond, ctx, loc: _birthday(cond, ctx),
     ConditionKind.METRIC: _metric,
     ConditionKind.SEGMENT: _segment,
+    ConditionKind.RECEIVED: compile_received,
 }
 
 

@@ -19,6 +19,7 @@ from engine.audience.compiler import (
     event_filters,
     json_kind,
 )
+from engine.audience.received import received_value
 from engine.core.clock import aware_utc, iso_utc
 from engine.core.errors import Problem, UserInputError
 from engine.rules.campaign import Campaign
@@ -116,6 +117,7 @@ VALUES: dict[ConditionKind, Callable[[Connection, Any, EvalContext, str], Any]] 
     ConditionKind.EVENT: _event_value,
     ConditionKind.BIRTHDAY: _birthday_value,
     ConditionKind.METRIC: _metric_value,
+    ConditionKind.RECEIVED: received_value,
 }
 
 

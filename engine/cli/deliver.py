@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.cli.progress import progress
 from engine.cli.render import delivery_table, make_console
 from engine.core.errors import RuntimeFailure
 
@@ -45,7 +46,9 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
     store = env.store(workspace, create=True)
     runner = _runner(env, workspace, store)
     try:
-        summary = run_campaigns(runner, chosen, at)
+        with progress("delivering") as tick:
+            runner.on_progress = lambda _campaign, _phase, done: tick(done)
+            summary = run_campaigns(runner, chosen, at)
     finally:
         runner.outputs.close()
     if fmt == "json":

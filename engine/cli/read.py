@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.cli.progress import progress
 from engine.cli.render import make_console
 from engine.core.errors import Problem, UserInputError
 
@@ -113,7 +114,8 @@ def preview_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, s
     chosen = workspace.select(campaigns)
     store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
-        result = dry_run(conn, workspace, chosen, at, render=samples)
+        with progress("planning and rendering"):
+            result = dry_run(conn, workspace, chosen, at, render=samples)
         conn.rollback()
     write_preview(output, render_preview(result, chosen, workspace.config.timezone, str(workspace.root)))
     click.echo(f"preview of {len(chosen)} campaigns written to {output} (open it in a browser)")

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env, shown
+from engine.cli.progress import progress
 from engine.core.errors import Problem
 
 
@@ -86,7 +87,10 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
 
     workspace = env.workspace(need_rules=False)
     store = env.store(workspace, create=True)
-    result = import_file(store, kind, file, now=datetime.now(timezone.utc), skip_invalid=skip_invalid)
+    with progress(f"importing {kind}") as tick:
+        result = import_file(
+            store, kind, file, now=datetime.now(timezone.utc), skip_invalid=skip_invalid, on_progress=tick
+        )
     for item in result.rejected:
         click.echo(str(item), err=True)
     skipped = f", {len(result.rejected)} rejected" if result.rejected else ""

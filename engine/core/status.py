@@ -17,6 +17,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"
     UNKNOWN = "unknown"
     HELD_OUT = "held_out"
+    SKIPPED = "skipped"  # a journey step whose `when` was false or whose guardrail stopped it
 
 
 # States that mean "this campaign reached (or deliberately withheld from) the customer": they

@@ -188,5 +188,6 @@ def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Cla
         if not rows:
             return
         report.add(send_batch(runner, campaign, at, rows, token))
+        runner.progress(campaign.campaign, "sent", sum(report.counts.values()))
         if not ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now()):
             raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")

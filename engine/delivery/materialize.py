@@ -107,6 +107,7 @@ def _materialize(
             batch.append(item)
             if len(batch) >= PLAN_BATCH:
                 flush()
+                runner.progress(campaign.campaign, "planned", report.matched)
                 if runner.should_stop():
                     reader.rollback()
                     raise Stopped()

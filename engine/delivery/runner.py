@@ -26,6 +26,12 @@ class Runner:
     worker: str = field(default_factory=ledger.worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
     batch_size: int = 200
+    # Called with (campaign, phase, count so far) as planning and sending go on; the CLI draws it.
+    on_progress: Callable[[str, str, int], None] | None = None
+
+    def progress(self, campaign: str, phase: str, done: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(campaign, phase, done)
 
     def now(self) -> datetime:
         """The wall clock as the store keeps instants (naive UTC)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -126,6 +126,7 @@ def import_rows(
     now: datetime,
     skip_invalid: bool = False,
     batch_size: int = BATCH,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ImportResult:
     """Load rows in one transaction. Any rejected row rolls everything back unless skip_invalid."""
     result = ImportResult(kind=kind)
@@ -147,6 +148,8 @@ def import_rows(
                     result.written += len(latest)
                 else:
                     result.written += _insert_events(conn, store, batch, path, result)
+                if on_progress is not None:
+                    on_progress(result.read)
             result.rejected.sort(key=lambda p: p.line or 0)
             if result.rejected and not skip_invalid:
                 transaction.rollback()
@@ -163,7 +166,15 @@ def import_rows(
     return result
 
 
-def import_file(store: Store, kind: str, file: Path, *, now: datetime, skip_invalid: bool = False) -> ImportResult:
+def import_file(
+    store: Store,
+    kind: str,
+    file: Path,
+    *,
+    now: datetime,
+    skip_invalid: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> ImportResult:
     """Import a CSV or JSON Lines file of customers or events."""
     shown = str(file)
     if kind not in KINDS:
@@ -183,6 +194,7 @@ def import_file(store: Store, kind: str, file: Path, *, now: datetime, skip_inva
             untyped=reader.untyped,
             now=now,
             skip_invalid=skip_invalid,
+            on_progress=on_progress,
         )
     except SourceError as exc:
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None

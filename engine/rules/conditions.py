@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
+from engine.core.status import DeliveryStatus
 from engine.rules.base import StrictModel
 from engine.rules.problems import TAG_PREFIX
 from engine.rules.types import Duration, Scalar
@@ -92,6 +93,16 @@ class Aggregate(Ops):
     of: str = Field(description="event property to aggregate")
 
 
+def window_problem(within: Any, before: Any, between: Any) -> None:
+    """One window at most, and one that can contain something."""
+    if between is not None and (within is not None or before is not None):
+        raise ValueError("use either between, or within/before, not both")
+    if between is not None and between[0] <= between[1]:
+        raise ValueError("between: [OLDER, NEWER] needs OLDER longer than NEWER, e.g. [90d, 30d]")
+    if within is not None and before is not None and within <= before:
+        raise ValueError("within must be longer than before, or nothing can match")
+
+
 class ConditionKind(StrEnum):
     """The key that names a condition in YAML; compiler, explain and describe dispatch on it."""
 
@@ -103,6 +114,7 @@ class ConditionKind(StrEnum):
     BIRTHDAY = "birthday"
     SEGMENT = "segment"
     METRIC = "metric"
+    RECEIVED = "received"
 
 
 class AllOf(StrictModel):
@@ -156,12 +168,7 @@ class EventCondition(StrictModel):
 
     @model_validator(mode="after")
     def _one_window_one_aggregate(self) -> EventCondition:
-        if self.between is not None and (self.within is not None or self.before is not None):
-            raise ValueError("use either between, or within/before, not both")
-        if self.between is not None and self.between[0] <= self.between[1]:
-            raise ValueError("between: [OLDER, NEWER] needs OLDER longer than NEWER, e.g. [90d, 30d]")
-        if self.within is not None and self.before is not None and self.within <= self.before:
-            raise ValueError("within must be longer than before, or nothing can match")
+        window_problem(self.within, self.before, self.between)
         given = [name for name in ("count", "sum", "avg", "min", "max", "latest") if getattr(self, name) is not None]
         if len(given) > 1:
             raise ValueError(f"give at most one aggregate test; found {', '.join(given)}")
@@ -198,6 +205,32 @@ class MetricCondition(Ops):
     metric: str = Field(description="a computed customer metric, e.g. rfm.segment, lifecycle, value_tier")
 
 
+class ReceivedSpec(StrictModel):
+    campaign: str = Field(description="a campaign name, or a journey step as CAMPAIGN/STEP")
+    status: list[DeliveryStatus] = Field(
+        default_factory=lambda: [DeliveryStatus.SENT, DeliveryStatus.UNKNOWN],
+        min_length=1,
+        description="ledger states that count (default: sent, unknown)",
+    )
+    within: Duration | None = Field(None, description="occurrence in (at - DURATION, at]")
+    before: Duration | None = Field(None, description="occurrence at or before at - DURATION")
+    between: tuple[Duration, Duration] | None = Field(None, description="[OLDER, NEWER]")
+    count: Ops | None = Field(None, description="how many such deliveries; default gte 1")
+    not_followed_by: str | None = Field(
+        None, description="no event of this type after the most recent such delivery (up to at)"
+    )
+
+    @model_validator(mode="after")
+    def _one_window(self) -> ReceivedSpec:
+        window_problem(self.within, self.before, self.between)
+        return self
+
+
+class ReceivedCondition(StrictModel):
+    kind: ClassVar[ConditionKind] = ConditionKind.RECEIVED
+    received: ReceivedSpec
+
+
 class SegmentRef(StrictModel):
     kind: ClassVar[ConditionKind] = ConditionKind.SEGMENT
     segment: str = Field(description="a named condition from rules/segments.yaml")
@@ -221,7 +254,8 @@ Condition = Annotated[
     | Annotated[EventCondition, Tag(TAG_PREFIX + "event")]
     | Annotated[BirthdayCondition, Tag(TAG_PREFIX + "birthday")]
     | Annotated[SegmentRef, Tag(TAG_PREFIX + "segment")]
-    | Annotated[MetricCondition, Tag(TAG_PREFIX + "metric")],
+    | Annotated[MetricCondition, Tag(TAG_PREFIX + "metric")]
+    | Annotated[ReceivedCondition, Tag(TAG_PREFIX + "received")],
     Discriminator(
         _kind,
         custom_error_type="condition_kind",

@@ -40,6 +40,21 @@ def _event(cond: EventCondition) -> str:
     return " ".join(parts)
 
 
+def _received(cond: Any) -> str:
+    spec = cond.received
+    parts = [f"received {spec.campaign}"]
+    for key in ("within", "before"):
+        if getattr(spec, key) is not None:
+            parts.append(f"{key} {format_duration(getattr(spec, key))}")
+    if spec.between is not None:
+        parts.append(f"between {_value(list(spec.between))}")
+    parts.append(f"status {', '.join(str(s) for s in spec.status)}")
+    parts.append(f"count {describe_ops(spec.count) if spec.count else 'gte 1'}")
+    if spec.not_followed_by:
+        parts.append(f"not followed by {spec.not_followed_by}")
+    return " ".join(parts)
+
+
 LABELS: dict[ConditionKind, Callable[[Any], str]] = {
     ConditionKind.ALL: lambda cond: "all of",
     ConditionKind.ANY: lambda cond: "any of",
@@ -49,6 +64,7 @@ LABELS: dict[ConditionKind, Callable[[Any], str]] = {
     ConditionKind.METRIC: lambda cond: f"metric {cond.metric} {describe_ops(cond)}",
     ConditionKind.BIRTHDAY: lambda cond: f"birthday in {format_duration(cond.birthday.in_)}",
     ConditionKind.EVENT: _event,
+    ConditionKind.RECEIVED: _received,
 }
 
 

@@ -80,7 +80,9 @@ class Workspace:
 
 
 # Leaves compiled at load time (without a store) so an operand of the wrong type is located.
-LEAVES = frozenset({ConditionKind.ATTRIBUTE, ConditionKind.EVENT, ConditionKind.BIRTHDAY, ConditionKind.METRIC})
+LEAVES = frozenset(
+    {ConditionKind.ATTRIBUTE, ConditionKind.EVENT, ConditionKind.BIRTHDAY, ConditionKind.METRIC, ConditionKind.RECEIVED}
+)
 _CHECK_AT = datetime(2000, 1, 1, tzinfo=timezone.utc)
 
 
@@ -251,7 +253,22 @@ def load_rules(root: Path) -> Rules:
             )
             continue
         result.campaigns[name] = loaded
+    result.problems += _unknown_received(result)
     return result
+
+
+def _unknown_received(rules: Rules) -> list[Problem]:
+    """`received: {campaign: NAME}` must name a campaign of this workspace (or CAMPAIGN/STEP)."""
+    problems = []
+    for loaded in rules.campaigns.values():
+        for node, loc in walk(loaded.campaign.audience, ("audience",)):
+            if node.kind is ConditionKind.RECEIVED:
+                name = node.received.campaign.split("/", 1)[0]
+                if name not in rules.campaigns:
+                    line, col = loaded.located.position(loc + ("received", "campaign"))
+                    known = ", ".join(sorted(rules.campaigns))
+                    problems.append(Problem(loaded.path, line, col, f"unknown campaign {name!r}; known: {known}"))
+    return problems
 
 
 def load_workspace(root: Path, *, need_rules: bool = True) -> Workspace:

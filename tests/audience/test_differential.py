@@ -11,7 +11,7 @@ from pydantic import TypeAdapter
 
 from engine.audience.compiler import EvalContext, audience_query, store_timezones
 from engine.rules.conditions import Condition
-from engine.store.tables import customers, events
+from engine.store.tables import customers, deliveries, events
 from tests.support.reference import matches
 from tests.support.store import seed
 
@@ -20,6 +20,7 @@ ZONES = [None, "Asia/Tokyo", "America/Los_Angeles", "Europe/Berlin"]
 CONDITION = TypeAdapter(Condition)
 # Event times sit on a coarse grid around `at`, so window edges and ties are hit often.
 OFFSETS = [timedelta(hours=h) for h in (-30 * 24, -2 * 24, -24, -1, 0, 1)]
+STATUSES = ["sent", "unknown", "failed", "held_out"]
 
 durations = st.sampled_from(["1h", "1d", "2d", "30d"])
 numbers = st.integers(min_value=0, max_value=4)
@@ -53,6 +54,25 @@ def event_conditions(draw):
     return rule
 
 
+@st.composite
+def received_conditions(draw):
+    spec = {"campaign": draw(st.sampled_from(["offer", "other"]))}
+    window = draw(st.sampled_from(["none", "within", "before", "between"]))
+    if window == "within":
+        spec["within"] = draw(durations)
+    elif window == "before":
+        spec["before"] = draw(durations)
+    elif window == "between":
+        spec["between"] = ["30d", draw(st.sampled_from(["1h", "1d"]))]
+    if draw(st.booleans()):
+        spec["status"] = draw(st.lists(st.sampled_from(STATUSES), min_size=1, max_size=2, unique=True))
+    if draw(st.booleans()):
+        spec["count"] = draw(amount_ops.filter(lambda o: "exists" not in o))
+    if draw(st.integers(0, 3)) == 0:
+        spec["not_followed_by"] = draw(st.sampled_from(["purchase", "email_open"]))
+    return {"received": spec}
+
+
 attribute_conditions = st.one_of(
     st.builds(
         lambda op, v: {"attribute": "country", op: v},
@@ -66,8 +86,10 @@ attribute_conditions = st.one_of(
     st.builds(lambda d: {"birthday": {"in": d}}, st.sampled_from(["0d", "1d"])),
 )
 
-# Half the leaves are event tests (nested one_of would flatten them to 1 in 7).
-leaves = st.booleans().flatmap(lambda event: event_conditions() if event else attribute_conditions)
+# Leaves: events, the ledger and attributes weighted evenly (nested one_of would flatten them).
+leaves = st.sampled_from(["event", "received", "attribute"]).flatmap(
+    lambda kind: {"event": event_conditions(), "received": received_conditions()}.get(kind, attribute_conditions)
+)
 conditions = st.recursive(
     leaves,
     lambda inner: st.one_of(
@@ -110,15 +132,44 @@ def shops(draw):
                     "properties": properties,
                 }
             )
-    return people, history
+    ledger = []
+    for person in people:
+        slots = draw(
+            st.lists(st.tuples(st.sampled_from(["offer", "other"]), st.sampled_from(OFFSETS)), unique=True, max_size=3)
+        )
+        for campaign, offset in slots:
+            ledger.append(
+                {
+                    "customer_id": person["id"],
+                    "campaign": campaign,
+                    "occurrence": AT + offset,
+                    "status": draw(st.sampled_from(STATUSES)),
+                }
+            )
+    return people, history, ledger
 
 
 def _check(store, data, rule) -> None:
-    people, history = data
+    people, history, ledger = data
     with store.engine.begin() as conn:
         conn.execute(sa.delete(events))
+        conn.execute(sa.delete(deliveries))
         conn.execute(sa.delete(customers))
     seed(store, customers=people, events=history)
+    if ledger:
+        with store.engine.begin() as conn:
+            conn.execute(
+                sa.insert(deliveries),
+                [
+                    {
+                        **row,
+                        "occurrence": row["occurrence"].replace(tzinfo=None),
+                        "created_at": AT.replace(tzinfo=None),
+                        "updated_at": AT.replace(tzinfo=None),
+                    }
+                    for row in ledger
+                ],
+            )
     cond = CONDITION.validate_python(rule)
     with store.engine.connect() as conn:
         ctx = EvalContext(at=AT, timezone="UTC", dialect=store.dialect, timezones=store_timezones(conn))
@@ -130,7 +181,17 @@ def _check(store, data, rule) -> None:
         if key not in seen:
             seen.add(key)
             kept.append({**e, "seq": seq})
-    expected = sorted(p["id"] for p in people if matches(cond, p, [e for e in kept if e["customer_id"] == p["id"]], AT))
+    expected = sorted(
+        p["id"]
+        for p in people
+        if matches(
+            cond,
+            p,
+            [e for e in kept if e["customer_id"] == p["id"]],
+            AT,
+            ledger=[d for d in ledger if d["customer_id"] == p["id"]],
+        )
+    )
     assert got == expected, rule
 
 

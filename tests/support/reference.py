@@ -14,6 +14,7 @@ from engine.rules.conditions import (
     EventCondition,
     Not,
     Ops,
+    ReceivedCondition,
     SegmentRef,
 )
 
@@ -113,6 +114,37 @@ def _birthday(cond: BirthdayCondition, customer: dict, at: datetime, default_zon
     return (month, day) == (2, 29) and (target.month, target.day) == (2, 28) and not leap
 
 
+def _in_window(moment: datetime, spec: Any, at: datetime) -> bool:
+    if moment > at:
+        return False
+    if spec.within is not None and not moment > at - spec.within:
+        return False
+    if spec.before is not None and not moment <= at - spec.before:
+        return False
+    if spec.between is not None:
+        older, newer = spec.between
+        return at - older < moment <= at - newer
+    return True
+
+
+def _received(cond: Any, ledger: list[dict], history: list[dict], at: datetime) -> bool:
+    spec = cond.received
+    statuses = {str(s) for s in spec.status}
+    mine = [
+        d["occurrence"]
+        for d in ledger
+        if d["campaign"] == spec.campaign and d["status"] in statuses and _in_window(as_utc(d["occurrence"]), spec, at)
+    ]
+    if not _test(len(mine), spec.count or Ops(gte=1), at):
+        return False
+    if spec.not_followed_by:
+        if not mine:
+            return False
+        last = max(as_utc(m) for m in mine)
+        return not any(e["type"] == spec.not_followed_by and last < as_utc(e["occurred_at"]) <= at for e in history)
+    return True
+
+
 def matches(
     cond: Any,
     customer: dict,
@@ -120,15 +152,16 @@ def matches(
     at: datetime,
     default_zone: str = "UTC",
     segments: dict | None = None,
+    ledger: list[dict] | None = None,
 ) -> bool:
     if isinstance(cond, AllOf):
-        return all(matches(c, customer, history, at, default_zone, segments) for c in cond.all_)
+        return all(matches(c, customer, history, at, default_zone, segments, ledger) for c in cond.all_)
     if isinstance(cond, AnyOf):
-        return any(matches(c, customer, history, at, default_zone, segments) for c in cond.any_)
+        return any(matches(c, customer, history, at, default_zone, segments, ledger) for c in cond.any_)
     if isinstance(cond, Not):
-        return not matches(cond.not_, customer, history, at, default_zone, segments)
+        return not matches(cond.not_, customer, history, at, default_zone, segments, ledger)
     if isinstance(cond, SegmentRef):
-        return matches(segments[cond.segment], customer, history, at, default_zone, segments)
+        return matches(segments[cond.segment], customer, history, at, default_zone, segments, ledger)
     if isinstance(cond, AttributeCondition):
         if cond.attribute.startswith("attributes."):
             value = _typed(customer.get("attributes", {}).get(cond.attribute[11:]), cond)
@@ -139,6 +172,8 @@ def matches(
         return _event(cond, history, at)
     if isinstance(cond, BirthdayCondition):
         return _birthday(cond, customer, at, default_zone)
+    if isinstance(cond, ReceivedCondition):
+        return _received(cond, ledger or [], history, at)
     raise TypeError(cond)
 
 
