@@ -29,6 +29,21 @@ def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
     return int.from_bytes(digest[:8], "big") % 10_000 < round(percent * 100)
 
 
+def variant_for(campaign: str, customer_id: str, weights: list[tuple[str, float]]) -> str | None:
+    """The customer's A/B variant: a stable hash of campaign and customer, salted apart from the
+    holdout's so that who is held out says nothing about who gets which variant."""
+    if not weights:
+        return None
+    digest = hashlib.sha256(f"variant\x1f{campaign}\x1f{customer_id}".encode()).digest()
+    bucket = int.from_bytes(digest[:8], "big") % 10_000
+    edge = 0.0
+    for name, weight in weights:
+        edge += weight * 100
+        if bucket < round(edge):
+            return name
+    return weights[-1][0]
+
+
 def consent_clause() -> sa.ColumnElement:
     """May this customer be emailed? Opted in, not unsubscribed, address not suppressed."""
     suppressed = sa.select(suppressions.c.email).where(suppressions.c.email == sa.func.lower(customers.c.email))
@@ -54,9 +69,10 @@ class CampaignPlan:
     excluded: dict[Exclusion, int] = field(default_factory=lambda: {k: 0 for k in Exclusion})
     targeted: list[str] = field(default_factory=list)
     held_out: list[str] = field(default_factory=list)
+    variants: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "campaign": self.campaign,
             "matched": self.matched,
             "excluded": {str(k): v for k, v in self.excluded.items()},
@@ -64,6 +80,9 @@ class CampaignPlan:
             "customers": sorted(self.targeted),
             "held_out": sorted(self.held_out),
         }
+        if self.variants:
+            data["variants"] = dict(self.variants)
+        return data
 
 
 @dataclass
@@ -160,10 +179,14 @@ class Planner:
     def plan(self, campaign: Campaign) -> CampaignPlan:
         """Counts and id lists for one campaign."""
         result = CampaignPlan(campaign=campaign.campaign)
+        weights = [(v.name, v.weight) for v in campaign.variants]
         for customer_id, outcome, _, _ in self.classify(campaign):
             result.matched += 1
             if outcome == Outcome.TARGETED:
                 result.targeted.append(customer_id)
+                arm = variant_for(campaign.campaign, customer_id, weights)
+                if arm is not None:
+                    result.variants[arm] = result.variants.get(arm, 0) + 1
                 continue
             if outcome == Outcome.HELD_OUT:
                 result.held_out.append(customer_id)

@@ -98,35 +98,38 @@ def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
 @click.argument("campaigns", nargs=-1)
 @click.option(
     "--window",
-    default="7d",
-    show_default=True,
-    help="Attribution window: a purchase this long after the occurrence is a conversion.",
+    default=None,
+    help="Override every campaign's goal window (default: each campaign's goal, 7d unless it says).",
 )
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_env
 @handles_errors
-def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) -> None:
-    """Per campaign: deliveries by state, then conversion contacted vs holdout with the lift."""
+def report_command(env: Env, campaigns: tuple[str, ...], window: str | None, fmt: str) -> None:
+    """Per campaign: deliveries by state, then conversion on its goal, contacted vs holdout, per variant."""
     from engine.core.durations import parse_duration
     from engine.core.errors import Problem, UserInputError
     from engine.reports.ledger import delivery_counts
     from engine.reports.lift import lift
 
     try:
-        span = parse_duration(window)
+        span = parse_duration(window) if window else None
     except ValueError as exc:
         raise UserInputError([Problem("--window", None, None, str(exc))]) from None
-    workspace, store = env.config_and_store(create=False, read_only=True)
+    try:  # the rules say each campaign's goal; a report still works while a rule file is broken
+        workspace = env.workspace()
+        goals = {n: (c.campaign.goal.event, span or c.campaign.goal.within) for n, c in workspace.campaigns.items()}
+    except UserInputError:
+        workspace, goals = env.workspace(need_rules=False), {}
+    store = env.store(workspace, create=False, read_only=True)
+    default = ("purchase", span or parse_duration("7d"))
     with store.engine.connect() as conn:
         counts = delivery_counts(conn, campaigns)
-        lifts = {
-            entry.campaign: entry.as_json()
-            for entry in lift(conn, span, campaigns, workspace.config.metrics.revenue_property)
-        }
+        found = lift(conn, goals, campaigns, workspace.config.metrics.revenue_property, default=default)
+        lifts = {entry.campaign: entry.as_json() for entry in found}
     if fmt == "json":
         write_json(
             {
-                "window": window,
+                "window": window or "per campaign goal",
                 "campaigns": [
                     {"campaign": name, **row, "measurement": lifts.get(name)} for name, row in counts.items()
                 ],
@@ -134,7 +137,7 @@ def report_command(env: Env, campaigns: tuple[str, ...], window: str, fmt: str) 
             sys.stdout,
         )
         return
-    report_tables(counts, lifts, window, make_console())
+    report_tables(counts, lifts, make_console())
 
 
 @click.group(name="suppressions")

@@ -126,9 +126,7 @@ def _money(contacted: dict[str, Any], holdout: dict[str, Any]) -> str:
     return f"{contacted['revenue_per_customer']:.2f} vs " + ("–" if other is None else f"{other:.2f}")
 
 
-def report_tables(
-    counts: dict[str, dict[str, int]], lifts: dict[str, dict[str, Any]], window: str, console: Console
-) -> None:
+def report_tables(counts: dict[str, dict[str, int]], lifts: dict[str, dict[str, Any]], console: Console) -> None:
     """`nudge report`: deliveries by state, then conversion contacted vs holdout."""
     table = Table(title="Deliveries", title_justify="left")
     columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out", "resolved")
@@ -139,13 +137,15 @@ def report_tables(
     for name, row in counts.items():
         table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
     console.print(table)
-    results = Table(title=f"Conversion within {window} (a purchase after the occurrence)", title_justify="left")
-    for name in ("campaign", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons redeemed"):
+    results = Table(title="Conversion on each campaign's goal, contacted vs holdout", title_justify="left")
+    for name in ("campaign", "goal", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons"):
         results.add_column(name, justify="left" if name == "campaign" else "right", no_wrap=True)
     for name, data in lifts.items():
         contacted, holdout, used = data["contacted"], data["holdout"], data["coupons"]
+        goal = data["goal"]
         results.add_row(
             name,
+            f"{goal['event']} within {goal['within']}",
             f"{_pct(contacted['conversion'])} of {contacted['customers']}",
             f"{_pct(holdout['conversion'])} of {holdout['customers']}",
             _difference(data["lift"]),
@@ -154,6 +154,25 @@ def report_tables(
         )
     console.print(results)
     console.print("* the 95% interval excludes zero", style="dim")
+    for name, data in lifts.items():
+        if data["variants"]:
+            console.print(variants_table(name, data))
+
+
+def variants_table(name: str, data: dict[str, Any]) -> Table:
+    """An A/B test's arms with 95% intervals, the holdout beside them, and the verdict."""
+    table = Table(title=f"{name}: variants — {data['verdict']}", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("variant", "customers", "converted", "conversion", "95% interval"):
+        table.add_column(column, justify="left" if column == "variant" else "right")
+    for arm in data["variants"]:
+        low, high = arm["ci95"]
+        interval = "–" if low is None else f"{100 * low:.1f}%…{100 * high:.1f}%"
+        table.add_row(arm["name"], f"{arm['customers']:,}", f"{arm['converted']:,}", _pct(arm["conversion"]), interval)
+    holdout = data["holdout"]
+    table.add_row(
+        "(holdout)", f"{holdout['customers']:,}", f"{holdout['converted']:,}", _pct(holdout["conversion"]), ""
+    )
+    return table
 
 
 def delivery_table(reports: list[Any], console: Console, zone: str) -> None:

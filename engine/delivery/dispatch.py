@@ -57,6 +57,7 @@ def _prepare_one(
         context,
         default_sender=config.email.from_,
         applies=set(ledger.action_indexes(row.actions)),
+        variant=row.variant,
     )
     if rendered.emails and not row.email:
         raise RenderError("customer has no email address")

@@ -151,6 +151,7 @@ class PlannedRow:
     not_before: datetime | None
     actions: str  # indexes of the actions that apply, "0,2"
     counts_toward_cap: bool
+    variant: str | None = None
 
 
 def record_plan(
@@ -181,6 +182,7 @@ def record_plan(
             "not_before": r.not_before,
             "actions": r.actions,
             "counts_toward_cap": r.counts_toward_cap,
+            "variant": r.variant,
             "created_at": now,
             "updated_at": now,
         }

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.audience.compiler import compile_condition
-from engine.audience.planner import Classified, Planner
+from engine.audience.planner import Classified, Planner, variant_for
 from engine.core.clock import naive_utc
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import DeliveryStatus, Outcome
@@ -38,6 +38,7 @@ def _plan_rows(
     runner: Runner, campaign: Campaign, at: datetime, batch: list[Classified], when: dict[int, set[str]]
 ) -> list[ledger.PlannedRow]:
     quiet = runner.workspace.config.limits.quiet_hours if campaign.sends_email else None
+    weights = [(v.name, v.weight) for v in campaign.variants]
     rows = []
     for item in batch:
         applies = [i for i in range(len(campaign.actions)) if i not in when or item.customer_id in when[i]]
@@ -54,6 +55,7 @@ def _plan_rows(
                 not_before=not_before,
                 actions=ledger.format_actions(applies),
                 counts_toward_cap=campaign.sends_email and targeted,
+                variant=variant_for(campaign.campaign, item.customer_id, weights) if targeted else None,
             )
         )
     return rows

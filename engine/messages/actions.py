@@ -24,6 +24,7 @@ class RenderedEmail:
     subject: str
     body: str
     is_html: bool
+    variant: str | None = None
 
     @property
     def text(self) -> str:
@@ -52,6 +53,7 @@ def render_actions(
     *,
     default_sender: str,
     applies: Collection[int] | None = None,
+    variant: str | None = None,
 ) -> RenderedActions:
     """Render every email and task of `campaign` that applies (all when `applies` is None).
 
@@ -61,14 +63,15 @@ def render_actions(
         if applies is not None and index not in applies:
             continue
         if isinstance(action, EmailAction):
-            spec = action.email
+            template, subject, sender = action.email.content(variant)
             rendered.emails.append(
                 RenderedEmail(
                     index=index,
-                    sender=spec.from_ or default_sender,
-                    subject=render_string(env, spec.subject, context),
-                    body=render_file(env, spec.template, context),
-                    is_html=spec.template.endswith(HTML_SUFFIXES),
+                    sender=sender or default_sender,
+                    subject=render_string(env, subject, context),
+                    body=render_file(env, template, context),
+                    is_html=template.endswith(HTML_SUFFIXES),
+                    variant=variant,
                 )
             )
         elif isinstance(action, TaskAction):

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from engine.audience.planner import CampaignPlan, Planner
+from engine.audience.planner import CampaignPlan, Planner, variant_for
 from engine.core.clock import aware_utc
 from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions
@@ -35,6 +35,7 @@ def render_samples(
     preview = preview_coupons(campaign, at)
     contexts = build_contexts(conn, ids, at, campaign, {cid: preview for cid in ids}, segments=workspace.segments)
     samples = []
+    weights = [(v.name, v.weight) for v in campaign.variants]
     for cid in ids:
         sample = Sample(cid)
         context = {**contexts[cid], "unsubscribe_url": "https://example.invalid/unsubscribe/PREVIEW"}
@@ -42,7 +43,12 @@ def render_samples(
             if action_when(action) is not None:
                 sample.parts[f"action_{i}_when"] = "evaluated at run time"
         try:
-            rendered = render_actions(env, campaign, context, default_sender=workspace.config.email.from_)
+            variant = variant_for(campaign.campaign, cid, weights)
+            if variant:
+                sample.parts["variant"] = variant
+            rendered = render_actions(
+                env, campaign, context, default_sender=workspace.config.email.from_, variant=variant
+            )
         except RenderError as exc:
             sample.error = str(exc)
         else:

@@ -8,14 +8,15 @@ with a 95% confidence interval (normal approximation for two proportions).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.core.durations import format_duration
 from engine.core.status import DeliveryStatus
 from engine.store.sqljson import NUMBER, TEXT, json_value
 from engine.store.tables import coupons, deliveries, events
@@ -45,6 +46,8 @@ class Lift:
     holdout: Arm
     coupons_issued: int = 0
     coupons_redeemed: int = 0
+    goal: tuple[str, timedelta] = ("purchase", timedelta(days=7))
+    variants: dict[str, Arm] = field(default_factory=dict)
 
     def difference(self) -> tuple[float, float, float] | None:
         """(contacted rate − holdout rate, low, high) at 95%; None without both groups."""
@@ -79,6 +82,12 @@ class Lift:
                 "relative": diff[0] / self.holdout.rate if self.holdout.rate else None,
                 "significant": diff[1] > 0 or diff[2] < 0,
             },
+            "goal": {"event": self.goal[0], "within": format_duration(self.goal[1])},
+            "variants": [
+                {"name": name, **_arm_json(arm), "ci95": list(proportion_interval(arm))}
+                for name, arm in sorted(self.variants.items())
+            ],
+            "verdict": verdict(self.variants) if len(self.variants) > 1 else None,
             "coupons": {
                 "issued": self.coupons_issued,
                 "redeemed": self.coupons_redeemed,
@@ -96,13 +105,37 @@ def within_after(moment: Any, start: Any, window: timedelta, dialect: str) -> sa
     )
 
 
+Goal = tuple[str, timedelta]
+
+
 def lift(
-    conn: Connection, window: timedelta, campaigns: Sequence[str] = (), revenue_property: str = "amount"
+    conn: Connection,
+    goals: Mapping[str, Goal],
+    campaigns: Sequence[str] = (),
+    revenue_property: str = "amount",
+    default: Goal = ("purchase", timedelta(days=7)),
 ) -> list[Lift]:
+    """Per campaign in the ledger: contacted vs holdout (and per variant) on its goal."""
+    query = sa.select(deliveries.c.campaign).distinct()
+    if campaigns:
+        query = query.where(deliveries.c.campaign.in_(list(campaigns)))
+    names = list(conn.execute(query).scalars())
+    by_goal: dict[Goal, list[str]] = {}
+    for name in names:
+        by_goal.setdefault(goals.get(name, default), []).append(name)
+    found: dict[str, Lift] = {}
+    for goal, group in by_goal.items():
+        _measure(conn, goal, group, revenue_property, found)
+        _redemptions(conn, {n: found[n] for n in group if n in found}, goal[1], conn.dialect.name)
+    return [found[name] for name in sorted(found)]
+
+
+def _measure(conn: Connection, goal: Goal, group: list[str], revenue_property: str, found: dict[str, Lift]) -> None:
     dialect = conn.dialect.name
+    event, window = goal
     in_window = (
         events.c.customer_id == deliveries.c.customer_id,
-        events.c.type == "purchase",
+        events.c.type == event,
         within_after(events.c.occurred_at, deliveries.c.occurrence, window, dialect),
     )
     converted = sa.case((sa.exists(sa.select(events.c.pk).where(*in_window)), 1), else_=0)
@@ -110,20 +143,64 @@ def lift(
     revenue = sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(*in_window).scalar_subquery()
     query = (
         sa.select(
-            deliveries.c.campaign, deliveries.c.status, sa.func.count(), sa.func.sum(converted), sa.func.sum(revenue)
+            deliveries.c.campaign,
+            deliveries.c.status,
+            deliveries.c.variant,
+            sa.func.count(),
+            sa.func.sum(converted),
+            sa.func.sum(revenue),
         )
         .where(deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.HELD_OUT]))
-        .group_by(deliveries.c.campaign, deliveries.c.status)
+        .where(deliveries.c.campaign.in_(group))
+        .group_by(deliveries.c.campaign, deliveries.c.status, deliveries.c.variant)
     )
-    if campaigns:
-        query = query.where(deliveries.c.campaign.in_(list(campaigns)))
-    found: dict[str, Lift] = {}
-    for campaign, status, count, conversions, money in conn.execute(query):
-        entry = found.setdefault(campaign, Lift(campaign, Arm(), Arm()))
+    for campaign, status, variant, count, conversions, money in conn.execute(query):
+        entry = found.setdefault(campaign, Lift(campaign, Arm(), Arm(), goal=goal))
         arm = entry.contacted if status == DeliveryStatus.SENT else entry.holdout
-        arm.customers, arm.converted, arm.revenue = count, int(conversions or 0), float(money or 0)
-    _redemptions(conn, found, window, dialect)
-    return [found[name] for name in sorted(found)]
+        arm.customers += count
+        arm.converted += int(conversions or 0)
+        arm.revenue += float(money or 0)
+        if status == DeliveryStatus.SENT and variant is not None:
+            entry.variants[variant] = Arm(count, int(conversions or 0), float(money or 0))
+
+
+def _arm_json(arm: Arm) -> dict[str, Any]:
+    return {"customers": arm.customers, "converted": arm.converted, "conversion": arm.rate}
+
+
+def proportion_interval(arm: Arm) -> tuple[float | None, float | None]:
+    """95% interval of a conversion rate (Wilson score: sound near 0% and with small arms)."""
+    if not arm.customers:
+        return None, None
+    n, p = arm.customers, arm.converted / arm.customers
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return centre - half, centre + half
+
+
+Z80 = 0.841621  # one-sided z for 80% power
+
+
+def verdict(variants: Mapping[str, Arm]) -> str:
+    """The best variant against the runner-up, in plain words."""
+    ranked = sorted(variants.items(), key=lambda item: -(item[1].rate or 0.0))
+    (best, top), (second, other) = ranked[0], ranked[1]
+    if not top.customers or not other.customers:
+        return "no detectable difference yet: a variant has no customers"
+    p1, p0 = top.converted / top.customers, other.converted / other.customers
+    diff = p1 - p0
+    se = math.sqrt(p1 * (1 - p1) / top.customers + p0 * (1 - p0) / other.customers)
+    low, high = diff - Z95 * se, diff + Z95 * se
+    if se > 0 and low > 0:
+        return (
+            f"{best} converts better than {second}: {100 * diff:+.1f} pp, "
+            f"95% interval {100 * low:+.1f}…{100 * high:+.1f}"
+        )
+    if diff <= 0:
+        return "no detectable difference yet: the variants convert alike so far"
+    needed = (Z95 + Z80) ** 2 * (p1 * (1 - p1) + p0 * (1 - p0)) / diff**2
+    more = max(0, math.ceil(needed) - min(top.customers, other.customers))
+    return f"no detectable difference yet: need about {more:,} more per arm (if the gap of {100 * diff:.1f} pp holds)"
 
 
 def _redemptions(conn: Connection, found: dict[str, Lift], window: timedelta, dialect: str) -> None:

@@ -42,22 +42,69 @@ def check_cron(expression: str) -> str:
 Cron = Annotated[str, Field(description="5-field cron in the config time zone, e.g. '0 9 * * *'")]
 
 
-class EmailSpec(StrictModel):
-    template: str = Field(description="file in templates/, e.g. lapsed_buyers.html.j2")
+def _inside_templates(value: str | None) -> str | None:
+    if value is None:
+        return value
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value or not value.strip():
+        raise ValueError(
+            f"template {value!r} must name a file inside templates/ (no absolute path, no '..'), "
+            "e.g. lapsed_buyers.html.j2"
+        )
+    return value
+
+
+class Variant(StrictModel):
+    """One arm of an A/B test of an email's content."""
+
+    name: str = Field(pattern=r"^[a-z0-9_]+$", description="short name, recorded on the ledger row")
+    weight: float = Field(gt=0, le=100, description="share of the targeted customers, in percent")
+    template: str = Field(description="file in templates/")
     subject: str = Field(description="Jinja template for the subject line")
     from_: str | None = Field(None, alias="from")
-    when: Condition | None = None
 
     @field_validator("template")
     @classmethod
-    def _inside_templates(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts or "\\" in value or not value.strip():
-            raise ValueError(
-                f"template {value!r} must name a file inside templates/ (no absolute path, no '..'), "
-                "e.g. lapsed_buyers.html.j2"
-            )
-        return value
+    def _inside(cls, value: str | None) -> str | None:
+        return _inside_templates(value)
+
+
+class EmailSpec(StrictModel):
+    template: str | None = Field(None, description="file in templates/, e.g. lapsed_buyers.html.j2")
+    subject: str | None = Field(None, description="Jinja template for the subject line")
+    from_: str | None = Field(None, alias="from")
+    when: Condition | None = None
+    variants: list[Variant] | None = Field(
+        None, min_length=2, description="A/B test: each customer gets one variant, by a stable hash"
+    )
+
+    @field_validator("template")
+    @classmethod
+    def _inside(cls, value: str | None) -> str | None:
+        return _inside_templates(value)
+
+    @model_validator(mode="after")
+    def _content_once(self) -> EmailSpec:
+        if self.variants is None:
+            if self.template is None or self.subject is None:
+                raise ValueError("an email needs template and subject (or variants, each with both)")
+            return self
+        if self.template is not None or self.subject is not None:
+            raise ValueError("give template and subject inside each variant, not beside variants")
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {', '.join(names)}")
+        if abs(sum(v.weight for v in self.variants) - 100) > 1e-9:
+            raise ValueError(f"variant weights must add up to 100, got {sum(v.weight for v in self.variants):g}")
+        return self
+
+    def content(self, variant: str | None = None) -> tuple[str, str, str | None]:
+        """(template, subject, from) of the variant named (the only content when there are none)."""
+        if self.variants is None:
+            assert self.template is not None and self.subject is not None
+            return self.template, self.subject, self.from_
+        chosen = next((v for v in self.variants if v.name == variant), self.variants[0])
+        return chosen.template, chosen.subject, chosen.from_ or self.from_
 
 
 class CouponSpec(StrictModel):
@@ -134,6 +181,13 @@ def action_when(action: Any) -> Any:
     return action.when if action.when is not None else action_spec(action).when
 
 
+class Goal(StrictModel):
+    """A conversion: a goal event within a window after the message's occurrence."""
+
+    event: str = Field("purchase", description="event type that counts as a conversion")
+    within: Duration = Field(timedelta(days=7), description="after the occurrence")
+
+
 class Campaign(StrictModel):
     """One campaign file in rules/."""
 
@@ -147,6 +201,7 @@ class Campaign(StrictModel):
     audience: Condition
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
     holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")
+    goal: Goal = Field(default_factory=lambda: Goal(), description="what counts as a conversion in `nudge report`")
     actions: list[Action] = Field(min_length=1)
 
     @field_validator("campaign")
@@ -179,6 +234,14 @@ class Campaign(StrictModel):
     @property
     def sends_email(self) -> bool:
         return any(isinstance(a, EmailAction) for a in self.actions)
+
+    @property
+    def variants(self) -> list[Variant]:
+        """The A/B variants of this campaign's email, if it tests any."""
+        for action in self.actions:
+            if isinstance(action, EmailAction) and action.email.variants:
+                return list(action.email.variants)
+        return []
 
     @property
     def coupon_names(self) -> list[str]:

@@ -167,20 +167,9 @@ def _template_problems(
 
     for i, action in enumerate(campaign.actions):
         if isinstance(action, EmailAction):
-            name = action.email.template
-            file_problems = check_template_file(env, name, templates_dir, names)
-            if file_problems and file_problems[0].message == "template not found":
-                line, col = located.position(("actions", i, "email", "template"))
-                file_problems = [Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}")]
-            else:  # the template may serve several campaigns: say which one it fails for
-                unique = {p.message: p for p in reversed(file_problems)}  # first of each message wins
-                file_problems = [
-                    Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign.campaign!r})")
-                    for p in file_problems
-                    if unique[p.message] is p
-                ]
-            problems += file_problems
-            inline(action.email.subject, ("actions", i, "email", "subject"))
+            for name, subject, loc in _email_contents(action, i):
+                problems += _file_problems(env, name, templates_dir, names, located, loc, campaign.campaign)
+                inline(subject, loc + ("subject",))
         elif isinstance(action, TaskAction):
             inline(action.task.title, ("actions", i, "task", "title"))
             if action.task.body:
@@ -200,6 +189,31 @@ def _raw_template_problems(raw: dict[str, Any], located: Located, templates_dir:
             line, col = located.position(("actions", i, "email", "template"))
             problems.append(Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}"))
     return problems
+
+
+def _email_contents(action: EmailAction, index: int) -> list[tuple[str, str, tuple]]:
+    """(template, subject, YAML path) of an email, one per A/B variant when it tests any."""
+    spec = action.email
+    if spec.variants:
+        return [
+            (v.template, v.subject, ("actions", index, "email", "variants", k)) for k, v in enumerate(spec.variants)
+        ]
+    assert spec.template is not None and spec.subject is not None
+    return [(spec.template, spec.subject, ("actions", index, "email"))]
+
+
+def _file_problems(
+    env: Any, name: str, templates_dir: Path, names: Names, located: Located, loc: tuple, campaign: str
+) -> list[Problem]:
+    found = check_template_file(env, name, templates_dir, names)
+    if found and found[0].message == "template not found":
+        line, col = located.position(loc + ("template",))
+        return [Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}")]
+    # The template may serve several campaigns: say which one it fails for, once per message.
+    unique = {p.message: p for p in reversed(found)}
+    return [
+        Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign!r})") for p in found if unique[p.message] is p
+    ]
 
 
 def load_campaign_file(

@@ -129,8 +129,12 @@ def render_problems(workspace: Workspace, conn: Connection | None, at: datetime 
     for loaded in workspace.campaigns.values():
         who, context = _sample(conn, workspace, loaded.campaign, at)
         context["unsubscribe_url"] = "https://example.invalid/unsubscribe/SAMPLE"
-        try:
-            render_actions(env, loaded.campaign, context, default_sender=workspace.config.email.from_)
-        except RenderError as exc:
-            problems.append(_problem(loaded, who, exc))
+        arms: list[str | None] = [v.name for v in loaded.campaign.variants] or [None]
+        for variant in arms:
+            try:
+                render_actions(
+                    env, loaded.campaign, context, default_sender=workspace.config.email.from_, variant=variant
+                )
+            except RenderError as exc:
+                problems.append(_problem(loaded, who + (f" (variant {variant})" if variant else ""), exc))
     return problems

@@ -1,0 +1,141 @@
+"""A/B variants and goals: stable assignment, recorded on the ledger, measured against the holdout."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from engine.audience.planner import in_holdout, variant_for
+from engine.delivery.occurrence import run_occurrence
+from engine.reports.dryrun import dry_run
+from engine.reports.lift import Arm, lift, proportion_interval, verdict
+from engine.store.tables import deliveries
+from tests.support.helpers import Clock, make_runner, write_workspace
+from tests.support.store import NOW, seed
+
+AT = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def within_binomial(count: int, n: int, p: float) -> bool:
+    return abs(count - n * p) <= 4 * math.sqrt(n * p * (1 - p))
+
+
+@pytest.mark.parametrize("weights", [[("a", 50), ("b", 50)], [("a", 20), ("b", 30), ("c", 50)]])
+def test_assignment_is_stable_proportional_and_independent_of_the_holdout(weights):
+    ids = [f"cust-{i:05d}" for i in range(10_000)]
+    first = [variant_for("promo", c, weights) for c in ids]
+    assert first == [variant_for("promo", c, weights) for c in ids]  # same answer every run, every machine
+    for name, weight in weights:
+        assert within_binomial(first.count(name), len(ids), weight / 100), name
+    held = [v for c, v in zip(ids, first, strict=True) if in_holdout("promo", c, 10)]
+    for name, weight in weights:  # the control group is split like everyone else
+        assert within_binomial(held.count(name), len(held), weight / 100), name
+
+
+CAMPAIGN = {
+    "campaign": "promo",
+    "schedule": "0 9 * * *",
+    "audience": {"attribute": "country", "eq": "US"},
+    "holdout": "20%",
+    "goal": {"event": "email_click", "within": "2d"},
+    "actions": [
+        {
+            "email": {
+                "variants": [
+                    {"name": "a", "weight": 50, "template": "a.html.j2", "subject": "A for {{ customer.id }}"},
+                    {"name": "b", "weight": 50, "template": "b.html.j2", "subject": "B for {{ customer.id }}"},
+                ]
+            }
+        }
+    ],
+}
+
+
+def test_each_customer_gets_their_variant_recorded_and_the_dry_run_counts_them(store, tmp_path):
+    seed(
+        store,
+        customers=[
+            {"id": f"c{i:03d}", "email": f"c{i}@example.com", "email_opt_in": True, "country": "US"} for i in range(200)
+        ],
+    )
+    ws = write_workspace(tmp_path, [CAMPAIGN], templates={"a.html.j2": "<p>A</p>\n", "b.html.j2": "<p>B</p>\n"})
+    campaign = ws.campaigns["promo"].campaign
+    with store.engine.connect() as conn:
+        planned = dry_run(conn, ws, [campaign], AT, render=4)
+    counts = planned.as_json()["campaigns"][0]["variants"]
+    assert sum(counts.values()) == planned.plans[0].as_json()["targeted"]
+    assert all(s.parts["subject"].startswith(s.parts["variant"].upper()) for s in planned.samples["promo"])
+    run_occurrence(make_runner(ws, store, Clock(AT)), campaign, AT)
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(deliveries.c.customer_id, deliveries.c.status, deliveries.c.variant)).all()
+    assert {r.variant for r in rows if r.status == "held_out"} == {None}
+    sent = [r for r in rows if r.status == "sent"]
+    assert {r.variant: sum(1 for s in sent if s.variant == r.variant) for r in sent} == counts
+    assert all(r.variant == variant_for("promo", r.customer_id, [("a", 50), ("b", 50)]) for r in sent)
+    for file in (tmp_path / "outbox").glob("*.eml"):
+        text = file.read_text()
+        assert ("Subject: A for" in text) == ("<p>A</p>" in text)
+
+
+def _ledger(store, rows):
+    with store.engine.begin() as conn:
+        for customer, status, variant in rows:
+            conn.execute(
+                sa.insert(deliveries).values(
+                    campaign="promo",
+                    customer_id=customer,
+                    occurrence=AT.replace(tzinfo=None),
+                    status=status,
+                    variant=variant,
+                    created_at=NOW.replace(tzinfo=None),
+                    updated_at=NOW.replace(tzinfo=None),
+                )
+            )
+
+
+def test_report_numbers_match_a_hand_computation(store):
+    people = [f"p{i:02d}" for i in range(30)]
+    seed(store, customers=[{"id": p} for p in people])
+    # a: 10 sent, 6 click in the goal window; b: 10 sent, 2 click; holdout: 10, 1 clicks.
+    _ledger(
+        store,
+        [(p, "sent", "a") for p in people[:10]]
+        + [(p, "sent", "b") for p in people[10:20]]
+        + [(p, "held_out", None) for p in people[20:]],
+    )
+    clicks = people[:6] + people[10:12] + people[20:21]
+    seed(
+        store,
+        events=[
+            {"customer_id": p, "type": "email_click", "occurred_at": AT + timedelta(days=1), "properties": {}}
+            for p in clicks
+        ]
+        + [{"customer_id": people[9], "type": "email_click", "occurred_at": AT + timedelta(days=3), "properties": {}}],
+    )
+    with store.engine.connect() as conn:
+        [result] = lift(conn, {"promo": ("email_click", timedelta(days=2))})
+    data = result.as_json()
+    assert data["goal"] == {"event": "email_click", "within": "2d"}
+    assert (data["contacted"]["customers"], data["contacted"]["converted"]) == (20, 8)
+    assert (data["holdout"]["customers"], data["holdout"]["converted"]) == (10, 1)
+    arms = {v["name"]: v for v in data["variants"]}
+    assert (arms["a"]["converted"], arms["b"]["converted"]) == (6, 2)
+    # Wilson 95% for 6/10 by hand: centre (0.6 + z²/20)/(1 + z²/10), half z·sqrt(0.024 + z²/400)/(1 + z²/10)
+    z = 1.959964
+    centre, half = (0.6 + z * z / 20) / (1 + z * z / 10), z * math.sqrt(0.024 + z * z / 400) / (1 + z * z / 10)
+    assert arms["a"]["ci95"] == pytest.approx([centre - half, centre + half])
+    # 6/10 vs 2/10: +40 pp, se = sqrt(.24/10 + .16/10) = 0.2 → interval +0.8 … +79.2 pp
+    assert data["verdict"] == "a converts better than b: +40.0 pp, 95% interval +0.8…+79.2"
+    json.dumps(data)
+
+
+def test_the_verdict_says_how_much_more_data_an_unclear_test_needs():
+    unclear = verdict({"a": Arm(100, 12), "b": Arm(100, 10)})
+    # n = (1.96 + 0.84)² (.12·.88 + .1·.9) / .02² ≈ 3,842 per arm → about 3,742 more
+    assert unclear.startswith("no detectable difference yet: need about 3,7") and "more per arm" in unclear
+    assert verdict({"a": Arm(50, 5), "b": Arm(50, 5)}).startswith("no detectable difference yet: the variants")
+    assert proportion_interval(Arm(0, 0)) == (None, None)
