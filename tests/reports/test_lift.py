@@ -85,7 +85,7 @@ def simulate(store, n: int = 4000, seed_value: int = 11) -> None:
 def test_the_report_recovers_a_known_effect(store):
     simulate(store)
     with store.engine.connect() as conn:
-        [result] = lift(conn, timedelta(days=7))
+        [result] = lift(conn, {}, default=("purchase", timedelta(days=7)))
     data = result.as_json()
     assert data["contacted"]["customers"] == data["holdout"]["customers"] == 2000
     assert data["holdout"]["conversion"] == pytest.approx(BASE, abs=0.02)
@@ -106,6 +106,6 @@ def test_no_effect_gives_an_interval_around_zero(store):
     finally:
         EFFECT = saved
     with store.engine.connect() as conn:
-        [result] = lift(conn, timedelta(days=7))
+        [result] = lift(conn, {}, default=("purchase", timedelta(days=7)))
     low, high = result.as_json()["lift"]["ci95"]
     assert low < 0 < high and not result.as_json()["lift"]["significant"]
