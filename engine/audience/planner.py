@@ -29,6 +29,15 @@ def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
     return int.from_bytes(digest[:8], "big") % 10_000 < round(percent * 100)
 
 
+GLOBAL_SALT = "global-control-group"
+
+
+def in_global_holdout(customer_id: str, percent: float) -> bool:
+    """The programme's control group: one hash of the customer alone, so it is the same customers
+    for every campaign, today and next year."""
+    return in_holdout(GLOBAL_SALT, customer_id, percent)
+
+
 def variant_for(campaign: str, customer_id: str, weights: list[tuple[str, float]]) -> str | None:
     """The customer's A/B variant: a stable hash of campaign and customer, salted apart from the
     holdout's so that who is held out says nothing about who gets which variant."""
@@ -66,7 +75,9 @@ class Classified(NamedTuple):
 class CampaignPlan:
     campaign: str
     matched: int = 0
-    excluded: dict[Exclusion, int] = field(default_factory=lambda: {k: 0 for k in Exclusion})
+    excluded: dict[Exclusion, int] = field(
+        default_factory=lambda: {k: 0 for k in Exclusion if k != Exclusion.GLOBAL_HOLDOUT}
+    )
     targeted: list[str] = field(default_factory=list)
     held_out: list[str] = field(default_factory=list)
     variants: dict[str, int] = field(default_factory=dict)
@@ -161,8 +172,11 @@ class Planner:
         if only is not None:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
+        global_share = self.config.limits.global_holdout
         for customer_id, email, zone, consent, cooling, used in result:
-            if not consent:
+            if global_share and in_global_holdout(customer_id, global_share):
+                outcome = Outcome.GLOBAL_HOLDOUT
+            elif not consent:
                 outcome = Outcome.NO_CONSENT
             elif cooling:
                 outcome = Outcome.COOLDOWN
@@ -179,6 +193,8 @@ class Planner:
     def plan(self, campaign: Campaign) -> CampaignPlan:
         """Counts and id lists for one campaign."""
         result = CampaignPlan(campaign=campaign.campaign)
+        if self.config.limits.global_holdout:
+            result.excluded[Exclusion.GLOBAL_HOLDOUT] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
         for customer_id, outcome, _, _ in self.classify(campaign):
             result.matched += 1
@@ -190,5 +206,6 @@ class Planner:
                 continue
             if outcome == Outcome.HELD_OUT:
                 result.held_out.append(customer_id)
-            result.excluded[EXCLUSION_OF[outcome]] += 1
+            kind = EXCLUSION_OF[outcome]
+            result.excluded[kind] = result.excluded.get(kind, 0) + 1
         return result

@@ -86,6 +86,9 @@ def reason(
     conn: Connection, campaign: Campaign, config: Config, customer_id: str, outcome: str, at: datetime
 ) -> str | None:
     """A sentence behind an exclusion; None for a targeted customer or one outside the audience."""
+    if outcome == Outcome.GLOBAL_HOLDOUT:
+        share = f"{config.limits.global_holdout:g}%"
+        return f"in the programme's {share} global control group: never contacted by any campaign"
     if outcome == Outcome.NO_CONSENT:
         return _no_consent(conn, customer_id, config)
     if outcome == Outcome.COOLDOWN:

@@ -101,16 +101,25 @@ def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
     default=None,
     help="Override every campaign's goal window (default: each campaign's goal, 7d unless it says).",
 )
+@click.option(
+    "--global", "programme", is_flag=True, help="The whole programme against the global control group instead."
+)
+@click.option("--since", default="30d", show_default=True, help="With --global: the purchase window up to now.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
 @pass_env
 @handles_errors
-def report_command(env: Env, campaigns: tuple[str, ...], window: str | None, fmt: str) -> None:
+def report_command(
+    env: Env, campaigns: tuple[str, ...], window: str | None, programme: bool, since: str, fmt: str
+) -> None:
     """Per campaign: deliveries by state, then conversion on its goal, contacted vs holdout, per variant."""
     from engine.core.durations import parse_duration
     from engine.core.errors import Problem, UserInputError
     from engine.reports.ledger import delivery_counts
     from engine.reports.lift import lift
 
+    if programme:
+        _programme_report(env, since, fmt)
+        return
     try:
         span = parse_duration(window) if window else None
     except ValueError as exc:
@@ -138,6 +147,38 @@ def report_command(env: Env, campaigns: tuple[str, ...], window: str | None, fmt
         )
         return
     report_tables(counts, lifts, make_console())
+
+
+def _programme_report(env: Env, since: str, fmt: str) -> None:
+    from engine.core.durations import parse_duration
+    from engine.core.errors import Problem, UserInputError
+    from engine.reports.lift import programme_lift
+
+    try:
+        span = parse_duration(since)
+    except ValueError as exc:
+        raise UserInputError([Problem("--since", None, None, str(exc))]) from None
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    share = workspace.config.limits.global_holdout
+    if not share:
+        raise UserInputError(
+            [
+                Problem(
+                    str(workspace.root / "config.yaml"),
+                    None,
+                    None,
+                    "no global control group: set limits.global_holdout (e.g. 5%) and let campaigns run first",
+                )
+            ]
+        )
+    with store.engine.connect() as conn:
+        result = programme_lift(
+            conn, share, datetime.now(timezone.utc), span, workspace.config.metrics.revenue_property
+        ).as_json()
+    if fmt == "json":
+        write_json({"since": since, "global_holdout": share, **result}, sys.stdout)
+    else:
+        report_tables({}, {"(all campaigns)": result}, make_console())
 
 
 @click.group(name="suppressions")

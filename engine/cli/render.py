@@ -46,6 +46,7 @@ EXCLUSION_HEADERS = {
     Exclusion.COOLDOWN: "cool-\ndown",
     Exclusion.HOLDOUT: "hold-\nout",
     Exclusion.FREQUENCY_CAP: "freq.\ncap",
+    Exclusion.GLOBAL_HOLDOUT: "global\nctrl",
 }
 
 
@@ -60,12 +61,13 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
     longest = max((len(p.campaign) for p in result.plans), default=8)
     table.add_column("campaign", min_width=min(longest, 40), overflow="fold")
     table.add_column("matched", justify="right")
-    for name in Exclusion:
+    shown = [e for e in Exclusion if any(e in p.excluded for p in result.plans)]
+    for name in shown:
         table.add_column(EXCLUSION_HEADERS[name], justify="right")
     table.add_column("targeted", justify="right", style="bold green")
     for plan in result.plans:
         table.add_row(
-            plan.campaign, str(plan.matched), *(str(plan.excluded[n]) for n in Exclusion), str(len(plan.targeted))
+            plan.campaign, str(plan.matched), *(str(plan.excluded.get(n, 0)) for n in shown), str(len(plan.targeted))
         )
     console.print(table)
     for plan in result.plans:

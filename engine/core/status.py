@@ -51,6 +51,7 @@ class OccurrencePhase(StrEnum):
 class Outcome(StrEnum):
     """What the planner decided for one matched customer, in SPEC order."""
 
+    GLOBAL_HOLDOUT = "global_holdout"
     NO_CONSENT = "no_consent"
     COOLDOWN = "cooldown"
     HELD_OUT = "held_out"
@@ -65,6 +66,7 @@ class Exclusion(StrEnum):
     COOLDOWN = "cooldown"
     HOLDOUT = "holdout"
     FREQUENCY_CAP = "frequency_cap"
+    GLOBAL_HOLDOUT = "global_holdout"  # only when config.yaml sets limits.global_holdout
 
 
 EXCLUSION_OF: dict[Outcome, Exclusion] = {
@@ -72,6 +74,7 @@ EXCLUSION_OF: dict[Outcome, Exclusion] = {
     Outcome.COOLDOWN: Exclusion.COOLDOWN,
     Outcome.HELD_OUT: Exclusion.HOLDOUT,
     Outcome.FREQUENCY_CAP: Exclusion.FREQUENCY_CAP,
+    Outcome.GLOBAL_HOLDOUT: Exclusion.GLOBAL_HOLDOUT,
 }
 
 

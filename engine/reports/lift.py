@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from engine.core.durations import format_duration
 from engine.core.status import DeliveryStatus
 from engine.store.sqljson import NUMBER, TEXT, json_value
-from engine.store.tables import coupons, deliveries, events
+from engine.store.tables import coupons, customers, deliveries, events
 
 Z95 = 1.959964
 
@@ -222,3 +222,34 @@ def _redemptions(conn: Connection, found: dict[str, Lift], window: timedelta, di
     )
     for campaign, issued, used in conn.execute(query):
         found[campaign].coupons_issued, found[campaign].coupons_redeemed = issued, int(used or 0)
+
+
+def programme_lift(
+    conn: Connection, share: float, at: datetime, since: timedelta, revenue_property: str = "amount"
+) -> Lift:
+    """The whole programme's effect: purchase rate in (at − since, at] of everyone else against the
+    global control group (`limits.global_holdout`), who no campaign contacts."""
+    from engine.audience.planner import in_global_holdout
+    from engine.core.clock import naive_utc
+
+    dialect = conn.dialect.name
+    end = naive_utc(at)
+    window = (
+        events.c.customer_id == customers.c.id,
+        events.c.type == "purchase",
+        events.c.occurred_at > end - since,
+        events.c.occurred_at <= end,
+    )
+    amount = json_value(events.c.properties, revenue_property, NUMBER, dialect)
+    query = sa.select(
+        customers.c.id,
+        sa.exists(sa.select(events.c.pk).where(*window)),
+        sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(*window).scalar_subquery(),
+    )
+    result = Lift("(all campaigns)", Arm(), Arm(), goal=("purchase", since))
+    for customer_id, bought, money in conn.execution_options(yield_per=10_000).execute(query):
+        arm = result.holdout if in_global_holdout(customer_id, share) else result.contacted
+        arm.customers += 1
+        arm.converted += int(bool(bought))
+        arm.revenue += float(money or 0)
+    return result

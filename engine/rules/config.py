@@ -16,7 +16,7 @@ from connectors.registry import Group, available
 from engine.core.errors import Problem, UserInputError
 from engine.rules.base import StrictModel
 from engine.rules.problems import validate
-from engine.rules.types import Duration
+from engine.rules.types import Duration, Percent
 from engine.rules.yamlsource import read_yaml
 
 # Keys whose values are credentials, wherever they appear (a webhook's Authorization header too).
@@ -190,6 +190,9 @@ class DeliveryConfig(StrictModel):
 class Limits(StrictModel):
     frequency_cap: FrequencyCap | None = None
     quiet_hours: QuietHours | None = None
+    global_holdout: Percent = Field(
+        0.0, description="customers never contacted by any campaign, to measure the whole programme, e.g. 5%"
+    )
 
 
 class Config(StrictModel):
