@@ -265,3 +265,54 @@ def serve_command(env: Env, host: str, port: int) -> None:
     click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+@click.command(name="deliveries")
+@click.argument("campaign", required=False)
+@click.option("--status", type=click.Choice(["pending", "sending", "sent", "failed", "unknown", "held_out", "skipped"]))
+@click.option("--since", help="Only occurrences this recent, e.g. 24h or 7d.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many rows (newest first).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def deliveries_command(
+    env: Env, campaign: str | None, status: str | None, since: str | None, limit: int | None, fmt: str
+) -> None:
+    """The ledger: who got what, when, with status and failure reason (newest first)."""
+    from engine.cli.render import deliveries_table, write_csv
+    from engine.core.durations import parse_duration
+    from engine.core.errors import Problem, UserInputError
+    from engine.reports.timeline import DELIVERY_COLUMNS, list_deliveries
+
+    try:
+        span = parse_duration(since) if since else None
+    except ValueError as exc:
+        raise UserInputError([Problem("--since", None, None, str(exc))]) from None
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        rows = list_deliveries(conn, campaign, status, span, datetime.now(timezone.utc), limit)
+    if fmt == "json":
+        write_json(rows, sys.stdout)
+    elif fmt == "csv":
+        write_csv(rows, DELIVERY_COLUMNS, sys.stdout)
+    else:
+        deliveries_table(rows, make_console(), workspace.config.timezone)
+
+
+@click.command(name="customer")
+@click.argument("customer_id")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@pass_env
+@handles_errors
+def customer_command(env: Env, customer_id: str, fmt: str) -> None:
+    """One customer's timeline for support staff: events, messages, coupons, tasks, suppressions."""
+    from engine.cli.render import customer_view
+    from engine.reports.timeline import customer_timeline
+
+    workspace, store = env.config_and_store(create=False, read_only=True)
+    with store.engine.connect() as conn:
+        found = customer_timeline(conn, customer_id)
+    if fmt == "json":
+        write_json(found, sys.stdout)
+    else:
+        customer_view(found, make_console(), workspace.config.timezone)

@@ -49,6 +49,8 @@ for command in (
     admin.report_command,
     admin.suppressions_group,
     admin.serve_command,
+    admin.deliveries_command,
+    admin.customer_command,
     metrics.metrics_group,
 ):
     main.add_command(command)

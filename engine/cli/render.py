@@ -281,3 +281,73 @@ def models_table(fits: list[dict[str, Any]], zone: str) -> Table:
             local_time(datetime.fromisoformat(fit["fitted_at"]), zone),
         )
     return table
+
+
+def write_csv(rows: list[dict[str, Any]], columns: Iterable[str], out: IO[str]) -> None:
+    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+
+
+def _when(value: str | None, zone: str) -> str:
+    return local_time(datetime.fromisoformat(value), zone) if value else "–"
+
+
+def deliveries_table(rows: list[dict[str, Any]], console: Console, zone: str) -> None:
+    """`nudge deliveries`."""
+    table = Table(title=f"Deliveries ({len(rows):,})", title_justify="left", box=box.SIMPLE_HEAD)
+    for name in ("id", "campaign", "customer", "occurrence", "status", "reason"):
+        table.add_column(name, overflow="fold", justify="right" if name == "id" else "left")
+    for row in rows:
+        status = row["status"] + (f" ({row['variant']})" if row.get("variant") else "")
+        table.add_row(
+            str(row["id"]),
+            row["campaign"],
+            row["customer_id"],
+            _when(row["occurrence"], zone),
+            status,
+            row["reason"] or "",
+        )
+    console.print(table)
+
+
+def customer_view(data: dict[str, Any], console: Console, zone: str) -> None:
+    """`nudge customer ID`: profile, then messages, coupons, tasks, suppressions and events."""
+    person = data["customer"]
+    name = " ".join(filter(None, [person.get("first_name"), person.get("last_name")])) or "(no name)"
+    consent = "opted in" if person.get("email_opt_in") else "not opted in"
+    if person.get("unsubscribed_at"):
+        consent = f"unsubscribed {_when(person['unsubscribed_at'], zone)}"
+    console.print(
+        f"[bold]{person['id']}[/] · {name} · {person.get('email') or 'no email'} · {consent}", highlight=False
+    )
+    for suppression in data["suppressions"]:
+        console.print(
+            f"suppressed: {suppression['reason']} ({suppression['source'] or 'manual'}) "
+            f"{_when(suppression['created_at'], zone)}",
+            highlight=False,
+        )
+    deliveries_table(data["messages"], console, zone)
+    if data["coupons"]:
+        coupons_table = Table(title="Coupons", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("code", "campaign", "expires"):
+            coupons_table.add_column(column)
+        for coupon in data["coupons"]:
+            coupons_table.add_row(coupon["code"], coupon["campaign"], _when(coupon["expires_at"], zone))
+        console.print(coupons_table)
+    if data["tasks"]:
+        tasks_table = Table(title="Tasks", title_justify="left", box=box.SIMPLE_HEAD)
+        for column in ("id", "queue", "title", "status", "due"):
+            tasks_table.add_column(column, overflow="fold")
+        for task in data["tasks"]:
+            tasks_table.add_row(
+                str(task["id"]), task["queue"], task["title"], task["status"], _when(task["due_at"], zone)
+            )
+        console.print(tasks_table)
+    events_table = Table(title=f"Events (latest {len(data['events'])})", title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("when", "type", "properties"):
+        events_table.add_column(column, overflow="fold")
+    for event in data["events"]:
+        shown = ", ".join(f"{k}={v}" for k, v in event["properties"].items())
+        events_table.add_row(_when(event["occurred_at"], zone), event["type"], shown)
+    console.print(events_table)

@@ -41,7 +41,7 @@ def funnel(plan: CampaignPlan) -> list[Bar]:
         return Bar(label, count, max(2, round(count * scale)) if count else 0, kind)
 
     bars = [bar("matched", plan.matched, "matched")]
-    bars += [bar(str(e).replace("_", " "), plan.excluded[e], "excluded") for e in Exclusion]
+    bars += [bar(str(e).replace("_", " "), plan.excluded[e], "excluded") for e in Exclusion if e in plan.excluded]
     bars.append(bar("targeted", len(plan.targeted), "targeted"))
     return bars
 

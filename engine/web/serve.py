@@ -30,6 +30,7 @@ from engine.ingest.importer import import_rows
 from engine.messages.unsubscribe import TokenError, verify
 from engine.store import Store
 from engine.store.tables import deliveries
+from engine.web.observe import health, metrics_text
 
 log = logging.getLogger("nudge.serve")
 SUPPRESSING = {
@@ -70,6 +71,8 @@ class App:
                 Rule("/unsubscribe/<token>", endpoint="unsubscribe", methods=["GET", "POST"]),
                 Rule("/sendgrid/events", endpoint="events", methods=["POST"]),
                 Rule("/health", endpoint="health", methods=["GET"]),
+                Rule("/healthz", endpoint="healthz", methods=["GET"]),
+                Rule("/metrics", endpoint="metrics", methods=["GET"]),
             ]
         )
 
@@ -84,6 +87,13 @@ class App:
 
     def health(self, request: Request) -> Response:
         return Response("ok\n", mimetype="text/plain")
+
+    def healthz(self, request: Request) -> Response:
+        status, body = health(self.store)
+        return Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
+
+    def metrics(self, request: Request) -> Response:
+        return Response(metrics_text(self.store, self.clock), mimetype="text/plain; version=0.0.4; charset=utf-8")
 
     # --- unsubscribe ---------------------------------------------------------------------
 

@@ -1,0 +1,96 @@
+"""The ledger and one customer's history, for operators and support staff: `nudge deliveries`
+(who got what, when, status and reason) and `nudge customer ID` (events, messages, coupons,
+tasks, suppressions, in one timeline)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.core.clock import iso_utc, naive_utc
+from engine.core.errors import Problem, UserInputError
+from engine.messages.context import customer_dict
+from engine.store.tables import coupons, customers, deliveries, events, suppressions, tasks
+
+DELIVERY_COLUMNS = ("id", "campaign", "customer_id", "occurrence", "status", "reason", "variant", "sent_at")
+RECENT_EVENTS = 200
+
+
+def _plain(row: Any, names: Sequence[str]) -> dict[str, Any]:
+    return {n: iso_utc(v) if isinstance(v, datetime) else v for n, v in ((n, getattr(row, n)) for n in names)}
+
+
+def list_deliveries(
+    conn: Connection,
+    campaign: str | None = None,
+    status: str | None = None,
+    since: timedelta | None = None,
+    now: datetime | None = None,
+    limit: int | None = None,
+    customer_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Ledger rows, newest occurrence first; filters by campaign, status, customer and how recent."""
+    query = sa.select(*(deliveries.c[n] for n in DELIVERY_COLUMNS)).order_by(
+        deliveries.c.occurrence.desc(), deliveries.c.id.desc()
+    )
+    if campaign:
+        query = query.where(deliveries.c.campaign == campaign)
+    if status:
+        query = query.where(deliveries.c.status == status)
+    if customer_id:
+        query = query.where(deliveries.c.customer_id == customer_id)
+    if since is not None and now is not None:
+        query = query.where(deliveries.c.occurrence > naive_utc(now) - since)
+    if limit:
+        query = query.limit(limit)
+    return [_plain(row, DELIVERY_COLUMNS) for row in conn.execute(query)]
+
+
+def customer_timeline(conn: Connection, customer_id: str) -> dict[str, Any]:
+    """Everything support staff need about one customer, newest first."""
+    person = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).one_or_none()
+    if person is None:
+        raise UserInputError([Problem("<customer>", None, None, f"no customer with id {customer_id!r} in the store")])
+    profile = {k: iso_utc(v) if isinstance(v, datetime) else v for k, v in customer_dict(person).items()}
+    recent = conn.execute(
+        sa.select(events.c.type, events.c.occurred_at, events.c.properties)
+        .where(events.c.customer_id == customer_id)
+        .order_by(events.c.occurred_at.desc(), events.c.pk.desc())
+        .limit(RECENT_EVENTS)
+    )
+    messages = list_deliveries(conn, customer_id=customer_id)
+    issued = conn.execute(
+        sa.select(coupons.c.code, coupons.c.name, coupons.c.campaign, coupons.c.expires_at)
+        .where(coupons.c.customer_id == customer_id)
+        .order_by(coupons.c.created_at.desc())
+    )
+    staff = conn.execute(
+        sa.select(tasks.c.id, tasks.c.queue, tasks.c.title, tasks.c.status, tasks.c.due_at, tasks.c.handoff)
+        .where(tasks.c.customer_id == customer_id)
+        .order_by(tasks.c.created_at.desc())
+    )
+    blocked = []
+    if person.email:
+        blocked = [
+            _plain(row, ("reason", "source", "created_at"))
+            for row in conn.execute(
+                sa.select(suppressions.c.reason, suppressions.c.source, suppressions.c.created_at).where(
+                    suppressions.c.email == person.email.lower()
+                )
+            )
+        ]
+    return {
+        "customer": profile,
+        "events": [
+            {"type": r.type, "occurred_at": iso_utc(r.occurred_at), "properties": dict(r.properties or {})}
+            for r in recent
+        ],
+        "messages": messages,
+        "coupons": [_plain(r, ("code", "name", "campaign", "expires_at")) for r in issued],
+        "tasks": [_plain(r, ("id", "queue", "title", "status", "due_at", "handoff")) for r in staff],
+        "suppressions": blocked,
+    }
