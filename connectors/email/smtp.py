@@ -95,12 +95,13 @@ class SmtpConnector:
             # 550/553 and friends: this mailbox will never take mail; 4xx may on a later try.
             return SendResult(
                 email.delivery_id,
-                SendStatus.FAILED,
+                SendStatus.FAILED if code >= 500 else SendStatus.RETRY,
                 f"SMTP {code}: {text.decode(errors='replace')}",
                 bad_address=500 <= code < 600,
             )
         except smtplib.SMTPSenderRefused as exc:
-            return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP sender refused {exc.smtp_code}")
+            status = SendStatus.FAILED if exc.smtp_code >= 500 else SendStatus.RETRY  # 421/451: throttled
+            return SendResult(email.delivery_id, status, f"SMTP sender refused {exc.smtp_code}")
         except smtplib.SMTPDataError as exc:
             status = SendStatus.FAILED if 500 <= exc.smtp_code < 600 else SendStatus.UNKNOWN
             return SendResult(email.delivery_id, status, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")

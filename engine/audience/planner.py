@@ -6,7 +6,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
@@ -105,6 +105,10 @@ class Planner:
     segments: dict[str, Any]
     at: datetime
     cap_used: Counter = field(default_factory=Counter)
+    # Delivery plans look both ways in time: an occurrence already planned for a later instant
+    # (a neighbouring `--at`, a daemon ahead of a catch-up) counts. A dry run replaying the past
+    # looks back only, so it shows what that instant saw.
+    lookahead: bool = False
     _timezones: tuple[str, ...] | None = None
 
     def context(self) -> EvalContext:
@@ -119,6 +123,12 @@ class Planner:
             metrics=self.config.metrics,
         )
 
+    def _window(self, at: datetime, span: timedelta) -> tuple[Any, Any]:
+        """Occurrences within `span` of `at`: looking back, or both ways when planning a delivery."""
+        if self.lookahead:
+            return deliveries.c.occurrence > at - span, deliveries.c.occurrence < at + span
+        return deliveries.c.occurrence > at - span, deliveries.c.occurrence <= at
+
     def _any(self, conditions: tuple) -> bool:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
@@ -129,10 +139,7 @@ class Planner:
         cooling = (
             deliveries.c.campaign == campaign.campaign,
             deliveries.c.status.in_(COOLDOWN_STATES),
-            # Both ways: an occurrence planned earlier for a later instant (a neighbouring `--at`,
-            # a daemon ahead of a catch-up) is as close to this one as an earlier instant would be.
-            deliveries.c.occurrence > at - campaign.cooldown,
-            deliveries.c.occurrence < at + campaign.cooldown,
+            *self._window(at, campaign.cooldown),
         )
         # Probing the ledger for every matched customer costs more than the audience itself; when
         # one cheap check shows nothing there to find, the column is a constant (exact, not a guess).
@@ -148,8 +155,7 @@ class Planner:
             else (
                 deliveries.c.counts_toward_cap.is_(True),
                 deliveries.c.status.in_(CAP_STATES),
-                deliveries.c.occurrence > at - cap.per,
-                deliveries.c.occurrence < at + cap.per,
+                *self._window(at, cap.per),
             )
         )
         if cap is not None and campaign.sends_email and self._any(capped):

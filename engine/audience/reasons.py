@@ -45,7 +45,7 @@ def _cooldown(conn: Connection, customer_id: str, campaign: Campaign, config: Co
             deliveries.c.customer_id == customer_id,
             deliveries.c.status.in_(COOLDOWN_STATES),
             deliveries.c.occurrence > moment - campaign.cooldown,
-            deliveries.c.occurrence < moment + campaign.cooldown,
+            deliveries.c.occurrence <= moment,
         )
         .order_by(deliveries.c.occurrence.desc())
         .limit(1)
@@ -71,7 +71,7 @@ def _capped(conn: Connection, customer_id: str, config: Config, at: datetime) ->
             deliveries.c.counts_toward_cap.is_(True),
             deliveries.c.status.in_(CAP_STATES),
             deliveries.c.occurrence > moment - cap.per,
-            deliveries.c.occurrence < moment + cap.per,
+            deliveries.c.occurrence <= moment,
         )
         .order_by(deliveries.c.occurrence)
     ).all()

@@ -48,6 +48,11 @@ def handles_errors(func):
             # The store went away or refused mid-command (connection lost, disk full, locked).
             click.echo(f"error: store: {str(exc.orig).strip().splitlines()[0]}", err=True)
             sys.exit(1)
+        except OSError as exc:
+            # An output file that cannot be written, a folder that does not exist.
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)

@@ -70,6 +70,7 @@ class Daemon:
     started_at: datetime
     campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
     _signature: tuple | None = None
+    _metrics_tried: datetime | None = None  # a failed refit is not retried before the next day
 
     def __post_init__(self) -> None:
         self.reload()
@@ -131,8 +132,9 @@ class Daemon:
                 last = conn.execute(sa.select(sa.func.max(customer_metrics.c.computed_at))).scalar()
             return last is not None and now - aware_utc(last) < METRICS_EVERY
 
-        if fresh():
+        if fresh() or (self._metrics_tried is not None and now - self._metrics_tried < METRICS_EVERY):
             return
+        self._metrics_tried = now
         # Several daemons may share the store: one refits, the others find the result fresh.
         with exclusive(self.runner.store, "metrics-refresh"):
             if fresh():

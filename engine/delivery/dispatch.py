@@ -152,6 +152,11 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[
     refused = store_and_hand_off(runner.store.engine, runner.outputs.sink, prepared.task_rows)
     for delivery_id, why in refused.items():
         prepared.outcome.setdefault(delivery_id, (DeliveryStatus.FAILED, why))
+    if prepared.emails:
+        # Marked in its own transaction before the connector sees them: after a crash, a row in
+        # `sending` without this mark certainly never left (reconcile puts it back to pending).
+        with runner.store.engine.begin() as conn:
+            ledger.mark_handed(conn, [e.delivery_id for e in prepared.emails], token, runner.now())
     results, stopped = _send(runner, prepared.emails)
     emailed = {e.delivery_id for e in prepared.emails}
     # Only messages handed to the connector can be retried: refused, or never reached it.
@@ -175,6 +180,11 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[
     counts: dict[str, int] = {}
     for _, status, _, _ in final:
         counts[status] = counts.get(status, 0) + 1
+    if stopped is None and retry:
+        # The provider refused for now (down, rate-limited, greylisting): claiming the same rows
+        # again at once would only hammer it. The occurrence resumes on the next run or tick.
+        first = results[min(retry)].reason if min(retry) in results else None
+        stopped = f"{len(retry)} messages not accepted yet ({first or 'try later'})"
     if stopped is not None:
         raise RuntimeFailure(f"{campaign.campaign}: sending stopped: {stopped}")
     return counts

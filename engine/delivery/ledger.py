@@ -301,7 +301,7 @@ def release_rows(conn: Connection, ids: Sequence[int], token: str, now: datetime
         conn.execute(
             sa.update(deliveries)
             .where(deliveries.c.id.in_(list(ids)), deliveries.c.claim == token)
-            .values(status=DeliveryStatus.PENDING, claim=None, updated_at=now, reason=reason)
+            .values(status=DeliveryStatus.PENDING, claim=None, updated_at=now, reason=reason, handed_at=None)
         )
 
 
@@ -340,3 +340,13 @@ def coupons_for(conn: Connection, delivery_ids: Sequence[int]) -> dict[int, dict
             "name": row.name,
         }
     return found
+
+
+def mark_handed(conn: Connection, ids: Sequence[int], token: str, now: datetime) -> None:
+    """These rows are about to be given to the email connector."""
+    if ids:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id.in_(list(ids)), deliveries.c.claim == token)
+            .values(handed_at=now)
+        )

@@ -16,7 +16,7 @@ from engine.core.status import DeliveryStatus, Outcome
 from engine.delivery import ledger
 from engine.delivery.quiet import release_time
 from engine.delivery.runner import OccurrenceReport, Runner
-from engine.rules.campaign import Campaign, CouponAction, action_when
+from engine.rules.campaign import Campaign, CouponAction, EmailAction, action_when
 from engine.store.locks import exclusive
 from engine.store.tables import customers
 
@@ -39,6 +39,7 @@ def _plan_rows(
 ) -> list[ledger.PlannedRow]:
     quiet = runner.workspace.config.limits.quiet_hours if campaign.sends_email else None
     weights = [(v.name, v.weight) for v in campaign.variants]
+    email_indexes = [i for i, a in enumerate(campaign.actions) if isinstance(a, EmailAction) and a.email.variants]
     rows = []
     for item in batch:
         applies = [i for i in range(len(campaign.actions)) if i not in when or item.customer_id in when[i]]
@@ -55,7 +56,9 @@ def _plan_rows(
                 not_before=not_before,
                 actions=ledger.format_actions(applies),
                 counts_toward_cap=campaign.sends_email and targeted,
-                variant=variant_for(campaign.campaign, item.customer_id, weights) if targeted else None,
+                variant=variant_for(campaign.campaign, item.customer_id, weights)
+                if targeted and any(i in applies for i in email_indexes)
+                else None,
             )
         )
     return rows
@@ -87,7 +90,9 @@ def _materialize(
     coupon_specs = {i: a.coupon for i, a in enumerate(campaign.actions) if isinstance(a, CouponAction)}
     occurrence = naive_utc(at)
     with runner.store.engine.connect() as reader:
-        planner = Planner(conn=reader, config=runner.workspace.config, segments=runner.workspace.segments, at=at)
+        planner = Planner(
+            conn=reader, config=runner.workspace.config, segments=runner.workspace.segments, at=at, lookahead=True
+        )
         batch: list[Any] = []
 
         def flush() -> None:

@@ -29,8 +29,10 @@ def reconcile(runner: Runner, campaign: Campaign | None, claim: ledger.Claim) ->
     """Settle the orphans of an occurrence this worker has just taken over."""
     with runner.store.engine.begin() as conn:
         for row in ledger.orphans(conn, claim.campaign, claim.occurrence):
-            emails = campaign is not None and emails_customer(campaign, row)
-            status, reason = settle(runner.outputs.email().was_sent(row.id) if emails else False)
+            # Never handed to the connector (the worker died, or the store went away, before it):
+            # certainly not sent. Otherwise ask the connector what it knows.
+            handed = campaign is not None and emails_customer(campaign, row) and row.handed_at is not None
+            status, reason = settle(runner.outputs.email().was_sent(row.id) if handed else False)
             conn.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id == row.id, deliveries.c.status == DeliveryStatus.SENDING)

@@ -181,25 +181,39 @@ def proportion_interval(arm: Arm) -> tuple[float | None, float | None]:
 Z80 = 0.841621  # one-sided z for 80% power
 
 
+def difference_interval(top: Arm, other: Arm) -> tuple[float, float, float]:
+    """(difference of rates, low, high) at 95%: Newcombe's hybrid score interval, built from the
+    two Wilson intervals, so it stays honest with small arms and rates near 0% or 100%."""
+    p1, p0 = top.converted / top.customers, other.converted / other.customers
+    low1, high1 = proportion_interval(top)
+    low0, high0 = proportion_interval(other)
+    assert low1 is not None and high1 is not None and low0 is not None and high0 is not None
+    diff = p1 - p0
+    return (
+        diff,
+        diff - math.sqrt((p1 - low1) ** 2 + (high0 - p0) ** 2),
+        diff + math.sqrt((high1 - p1) ** 2 + (p0 - low0) ** 2),
+    )
+
+
 def verdict(variants: Mapping[str, Arm]) -> str:
     """The best variant against the runner-up, in plain words."""
     ranked = sorted(variants.items(), key=lambda item: -(item[1].rate or 0.0))
     (best, top), (second, other) = ranked[0], ranked[1]
     if not top.customers or not other.customers:
         return "no detectable difference yet: a variant has no customers"
-    p1, p0 = top.converted / top.customers, other.converted / other.customers
-    diff = p1 - p0
-    se = math.sqrt(p1 * (1 - p1) / top.customers + p0 * (1 - p0) / other.customers)
-    low, high = diff - Z95 * se, diff + Z95 * se
-    if se > 0 and low > 0:
+    diff, low, high = difference_interval(top, other)
+    if low > 0:
         return (
             f"{best} converts better than {second}: {100 * diff:+.1f} pp, "
             f"95% interval {100 * low:+.1f}…{100 * high:+.1f}"
         )
     if diff <= 0:
         return "no detectable difference yet: the variants convert alike so far"
-    needed = (Z95 + Z80) ** 2 * (p1 * (1 - p1) + p0 * (1 - p0)) / diff**2
-    more = max(0, math.ceil(needed) - min(top.customers, other.customers))
+    # Customers per arm to detect this gap with 80% power (pooled rate: never a zero variance).
+    pooled = (top.converted + other.converted) / (top.customers + other.customers)
+    needed = (Z95 + Z80) ** 2 * 2 * pooled * (1 - pooled) / diff**2
+    more = max(1, math.ceil(needed) - min(top.customers, other.customers))
     return f"no detectable difference yet: need about {more:,} more per arm (if the gap of {100 * diff:.1f} pp holds)"
 
 

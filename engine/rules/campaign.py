@@ -57,7 +57,7 @@ def _inside_templates(value: str | None) -> str | None:
 class Variant(StrictModel):
     """One arm of an A/B test of an email's content."""
 
-    name: str = Field(pattern=r"^[a-z0-9_]+$", description="short name, recorded on the ledger row")
+    name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=32, description="short name, recorded on the ledger row")
     weight: float = Field(gt=0, le=100, description="share of the targeted customers, in percent")
     template: str = Field(description="file in templates/")
     subject: str = Field(description="Jinja template for the subject line")

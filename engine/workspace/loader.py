@@ -177,6 +177,23 @@ def _template_problems(
     return problems
 
 
+def conditions_of(campaign: Campaign) -> list[tuple[Any, tuple]]:
+    """Every condition tree of a campaign with its YAML path: the audience, then each action's `when`."""
+    found: list[tuple[Any, tuple]] = [(campaign.audience, ("audience",))]
+    for i, action in enumerate(campaign.actions):
+        when = action_when(action)
+        if when is None:
+            continue
+        if action.when is not None:
+            found.append((when, ("actions", i, "when")))
+        else:
+            key = (
+                "email" if isinstance(action, EmailAction) else "coupon" if isinstance(action, CouponAction) else "task"
+            )
+            found.append((when, ("actions", i, key, "when")))
+    return found
+
+
 def _raw_template_problems(raw: dict[str, Any], located: Located, templates_dir: Path) -> list[Problem]:
     """Missing template files, read from the raw YAML of a file that did not validate."""
     problems = []
@@ -229,15 +246,9 @@ def load_campaign_file(
         # The shape is wrong somewhere; what can still be checked on the raw file is reported too.
         raw = located.data if "located" in locals() and isinstance(located.data, dict) else {}
         return None, exc.problems + _raw_template_problems(raw, located, templates_dir) if raw else exc.problems
-    problems = _condition_problems(campaign.audience, ("audience",), located, segments)
-    for i, action in enumerate(campaign.actions):
-        when = action_when(action)
-        if when is not None:
-            key = (
-                "email" if isinstance(action, EmailAction) else "coupon" if isinstance(action, CouponAction) else "task"
-            )
-            loc = ("actions", i, "when") if action.when is not None else ("actions", i, key, "when")
-            problems += _condition_problems(when, loc, located, segments)
+    problems: list[Problem] = []
+    for condition, loc in conditions_of(campaign):
+        problems += _condition_problems(condition, loc, located, segments)
     problems += _template_problems(campaign, located, templates_dir, segments)
     return LoadedCampaign(campaign, str(file), located), problems
 
@@ -275,7 +286,8 @@ def _unknown_received(rules: Rules) -> list[Problem]:
     """`received: {campaign: NAME}` must name a campaign of this workspace (or CAMPAIGN/STEP)."""
     problems = []
     for loaded in rules.campaigns.values():
-        for node, loc in walk(loaded.campaign.audience, ("audience",)):
+        nodes = (pair for condition, base in conditions_of(loaded.campaign) for pair in walk(condition, base))
+        for node, loc in nodes:
             if node.kind is ConditionKind.RECEIVED:
                 name = node.received.campaign.split("/", 1)[0]
                 if name not in rules.campaigns:

@@ -70,7 +70,7 @@ def _synthetic_customer() -> dict[str, Any]:
         country="US",
         timezone="UTC",
         email_opt_in=True,
-        attributes={},
+        attributes=SampleProperties(),
     )
     return person
 

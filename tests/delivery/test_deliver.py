@@ -273,7 +273,11 @@ def test_a_dead_worker_is_taken_over_and_the_outbox_says_what_left(store, tmp_pa
             .scalars()
             .all()
         )
-        conn.execute(sa.update(deliveries).where(deliveries.c.id.in_(ids)).values(status="sending", claim="x"))
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.id.in_(ids))
+            .values(status="sending", claim="x", handed_at=datetime(2026, 6, 1, 11, 0))  # both reached the outbox
+        )
         conn.execute(sa.update(occurrences).values(heartbeat_at=datetime(2026, 6, 1, 11, 0)))
     runner = make_runner(ws, store, clock)
     from connectors.api import OutgoingEmail

@@ -170,6 +170,7 @@ def test_an_in_flight_row_the_connector_cannot_vouch_for_ends_unknown_and_is_not
                         email=f"{cid}@example.com",
                         actions="0",
                         claim="old" if state == "sending" else None,
+                        handed_at=occurrence if state == "sending" else None,  # it reached the connector
                         counts_toward_cap=True,
                         created_at=occurrence,
                         updated_at=occurrence,
@@ -181,3 +182,64 @@ def test_an_in_flight_row_the_connector_cannot_vouch_for_ends_unknown_and_is_not
         final = dict(conn.execute(sa.select(deliveries.c.customer_id, deliveries.c.status)).all())
     assert final == {"c000": "unknown", "c001": "sent", "c002": "sent"}
     assert report.counts == {"sent": 1} and len(received) == 1  # only the pending one went out
+
+
+def test_a_row_claimed_but_never_handed_to_the_connector_goes_back_to_pending_and_is_sent_once(store, tmp_path):
+    """The store went away (or the worker died) between claiming a batch and sending it."""
+    seed(store, customers=shoppers(2))
+    ws = write_workspace(tmp_path, [email_campaign()])
+    campaign = ws.campaigns["promo"].campaign
+    occurrence = AT.replace(tzinfo=None)
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.insert(occurrences).values(
+                campaign="promo",
+                occurrence=occurrence,
+                status="dispatching",
+                claimed_by=f"{socket.gethostname()}:999999999:dead",
+                claimed_at=occurrence,
+                heartbeat_at=occurrence,
+            )
+        )
+        for cid in ("c000", "c001"):
+            conn.execute(
+                sa.insert(deliveries).values(
+                    campaign="promo",
+                    customer_id=cid,
+                    occurrence=occurrence,
+                    status="sending",
+                    email=f"{cid}@example.com",
+                    actions="0",
+                    claim="old",
+                    counts_toward_cap=True,
+                    created_at=occurrence,
+                    updated_at=occurrence,
+                )
+            )
+    report = run_occurrence(make_runner(ws, store, Clock(AT)), campaign, AT)
+    assert report.counts == {"sent": 2}
+    with store.engine.connect() as conn:
+        assert set(conn.execute(sa.select(deliveries.c.status)).scalars()) == {"sent"}
+    assert len(list((tmp_path / "outbox").glob("*.eml"))) == 2
+
+
+def test_a_replay_looks_back_only_while_a_delivery_plan_looks_both_ways(store, tmp_path):
+    seed(store, customers=shoppers(1))
+    ws = write_workspace(tmp_path, [email_campaign(cooldown="7d")])
+    with store.engine.begin() as conn:  # the campaign reached c000 a day after the instant we replay
+        conn.execute(
+            sa.insert(deliveries).values(
+                campaign="promo",
+                customer_id="c000",
+                occurrence=(AT + timedelta(days=1)).replace(tzinfo=None),
+                status="sent",
+                created_at=NOW.replace(tzinfo=None),
+                updated_at=NOW.replace(tzinfo=None),
+            )
+        )
+    campaign = ws.campaigns["promo"].campaign
+    with store.engine.connect() as conn:
+        replay = Planner(conn=conn, config=ws.config, segments={}, at=AT).plan(campaign)
+        planning = Planner(conn=conn, config=ws.config, segments={}, at=AT, lookahead=True).plan(campaign)
+    assert replay.targeted == ["c000"]  # what that instant saw
+    assert planning.targeted == [] and planning.excluded["cooldown"] == 1  # never twice within a cooldown

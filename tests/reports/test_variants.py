@@ -128,14 +128,23 @@ def test_report_numbers_match_a_hand_computation(store):
     z = 1.959964
     centre, half = (0.6 + z * z / 20) / (1 + z * z / 10), z * math.sqrt(0.024 + z * z / 400) / (1 + z * z / 10)
     assert arms["a"]["ci95"] == pytest.approx([centre - half, centre + half])
-    # 6/10 vs 2/10: +40 pp, se = sqrt(.24/10 + .16/10) = 0.2 → interval +0.8 … +79.2 pp
-    assert data["verdict"] == "a converts better than b: +40.0 pp, 95% interval +0.8…+79.2"
+    # 6/10 vs 2/10: +40 pp; Newcombe's interval from the two Wilson intervals reaches below zero,
+    # so no winner yet, and a pooled-rate power calculation says how many more customers it needs.
+    wilson_b = ((0.2 + z * z / 20) / (1 + z * z / 10), z * math.sqrt(0.016 + z * z / 400) / (1 + z * z / 10))
+    low = 0.4 - math.sqrt((0.6 - (centre - half)) ** 2 + ((wilson_b[0] + wilson_b[1]) - 0.2) ** 2)
+    assert low < 0
+    pooled = 8 / 20
+    needed = math.ceil((1.959964 + 0.841621) ** 2 * 2 * pooled * (1 - pooled) / 0.4**2) - 10
+    expected = f"no detectable difference yet: need about {needed} more per arm (if the gap of 40.0 pp holds)"
+    assert data["verdict"] == expected
     json.dumps(data)
 
 
 def test_the_verdict_says_how_much_more_data_an_unclear_test_needs():
     unclear = verdict({"a": Arm(100, 12), "b": Arm(100, 10)})
-    # n = (1.96 + 0.84)² (.12·.88 + .1·.9) / .02² ≈ 3,842 per arm → about 3,742 more
-    assert unclear.startswith("no detectable difference yet: need about 3,7") and "more per arm" in unclear
+    # n = (1.96 + 0.84)² · 2 · .11 · .89 / .02² ≈ 3,843 per arm → about 3,743 more
+    assert unclear == "no detectable difference yet: need about 3,743 more per arm (if the gap of 2.0 pp holds)"
+    clear = verdict({"a": Arm(5, 5), "b": Arm(5, 0)})  # all against none: a winner even with five each
+    assert clear.startswith("a converts better than b: +100.0 pp, 95% interval +")
     assert verdict({"a": Arm(50, 5), "b": Arm(50, 5)}).startswith("no detectable difference yet: the variants")
     assert proportion_interval(Arm(0, 0)) == (None, None)

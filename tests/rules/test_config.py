@@ -96,3 +96,19 @@ def test_init_writes_a_gitignore_that_keeps_customer_data_out(tmp_path):
     CliRunner().invoke(main, ["init", str(existing)])
     lines = (existing / ".gitignore").read_text().splitlines()
     assert lines[:2] == ["node_modules/", "outbox/"] and lines.count("outbox/") == 1 and "nudge.db" in lines
+
+
+def test_a_webhook_key_that_is_not_sendgrids_ecdsa_key_is_a_located_error(workspace_dir):
+    config = write_config(workspace_dir, "timezone: UTC\nemail:\n  sendgrid:\n    webhook_public_key: not-a-key\n")
+    result = validate(workspace_dir)
+    assert result.exit_code == 2
+    assert f"{config}:4:25: error: webhook_public_key must be the ECDSA verification key" in result.stderr
+
+
+def test_headers_from_env_is_the_accepted_way_to_name_a_webhook_credential(workspace_dir):
+    write_config(
+        workspace_dir,
+        "timezone: UTC\ntasks:\n  sink: webhook\n  webhook:\n    url: https://help.example/tasks\n"
+        "    headers_from_env:\n      Authorization: HELPDESK_AUTH\n",
+    )
+    assert validate(workspace_dir).exit_code == 0
