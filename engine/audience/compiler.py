@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.audience.context import EvalContext, store_timezones
-from engine.audience.operators import NUMERIC, compare, holds_for_nothing, json_compare, json_kind
+from engine.audience.operators import NUMERIC, compare, holds_for_nothing, json_compare, json_kind, not_followed_by
 from engine.audience.received import compile_received
 from engine.core.clock import aware_utc
 from engine.core.errors import ConditionError
@@ -129,16 +129,6 @@ def _latest_matching(cond: EventCondition, ctx: EvalContext, loc: tuple, columns
     return sa.select(ranked).where(ranked.c.rank == 1).subquery()
 
 
-def _not_followed(cond: EventCondition, ctx: EvalContext, customer_col, last_at_col) -> ColumnElement:
-    later = sa.select(sa.literal(1)).where(
-        events.c.customer_id == customer_col,
-        events.c.type == cond.not_followed_by,
-        events.c.occurred_at > last_at_col,
-        events.c.occurred_at <= ctx.at_utc,
-    )
-    return ~sa.exists(later)
-
-
 def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     name, ops, agg = aggregate_value(cond, ctx)
     agg_loc = loc + (name,)
@@ -148,7 +138,9 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
         test = json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
         picked = sa.select(latest.c.customer_id).where(test)
         if cond.not_followed_by:
-            picked = picked.where(_not_followed(cond, ctx, latest.c.customer_id, latest.c.occurred_at))
+            picked = picked.where(
+                not_followed_by(cond.not_followed_by, ctx, latest.c.customer_id, latest.c.occurred_at)
+            )
         elif holds_for_nothing(ops, None):
             without = sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc))
             return sa.or_(customers.c.id.in_(picked), customers.c.id.not_in(without))
@@ -160,7 +152,7 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     if cond.not_followed_by:
         summary = grouped.add_columns(sa.func.max(events.c.occurred_at).label("last_at")).having(test).subquery()
         picked = sa.select(summary.c.customer_id).where(
-            _not_followed(cond, ctx, summary.c.customer_id, summary.c.last_at)
+            not_followed_by(cond.not_followed_by, ctx, summary.c.customer_id, summary.c.last_at)
         )
         return customers.c.id.in_(picked)
     empty = 0 if name in ("count", "sum") else None

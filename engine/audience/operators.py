@@ -15,6 +15,7 @@ from engine.core.fields import BOOL, DATETIME, STRING
 from engine.core.values import parse_bool, parse_instant
 from engine.rules.conditions import Ops
 from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_value
+from engine.store.tables import events
 
 NUMERIC = "numeric"
 
@@ -125,3 +126,14 @@ def json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, lo
 
 
 # --- leaves -------------------------------------------------------------------------------
+
+
+def not_followed_by(event_type: str, ctx: EvalContext, customer_col: Any, after_col: Any) -> ColumnElement:
+    """No event of `event_type` for this customer after `after_col`, up to `at`."""
+    later = sa.select(sa.literal(1)).where(
+        events.c.customer_id == customer_col,
+        events.c.type == event_type,
+        events.c.occurred_at > after_col,
+        events.c.occurred_at <= ctx.at_utc,
+    )
+    return ~sa.exists(later)

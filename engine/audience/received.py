@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.audience.context import EvalContext
-from engine.audience.operators import NUMERIC, compare, holds_for_nothing
+from engine.audience.operators import NUMERIC, compare, holds_for_nothing, not_followed_by
 from engine.rules.conditions import Ops, ReceivedCondition
 from engine.store.tables import customers, deliveries, events
 
@@ -35,16 +35,6 @@ def delivery_filters(spec: Any, ctx: EvalContext) -> list[ColumnElement]:
     return clauses
 
 
-def _not_followed(spec: Any, ctx: EvalContext, customer_col: Any, last_col: Any) -> ColumnElement:
-    later = sa.select(sa.literal(1)).where(
-        events.c.customer_id == customer_col,
-        events.c.type == spec.not_followed_by,
-        events.c.occurred_at > last_col,
-        events.c.occurred_at <= ctx.at_utc,
-    )
-    return ~sa.exists(later)
-
-
 def compile_received(cond: ReceivedCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     spec = cond.received
     ops = spec.count or Ops(gte=1)
@@ -54,7 +44,9 @@ def compile_received(cond: ReceivedCondition, ctx: EvalContext, loc: tuple) -> C
     if spec.not_followed_by:
         summary = counted.add_columns(sa.func.max(deliveries.c.occurrence).label("last_at")).having(test).subquery()
         return customers.c.id.in_(
-            sa.select(summary.c.customer_id).where(_not_followed(spec, ctx, summary.c.customer_id, summary.c.last_at))
+            sa.select(summary.c.customer_id).where(
+                not_followed_by(spec.not_followed_by, ctx, summary.c.customer_id, summary.c.last_at)
+            )
         )
     if ops.operator == ("gte", 1):  # the common case, "has had it": no grouping needed
         return customers.c.id.in_(sa.select(deliveries.c.customer_id).where(*filters))

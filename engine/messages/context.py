@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -43,10 +43,12 @@ def load_customers(conn: Connection, ids: Sequence[str]) -> dict[str, dict[str, 
     return found
 
 
-def load_last_events(conn: Connection, ids: Sequence[str], at: datetime) -> dict[str, LastEvents]:
-    """For each customer, the most recent event of each type at or before ``at`` (one query a chunk)."""
-    at_utc = naive_utc(at)
-    result: dict[str, LastEvents] = {cid: LastEvents() for cid in ids}
+def _latest(
+    conn: Connection, ids: Sequence[str], filters: list[Any], by_type: bool
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(customer id, event) for the most recent event matching `filters` per customer (and per
+    type when `by_type`), read in chunks of customers."""
+    partition = (events.c.customer_id, events.c.type) if by_type else (events.c.customer_id,)
     for start in range(0, len(ids), _CHUNK):
         chunk = list(ids[start : start + _CHUNK])
         ranked = (
@@ -56,21 +58,28 @@ def load_last_events(conn: Connection, ids: Sequence[str], at: datetime) -> dict
                 events.c.occurred_at,
                 events.c.properties,
                 sa.func.row_number()
-                .over(
-                    partition_by=(events.c.customer_id, events.c.type),
-                    order_by=(events.c.occurred_at.desc(), events.c.pk.desc()),
-                )
+                .over(partition_by=partition, order_by=(events.c.occurred_at.desc(), events.c.pk.desc()))
                 .label("rank"),
             )
-            .where(events.c.customer_id.in_(chunk), events.c.occurred_at <= at_utc)
+            .where(events.c.customer_id.in_(chunk), *filters)
             .subquery()
         )
         for row in conn.execute(sa.select(ranked).where(ranked.c.rank == 1)):
-            result[row.customer_id][row.type] = {
-                "type": row.type,
-                "occurred_at": aware_or_none(row.occurred_at),
-                "properties": dict(row.properties or {}),
-            }
+            yield (
+                row.customer_id,
+                {
+                    "type": row.type,
+                    "occurred_at": aware_or_none(row.occurred_at),
+                    "properties": dict(row.properties or {}),
+                },
+            )
+
+
+def load_last_events(conn: Connection, ids: Sequence[str], at: datetime) -> dict[str, LastEvents]:
+    """For each customer, the most recent event of each type at or before ``at`` (one query a chunk)."""
+    result: dict[str, LastEvents] = {cid: LastEvents() for cid in ids}
+    for customer_id, event in _latest(conn, ids, [events.c.occurred_at <= naive_utc(at)], by_type=True):
+        result[customer_id][event["type"]] = event
     return result
 
 
@@ -87,27 +96,8 @@ def load_matched(conn: Connection, ids: Sequence[str], leaves: dict[str, Any], c
     `where` (one query per leaf and chunk)."""
     result: dict[str, MatchedEvents] = {cid: MatchedEvents() for cid in ids}
     for name, leaf in leaves.items():
-        for start in range(0, len(ids), _CHUNK):
-            chunk = list(ids[start : start + _CHUNK])
-            ranked = (
-                sa.select(
-                    events.c.customer_id,
-                    events.c.type,
-                    events.c.occurred_at,
-                    events.c.properties,
-                    sa.func.row_number()
-                    .over(partition_by=events.c.customer_id, order_by=(events.c.occurred_at.desc(), events.c.pk.desc()))
-                    .label("rank"),
-                )
-                .where(events.c.customer_id.in_(chunk), *event_filters(leaf, ctx))
-                .subquery()
-            )
-            for row in conn.execute(sa.select(ranked).where(ranked.c.rank == 1)):
-                result[row.customer_id][name] = {
-                    "type": row.type,
-                    "occurred_at": aware_or_none(row.occurred_at),
-                    "properties": dict(row.properties or {}),
-                }
+        for customer_id, event in _latest(conn, ids, event_filters(leaf, ctx), by_type=False):
+            result[customer_id][name] = event
     return result
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.audience.planner import Planner
 from engine.core.errors import Problem, RenderError
-from engine.core.fields import CUSTOMER_FIELDS
+from engine.core.fields import CUSTOMER_FIELDS, STANDARD_EVENT_TYPES
 from engine.core.status import Outcome
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import MatchedEvents, build_contexts
@@ -27,17 +27,6 @@ from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.store.tables import events
 from engine.workspace.loader import LoadedCampaign, Workspace
-
-STANDARD_TYPES = (
-    "purchase",
-    "product_view",
-    "add_to_cart",
-    "survey",
-    "complaint",
-    "support_ticket",
-    "email_open",
-    "email_click",
-)
 
 
 class SampleProperties(dict[str, Any]):
@@ -76,7 +65,7 @@ def _synthetic_customer() -> dict[str, Any]:
 
 
 def _known_types(conn: Connection | None, campaign: Campaign, segments: dict[str, Any]) -> set[str]:
-    known = set(STANDARD_TYPES)
+    known = set(STANDARD_EVENT_TYPES)
     for node, _ in walk(campaign.audience):
         if node.kind is ConditionKind.EVENT:
             known.add(node.event)
