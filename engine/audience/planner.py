@@ -196,6 +196,10 @@ class Planner:
                 outcome = Outcome.TARGETED
             yield Classified(customer_id, outcome, email, zone)
 
+    def first_targeted(self, campaign: Campaign) -> str | None:
+        """The first customer (by id) this campaign would contact now: a sample to render for."""
+        return next((c.customer_id for c in self.classify(campaign) if c.outcome == Outcome.TARGETED), None)
+
     def plan(self, campaign: Campaign) -> CampaignPlan:
         """Counts and id lists for one campaign."""
         result = CampaignPlan(campaign=campaign.campaign)

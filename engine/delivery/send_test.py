@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.api import ConnectorFatal
+from engine.audience.explain import require_customer
 from engine.audience.planner import Planner
 from engine.core.errors import Problem, RenderError, RuntimeFailure, UserInputError
-from engine.core.status import Outcome
 from engine.delivery.outlets import Outputs
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import build_contexts
@@ -36,12 +36,11 @@ class TestSend:
 
 def _customer(store: Store, workspace: Workspace, campaign: Campaign, at: datetime, chosen: str | None) -> str:
     with store.engine.connect() as conn:
-        planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         if chosen is not None:
-            if not build_contexts(conn, [chosen], at, campaign, segments=workspace.segments):
-                raise UserInputError([Problem("--as", None, None, f"no customer with id {chosen!r} in the store")])
+            require_customer(conn, chosen)
             return chosen
-        first = next((c.customer_id for c in planner.classify(campaign) if c.outcome == Outcome.TARGETED), None)
+        planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
+        first = planner.first_targeted(campaign)
     if first is None:
         raise UserInputError(
             [Problem("--as", None, None, f"nobody is targeted by {campaign.campaign} now: name a customer with --as")]

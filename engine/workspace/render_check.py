@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection
 from engine.audience.planner import Planner
 from engine.core.errors import Problem, RenderError
 from engine.core.fields import CUSTOMER_FIELDS, STANDARD_EVENT_TYPES
-from engine.core.status import Outcome
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import MatchedEvents, build_contexts
 from engine.messages.templates import LastEvents
@@ -80,7 +79,7 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
     coupons = preview_coupons(campaign, at)
     if conn is not None:
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
-        chosen = next((c.customer_id for c in planner.classify(campaign) if c.outcome == Outcome.TARGETED), None)
+        chosen = planner.first_targeted(campaign)
         if chosen is not None:
             return f"customer {chosen}", build_contexts(
                 conn, [chosen], at, campaign, {chosen: coupons}, segments=workspace.segments

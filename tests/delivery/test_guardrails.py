@@ -31,6 +31,18 @@ def shoppers(n: int) -> list[dict]:
     ]
 
 
+def dead_worker_occurrence(occurrence: datetime) -> sa.Insert:
+    """An occurrence claimed by a worker on this host whose process no longer exists."""
+    return sa.insert(occurrences).values(
+        campaign="promo",
+        occurrence=occurrence,
+        status="dispatching",
+        claimed_by=f"{socket.gethostname()}:999999999:dead",
+        claimed_at=occurrence,
+        heartbeat_at=occurrence,
+    )
+
+
 def rows_per_customer(store, campaign: str) -> dict[str, int]:
     with store.engine.connect() as conn:
         query = (
@@ -150,16 +162,7 @@ def test_an_in_flight_row_the_connector_cannot_vouch_for_ends_unknown_and_is_not
         campaign = ws.campaigns["promo"].campaign
         occurrence = AT.replace(tzinfo=None)
         with store.engine.begin() as conn:  # a worker on this host that died mid-batch
-            conn.execute(
-                sa.insert(occurrences).values(
-                    campaign="promo",
-                    occurrence=occurrence,
-                    status="dispatching",
-                    claimed_by=f"{socket.gethostname()}:999999999:dead",
-                    claimed_at=occurrence,
-                    heartbeat_at=occurrence,
-                )
-            )
+            conn.execute(dead_worker_occurrence(occurrence))
             for cid, state in (("c000", "sending"), ("c001", "sent"), ("c002", "pending")):
                 conn.execute(
                     sa.insert(deliveries).values(
@@ -191,16 +194,7 @@ def test_a_row_claimed_but_never_handed_to_the_connector_goes_back_to_pending_an
     campaign = ws.campaigns["promo"].campaign
     occurrence = AT.replace(tzinfo=None)
     with store.engine.begin() as conn:
-        conn.execute(
-            sa.insert(occurrences).values(
-                campaign="promo",
-                occurrence=occurrence,
-                status="dispatching",
-                claimed_by=f"{socket.gethostname()}:999999999:dead",
-                claimed_at=occurrence,
-                heartbeat_at=occurrence,
-            )
-        )
+        conn.execute(dead_worker_occurrence(occurrence))
         for cid in ("c000", "c001"):
             conn.execute(
                 sa.insert(deliveries).values(

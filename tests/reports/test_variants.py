@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from datetime import datetime, timedelta, timezone
 
@@ -137,7 +136,6 @@ def test_report_numbers_match_a_hand_computation(store):
     needed = math.ceil((1.959964 + 0.841621) ** 2 * 2 * pooled * (1 - pooled) / 0.4**2) - 10
     expected = f"no detectable difference yet: need about {needed} more per arm (if the gap of 40.0 pp holds)"
     assert data["verdict"] == expected
-    json.dumps(data)
 
 
 def test_the_verdict_says_how_much_more_data_an_unclear_test_needs():
