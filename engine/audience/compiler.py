@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.audience.context import EvalContext, store_timezones
+from engine.audience.journey import compile_journey
 from engine.audience.operators import NUMERIC, compare, holds_for_nothing, json_compare, json_kind, not_followed_by
 from engine.audience.received import compile_received
 from engine.core.clock import aware_utc
@@ -250,6 +251,7 @@ COMPILERS: dict[ConditionKind, Callable[[Any, EvalContext, tuple], ColumnElement
     ConditionKind.METRIC: _metric,
     ConditionKind.SEGMENT: _segment,
     ConditionKind.RECEIVED: compile_received,
+    ConditionKind.JOURNEY: compile_journey,
 }
 
 

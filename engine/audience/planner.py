@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
-from engine.core.status import CAP_STATES, COOLDOWN_STATES, EXCLUSION_OF, Exclusion, Outcome
+from engine.core.status import CAP_STATES, COOLDOWN_STATES, EXCLUSION_OF, SKIPPING, Exclusion, Outcome
 from engine.rules.campaign import Campaign
 from engine.rules.config import Config
+from engine.rules.journey import journey_of
 from engine.store.tables import customers, deliveries, suppressions
 
 STREAM_BATCH = 10_000
@@ -76,11 +77,13 @@ class CampaignPlan:
     campaign: str
     matched: int = 0
     excluded: dict[Exclusion, int] = field(
-        default_factory=lambda: {k: 0 for k in Exclusion if k != Exclusion.GLOBAL_HOLDOUT}
+        default_factory=lambda: {k: 0 for k in Exclusion if k not in (Exclusion.GLOBAL_HOLDOUT, Exclusion.WHEN_FALSE)}
     )
     targeted: list[str] = field(default_factory=list)
     held_out: list[str] = field(default_factory=list)
     variants: dict[str, int] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # journey steps: recorded `skipped`, journey goes on
+    journey: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -93,6 +96,9 @@ class CampaignPlan:
         }
         if self.variants:
             data["variants"] = dict(self.variants)
+        if self.journey is not None:
+            data["journey"] = dict(self.journey)
+            data["skipped"] = len(self.skipped)
         return data
 
 
@@ -165,7 +171,17 @@ class Planner:
             columns.append(used.label("cap_used"))
         else:
             columns.append(sa.literal(0).label("cap_used"))
+        step = journey_of(campaign)
+        when = step.step_when if step is not None else None
+        columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
         return sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
+
+    def skips(self, campaign: Campaign, outcome: Outcome) -> bool:
+        """Is this outcome a journey step recorded `skipped` (the journey goes on) rather than an exclusion?"""
+        step = journey_of(campaign)
+        if step is None or outcome not in SKIPPING:
+            return False
+        return outcome is Outcome.WHEN_FALSE or not step.is_entry
 
     def classify(self, campaign: Campaign, only: str | None = None) -> Iterator[Classified]:
         """Yield (customer id, outcome) for everyone in the audience (or just `only`), in id order.
@@ -179,9 +195,11 @@ class Planner:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
         global_share = self.config.limits.global_holdout
-        for customer_id, email, zone, consent, cooling, used in result:
+        for customer_id, email, zone, consent, cooling, used, when in result:
             if global_share and in_global_holdout(customer_id, global_share):
                 outcome = Outcome.GLOBAL_HOLDOUT
+            elif not when:
+                outcome = Outcome.WHEN_FALSE
             elif not consent:
                 outcome = Outcome.NO_CONSENT
             elif cooling:
@@ -205,6 +223,16 @@ class Planner:
         result = CampaignPlan(campaign=campaign.campaign)
         if self.config.limits.global_holdout:
             result.excluded[Exclusion.GLOBAL_HOLDOUT] = 0
+        step = journey_of(campaign)
+        if step is not None:
+            result.journey = {
+                "journey": step.journey,
+                "step": step.step,
+                "position": step.index + 1,
+                "of": step.step_count,
+            }
+            if step.step_when is not None:
+                result.excluded[Exclusion.WHEN_FALSE] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
         for customer_id, outcome, _, _ in self.classify(campaign):
             result.matched += 1
@@ -216,6 +244,8 @@ class Planner:
                 continue
             if outcome == Outcome.HELD_OUT:
                 result.held_out.append(customer_id)
+            elif self.skips(campaign, outcome):
+                result.skipped.append(customer_id)
             kind = EXCLUSION_OF[outcome]
             result.excluded[kind] = result.excluded.get(kind, 0) + 1
         return result

@@ -47,6 +47,7 @@ EXCLUSION_HEADERS = {
     Exclusion.HOLDOUT: "hold-\nout",
     Exclusion.FREQUENCY_CAP: "freq.\ncap",
     Exclusion.GLOBAL_HOLDOUT: "global\nctrl",
+    Exclusion.WHEN_FALSE: "when\nfalse",
 }
 
 
@@ -71,6 +72,11 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
         )
     console.print(table)
     for plan in result.plans:
+        if plan.skipped:
+            console.print(
+                f"[bold]{plan.campaign}[/]: {len(plan.skipped)} skipped (recorded; the journey goes on)",
+                highlight=False,
+            )
         if plan.targeted:
             ids = sorted(plan.targeted)
             more = f" … and {len(ids) - show_ids} more" if len(ids) > show_ids else ""

@@ -56,6 +56,7 @@ class Outcome(StrEnum):
     COOLDOWN = "cooldown"
     HELD_OUT = "held_out"
     FREQUENCY_CAP = "frequency_cap"
+    WHEN_FALSE = "when_false"  # a journey step whose `when` does not hold for this customer
     TARGETED = "targeted"
 
 
@@ -67,6 +68,7 @@ class Exclusion(StrEnum):
     HOLDOUT = "holdout"
     FREQUENCY_CAP = "frequency_cap"
     GLOBAL_HOLDOUT = "global_holdout"  # only when config.yaml sets limits.global_holdout
+    WHEN_FALSE = "when_false"  # only on a journey step with `when`
 
 
 EXCLUSION_OF: dict[Outcome, Exclusion] = {
@@ -75,7 +77,10 @@ EXCLUSION_OF: dict[Outcome, Exclusion] = {
     Outcome.HELD_OUT: Exclusion.HOLDOUT,
     Outcome.FREQUENCY_CAP: Exclusion.FREQUENCY_CAP,
     Outcome.GLOBAL_HOLDOUT: Exclusion.GLOBAL_HOLDOUT,
+    Outcome.WHEN_FALSE: Exclusion.WHEN_FALSE,
 }
+# On a journey step after the first, these still advance the journey: recorded `skipped`.
+SKIPPING: tuple[Outcome, ...] = (Outcome.WHEN_FALSE, Outcome.NO_CONSENT, Outcome.FREQUENCY_CAP)
 
 
 class TaskStatus(StrEnum):

@@ -25,11 +25,11 @@ from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
 from engine.delivery.runs import RunSummary, resume_unfinished
-from engine.delivery.schedule import latest_fire, next_fire, trigger_for
 from engine.rules.campaign import Campaign
+from engine.rules.schedule import latest_fire, next_fire, trigger_for
 from engine.store.db import Store, is_outage
 from engine.store.locks import exclusive
-from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, load_rules
+from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, load_rules, runnable
 
 log = logging.getLogger("nudge.daemon")
 # A campaign that never ran catches the tick just before the daemon started, if this recent.
@@ -109,9 +109,7 @@ class Daemon:
         )
 
     def enabled(self) -> list[Campaign]:
-        return sorted(
-            (c.campaign for c in self.campaigns.values() if c.campaign.enabled), key=lambda c: (-c.priority, c.campaign)
-        )
+        return runnable(c.campaign for c in self.campaigns.values() if c.campaign.enabled)
 
     def due(self, campaign: Campaign, now: datetime) -> datetime | None:
         """The one tick to run now, if any: the latest since the campaign last ran."""

@@ -146,12 +146,13 @@ def last_occurrence(conn: Connection, campaign: str) -> datetime | None:
 @dataclass
 class PlannedRow:
     customer_id: str
-    status: DeliveryStatus  # pending | held_out
+    status: DeliveryStatus  # pending | held_out | skipped
     email: str | None
     not_before: datetime | None
     actions: str  # indexes of the actions that apply, "0,2"
     counts_toward_cap: bool
     variant: str | None = None
+    reason: str | None = None  # why a journey step was skipped
 
 
 def record_plan(
@@ -183,6 +184,7 @@ def record_plan(
             "actions": r.actions,
             "counts_toward_cap": r.counts_toward_cap,
             "variant": r.variant,
+            "reason": r.reason,
             "created_at": now,
             "updated_at": now,
         }

@@ -12,7 +12,7 @@ from engine.audience.compiler import compile_condition
 from engine.audience.planner import Classified, Planner, variant_for
 from engine.core.clock import naive_utc
 from engine.core.errors import RuntimeFailure, Stopped
-from engine.core.status import DeliveryStatus, Outcome
+from engine.core.status import SKIPPING, DeliveryStatus, Outcome
 from engine.delivery import ledger
 from engine.delivery.quiet import release_time
 from engine.delivery.runner import OccurrenceReport, Runner
@@ -48,6 +48,12 @@ def _plan_rows(
         if quiet is not None and targeted:
             opening = release_time(at, item.timezone or runner.workspace.config.timezone, quiet.start, quiet.end)
             not_before = naive_utc(opening) if opening else None
+        if item.outcome in SKIPPING:
+            # A journey step that does not reach this customer: recorded, so the journey goes on.
+            rows.append(
+                ledger.PlannedRow(item.customer_id, DeliveryStatus.SKIPPED, None, None, "", False, None, item.outcome)
+            )
+            continue
         rows.append(
             ledger.PlannedRow(
                 customer_id=item.customer_id,
@@ -96,7 +102,11 @@ def _materialize(
         batch: list[Any] = []
 
         def flush() -> None:
-            chosen = [b for b in batch if b.outcome in (Outcome.TARGETED, Outcome.HELD_OUT)]
+            chosen = [
+                b
+                for b in batch
+                if b.outcome in (Outcome.TARGETED, Outcome.HELD_OUT) or planner.skips(campaign, b.outcome)
+            ]
             when = _when_sets(reader, campaign, [b.customer_id for b in chosen], planner) if chosen else {}
             rows = _plan_rows(runner, campaign, at, chosen, when)
             with runner.store.engine.begin() as writer:
@@ -104,6 +114,7 @@ def _materialize(
                     writer, campaign.campaign, occurrence, rows, coupon_specs, runner.now()
                 )
             report.held_out += sum(1 for r in rows if r.status == DeliveryStatus.HELD_OUT)
+            report.skipped += sum(1 for r in rows if r.status == DeliveryStatus.SKIPPED)
             report.deferred += sum(1 for r in rows if r.not_before is not None and r.not_before > runner.now())
             if not ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now()):
                 raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")

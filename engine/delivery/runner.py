@@ -52,6 +52,7 @@ class OccurrenceReport:
     matched: int = 0
     recorded: int = 0
     held_out: int = 0
+    skipped: int = 0
     deferred: int = 0
     waiting: int = 0
     counts: dict[str, int] = field(default_factory=dict)
@@ -69,6 +70,7 @@ class OccurrenceReport:
             "matched": self.matched,
             "recorded": self.recorded,
             "held_out": self.held_out,
+            "skipped": self.skipped,
             "deferred": self.deferred,
             "waiting": self.waiting,
             "sent": self.counts.get(DeliveryStatus.SENT, 0),

@@ -188,8 +188,23 @@ class Goal(StrictModel):
     within: Duration = Field(timedelta(days=7), description="after the occurrence")
 
 
+class Step(StrictModel):
+    """One step of a journey: delivered like a campaign named CAMPAIGN/STEP."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=40, description="the step's name, e.g. reminder")
+    wait: Duration | None = Field(
+        None, description="at least this long after the previous step (not on the first step, which runs at entry)"
+    )
+    when: Condition | None = Field(None, description="false: the step is recorded `skipped` and the journey goes on")
+    actions: list[Action] = Field(min_length=1)
+
+
+class ExitOn(StrictModel):
+    event: str = Field(description="leave the journey when an event of this type happens after entering")
+
+
 class Campaign(StrictModel):
-    """One campaign file in rules/."""
+    """One campaign file in rules/ (a journey when it has `steps:` instead of `actions:`)."""
 
     campaign: str = Field(
         json_schema_extra={"pattern": SLUG_PATTERN}, description="unique id: lowercase letters, digits, hyphens"
@@ -202,7 +217,9 @@ class Campaign(StrictModel):
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
     holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")
     goal: Goal = Field(default_factory=lambda: Goal(), description="what counts as a conversion in `nudge report`")
-    actions: list[Action] = Field(min_length=1)
+    actions: list[Action] = Field(default_factory=list, description="what each targeted customer gets")
+    steps: list[Step] | None = Field(None, min_length=1, description="a journey: steps instead of actions")
+    exit_on: ExitOn | None = Field(None, description="journeys: leave when this event happens after entering")
 
     @field_validator("campaign")
     @classmethod
@@ -222,14 +239,20 @@ class Campaign(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Campaign:
-        names = [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise ValueError(f"coupon names must be unique in a campaign: {', '.join(duplicates)}")
-        for action in self.actions:
-            if action.when is not None and action_spec(action).when is not None:
-                raise ValueError("an action has `when` twice; keep one")
+        _journey_shape(self)
+        for actions in [self.actions] + [s.actions for s in self.steps or []]:
+            names = [a.coupon.name for a in actions if isinstance(a, CouponAction)]
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                raise ValueError(f"coupon names must be unique in a campaign: {', '.join(duplicates)}")
+            for action in actions:
+                if action.when is not None and action_spec(action).when is not None:
+                    raise ValueError("an action has `when` twice; keep one")
         return self
+
+    @property
+    def is_journey(self) -> bool:
+        return self.steps is not None
 
     @property
     def sends_email(self) -> bool:
@@ -248,6 +271,29 @@ class Campaign(StrictModel):
         return [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
 
 
+def _journey_shape(campaign: Campaign) -> None:
+    if campaign.steps is None:
+        if not campaign.actions:
+            raise ValueError("a campaign needs actions (or steps, for a journey)")
+        if campaign.exit_on is not None:
+            raise ValueError("exit_on belongs to journeys: give steps instead of actions")
+        return
+    if campaign.actions:
+        raise ValueError("a journey has steps instead of actions; put the actions inside its steps")
+    names = [s.name for s in campaign.steps]
+    if len(set(names)) != len(names):
+        raise ValueError(f"step names must be unique in a journey, got {', '.join(names)}")
+    if campaign.steps[0].wait is not None:
+        raise ValueError(f"the first step ({names[0]}) runs when a customer enters; it takes no wait")
+    missing = [s.name for s in campaign.steps[1:] if s.wait is None]
+    if missing:
+        raise ValueError(
+            f"every step after the first needs wait (e.g. wait: 3d; 0d for the same tick): {', '.join(missing)}"
+        )
+    if len(campaign.campaign) + 1 + max(len(n) for n in names) > 100:
+        raise ValueError("campaign and step names together must fit in 100 characters")
+
+
 class SegmentsFile(StrictModel):
     """rules/segments.yaml: named conditions reusable as ``segment: NAME``."""
 
@@ -259,4 +305,6 @@ def rule_schema(segments: bool = False) -> dict[str, Any]:
     schema = (SegmentsFile if segments else Campaign).model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "nudge segments" if segments else "nudge campaign"
+    if not segments:  # a campaign has actions, a journey has steps; an editor can tell which is missing
+        schema["oneOf"] = [{"required": ["actions"]}, {"required": ["steps"]}]
     return schema

@@ -115,6 +115,12 @@ class ConditionKind(StrEnum):
     SEGMENT = "segment"
     METRIC = "metric"
     RECEIVED = "received"
+    # Internal: a journey's step audiences are built from it (engine.rules.journey), never written.
+    JOURNEY = "journey"
+
+
+# What a rule file may write.
+PUBLIC_KINDS: tuple[ConditionKind, ...] = tuple(k for k in ConditionKind if k is not ConditionKind.JOURNEY)
 
 
 class AllOf(StrictModel):
@@ -238,7 +244,7 @@ class SegmentRef(StrictModel):
 
 def _kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for kind in ConditionKind:
+        for kind in PUBLIC_KINDS:
             if kind.value in value:
                 return TAG_PREFIX + kind.value
         return None
@@ -259,7 +265,7 @@ Condition = Annotated[
     Discriminator(
         _kind,
         custom_error_type="condition_kind",
-        custom_error_message="a condition needs one of: " + ", ".join(ConditionKind),
+        custom_error_message="a condition needs one of: " + ", ".join(PUBLIC_KINDS),
     ),
 ]
 

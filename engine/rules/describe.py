@@ -55,6 +55,14 @@ def _received(cond: Any) -> str:
     return " ".join(parts)
 
 
+def _journey(cond: Any) -> str:
+    if cond.test == "in_journey":
+        return f"in journey {cond.journey} (entered, not finished, not exited)"
+    wait = f", {format_duration(cond.wait)} after {cond.steps[cond.index - 1]}" if cond.wait else ""
+    exit_on = f", no {cond.exit_on} since entering" if cond.exit_on else ""
+    return f"due for {cond.steps[cond.index]}{wait}{exit_on}"
+
+
 LABELS: dict[ConditionKind, Callable[[Any], str]] = {
     ConditionKind.ALL: lambda cond: "all of",
     ConditionKind.ANY: lambda cond: "any of",
@@ -65,6 +73,7 @@ LABELS: dict[ConditionKind, Callable[[Any], str]] = {
     ConditionKind.BIRTHDAY: lambda cond: f"birthday in {format_duration(cond.birthday.in_)}",
     ConditionKind.EVENT: _event,
     ConditionKind.RECEIVED: _received,
+    ConditionKind.JOURNEY: _journey,
 }
 
 

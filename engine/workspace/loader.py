@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +16,7 @@ from engine.messages.templates import make_environment
 from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsFile, TaskAction, action_when
 from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.rules.config import Config, load_config
+from engine.rules.journey import expand
 from engine.rules.problems import validate
 from engine.rules.yamlsource import Located, read_yaml
 
@@ -62,21 +64,25 @@ class Workspace:
         return self._environment
 
     def select(self, names: list[str] | tuple[str, ...] = ()) -> list[Campaign]:
-        """Campaigns by name (all enabled ones when no names), highest priority first."""
-        if names:
-            unknown = [n for n in names if n not in self.campaigns]
-            if unknown:
-                known = ", ".join(sorted(self.campaigns)) or "none"
-                raise UserInputError(
-                    [
-                        Problem(str(self.rules_dir), None, None, f"unknown campaign {n!r}; known: {known}")
-                        for n in unknown
-                    ]
-                )
-            chosen = [self.campaigns[n].campaign for n in names]
-        else:
-            chosen = [c.campaign for c in self.campaigns.values() if c.campaign.enabled]
-        return sorted(chosen, key=lambda c: (-c.priority, c.campaign))
+        """What to run or plan, highest priority first: the campaigns named (all enabled ones when
+        none), a journey as its steps in order; CAMPAIGN/STEP names one step."""
+        if not names:
+            return runnable(c.campaign for c in self.campaigns.values() if c.campaign.enabled)
+        steps = {s.campaign: s for loaded in self.campaigns.values() for s in expand(loaded.campaign)}
+        unknown = [n for n in names if n not in self.campaigns and n not in steps]
+        if unknown:
+            known = ", ".join(sorted(self.campaigns)) or "none"
+            raise UserInputError(
+                [Problem(str(self.rules_dir), None, None, f"unknown campaign {n!r}; known: {known}") for n in unknown]
+            )
+        whole = runnable(self.campaigns[n].campaign for n in names if n in self.campaigns)
+        return whole + [steps[n] for n in names if n not in self.campaigns and steps[n] not in whole]
+
+
+def runnable(campaigns: Iterable[Campaign]) -> list[Campaign]:
+    """Highest priority first (the frequency cap favours it), each journey as its steps in order."""
+    ordered = sorted(campaigns, key=lambda c: (-c.priority, c.campaign))
+    return [unit for campaign in ordered for unit in expand(campaign)]
 
 
 # Leaves compiled at load time (without a store) so an operand of the wrong type is located.
@@ -153,70 +159,91 @@ def load_segments(rules_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
     return segments, problems
 
 
+def action_groups(campaign: Campaign) -> list[tuple[list[Any], tuple]]:
+    """The campaign's action lists with their YAML path: its actions, or each journey step's."""
+    if campaign.steps is None:
+        return [(campaign.actions, ("actions",))]
+    return [(step.actions, ("steps", i, "actions")) for i, step in enumerate(campaign.steps)]
+
+
 def _template_problems(
     campaign: Campaign, located: Located, templates_dir: Path, segments: dict[str, Any]
 ) -> list[Problem]:
     env = make_environment(templates_dir)
     leaves, ambiguous = matched_names(campaign.audience, segments)
-    names = Names(frozenset(campaign.coupon_names), frozenset(leaves), frozenset(ambiguous))
     problems: list[Problem] = []
 
-    def inline(text: str, loc: tuple) -> None:
+    def inline(text: str, loc: tuple, names: Names) -> None:
         line, col = located.position(loc)
         problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), names))
 
-    for i, action in enumerate(campaign.actions):
-        if isinstance(action, EmailAction):
-            for name, subject, loc in _email_contents(action, i):
-                problems += _file_problems(env, name, templates_dir, names, located, loc, campaign.campaign)
-                inline(subject, loc + ("subject",))
-        elif isinstance(action, TaskAction):
-            inline(action.task.title, ("actions", i, "task", "title"))
-            if action.task.body:
-                inline(action.task.body, ("actions", i, "task", "body"))
+    for group, (actions, base) in enumerate(action_groups(campaign)):
+        coupons = frozenset(a.coupon.name for a in actions if isinstance(a, CouponAction))
+        # A journey's later steps target "due for this step", so no audience event is matched there.
+        names = Names(coupons, frozenset(leaves), frozenset(ambiguous)) if group == 0 else Names(coupons)
+        for i, action in enumerate(actions):
+            if isinstance(action, EmailAction):
+                for name, subject, loc in _email_contents(action, base + (i,)):
+                    problems.extend(_file_problems(env, name, templates_dir, names, located, loc, campaign.campaign))
+                    inline(subject, loc + ("subject",), names)
+            elif isinstance(action, TaskAction):
+                inline(action.task.title, base + (i, "task", "title"), names)
+                if action.task.body:
+                    inline(action.task.body, base + (i, "task", "body"), names)
     return problems
 
 
 def conditions_of(campaign: Campaign) -> list[tuple[Any, tuple]]:
-    """Every condition tree of a campaign with its YAML path: the audience, then each action's `when`."""
+    """Every condition tree of a campaign with its YAML path: the audience, each journey step's
+    `when`, then each action's `when`."""
     found: list[tuple[Any, tuple]] = [(campaign.audience, ("audience",))]
-    for i, action in enumerate(campaign.actions):
-        when = action_when(action)
-        if when is None:
-            continue
-        if action.when is not None:
-            found.append((when, ("actions", i, "when")))
-        else:
-            key = (
-                "email" if isinstance(action, EmailAction) else "coupon" if isinstance(action, CouponAction) else "task"
-            )
-            found.append((when, ("actions", i, key, "when")))
+    found += [(s.when, ("steps", i, "when")) for i, s in enumerate(campaign.steps or []) if s.when is not None]
+    for actions, base in action_groups(campaign):
+        for i, action in enumerate(actions):
+            when = action_when(action)
+            if when is None:
+                continue
+            if action.when is not None:
+                found.append((when, base + (i, "when")))
+            else:
+                key = (
+                    "email"
+                    if isinstance(action, EmailAction)
+                    else "coupon"
+                    if isinstance(action, CouponAction)
+                    else "task"
+                )
+                found.append((when, base + (i, key, "when")))
     return found
 
 
 def _raw_template_problems(raw: dict[str, Any], located: Located, templates_dir: Path) -> list[Problem]:
     """Missing template files, read from the raw YAML of a file that did not validate."""
     problems = []
-    actions = raw.get("actions")
-    for i, action in enumerate(actions if isinstance(actions, list) else []):
-        email = action.get("email") if isinstance(action, dict) else None
-        name = email.get("template") if isinstance(email, dict) else None
-        inside = isinstance(name, str) and name and not name.startswith("/") and ".." not in name
-        if inside and not (templates_dir / str(name)).is_file():
-            line, col = located.position(("actions", i, "email", "template"))
-            problems.append(Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}"))
+    steps = raw.get("steps")
+    groups = [(raw.get("actions"), ("actions",))] + [
+        (step.get("actions"), ("steps", k, "actions"))
+        for k, step in enumerate(steps if isinstance(steps, list) else [])
+        if isinstance(step, dict)
+    ]
+    for actions, base in groups:
+        for i, action in enumerate(actions if isinstance(actions, list) else []):
+            email = action.get("email") if isinstance(action, dict) else None
+            name = email.get("template") if isinstance(email, dict) else None
+            inside = isinstance(name, str) and name and not name.startswith("/") and ".." not in name
+            if inside and not (templates_dir / str(name)).is_file():
+                line, col = located.position(base + (i, "email", "template"))
+                problems.append(Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}"))
     return problems
 
 
-def _email_contents(action: EmailAction, index: int) -> list[tuple[str, str, tuple]]:
+def _email_contents(action: EmailAction, at: tuple) -> list[tuple[str, str, tuple]]:
     """(template, subject, YAML path) of an email, one per A/B variant when it tests any."""
     spec = action.email
     if spec.variants:
-        return [
-            (v.template, v.subject, ("actions", index, "email", "variants", k)) for k, v in enumerate(spec.variants)
-        ]
+        return [(v.template, v.subject, at + ("email", "variants", k)) for k, v in enumerate(spec.variants)]
     assert spec.template is not None and spec.subject is not None
-    return [(spec.template, spec.subject, ("actions", index, "email"))]
+    return [(spec.template, spec.subject, at + ("email",))]
 
 
 def _file_problems(
@@ -289,11 +316,21 @@ def _unknown_received(rules: Rules) -> list[Problem]:
         nodes = (pair for condition, base in conditions_of(loaded.campaign) for pair in walk(condition, base))
         for node, loc in nodes:
             if node.kind is ConditionKind.RECEIVED:
-                name = node.received.campaign.split("/", 1)[0]
+                name, _, step = node.received.campaign.partition("/")
+                line, col = loaded.located.position(loc + ("received", "campaign"))
                 if name not in rules.campaigns:
-                    line, col = loaded.located.position(loc + ("received", "campaign"))
                     known = ", ".join(sorted(rules.campaigns))
                     problems.append(Problem(loaded.path, line, col, f"unknown campaign {name!r}; known: {known}"))
+                    continue
+                target = rules.campaigns[name].campaign
+                steps = [s.name for s in target.steps or []]
+                if step and step not in steps:
+                    known = ", ".join(steps) if steps else f"none: {name} is not a journey"
+                    problems.append(Problem(loaded.path, line, col, f"{name} has no step {step!r}; steps: {known}"))
+                elif not step and steps:
+                    problems.append(
+                        Problem(loaded.path, line, col, f"{name} is a journey: name a step, e.g. {name}/{steps[0]}")
+                    )
     return problems
 
 

@@ -24,6 +24,7 @@ from engine.messages.context import MatchedEvents, build_contexts
 from engine.messages.templates import LastEvents
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, matched_names, walk
+from engine.rules.journey import expand, journey_of
 from engine.store.tables import events
 from engine.workspace.loader import LoadedCampaign, Workspace
 
@@ -102,10 +103,11 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
     return "a sample customer", context
 
 
-def _problem(loaded: LoadedCampaign, who: str, exc: RenderError) -> Problem:
-    campaign = loaded.campaign
-    index = next((i for i, a in enumerate(campaign.actions) if hasattr(a, "email")), 0)
-    line, col = loaded.located.position(("actions", index))
+def _problem(loaded: LoadedCampaign, unit: Campaign, who: str, exc: RenderError) -> Problem:
+    step = journey_of(unit)
+    base: tuple = ("steps", step.index, "actions") if step is not None else ("actions",)
+    index = next((i for i, a in enumerate(unit.actions) if hasattr(a, "email")), 0)
+    line, col = loaded.located.position(base + (index,))
     return Problem(loaded.path, line, col, f"does not render for {who}: {exc}")
 
 
@@ -114,15 +116,14 @@ def render_problems(workspace: Workspace, conn: Connection | None, at: datetime 
     at = at or datetime.now(timezone.utc)
     env = workspace.environment()
     problems = []
-    for loaded in workspace.campaigns.values():
-        who, context = _sample(conn, workspace, loaded.campaign, at)
+    units = [(loaded, unit) for loaded in workspace.campaigns.values() for unit in expand(loaded.campaign)]
+    for loaded, unit in units:
+        who, context = _sample(conn, workspace, unit, at)
         context["unsubscribe_url"] = "https://example.invalid/unsubscribe/SAMPLE"
-        arms: list[str | None] = [v.name for v in loaded.campaign.variants] or [None]
+        arms: list[str | None] = [v.name for v in unit.variants] or [None]
         for variant in arms:
             try:
-                render_actions(
-                    env, loaded.campaign, context, default_sender=workspace.config.email.from_, variant=variant
-                )
+                render_actions(env, unit, context, default_sender=workspace.config.email.from_, variant=variant)
             except RenderError as exc:
-                problems.append(_problem(loaded, who + (f" (variant {variant})" if variant else ""), exc))
+                problems.append(_problem(loaded, unit, who + (f" (variant {variant})" if variant else ""), exc))
     return problems

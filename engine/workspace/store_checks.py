@@ -12,7 +12,7 @@ from engine.audience.catalog import Catalog, FieldStats
 from engine.audience.metrics import STORED
 from engine.core.errors import Problem
 from engine.rules.conditions import ConditionKind, Ops, walk
-from engine.workspace.loader import LoadedCampaign, Workspace
+from engine.workspace.loader import LoadedCampaign, Workspace, conditions_of
 
 
 def _nearest(word: str, choices: Iterable[str]) -> str:
@@ -114,7 +114,8 @@ def store_warnings(workspace: Workspace, catalog: Catalog, metrics_filled: bool)
     problems: list[Problem] = []
     for loaded in workspace.campaigns.values():
         checker = _Checker(loaded, catalog, metrics_filled)
-        for node, loc in walk(loaded.campaign.audience, ("audience",)):
+        nodes = (pair for condition, base in conditions_of(loaded.campaign) for pair in walk(condition, base))
+        for node, loc in nodes:
             if node.kind is ConditionKind.EVENT:
                 checker.event(node, loc)
             elif node.kind is ConditionKind.ATTRIBUTE:

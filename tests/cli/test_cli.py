@@ -185,8 +185,9 @@ def test_explain_shows_each_condition_value_and_outcome(demo_ws):
 def test_schema_is_json_schema_for_rule_files(tmp_path):
     schema = json.loads(CliRunner().invoke(main, ["schema"]).stdout)
     assert schema["title"] == "nudge campaign"
-    assert {"campaign", "schedule", "audience", "actions"} <= set(schema["properties"])
-    assert set(schema["required"]) >= {"campaign", "schedule", "audience", "actions"}
+    assert {"campaign", "schedule", "audience", "actions", "steps", "exit_on"} <= set(schema["properties"])
+    assert set(schema["required"]) >= {"campaign", "schedule", "audience"}
+    assert schema["oneOf"] == [{"required": ["actions"]}, {"required": ["steps"]}]
 
 
 def test_init_scaffolds_a_workspace_that_validates(tmp_path):

@@ -6,8 +6,8 @@ from datetime import datetime, timezone
 
 from pydantic import TypeAdapter
 
-from engine.delivery.schedule import latest_fire, next_fire, trigger_for
 from engine.rules.campaign import Campaign
+from engine.rules.schedule import latest_fire, next_fire, trigger_for
 
 UTC = timezone.utc
 

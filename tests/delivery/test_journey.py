@@ -1,0 +1,190 @@
+"""A win-back journey driven over two weeks of daily ticks (`--at`), on both databases: who gets each
+step when, exit on purchase, re-entry after the cooldown, skipped steps with their reason, and a
+SIGKILL in the middle of a step followed by a rerun — nobody gets a step twice or skips one
+silently."""
+
+from __future__ import annotations
+
+import email
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from datetime import datetime, timedelta, timezone
+from email import policy
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from engine.delivery.runs import run_campaigns
+from engine.store.tables import customers, deliveries, tasks
+from tests.support.helpers import Clock, make_runner, write_workspace
+from tests.support.store import ROOT, make_store, seed
+
+DAY0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
+BULK = 300
+
+
+def day(n: int, hour: int = 9) -> datetime:
+    return DAY0 + timedelta(days=n, hours=hour - 9)
+
+
+JOURNEY = {
+    "campaign": "winback",
+    "schedule": "0 9 * * *",
+    "audience": {"attribute": "country", "eq": "US"},
+    "cooldown": "10d",
+    "exit_on": {"event": "purchase"},
+    "steps": [
+        {
+            "name": "offer",
+            "actions": [
+                {"coupon": {"name": "back", "percent_off": 15, "valid_for": "14d"}},
+                {"email": {"template": "offer.html.j2", "subject": "offer for {{ customer.first_name }}"}},
+            ],
+        },
+        {
+            "name": "reminder",
+            "wait": "3d",
+            "when": {"not": {"event": "email_open", "within": "3d"}},
+            "actions": [{"email": {"template": "reminder.html.j2", "subject": "reminder"}}],
+        },
+        {"name": "call", "wait": "4d", "actions": [{"task": {"queue": "care", "title": "Call {{ customer.id }}"}}]},
+    ],
+}
+TEMPLATES = {
+    "offer.html.j2": "<p>Hi {{ customer.first_name }}, code {{ coupons.back.code }}</p>\n",
+    "reminder.html.j2": "<p>Still there, {{ customer.first_name }}?</p>\n",
+}
+
+
+def person(cid: str, consent: bool = True) -> dict:
+    return {"id": cid, "first_name": cid, "email": f"{cid}@example.com", "email_opt_in": consent, "country": "US"}
+
+
+def ledger_rows(store) -> list:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(deliveries).order_by(deliveries.c.occurrence, deliveries.c.campaign)).all()
+
+
+def history(rows, customer: str) -> list[tuple[int, str, str, str | None]]:
+    """(day, step, status, reason) of one customer, in order."""
+    return [
+        ((r.occurrence - DAY0.replace(tzinfo=None)).days, r.campaign.split("/")[1], r.status, r.reason)
+        for r in rows
+        if r.customer_id == customer
+    ]
+
+
+def run_day(workspace, store, n: int) -> None:
+    runner = make_runner(workspace, store, Clock(day(n)))
+    try:
+        summary = run_campaigns(runner, workspace.select(), day(n))
+    finally:
+        runner.outputs.close()
+    assert summary.failures == []
+
+
+def killed_run(ws: Path, at: datetime, outbox: Path, after_files: int) -> bool:
+    """`nudge run --at` as a real process, SIGKILLed once `after_files` more emails are out."""
+    before = len(list(outbox.glob("*.eml")))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "engine", "--workspace", str(ws), "run", "--at", at.isoformat()],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "NUDGE_SECRET": "s"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if len(list(outbox.glob("*.eml"))) >= before + after_files:
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.005)
+    process.kill()
+    raise AssertionError("the run neither finished nor reached the kill point")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_two_weeks_of_a_winback_journey(kind, tmp_path, request):
+    store = make_store(kind, tmp_path, request)
+    bulk = [person(f"b{i:04d}") for i in range(BULK)]
+    seed(
+        store,
+        customers=[*bulk, person("c2"), person("c3"), person("c5"), person("c6", consent=False)],
+        events=[
+            {"customer_id": "c2", "type": "purchase", "occurred_at": day(2, 10), "amount": 40},
+            {"customer_id": "c3", "type": "email_open", "occurred_at": day(1, 10)},
+        ],
+    )
+    config = {"store": store.url, "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}}
+    workspace = write_workspace(tmp_path / "ws", [JOURNEY], config=config, templates=TEMPLATES)
+    outbox = workspace.root / "outbox"
+    for n in range(0, 15):
+        if n == 1:
+            with store.engine.begin() as conn:  # c5 unsubscribes after entering
+                conn.execute(sa.update(customers).where(customers.c.id == "c5").values(unsubscribed_at=day(1, 12)))
+        if n == 3:
+            assert killed_run(workspace.root, day(3), outbox, after_files=BULK // 3)
+        run_day(workspace, store, n)
+        run_day(workspace, store, n)  # a manual rerun of the same tick changes nothing
+
+    rows = ledger_rows(store)
+    # A customer with no events goes through every step, finishes, and re-enters after the cooldown.
+    assert history(rows, "b0000") == [
+        (0, "offer", "sent", None),
+        (3, "reminder", "sent", None),
+        (7, "call", "sent", None),
+        (10, "offer", "sent", None),
+        (13, "reminder", "sent", None),
+    ]
+    # A purchase after entering ends the pass; the next entry starts a new one.
+    assert history(rows, "c2") == [
+        (0, "offer", "sent", None),
+        (10, "offer", "sent", None),
+        (13, "reminder", "sent", None),
+    ]
+    # `when` false: the step is recorded skipped, and the journey goes on.
+    assert history(rows, "c3")[:3] == [
+        (0, "offer", "sent", None),
+        (3, "reminder", "skipped", "when_false"),
+        (7, "call", "sent", None),
+    ]
+    # Unsubscribed mid-journey: the email step is skipped for consent, the call still happens,
+    # and without consent there is no new entry.
+    assert history(rows, "c5") == [
+        (0, "offer", "sent", None),
+        (3, "reminder", "skipped", "no_consent"),
+        (7, "call", "sent", None),
+    ]
+    assert history(rows, "c6") == []
+
+    # Nobody got a step twice, nobody is stuck in between, and the outbox agrees with the ledger.
+    assert Counter((r.campaign, r.customer_id, r.occurrence) for r in rows).most_common(1)[0][1] == 1
+    assert {r.status for r in rows} <= {"sent", "skipped"}
+    mails = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in outbox.glob("*.eml")]
+    per_person = Counter((m["To"], m["Subject"].split()[0]) for m in mails)
+    assert max(per_person.values()) == 2  # offer and reminder, once per pass
+    assert per_person[("b0001@example.com", "reminder")] == 2
+    emailed = [r for r in rows if r.status == "sent" and not r.campaign.endswith("/call")]
+    assert len(mails) == len(emailed)
+    # Every pass that reached its end has every step, in order (sent or skipped, never missing).
+    passes: dict[str, list[list[str]]] = defaultdict(list)
+    for r in rows:
+        step = r.campaign.split("/")[1]
+        if step == "offer":
+            passes[r.customer_id].append([])
+        passes[r.customer_id][-1].append(step)
+    for cid, seen in passes.items():
+        for steps in seen:
+            assert steps in (["offer"], ["offer", "reminder"], ["offer", "reminder", "call"]), (cid, steps)
+    with store.engine.connect() as conn:
+        calls = conn.execute(sa.select(tasks.c.customer_id)).scalars().all()
+    assert len(calls) == len(set(calls)) == BULK + 2  # everyone but c2 (bought) and c6 (never entered)
+    store.dispose()
