@@ -14,8 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.audience.context import EvalContext
+from engine.core.clock import aware_utc, iso_utc, naive_utc
 from engine.core.status import DeliveryStatus
+from engine.rules.campaign import Campaign
 from engine.rules.journey import JourneyPosition, Position
+from engine.rules.schedule import next_fire, trigger_for
 from engine.store.tables import customers, deliveries, events
 
 
@@ -97,6 +100,7 @@ class JourneyState:
     """One customer's current pass through a journey."""
 
     journey: str
+    exit_event: str | None = None
     entered_at: datetime | None = None
     held_out: bool = False
     steps: list[StepRow] = field(default_factory=list)
@@ -104,20 +108,46 @@ class JourneyState:
     finished: bool = False
     next_step: str | None = None
     next_due_from: datetime | None = None  # the next step runs at the first tick at or after this
+    next_due_at: datetime | None = None  # that tick, by the campaign's schedule
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "journey": self.journey,
+            "entered_at": iso_utc(self.entered_at),
+            "held_out": self.held_out,
+            "steps": [
+                {"step": s.step, "occurrence": iso_utc(s.occurrence), "status": s.status, "reason": s.reason}
+                for s in self.steps
+            ],
+            "exited_at": iso_utc(self.exited_at),
+            "finished": self.finished,
+            "next_step": self.next_step,
+            "next_due_at": iso_utc(self.next_due_at),
+        }
+
+    def summary(self) -> str:
+        """One line for a person: where the customer is and what comes next."""
+        if self.entered_at is None:
+            return "not in the journey (never entered)"
+        if self.held_out:
+            return "held out at entry (control group): no step is sent"
+        last = self.steps[-1]
+        if self.exited_at is not None:
+            return f"left the journey on {self.exit_event} (after {last.step})"
+        if self.finished:
+            return f"finished the journey (last step {last.step}, {last.status})"
+        due = "" if self.next_due_at else " (no further tick scheduled)"
+        return f"at step {last.step} ({last.status}); next: {self.next_step}{due}"
 
 
-def journey_state(
-    conn: Any,
-    journey: str,
-    steps: list[tuple[str, timedelta | None]],
-    exit_on: str | None,
-    at: datetime,
-    customer_id: str,
-) -> JourneyState:
-    """Where the customer is: entry, the steps had in this pass, an exit, and what comes next.
-
-    `steps` are (step name, wait) in order; `at` is naive UTC."""
-    state = JourneyState(journey)
+def journey_state(conn: Any, campaign: Campaign, zone: str, at: datetime, customer_id: str) -> JourneyState:
+    """Where the customer is: entry, the steps had in this pass, an exit, and what comes next
+    (the first schedule tick at or after the previous step + `wait`, and not before `at`)."""
+    assert campaign.steps is not None
+    journey, at = campaign.campaign, naive_utc(at)
+    steps = [(s.name, s.wait) for s in campaign.steps]
+    exit_on = campaign.exit_on.event if campaign.exit_on else None
+    state = JourneyState(journey, exit_on)
     names = [f"{journey}/{name}" for name, _ in steps]
     rows = conn.execute(
         sa.select(deliveries.c.campaign, deliveries.c.occurrence, deliveries.c.status, deliveries.c.reason)
@@ -153,4 +183,7 @@ def journey_state(
         upcoming = next(i for i, (name, _) in enumerate(steps) if name not in done)
         state.next_step = steps[upcoming][0]
         state.next_due_from = state.steps[-1].occurrence + (steps[upcoming][1] or timedelta(0))
+        earliest = aware_utc(max(state.next_due_from, at)) - timedelta(microseconds=1)
+        tick = next_fire(trigger_for(campaign, zone), earliest)
+        state.next_due_at = naive_utc(tick) if tick else None
     return state

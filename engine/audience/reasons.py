@@ -97,4 +97,6 @@ def reason(
         return f"in this campaign's {campaign.holdout:g}% control group (a stable hash of campaign and customer)"
     if outcome == Outcome.FREQUENCY_CAP:
         return _capped(conn, customer_id, config, at)
+    if outcome == Outcome.WHEN_FALSE:
+        return "this journey step's `when` does not hold: the step is recorded skipped and the journey goes on"
     return None

@@ -11,7 +11,7 @@ import click
 from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, pass_env
-from engine.cli.render import make_console, report_tables, write_json
+from engine.cli.render import funnel_table, make_console, report_tables, write_json
 
 
 @click.group()
@@ -114,8 +114,10 @@ def report_command(
     """Per campaign: deliveries by state, then conversion on its goal, contacted vs holdout, per variant."""
     from engine.core.durations import parse_duration
     from engine.core.errors import Problem, UserInputError
+    from engine.reports.journey import funnel
     from engine.reports.ledger import delivery_counts
     from engine.reports.lift import lift
+    from engine.rules.journey import expand
 
     if programme:
         _programme_report(env, since, fmt)
@@ -126,15 +128,24 @@ def report_command(
         raise UserInputError([Problem("--window", None, None, str(exc))]) from None
     try:  # the rules say each campaign's goal; a report still works while a rule file is broken
         workspace = env.workspace()
-        goals = {n: (c.campaign.goal.event, span or c.campaign.goal.within) for n, c in workspace.campaigns.items()}
+        rules = [loaded.campaign for loaded in workspace.campaigns.values()]
     except UserInputError:
-        workspace, goals = env.workspace(need_rules=False), {}
+        workspace, rules = env.workspace(need_rules=False), []
+    units = {unit.campaign: unit for campaign in rules for unit in expand(campaign)}
+    goals = {name: (unit.goal.event, span or unit.goal.within) for name, unit in units.items()}
+    journeys = [c for c in rules if c.steps and (not campaigns or c.campaign in campaigns)]
+    # A journey's name stands for its steps (CAMPAIGN/STEP in the ledger).
+    by_name = {c.campaign: c for c in rules}
+    names = tuple(
+        n for name in campaigns for n in ([s.campaign for s in expand(by_name[name])] if name in by_name else [name])
+    )
     store = env.store(workspace, create=False, read_only=True)
     default = ("purchase", span or parse_duration("7d"))
     with store.engine.connect() as conn:
-        counts = delivery_counts(conn, campaigns)
-        found = lift(conn, goals, campaigns, workspace.config.metrics.revenue_property, default=default)
+        counts = delivery_counts(conn, names)
+        found = lift(conn, goals, names, workspace.config.metrics.revenue_property, default=default)
         lifts = {entry.campaign: entry.as_json() for entry in found}
+        funnels = [funnel(conn, journey, datetime.now(timezone.utc)).as_json() for journey in journeys]
     if fmt == "json":
         write_json(
             {
@@ -142,11 +153,15 @@ def report_command(
                 "campaigns": [
                     {"campaign": name, **row, "measurement": lifts.get(name)} for name, row in counts.items()
                 ],
+                "journeys": funnels,
             },
             sys.stdout,
         )
         return
-    report_tables(counts, lifts, make_console())
+    console = make_console()
+    report_tables(counts, lifts, console)
+    for data in funnels:
+        console.print(funnel_table(data))
 
 
 def _programme_report(env: Env, since: str, fmt: str) -> None:

@@ -60,9 +60,10 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
 def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str | None, fmt: str) -> None:
     """Each condition of a campaign's audience with this customer's value and pass/fail."""
     from engine.audience.explain import explain
+    from engine.audience.journey import journey_state
     from engine.audience.planner import Planner
     from engine.audience.reasons import reason
-    from engine.cli.render import explain_tree, local_time, write_json
+    from engine.cli.render import explain_tree, journey_lines, local_time, write_json
 
     workspace = env.workspace()
     if campaign_name not in workspace.campaigns:
@@ -71,27 +72,34 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     campaign = workspace.campaigns[campaign_name].campaign
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=False, read_only=True)
+    # A journey is entered through its first step: that is whose outcome a customer has now.
+    entry = workspace.select([campaign_name])[0]
     with store.engine.connect() as conn:
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         tree = explain(conn, campaign, planner.context(), customer_id)
-        outcome = next((row.outcome for row in planner.classify(campaign, only=customer_id)), "not_in_audience")
-        why = reason(conn, campaign, workspace.config, customer_id, outcome, at)
+        outcome = next((row.outcome for row in planner.classify(entry, only=customer_id)), "not_in_audience")
+        why = reason(conn, entry, workspace.config, customer_id, outcome, at)
+        position = journey_state(conn, campaign, workspace.config.timezone, at, customer_id) if campaign.steps else None
         conn.rollback()
     if fmt == "json":
-        write_json(
-            {
-                "customer": customer_id,
-                "campaign": campaign_name,
-                "at": at.isoformat(),
-                "outcome": outcome,
-                "reason": why,
-                "audience": tree.as_json(),
-            },
-            sys.stdout,
-        )
+        data = {
+            "customer": customer_id,
+            "campaign": campaign_name,
+            "at": at.isoformat(),
+            "outcome": outcome,
+            "reason": why,
+            "audience": tree.as_json(),
+        }
+        if position is not None:
+            data["journey"] = position.as_json()
+        write_json(data, sys.stdout)
         return
     console = make_console()
     explain_tree(tree, console, f"{customer_id} in {campaign_name} at {local_time(at, workspace.config.timezone)}")
+    if position is not None:
+        journey_lines(position, console, workspace.config.timezone)
+        console.print(f"entry now: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
+        return
     console.print(f"outcome: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
 
 

@@ -68,7 +68,10 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
     table.add_column("targeted", justify="right", style="bold green")
     for plan in result.plans:
         table.add_row(
-            plan.campaign, str(plan.matched), *(str(plan.excluded.get(n, 0)) for n in shown), str(len(plan.targeted))
+            plan.campaign,
+            str(plan.matched),
+            *(str(plan.excluded[n]) if n in plan.excluded else "–" for n in shown),  # –: does not apply here
+            str(len(plan.targeted)),
         )
     console.print(table)
     for plan in result.plans:
@@ -97,6 +100,16 @@ def dry_run_csv(rows: Iterable[tuple[str, str, str]], out: IO[str]) -> None:
     writer = csv.writer(out)
     writer.writerow(["campaign", "customer_id", "outcome"])
     writer.writerows(rows)
+
+
+def journey_lines(position: Any, console: Console, zone: str) -> None:
+    """Where a customer is in a journey: a summary line, then each step of the current pass."""
+    console.print(f"journey: {position.summary()}", highlight=False)
+    for row in position.steps:
+        detail = f" ({row.reason})" if row.reason else ""
+        console.print(f"  {row.step}: {row.status}{detail} at {local_time(row.occurrence, zone)}", highlight=False)
+    if position.next_due_at is not None:
+        console.print(f"  next: {position.next_step} at {local_time(position.next_due_at, zone)}", highlight=False)
 
 
 def explain_tree(node: Node, console: Console, title: str) -> None:
@@ -165,6 +178,31 @@ def report_tables(counts: dict[str, dict[str, int]], lifts: dict[str, dict[str, 
     for name, data in lifts.items():
         if data["variants"]:
             console.print(variants_table(name, data))
+
+
+def funnel_table(data: dict[str, Any]) -> Table:
+    """A journey's passes: entered → each step → left on the exit event / finished / on the way."""
+    title = f"{data['journey']}: journey funnel ({data['entered']:,} entered, {data['held_out']:,} held out at entry)"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for column in ("step", "reached", "sent", "skipped", "failed", "waiting"):
+        table.add_column(column, justify="left" if column == "step" else "right")
+    for step in data["steps"]:
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(step["skipped_by"].items()))
+        waiting = step.get("pending", 0) + step.get("sending", 0)
+        table.add_row(
+            step["step"],
+            f"{step['reached']:,}",
+            f"{step.get('sent', 0) + step.get('unknown', 0):,}",  # unknown: it left, no answer came back
+            f"{step.get('skipped', 0):,}" + (f" ({why})" if why else ""),
+            f"{step.get('failed', 0):,}",
+            f"{waiting:,}",
+        )
+    exited = data["exited"]
+    if exited["event"]:
+        table.add_row(f"left on {exited['event']}", f"{exited['passes']:,}", "", "", "", "")
+    table.add_row("finished", f"{data['finished']:,}", "", "", "", "")
+    table.add_row("on the way", f"{data['in_progress']:,}", "", "", "", "")
+    return table
 
 
 def variants_table(name: str, data: dict[str, Any]) -> Table:

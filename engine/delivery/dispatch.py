@@ -24,6 +24,7 @@ from engine.messages.context import build_contexts
 from engine.messages.email import build_email, unsubscribe_link
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign, EmailAction
+from engine.rules.journey import journey_of
 
 # One outcome to record: (delivery id, status, reason, provider id)
 Result = tuple[int, str, str | None, str | None]
@@ -82,12 +83,14 @@ def _prepare_one(
 
 def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection) -> _Prepared:
     coupons = ledger.coupons_for(conn, [r.id for r in rows])
+    step = journey_of(campaign)
+    earlier = ledger.earlier_coupons(conn, step.step_names[: step.index], [r.customer_id for r in rows]) if step else {}
     contexts = build_contexts(
         conn,
         [r.customer_id for r in rows],
         at,
         campaign,
-        {r.customer_id: coupons.get(r.id, {}) for r in rows},
+        {r.customer_id: {**earlier.get(r.customer_id, {}), **coupons.get(r.id, {})} for r in rows},
         segments=runner.workspace.segments,
     )
     prepared = _Prepared()

@@ -172,6 +172,15 @@ def _events(rng: random.Random, customer_id: str, at: datetime) -> Iterator[dict
             "occurred_at": at - timedelta(days=rng.uniform(0, 20)),
             "properties": {"topic": rng.choice(["late delivery", "damaged item", "wrong size", "refund"])},
         }
+    # Email engagement from a stream of its own, so adding it left every other demo number as it was.
+    clicks = random.Random(f"{customer_id}/email")
+    if clicks.random() < 0.2:
+        yield {
+            "customer_id": customer_id,
+            "type": "email_click",
+            "occurred_at": at - timedelta(days=clicks.uniform(0, 10)),
+            "properties": {"campaign": "newsletter"},
+        }
 
 
 def clear_demo(store: Store) -> None:

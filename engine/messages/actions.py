@@ -12,7 +12,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.messages.templates import render_file, render_string
 from engine.messages.textify import html_to_text
-from engine.rules.campaign import Campaign, CouponAction, EmailAction, TaskAction
+from engine.rules.campaign import Campaign, EmailAction, TaskAction
 
 HTML_SUFFIXES = (".html", ".htm", ".html.j2", ".htm.j2")
 
@@ -90,15 +90,13 @@ def render_actions(
 
 def preview_coupons(campaign: Campaign, at: datetime) -> dict[str, dict[str, Any]]:
     """Coupon stand-ins for previews: clearly not real codes, nothing stored."""
-    coupons = {}
-    for action in campaign.actions:
-        if isinstance(action, CouponAction):
-            spec = action.coupon
-            coupons[spec.name] = {
-                "code": f"{spec.prefix or 'PREVIEW'}-PREVIEW",
-                "percent_off": spec.percent_off,
-                "amount_off": spec.amount_off,
-                "expires_at": at + spec.valid_for,
-                "name": spec.name,
-            }
-    return coupons
+    return {
+        spec.name: {
+            "code": f"{spec.prefix or 'PREVIEW'}-PREVIEW",
+            "percent_off": spec.percent_off,
+            "amount_off": spec.amount_off,
+            "expires_at": at + spec.valid_for,
+            "name": spec.name,
+        }
+        for spec in campaign.template_coupons
+    }

@@ -270,6 +270,11 @@ class Campaign(StrictModel):
     def coupon_names(self) -> list[str]:
         return [a.coupon.name for a in self.actions if isinstance(a, CouponAction)]
 
+    @property
+    def template_coupons(self) -> list[CouponSpec]:
+        """Coupons its templates may read as `coupons.NAME` (a journey step also sees earlier steps')."""
+        return [a.coupon for a in self.actions if isinstance(a, CouponAction)]
+
 
 def _journey_shape(campaign: Campaign) -> None:
     if campaign.steps is None:

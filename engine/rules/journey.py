@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from engine.rules.base import StrictModel
-from engine.rules.campaign import Campaign
+from engine.rules.campaign import Campaign, CouponAction, CouponSpec
 from engine.rules.conditions import AllOf, ConditionKind, Not
 
 
@@ -44,6 +44,13 @@ class JourneyStep(Campaign):
     step_names: tuple[str, ...]
     wait: timedelta | None = None
     step_when: Any = None
+    earlier_coupons: tuple[CouponSpec, ...] = ()  # issued by earlier steps of the same pass
+
+    @property
+    def template_coupons(self) -> list[CouponSpec]:
+        own = super().template_coupons
+        mine = {c.name for c in own}
+        return [c for c in self.earlier_coupons if c.name not in mine] + own
 
     @property
     def is_entry(self) -> bool:
@@ -99,6 +106,9 @@ def expand(campaign: Campaign) -> list[Campaign]:
                 step_names=names,
                 wait=step.wait,
                 step_when=step.when,
+                earlier_coupons=tuple(
+                    a.coupon for s in campaign.steps[:index] for a in s.actions if isinstance(a, CouponAction)
+                ),
             )
         )
     return found

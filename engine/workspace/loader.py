@@ -177,8 +177,10 @@ def _template_problems(
         line, col = located.position(loc)
         problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), names))
 
+    coupons: frozenset[str] = frozenset()
     for group, (actions, base) in enumerate(action_groups(campaign)):
-        coupons = frozenset(a.coupon.name for a in actions if isinstance(a, CouponAction))
+        # A journey step's templates also see the coupons of the steps before it.
+        coupons |= {a.coupon.name for a in actions if isinstance(a, CouponAction)}
         # A journey's later steps target "due for this step", so no audience event is matched there.
         names = Names(coupons, frozenset(leaves), frozenset(ambiguous)) if group == 0 else Names(coupons)
         for i, action in enumerate(actions):

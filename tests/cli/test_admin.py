@@ -35,6 +35,7 @@ def test_run_then_report_export_and_close_tasks(workspace_dir):
         == len(list((workspace_dir / "outbox").glob("*.eml")))
         - report["birthday"]["sent"]
         - report["browse-abandonment"]["sent"]
+        - report["churn-winback/offer"]["sent"]
     )
 
     exported = list(csv.DictReader(io.StringIO(nudge(workspace_dir, "coupons", "export", "lapsed-buyers").stdout)))

@@ -38,7 +38,7 @@ def demo_ws(workspace_dir: Path) -> Path:
 def test_validate_accepts_the_standard_campaigns(workspace_dir):
     result = nudge(workspace_dir, "validate")
     assert result.exit_code == 0
-    assert "ok: 4 campaigns, 3 segments" in result.output
+    assert "ok: 5 campaigns, 3 segments" in result.output
 
 
 def test_validate_reports_every_problem_with_file_line_and_column(workspace_dir):
@@ -131,15 +131,24 @@ def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
     assert [c["campaign"] for c in data["campaigns"]] == [
         "low-satisfaction",
         "birthday",
+        "churn-winback/offer",  # a journey: one entry per step, in order
+        "churn-winback/reminder",
+        "churn-winback/call",
         "lapsed-buyers",
         "browse-abandonment",
     ]
+    spec_keys = {"campaign", "matched", "excluded", "targeted", "customers", "held_out"}
     for plan in data["campaigns"]:
-        assert set(plan) == {"campaign", "matched", "excluded", "targeted", "customers", "held_out"}
-        assert set(plan["excluded"]) == {"no_consent", "cooldown", "holdout", "frequency_cap"}
+        journey = "/" in plan["campaign"]
+        assert set(plan) == spec_keys | ({"journey", "skipped"} if journey else set())
+        assert set(plan["excluded"]) >= {"no_consent", "cooldown", "holdout", "frequency_cap"}
+        assert set(plan["excluded"]) - {"no_consent", "cooldown", "holdout", "frequency_cap"} <= {"when_false"}
         assert plan["customers"] == sorted(plan["customers"]) and plan["held_out"] == sorted(plan["held_out"])
         assert plan["matched"] == plan["targeted"] + sum(plan["excluded"].values())
         assert plan["targeted"] == len(plan["customers"]) and plan["excluded"]["holdout"] == len(plan["held_out"])
+    reminder = data["campaigns"][3]
+    assert reminder["journey"] == {"journey": "churn-winback", "step": "reminder", "position": 2, "of": 3}
+    assert reminder["excluded"]["when_false"] == 0 and reminder["skipped"] == 0
     lapsed = next(c for c in data["campaigns"] if c["campaign"] == "lapsed-buyers")
     assert lapsed["targeted"] > 0 and lapsed["excluded"]["no_consent"] > 0
     assert store_digest(demo_ws) == before
@@ -196,6 +205,7 @@ def test_init_scaffolds_a_workspace_that_validates(tmp_path):
     assert sorted(p.name for p in (target / "rules").iterdir()) == [
         "birthday.yaml",
         "browse-abandonment.yaml",
+        "churn-winback.yaml",
         "lapsed-buyers.yaml",
         "low-satisfaction.yaml",
         "segments.yaml",

@@ -6,6 +6,7 @@ silently."""
 from __future__ import annotations
 
 import email
+import json
 import os
 import signal
 import subprocess
@@ -18,9 +19,11 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from click.testing import CliRunner
 
+from engine.cli.main import main
 from engine.delivery.runs import run_campaigns
-from engine.store.tables import customers, deliveries, tasks
+from engine.store.tables import coupons, customers, deliveries, tasks
 from tests.support.helpers import Clock, make_runner, write_workspace
 from tests.support.store import ROOT, make_store, seed
 
@@ -57,7 +60,7 @@ JOURNEY = {
 }
 TEMPLATES = {
     "offer.html.j2": "<p>Hi {{ customer.first_name }}, code {{ coupons.back.code }}</p>\n",
-    "reminder.html.j2": "<p>Still there, {{ customer.first_name }}?</p>\n",
+    "reminder.html.j2": "<p>Still there, {{ customer.first_name }}? Your code {{ coupons.back.code }}</p>\n",
 }
 
 
@@ -77,6 +80,10 @@ def history(rows, customer: str) -> list[tuple[int, str, str, str | None]]:
         for r in rows
         if r.customer_id == customer
     ]
+
+
+def body(message) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
 
 
 def run_day(workspace, store, n: int) -> None:
@@ -172,6 +179,19 @@ def test_two_weeks_of_a_winback_journey(kind, tmp_path, request):
     per_person = Counter((m["To"], m["Subject"].split()[0]) for m in mails)
     assert max(per_person.values()) == 2  # offer and reminder, once per pass
     assert per_person[("b0001@example.com", "reminder")] == 2
+    # The reminder carries the code the offer of the same pass issued.
+    with store.engine.connect() as conn:
+        codes = (
+            conn.execute(
+                sa.select(coupons.c.code).where(coupons.c.customer_id == "b0001").order_by(coupons.c.created_at)
+            )
+            .scalars()
+            .all()
+        )
+    reminders = sorted(
+        (m for m in mails if m["To"] == "b0001@example.com" and m["Subject"] == "reminder"), key=lambda m: m["Date"]
+    )
+    assert len(codes) == 2 and [codes[0] in body(reminders[0]), codes[1] in body(reminders[1])] == [True, True]
     emailed = [r for r in rows if r.status == "sent" and not r.campaign.endswith("/call")]
     assert len(mails) == len(emailed)
     # Every pass that reached its end has every step, in order (sent or skipped, never missing).
@@ -187,4 +207,43 @@ def test_two_weeks_of_a_winback_journey(kind, tmp_path, request):
     with store.engine.connect() as conn:
         calls = conn.execute(sa.select(tasks.c.customer_id)).scalars().all()
     assert len(calls) == len(set(calls)) == BULK + 2  # everyone but c2 (bought) and c6 (never entered)
+    check_report_and_explain(workspace.root)
     store.dispose()
+
+
+def nudge(ws: Path, *args: str):
+    result = CliRunner().invoke(main, ["--workspace", str(ws), *args], env={"NUDGE_SECRET": "s"})
+    assert result.exit_code == 0, result.output
+    return result.stdout
+
+
+def check_report_and_explain(ws: Path) -> None:
+    """The funnel and positions, against the passes counted by hand from the story above."""
+    report = json.loads(nudge(ws, "report", "winback", "--format", "json"))
+    (funnel,) = report["journeys"]
+    # Passes: 300 bulk × 2 (d0 finished, d10 on the way), c2 × 2 (left on purchase, on the way),
+    # c3 × 2 (finished with the reminder skipped, on the way), c5 × 1 (finished, reminder skipped).
+    assert funnel["entered"] == 605 and funnel["held_out"] == 0
+    offer, reminder, call = funnel["steps"]
+    assert (offer["reached"], offer["sent"]) == (605, 605)
+    assert (reminder["reached"], reminder["sent"], reminder["skipped"]) == (604, 602, 2)
+    assert reminder["skipped_by"] == {"when_false": 1, "no_consent": 1}
+    assert (call["reached"], call["sent"]) == (302, 302)
+    assert funnel["exited"] == {"event": "purchase", "passes": 1}
+    assert (funnel["finished"], funnel["in_progress"]) == (302, 302)
+    assert {c["campaign"] for c in report["campaigns"]} == {"winback/offer", "winback/reminder", "winback/call"}
+    assert "journey funnel" in nudge(ws, "report", "winback")
+
+    # c3 on day 11: back in for a second pass, the reminder due at the next tick after 3 days.
+    position = json.loads(
+        nudge(ws, "explain", "c3", "--campaign", "winback", "--at", day(11).isoformat(), "--format", "json")
+    )["journey"]
+    assert [s["step"] for s in position["steps"]] == ["offer"]
+    assert position["entered_at"] == "2026-06-11T09:00:00+00:00" and position["next_step"] == "reminder"
+    assert position["next_due_at"] == "2026-06-14T09:00:00+00:00"
+    # c2 on day 5: left on the purchase of day 2.
+    text = nudge(ws, "explain", "c2", "--campaign", "winback", "--at", day(5).isoformat())
+    assert "left the journey on purchase (after offer)" in text
+    # c5 on day 8: finished; the skipped step says why.
+    text = nudge(ws, "explain", "c5", "--campaign", "winback", "--at", day(8).isoformat())
+    assert "finished the journey" in text and "reminder: skipped (no_consent)" in text

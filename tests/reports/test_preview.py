@@ -33,7 +33,9 @@ def test_the_preview_page_shows_each_campaign_and_renders_every_email_in_a_brows
     page = open_page(page_file)
     assert page.console == [], page.console  # no script error, no console message
     frames = re.findall(r"<iframe [^>]*>", page.dom)
-    email_campaigns = 3  # birthday, lapsed-buyers, browse-abandonment email; low-satisfaction is a task
+    # birthday, churn-winback/offer, lapsed-buyers, browse-abandonment email; low-satisfaction is a
+    # task, and nobody is due for the journey's later steps yet
+    email_campaigns = 4
     assert len(frames) == email_campaigns * 2 * 2  # two samples, desktop and phone
     assert all('data-rendered="yes"' in f for f in frames)
     assert all(int(re.search(r'data-text-length="(\d+)"', f).group(1)) > 50 for f in frames)

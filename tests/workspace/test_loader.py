@@ -17,7 +17,15 @@ def test_defaults_and_parsed_values(workspace_dir):
     lapsed = ws.campaigns["lapsed-buyers"].campaign
     assert lapsed.cooldown == timedelta(days=60) and lapsed.holdout == 10.0 and lapsed.priority == 50
     assert ws.campaigns["low-satisfaction"].campaign.holdout == 0.0
-    assert [c.campaign for c in ws.select()] == ["low-satisfaction", "birthday", "lapsed-buyers", "browse-abandonment"]
+    assert [c.campaign for c in ws.select()] == [
+        "low-satisfaction",
+        "birthday",
+        "churn-winback/offer",
+        "churn-winback/reminder",
+        "churn-winback/call",
+        "lapsed-buyers",
+        "browse-abandonment",
+    ]
 
 
 def test_a_campaign_id_defined_twice_is_reported_at_the_second(workspace_dir):
