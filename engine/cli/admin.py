@@ -320,13 +320,19 @@ def deliveries_command(
 @pass_env
 @handles_errors
 def customer_command(env: Env, customer_id: str, fmt: str) -> None:
-    """One customer's timeline for support staff: events, messages, coupons, tasks, suppressions."""
+    """One customer's timeline for support staff: events, messages, coupons, tasks, journeys, suppressions."""
     from engine.cli.render import customer_view
+    from engine.core.errors import UserInputError
     from engine.reports.timeline import customer_timeline
 
-    workspace, store = env.config_and_store(create=False, read_only=True)
+    try:  # journeys come from the rules; the timeline still works while a rule file is broken
+        workspace = env.workspace()
+        journeys = [loaded.campaign for loaded in workspace.campaigns.values() if loaded.campaign.steps]
+    except UserInputError:
+        workspace, journeys = env.workspace(need_rules=False), []
+    store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
-        found = customer_timeline(conn, customer_id)
+        found = customer_timeline(conn, customer_id, journeys, workspace.config.timezone)
     if fmt == "json":
         write_json(found, sys.stdout)
     else:

@@ -371,6 +371,9 @@ def customer_view(data: dict[str, Any], console: Console, zone: str) -> None:
             f"{_when(suppression['created_at'], zone)}",
             highlight=False,
         )
+    for journey in data.get("journeys", []):
+        due = f" at {_when(journey['next_due_at'], zone)}" if journey["next_due_at"] else ""
+        console.print(f"journey {journey['journey']}: {journey['summary']}{due}", highlight=False)
     deliveries_table(data["messages"], console, zone)
     if data["coupons"]:
         coupons_table = Table(title="Coupons", title_justify="left", box=box.SIMPLE_HEAD)

@@ -5,15 +5,17 @@ tasks, suppressions, in one timeline)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.audience.journey import journey_state
 from engine.core.clock import iso_utc, naive_utc
 from engine.core.errors import Problem, UserInputError
 from engine.messages.context import customer_dict
+from engine.rules.campaign import Campaign
 from engine.store.tables import coupons, customers, deliveries, events, suppressions, tasks
 
 DELIVERY_COLUMNS = ("id", "campaign", "customer_id", "occurrence", "status", "reason", "variant", "sent_at")
@@ -50,8 +52,11 @@ def list_deliveries(
     return [_plain(row, DELIVERY_COLUMNS) for row in conn.execute(query)]
 
 
-def customer_timeline(conn: Connection, customer_id: str) -> dict[str, Any]:
-    """Everything support staff need about one customer, newest first."""
+def customer_timeline(
+    conn: Connection, customer_id: str, journeys: Sequence[Campaign] = (), zone: str = "UTC"
+) -> dict[str, Any]:
+    """Everything support staff need about one customer, newest first, and where they are in each
+    journey they have entered."""
     person = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).one_or_none()
     if person is None:
         raise UserInputError([Problem("<customer>", None, None, f"no customer with id {customer_id!r} in the store")])
@@ -93,4 +98,15 @@ def customer_timeline(conn: Connection, customer_id: str) -> dict[str, Any]:
         "coupons": [_plain(r, ("code", "name", "campaign", "expires_at")) for r in issued],
         "tasks": [_plain(r, ("id", "queue", "title", "status", "due_at", "handoff")) for r in staff],
         "suppressions": blocked,
+        "journeys": _positions(conn, customer_id, journeys, zone),
     }
+
+
+def _positions(conn: Connection, customer_id: str, journeys: Sequence[Campaign], zone: str) -> list[dict[str, Any]]:
+    now = datetime.now(timezone.utc)
+    found = []
+    for journey in journeys:
+        state = journey_state(conn, journey, zone, now, customer_id)
+        if state.entered_at is not None:
+            found.append({**state.as_json(), "summary": state.summary()})
+    return found

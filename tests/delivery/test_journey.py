@@ -247,3 +247,27 @@ def check_report_and_explain(ws: Path) -> None:
     # c5 on day 8: finished; the skipped step says why.
     text = nudge(ws, "explain", "c5", "--campaign", "winback", "--at", day(8).isoformat())
     assert "finished the journey" in text and "reminder: skipped (no_consent)" in text
+    # Support staff see the position in the customer's timeline.
+    (journey,) = json.loads(nudge(ws, "customer", "c3", "--format", "json"))["journeys"]
+    assert journey["summary"] == "at step reminder (sent); next: call"
+    assert [s["step"] for s in journey["steps"]] == ["offer", "reminder"]
+    assert "journey winback: at step reminder (sent); next: call at" in nudge(ws, "customer", "c3")
+
+
+def test_held_out_at_entry_gets_no_step_and_does_not_reenter(sqlite_store, tmp_path):
+    seed(sqlite_store, customers=[person(f"h{i:03d}") for i in range(60)])
+    journey = {**JOURNEY, "holdout": "50%", "cooldown": "30d"}
+    config = {"store": sqlite_store.url, "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}}
+    workspace = write_workspace(tmp_path / "ws", [journey], config=config, templates=TEMPLATES)
+    for n in range(0, 8):
+        run_day(workspace, sqlite_store, n)
+    rows = ledger_rows(sqlite_store)
+    held = {r.customer_id for r in rows if r.status == "held_out"}
+    assert 15 < len(held) < 45  # about half, by the stable hash
+    assert {r.campaign for r in rows if r.customer_id in held} == {"winback/offer"}  # no later step
+    assert all(len(history(rows, cid)) == 1 for cid in held)  # and no second entry
+    contacted = {r.customer_id for r in rows} - held
+    assert all([s for _, s, _, _ in history(rows, cid)] == ["offer", "reminder", "call"] for cid in contacted)
+    report = json.loads(nudge(workspace.root, "report", "winback", "--format", "json"))
+    assert report["journeys"][0]["held_out"] == len(held)
+    assert report["journeys"][0]["entered"] == len(contacted)
