@@ -10,6 +10,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,8 +18,22 @@ from pathlib import Path
 import sqlalchemy as sa
 
 
-def _peak_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return round(resource.getrusage(who).ru_maxrss / 1024, 1)
+def _hwm_mb(pid: int | str = "self") -> float | None:
+    """Peak resident memory of one process (VmHWM). Unlike ru_maxrss, it starts afresh at exec:
+    a child's ru_maxrss starts at the size of the parent that forked it."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
+def _peak_mb() -> float:
+    found = _hwm_mb()
+    return found if found is not None else round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _digest(ids) -> str:
@@ -105,15 +120,19 @@ def do_peer(root: str, at: str) -> dict:
 def do_command(*command: str) -> dict:
     """Run a command (as a user would), report its wall time and its own peak memory."""
     start = time.perf_counter()
-    done = subprocess.run(list(command), capture_output=True)
-    seconds = time.perf_counter() - start
-    if done.returncode != 0:
-        return {"error": done.stderr.decode()[-2000:], "returncode": done.returncode}
-    return {
-        "seconds": seconds,
-        "peak_rss_mb": _peak_mb(resource.RUSAGE_CHILDREN),
-        "stdout": done.stdout.decode()[-20_000_000:],
-    }
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        child = subprocess.Popen(list(command), stdout=out, stderr=err)
+        peak = 0.0
+        while child.poll() is None:  # VmHWM only grows: the last reading before exit is the peak
+            peak = max(peak, _hwm_mb(child.pid) or 0.0)
+            time.sleep(0.005)
+        seconds = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode != 0:
+        return {"error": stderr.decode()[-2000:], "returncode": child.returncode}
+    return {"seconds": seconds, "peak_rss_mb": peak, "stdout": stdout.decode()[-20_000_000:]}
 
 
 PHASES = {"import": do_import, "engine": do_engine, "hand": do_hand, "peer": do_peer, "command": do_command}

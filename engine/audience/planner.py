@@ -138,9 +138,11 @@ class Planner:
     def _any(self, conditions: tuple) -> bool:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
-    def _query(self, campaign: Campaign, ctx: EvalContext) -> sa.Select:
+    def _query(self, campaign: Campaign, ctx: EvalContext, contact: bool = True) -> sa.Select:
         at = ctx.at_utc
-        columns: list[Any] = [customers.c.id, customers.c.email, customers.c.timezone]
+        # Address and zone only where a delivery is planned: a dry run of a million need not read them.
+        columns: list[Any] = [customers.c.id]
+        columns += [customers.c.email, customers.c.timezone] if contact else [sa.null(), sa.null()]
         columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
         cooling = (
             deliveries.c.campaign == campaign.campaign,
@@ -183,18 +185,20 @@ class Planner:
             return False
         return outcome is Outcome.WHEN_FALSE or not step.is_entry
 
-    def classify(self, campaign: Campaign, only: str | None = None) -> Iterator[Classified]:
+    def classify(self, campaign: Campaign, only: str | None = None, contact: bool = True) -> Iterator[Classified]:
         """Yield (customer id, outcome) for everyone in the audience (or just `only`), in id order.
 
-        The outcome is ``targeted``, ``held_out`` or the first exclusion that applies.
+        The outcome is ``targeted``, ``held_out`` or the first exclusion that applies. Without
+        `contact`, email and time zone are not read (None).
         """
         ctx = self.context()
         cap = self.config.limits.frequency_cap if campaign.sends_email else None
-        query = self._query(campaign, ctx)
+        query = self._query(campaign, ctx, contact)
         if only is not None:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
         global_share = self.config.limits.global_holdout
+        name, share = campaign.campaign, campaign.holdout
         for customer_id, email, zone, consent, cooling, used, when in result:
             if global_share and in_global_holdout(customer_id, global_share):
                 outcome = Outcome.GLOBAL_HOLDOUT
@@ -204,7 +208,7 @@ class Planner:
                 outcome = Outcome.NO_CONSENT
             elif cooling:
                 outcome = Outcome.COOLDOWN
-            elif in_holdout(campaign.campaign, customer_id, campaign.holdout):
+            elif share and in_holdout(name, customer_id, share):
                 outcome = Outcome.HELD_OUT
             elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
                 outcome = Outcome.FREQUENCY_CAP
@@ -216,7 +220,8 @@ class Planner:
 
     def first_targeted(self, campaign: Campaign) -> str | None:
         """The first customer (by id) this campaign would contact now: a sample to render for."""
-        return next((c.customer_id for c in self.classify(campaign) if c.outcome == Outcome.TARGETED), None)
+        found = (c.customer_id for c in self.classify(campaign, contact=False) if c.outcome == Outcome.TARGETED)
+        return next(found, None)
 
     def plan(self, campaign: Campaign) -> CampaignPlan:
         """Counts and id lists for one campaign."""
@@ -234,11 +239,12 @@ class Planner:
             if step.step_when is not None:
                 result.excluded[Exclusion.WHEN_FALSE] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
-        for customer_id, outcome, _, _ in self.classify(campaign):
+        targeted = result.targeted
+        for customer_id, outcome, _, _ in self.classify(campaign, contact=False):
             result.matched += 1
-            if outcome == Outcome.TARGETED:
-                result.targeted.append(customer_id)
-                arm = variant_for(campaign.campaign, customer_id, weights)
+            if outcome is Outcome.TARGETED:
+                targeted.append(customer_id)
+                arm = variant_for(campaign.campaign, customer_id, weights) if weights else None
                 if arm is not None:
                     result.variants[arm] = result.variants.get(arm, 0) + 1
                 continue

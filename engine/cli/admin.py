@@ -8,10 +8,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import click
-from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, pass_env
-from engine.cli.render import funnel_table, make_console, report_tables, write_json
+from engine.cli.render import make_console, write_json
+from engine.cli.report_view import funnel_table, report_tables
 
 
 @click.group()
@@ -54,6 +54,8 @@ def tasks_group() -> None:
 @handles_errors
 def tasks_list(env: Env, queue: str | None, status: str, fmt: str) -> None:
     """Tasks, soonest due first."""
+    from rich.table import Table
+
     from engine.reports.ledger import list_tasks
 
     _workspace, store = env.config_and_store(create=False, read_only=True)
@@ -206,6 +208,8 @@ def suppressions_group() -> None:
 @pass_env
 @handles_errors
 def suppressions_list(env: Env, fmt: str) -> None:
+    from rich.table import Table
+
     """Every suppressed address with its reason."""
     from engine.delivery.suppressions import list_suppressions
 

@@ -7,14 +7,16 @@ import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
-import sqlalchemy.exc
 
 from engine.core.errors import NudgeError, Problem, UserInputError
-from engine.rules.config import resolve_store_url
-from engine.workspace.loader import Workspace, load_workspace
+
+# `nudge --help` must not pay for SQLAlchemy, pydantic and the rule models: they load on first use.
+if TYPE_CHECKING:
+    from engine.workspace.loader import Workspace
 
 
 def shown(path: str) -> str:
@@ -35,6 +37,11 @@ def _fail(exc: NudgeError) -> None:
     sys.exit(exc.exit_code)
 
 
+def _is_store_error(exc: BaseException) -> bool:
+    module = sys.modules.get("sqlalchemy.exc")  # never raised unless SQLAlchemy was imported
+    return module is not None and isinstance(exc, module.DBAPIError)
+
+
 def handles_errors(func):
     """A user's mistake or an unreachable service ends as a message and an exit code, never a traceback."""
 
@@ -44,10 +51,6 @@ def handles_errors(func):
             return func(*args, **kwargs)
         except NudgeError as exc:
             _fail(exc)
-        except sqlalchemy.exc.DBAPIError as exc:
-            # The store went away or refused mid-command (connection lost, disk full, locked).
-            click.echo(f"error: store: {str(exc.orig).strip().splitlines()[0]}", err=True)
-            sys.exit(1)
         except OSError as exc:
             # An output file that cannot be written, a folder that does not exist.
             where = f": {exc.filename}" if exc.filename else ""
@@ -56,6 +59,12 @@ def handles_errors(func):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except Exception as exc:
+            if not _is_store_error(exc):
+                raise
+            # The store went away or refused mid-command (connection lost, disk full, locked).
+            click.echo(f"error: store: {str(exc.orig).strip().splitlines()[0]}", err=True)  # type: ignore[attr-defined]
+            sys.exit(1)
 
     return wrapper
 
@@ -82,9 +91,12 @@ class Env:
         self.root = root
 
     def workspace(self, need_rules: bool = True) -> Workspace:
+        from engine.workspace.loader import load_workspace
+
         return load_workspace(self.root, need_rules=need_rules)
 
     def store(self, workspace: Workspace, *, create: bool, read_only: bool = False):
+        from engine.rules.config import resolve_store_url
         from engine.store import open_store
 
         return open_store(resolve_store_url(workspace.config, workspace.root), create=create, read_only=read_only)

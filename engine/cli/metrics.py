@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 
 import click
-from rich.table import Table
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
 from engine.cli.render import make_console, models_table, write_json
@@ -38,6 +37,8 @@ def metrics_group() -> None:
 @handles_errors
 def metrics_show(env: Env, customer_id: str, at_text: str | None, fmt: str) -> None:
     """Every metric of one customer."""
+    from rich.table import Table
+
     from engine.audience.explain import require_customer
     from engine.reports.metrics_summary import customer_metrics_of
 
@@ -66,6 +67,8 @@ def metrics_show(env: Env, customer_id: str, at_text: str | None, fmt: str) -> N
 @handles_errors
 def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
     """Customers per lifecycle stage, RFM segment and value tier."""
+    from rich.table import Table
+
     from engine.reports.metrics_summary import distribution, latest_fits
 
     workspace = env.workspace(need_rules=False)

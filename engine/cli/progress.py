@@ -7,9 +7,6 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
 Tick = Callable[[int], None]
 
 
@@ -23,6 +20,9 @@ def progress(label: str, total: int | None = None) -> Iterator[Tick]:
     if not sys.stderr.isatty():
         yield _quiet
         return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
     columns = [
         SpinnerColumn(),
         TextColumn("{task.description}"),

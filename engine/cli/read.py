@@ -33,7 +33,9 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
     with store.engine.connect() as conn:
         if fmt == "csv":
             planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
-            rows = ((c.campaign, row.customer_id, row.outcome) for c in chosen for row in planner.classify(c))
+            rows = (
+                (c.campaign, row.customer_id, row.outcome) for c in chosen for row in planner.classify(c, contact=False)
+            )
             dry_run_csv(rows, sys.stdout)
             conn.rollback()
             return

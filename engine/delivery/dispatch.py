@@ -19,7 +19,7 @@ from engine.delivery import ledger
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.delivery.suppressions import suppress, suppressed_among
 from engine.delivery.tasks import store_and_hand_off, task_row
-from engine.messages.actions import render_actions
+from engine.messages.actions import reads, render_actions
 from engine.messages.context import build_contexts
 from engine.messages.email import build_email, unsubscribe_link
 from engine.messages.unsubscribe import sign
@@ -92,6 +92,7 @@ def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[An
         campaign,
         {r.customer_id: {**earlier.get(r.customer_id, {}), **coupons.get(r.id, {})} for r in rows},
         segments=runner.workspace.segments,
+        need_last=reads(runner.workspace.environment(), campaign, "last"),
     )
     prepared = _Prepared()
     # An unsubscribe, bounce or spam report may have come in since this occurrence was planned.

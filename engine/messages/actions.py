@@ -3,6 +3,7 @@ a test send and delivery all use, so what a marketer previews is what the custom
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.messages.template_checks import globals_read
 from engine.messages.templates import render_file, render_string
 from engine.messages.textify import html_to_text
 from engine.rules.campaign import Campaign, EmailAction, TaskAction
@@ -86,6 +88,29 @@ def render_actions(
                 )
             )
     return rendered
+
+
+_READS: weakref.WeakKeyDictionary[Any, dict[str, frozenset[str] | None]] = weakref.WeakKeyDictionary()
+
+
+def reads(env: SandboxedEnvironment, campaign: Campaign, name: str) -> bool:
+    """Does any template of this campaign read the context name `name` (e.g. `last`)? True when in
+    doubt. Remembered per environment: a reload of the rules brings a new one."""
+    known = _READS.setdefault(env, {})
+    if campaign.campaign not in known:
+        files, inline = [], []
+        for action in campaign.actions:
+            if isinstance(action, EmailAction):
+                arms: list[str | None] = [v.name for v in action.email.variants or []] or [None]
+                for arm in arms:
+                    template, subject, _ = action.email.content(arm)
+                    files.append(template)
+                    inline.append(subject)
+            elif isinstance(action, TaskAction):
+                inline += [action.task.title, action.task.body or ""]
+        known[campaign.campaign] = globals_read(env, files, inline)
+    found = known[campaign.campaign]
+    return found is None or name in found
 
 
 def preview_coupons(campaign: Campaign, at: datetime) -> dict[str, dict[str, Any]]:

@@ -108,10 +108,12 @@ def build_contexts(
     campaign: Any,
     coupons: dict[str, dict[str, dict[str, Any]]] | None = None,
     segments: Mapping[str, Any] | None = None,
+    need_last: bool = True,
 ) -> dict[str, dict[str, Any]]:
-    """Render contexts for a batch of customers of one campaign."""
+    """Render contexts for a batch of customers of one campaign. `need_last=False` (no template
+    reads `last`) skips the query for each customer's latest event of every type."""
     people = load_customers(conn, ids)
-    last = load_last_events(conn, ids, at)
+    last = load_last_events(conn, ids, at) if need_last else {cid: LastEvents() for cid in ids}
     leaves, _ = matched_names(campaign.audience, segments)
     # Event filters do not depend on a time zone (only birthdays do): UTC is exact here.
     ctx = EvalContext(at=at, timezone="UTC", dialect=conn.dialect.name, segments=segments)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 from jinja2 import nodes
 from jinja2.sandbox import SandboxedEnvironment
 
@@ -111,6 +112,34 @@ def check_template_file(env: SandboxedEnvironment, name: str, templates_dir: Pat
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(shown, None, None, f"cannot read template: {exc}")]
     return check_names(tree, TemplateSource(shown), names)
+
+
+def globals_read(env: SandboxedEnvironment, files: Iterable[str], inline: Iterable[str]) -> frozenset[str] | None:
+    """Every global name these templates read, following `extends`/`include`/`import`; None when
+    that cannot be known (a template computed at run time, or one that does not parse)."""
+    found: set[str] = set()
+    pending, seen = list(files), set()
+    trees = []
+    try:
+        trees = [env.parse(text) for text in inline]
+        while pending:
+            name = pending.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            assert env.loader is not None
+            source, _, _ = env.loader.get_source(env, name)
+            tree = env.parse(source)
+            trees.append(tree)
+            for ref in jinja2.meta.find_referenced_templates(tree):
+                if ref is None:
+                    return None
+                pending.append(ref)
+    except (jinja2.TemplateError, OSError):
+        return None
+    for tree in trees:
+        found.update(name for name, _, _ in _names_used(tree))
+    return frozenset(found)
 
 
 def check_inline(env: SandboxedEnvironment, text: str, source: TemplateSource, names: Names) -> list[Problem]:

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 
 from engine.core.errors import RuntimeFailure
 from engine.store import open_store
-from engine.store.db import head_revision
+from engine.store.db import head_revision, migrations_head
 
 
 def test_first_use_creates_every_table(store):
@@ -66,3 +66,7 @@ def test_migrate_warns_when_postgresql_may_lose_acknowledged_commits(workspace_d
 
 def test_sqlite_has_no_durability_warning(sqlite_store):
     assert sqlite_store.durability_warning() is None
+
+
+def test_the_head_revision_constant_is_the_newest_migration():
+    assert head_revision() == migrations_head()  # add a migration: update HEAD_REVISION beside it
