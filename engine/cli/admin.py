@@ -259,19 +259,20 @@ def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
 @click.command(name="serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", default=8025, show_default=True, type=int)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @pass_env
 @handles_errors
-def serve_command(env: Env, host: str, port: int) -> None:
+def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
     """One-click unsubscribe and SendGrid's Event Webhook, over HTTP."""
-    import logging
     import os
 
     from werkzeug.serving import make_server
 
+    from engine.cli.logs import configure
     from engine.messages.unsubscribe import secret_from
     from engine.web.serve import App, QuietRequestHandler
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
+    configure(log_format)
     workspace, store = env.config_and_store(create=True)
     try:
         secret = secret_from(os.environ, required=workspace.config.email.connector != "outbox")

@@ -66,21 +66,25 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
 
 @click.command(name="daemon")
 @click.option("--verbose", "-v", is_flag=True, help="Log every step, not just runs and problems.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="json: one object per line (time, level, campaign, occurrence, counts) for a log shipper.",
+)
 @pass_env
 @handles_errors
-def daemon_command(env: Env, verbose: bool) -> None:
+def daemon_command(env: Env, verbose: bool, log_format: str) -> None:
     """Run every enabled campaign on its schedule until SIGINT/SIGTERM (then finish the batch in hand)."""
     import logging
     import signal
     import threading
 
+    from engine.cli.logs import configure
     from engine.delivery.daemon import Daemon, lock_sqlite, wait_for_store
 
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(message)s",
-    )
+    configure(log_format, verbose)
     workspace = env.workspace()
     stop = threading.Event()
     log = logging.getLogger("nudge.daemon")

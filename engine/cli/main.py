@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from engine.cli import admin, deliver, metrics, read, setup
+from engine.cli import admin, deliver, metrics, privacy, read, setup
 from engine.cli.common import Env
 
 
@@ -51,6 +51,8 @@ for command in (
     admin.serve_command,
     admin.deliveries_command,
     admin.customer_command,
+    privacy.export_customer_command,
+    privacy.forget_command,
     metrics.metrics_group,
 ):
     main.add_command(command)

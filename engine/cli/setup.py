@@ -94,6 +94,7 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
     for item in result.rejected:
         click.echo(str(item), err=True)
     skipped = f", {len(result.rejected)} rejected" if result.rejected else ""
+    skipped += f", {result.forgotten} forgotten (nudge forget) skipped" if result.forgotten else ""
     click.echo(f"{kind}: {result.read} rows read, {result.written} written{skipped}")
 
 

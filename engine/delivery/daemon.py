@@ -20,6 +20,7 @@ from typing import IO
 from sqlalchemy.engine import make_url
 
 from engine.core.clock import aware_utc
+from engine.core.durations import format_duration
 from engine.core.errors import AlreadyRunning, RuntimeFailure, StoreUnavailable, UserInputError
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
@@ -29,6 +30,7 @@ from engine.rules.campaign import Campaign
 from engine.rules.schedule import latest_fire, next_fire, trigger_for
 from engine.store.db import Store, is_outage
 from engine.store.locks import exclusive
+from engine.store.privacy import apply_retention
 from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, load_rules, runnable
 
 log = logging.getLogger("nudge.daemon")
@@ -36,6 +38,9 @@ log = logging.getLogger("nudge.daemon")
 FIRST_RUN_GRACE = timedelta(minutes=5)
 MAX_SLEEP = timedelta(seconds=30)
 METRICS_EVERY = timedelta(hours=24)
+RETENTION_EVERY = timedelta(hours=24)
+# The counts a run line carries in --log-format json.
+COUNTED = ("matched", "recorded", "held_out", "skipped", "sent", "failed", "unknown", "waiting")
 
 
 def lock_sqlite(store_url: str) -> IO | None:
@@ -71,6 +76,7 @@ class Daemon:
     campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
     _signature: tuple | None = None
     _metrics_tried: datetime | None = None  # a failed refit is not retried before the next day
+    _retention_at: datetime | None = None
 
     def __post_init__(self) -> None:
         self.reload()
@@ -143,11 +149,22 @@ class Daemon:
             except (ValueError, ArithmeticError) as exc:
                 log.warning("customer metrics not refreshed: %s", exc)
 
+    def apply_retention(self, now: datetime) -> None:
+        """Delete events older than config.yaml `retention.events`, once a day."""
+        keep = self.workspace.config.retention.events
+        if keep is None or (self._retention_at is not None and now - self._retention_at < RETENTION_EVERY):
+            return
+        with self.runner.store.engine.begin() as conn:
+            deleted = apply_retention(conn, keep, now)
+        self._retention_at = now
+        log.info("retention: deleted %d events older than %s", deleted, format_duration(keep))
+
     def step(self, now: datetime) -> list[OccurrenceReport]:
-        """One pass: reload, refresh metrics daily, run due ticks (highest priority first),
-        finish due deferred sends."""
+        """One pass: reload, refresh metrics and apply retention daily, run due ticks (highest
+        priority first), finish due deferred sends."""
         self.reload()
         self.refresh_metrics(now)
+        self.apply_retention(now)
         reports: list[OccurrenceReport] = []
         campaigns = self.enabled()
         for campaign in campaigns:
@@ -159,9 +176,11 @@ class Daemon:
             try:
                 report = run_occurrence(self.runner, campaign, tick)
             except (RuntimeFailure, UserInputError) as exc:
-                log.error("%s at %s: %s", campaign.campaign, tick.isoformat(), exc)
+                where = {"campaign": campaign.campaign, "occurrence": tick.isoformat()}
+                log.error("%s at %s: %s", campaign.campaign, tick.isoformat(), exc, extra=where)
                 continue
             if report.ran:
+                counts = report.as_json()
                 log.info(
                     "%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d",
                     campaign.campaign,
@@ -171,6 +190,11 @@ class Daemon:
                     report.counts.get(DeliveryStatus.FAILED, 0),
                     report.counts.get(DeliveryStatus.UNKNOWN, 0),
                     report.waiting,
+                    extra={
+                        "campaign": campaign.campaign,
+                        "occurrence": tick.isoformat(),
+                        "counts": {k: counts[k] for k in COUNTED},
+                    },
                 )
                 reports.append(report)
         summary = RunSummary()

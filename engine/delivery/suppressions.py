@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.clock import naive_utc
 from engine.store.db import dialect_insert
+from engine.store.privacy import address_hash
 from engine.store.tables import customers, suppressions
 
 
@@ -48,11 +49,12 @@ def suppressed_among(conn: Connection, addresses: Iterable[str]) -> dict[str, st
     wanted = sorted({a.lower() for a in addresses if a})
     if not wanted:
         return {}
-    return dict(
-        conn.execute(
-            sa.select(suppressions.c.email, suppressions.c.reason).where(suppressions.c.email.in_(wanted))
-        ).all()
-    )
+    # A forgotten customer's suppression is kept as a hash of the address (`nudge forget`).
+    hashed = {address_hash(a): a for a in wanted}
+    found = conn.execute(
+        sa.select(suppressions.c.email, suppressions.c.reason).where(suppressions.c.email.in_(wanted + sorted(hashed)))
+    ).all()
+    return {hashed.get(email, email): reason for email, reason in found}
 
 
 def unsubscribe_customer(conn: Connection, customer_id: str, email: str, campaign: str | None, now: datetime) -> None:

@@ -17,7 +17,8 @@ from engine.core.errors import Problem, UnknownConnector, UserInputError
 from engine.ingest.bulk import insert_events
 from engine.ingest.rows import customer_row, event_row
 from engine.store import Store, dialect_insert
-from engine.store.tables import customers
+from engine.store.privacy import forgotten_among
+from engine.store.tables import customers, forgotten
 
 BATCH = 5_000
 KINDS = ("customers", "events")
@@ -31,6 +32,7 @@ class ImportResult:
     read: int = 0
     written: int = 0
     rejected: list[Problem] = field(default_factory=list)
+    forgotten: int = 0  # rows of customers erased with `nudge forget`: skipped, never re-created
 
 
 def _upsert_customers(conn: Connection, store: Store, rows: list[dict[str, Any]], now: datetime) -> None:
@@ -60,6 +62,17 @@ def _known_customers(conn: Connection, ids: set[str]) -> set[str]:
         chunk = ordered[start : start + 1000]
         found.update(conn.execute(sa.select(customers.c.id).where(customers.c.id.in_(chunk))).scalars())
     return found
+
+
+def _not_forgotten(
+    conn: Connection, rows: list[tuple[int, dict[str, Any]]], key: str, result: ImportResult, any_forgotten: bool
+) -> list[tuple[int, dict[str, Any]]]:
+    if not any_forgotten:
+        return rows
+    erased = forgotten_among(conn, {row[key] for _, row in rows})
+    kept = [(line, row) for line, row in rows if row[key] not in erased]
+    result.forgotten += len(rows) - len(kept)
+    return kept
 
 
 def _insert_events(
@@ -138,7 +151,10 @@ def import_rows(
             conn.commit()
         transaction = conn.begin()
         try:
-            for batch in _batches(_parsed(raw_rows, kind, untyped, path, result), batch_size):
+            any_forgotten = conn.execute(sa.select(forgotten.c.id_hash).limit(1)).first() is not None
+            for parsed in _batches(_parsed(raw_rows, kind, untyped, path, result), batch_size):
+                key = "id" if kind == "customers" else "customer_id"
+                batch = _not_forgotten(conn, parsed, key, result, any_forgotten)
                 if kind == "customers":
                     latest: dict[str, dict[str, Any]] = {}
                     for _, row in batch:  # the last row for an id wins, as if applied in order

@@ -217,6 +217,19 @@ class Limits(StrictModel):
     )
 
 
+class Retention(StrictModel):
+    events: Duration | None = Field(
+        None, description="delete events older than this (the daemon applies it daily), e.g. 730d"
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _long_enough(cls, value: Any) -> Any:
+        if value is not None and value < timedelta(days=1):
+            raise ValueError("retention.events must be at least 1d (audiences look back over events)")
+        return value
+
+
 class Config(StrictModel):
     store: str = "sqlite:///nudge.db"
     timezone: str = "UTC"
@@ -225,6 +238,7 @@ class Config(StrictModel):
     limits: Limits = Limits()
     delivery: DeliveryConfig = DeliveryConfig()
     metrics: MetricsConfig = MetricsConfig()
+    retention: Retention = Retention()
 
     @field_validator("timezone")
     @classmethod

@@ -155,6 +155,15 @@ suppressions = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
+forgotten = Table(
+    "forgotten",
+    metadata,
+    # `nudge forget`: the one-way hash of an erased customer's id, so an import that still carries
+    # them skips them instead of bringing their data back.
+    Column("id_hash", String(64), primary_key=True),
+    Column("forgotten_at", DateTime, nullable=False),
+)
+
 customer_metrics = Table(
     "customer_metrics",
     metadata,

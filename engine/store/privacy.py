@@ -1,0 +1,160 @@
+"""A customer's rights over their data: everything held about them (export), erasure (forget), and
+events kept no longer than the configured retention.
+
+Erasure keeps what the guarantees need and nothing that names the person: ledger, coupon and task
+rows stay (so a rerun never contacts anyone twice and the reports still add up) under a one-way
+hash of the id; a suppressed address stays suppressed as a hash of the address; the id's hash is
+remembered so a later import of the same customer is skipped, not silently re-created."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.core.clock import iso_utc, naive_utc
+from engine.core.errors import Problem, UserInputError
+from engine.store.tables import (
+    coupons,
+    customer_metrics,
+    customers,
+    deliveries,
+    events,
+    forgotten,
+    suppressions,
+    tasks,
+)
+
+ERASED = "(erased: nudge forget)"
+
+
+def id_hash(customer_id: str) -> str:
+    """What stays of a forgotten customer's id: enough to recognise it again, not to read it."""
+    return "forgotten:" + hashlib.sha256(customer_id.encode()).hexdigest()[:32]
+
+
+def address_hash(address: str) -> str:
+    return "sha256:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    return iso_utc(value) if isinstance(value, datetime) else value
+
+
+def _rows(conn: Connection, query: sa.Select) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
+
+
+def export_customer(conn: Connection, customer_id: str) -> dict[str, Any]:
+    """Everything the store holds about one customer, as plain JSON-ready data."""
+    person = _rows(conn, sa.select(customers).where(customers.c.id == customer_id))
+    if not person:
+        raise UserInputError([Problem("<customer>", None, None, f"no customer with id {customer_id!r} in the store")])
+    address = (person[0].get("email") or "").lower()
+    mine = deliveries.c.customer_id == customer_id
+    return {
+        "customer": person[0],
+        "events": _rows(
+            conn,
+            sa.select(events.c.type, events.c.occurred_at, events.c.properties)
+            .where(events.c.customer_id == customer_id)
+            .order_by(events.c.occurred_at, events.c.pk),
+        ),
+        "messages": _rows(
+            conn,
+            sa.select(
+                deliveries.c.campaign,
+                deliveries.c.occurrence,
+                deliveries.c.status,
+                deliveries.c.reason,
+                deliveries.c.email,
+                deliveries.c.variant,
+                deliveries.c.sent_at,
+            )
+            .where(mine)
+            .order_by(deliveries.c.occurrence, deliveries.c.id),
+        ),
+        "coupons": _rows(
+            conn,
+            sa.select(coupons.c.code, coupons.c.name, coupons.c.campaign, coupons.c.created_at, coupons.c.expires_at)
+            .where(coupons.c.customer_id == customer_id)
+            .order_by(coupons.c.created_at),
+        ),
+        "tasks": _rows(
+            conn,
+            sa.select(tasks.c.queue, tasks.c.title, tasks.c.body, tasks.c.status, tasks.c.created_at, tasks.c.due_at)
+            .where(tasks.c.customer_id == customer_id)
+            .order_by(tasks.c.created_at),
+        ),
+        "metrics": _rows(conn, sa.select(customer_metrics).where(customer_metrics.c.customer_id == customer_id)),
+        "suppressions": _rows(conn, sa.select(suppressions).where(suppressions.c.email == address)) if address else [],
+    }
+
+
+@dataclass
+class Forgotten:
+    customer_id: str
+    kept_as: str
+    events: int = 0
+    messages: int = 0
+    coupons: int = 0
+    tasks: int = 0
+    suppressed: bool = False
+
+
+def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgotten:
+    """Erase one customer's personal data in the caller's transaction (all or nothing)."""
+    person = conn.execute(sa.select(customers.c.email).where(customers.c.id == customer_id)).one_or_none()
+    if person is None:
+        raise UserInputError([Problem("<customer>", None, None, f"no customer with id {customer_id!r} in the store")])
+    kept = id_hash(customer_id)
+    done = Forgotten(customer_id, kept)
+    done.messages = conn.execute(
+        sa.update(deliveries).where(deliveries.c.customer_id == customer_id).values(customer_id=kept, email=None)
+    ).rowcount
+    done.coupons = conn.execute(
+        sa.update(coupons).where(coupons.c.customer_id == customer_id).values(customer_id=kept)
+    ).rowcount
+    done.tasks = conn.execute(
+        sa.update(tasks).where(tasks.c.customer_id == customer_id).values(customer_id=kept, title=ERASED, body=None)
+    ).rowcount
+    address = (person.email or "").strip().lower()
+    if address:
+        done.suppressed = bool(
+            conn.execute(
+                sa.update(suppressions).where(suppressions.c.email == address).values(email=address_hash(address))
+            ).rowcount
+        )
+    done.events = conn.execute(sa.delete(events).where(events.c.customer_id == customer_id)).rowcount
+    conn.execute(sa.delete(customer_metrics).where(customer_metrics.c.customer_id == customer_id))
+    conn.execute(sa.delete(customers).where(customers.c.id == customer_id))
+    exists = conn.execute(sa.select(forgotten.c.id_hash).where(forgotten.c.id_hash == kept)).first()
+    if exists is None:
+        conn.execute(sa.insert(forgotten).values(id_hash=kept, forgotten_at=naive_utc(now)))
+    return done
+
+
+def forgotten_among(conn: Connection, ids: set[str]) -> set[str]:
+    """Which of these customer ids were erased with `nudge forget` (an import skips them)."""
+    if not ids:
+        return set()
+    by_hash = {id_hash(i): i for i in ids}
+    found: set[str] = set()
+    hashes = sorted(by_hash)
+    for start in range(0, len(hashes), 1000):
+        chunk = hashes[start : start + 1000]
+        found.update(
+            by_hash[h]
+            for h in conn.execute(sa.select(forgotten.c.id_hash).where(forgotten.c.id_hash.in_(chunk))).scalars()
+        )
+    return found
+
+
+def apply_retention(conn: Connection, keep: timedelta, now: datetime) -> int:
+    """Delete events older than `keep`; returns how many went."""
+    cutoff = naive_utc(now) - keep
+    return conn.execute(sa.delete(events).where(events.c.occurred_at < cutoff)).rowcount
