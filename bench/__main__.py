@@ -133,6 +133,83 @@ def deliver(ws: Path, at: str, store_url: str, label: str, env: dict | None = No
     return {**run, "sent": sent, "not_sent": other, "messages_per_second": sent / run["seconds"]}
 
 
+HTTP_EVENTS = 20_000  # bounded: at most this many events, at most HTTP_SECONDS
+HTTP_SECONDS = 60
+HTTP_BATCH = 500
+
+
+def _track_messages(events_file: Path) -> list[dict]:
+    import csv
+    import itertools
+
+    messages = []
+    with events_file.open(newline="") as handle:
+        for row in itertools.islice(csv.DictReader(handle), HTTP_EVENTS):
+            properties: dict = {k: row[k] for k in ("category", "product_name") if row[k]}
+            if row["amount"]:
+                properties["amount"] = float(row["amount"])
+            if row["score"]:
+                properties["score"] = int(row["score"])
+            messages.append(
+                {
+                    "type": "track",
+                    "userId": row["customer_id"],
+                    "event": row["type"],
+                    "messageId": "http-" + row["id"],  # new ids: the file import stored the originals
+                    "timestamp": row["occurred_at"],
+                    "properties": properties,
+                }
+            )
+    return messages
+
+
+def ingest_http(ws: Path, events_file: Path) -> dict:
+    """Events posted to a running `nudge serve` in batches, as a site's collector would, against
+    the same events loaded by `nudge import` (same run, same store)."""
+    import base64
+    import urllib.request
+
+    from tests.support.pgserver import free_port
+
+    config = yaml.safe_load((ws / "config.yaml").read_text())
+    (ws / "config.yaml").write_text(yaml.safe_dump({**config, "ingest": {"write_key_env": "BENCH_WRITE_KEY"}}))
+    messages = _track_messages(events_file)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "engine", "--workspace", str(ws), "serve", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "BENCH_WRITE_KEY": "bench", "NUDGE_SECRET": "bench"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    auth = "Basic " + base64.b64encode(b"bench:").decode()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=1).read()
+                break
+            except OSError:
+                time.sleep(0.05)
+        sent, start = 0, time.perf_counter()
+        for offset in range(0, len(messages), HTTP_BATCH):
+            if time.perf_counter() - start > HTTP_SECONDS:
+                break
+            body = json.dumps({"batch": messages[offset : offset + HTTP_BATCH]}).encode()
+            request = urllib.request.Request(base + "/v1/batch", data=body, method="POST")
+            request.add_header("Authorization", auth)
+            request.add_header("Content-Type", "application/json")
+            with urllib.request.urlopen(request, timeout=60) as response:
+                sent += json.loads(response.read())["events"]
+        seconds = time.perf_counter() - start
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        (ws / "config.yaml").write_text(yaml.safe_dump(config))
+    return {"events": sent, "seconds": seconds, "events_per_second": sent / seconds if seconds else 0.0}
+
+
 def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> dict:
     from tests.support.pgserver import PgServer, create_database
 
@@ -148,6 +225,8 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         print(f"[{kind}] importing {files[2]:,} events", file=sys.stderr)
         result["import"] = phase("import", str(ws), str(files[0]), str(files[1]))
         at = AT.isoformat()
+        print(f"[{kind}] posting events to nudge serve", file=sys.stderr)
+        result["ingest_http"] = ingest_http(ws, files[1])
         print(f"[{kind}] evaluating the four campaigns", file=sys.stderr)
         result["segments"] = segments(ws, at, peer=not args.no_peer, runs=args.runs)
         if not args.no_delivery:

@@ -33,6 +33,11 @@ def print_table(results: dict) -> None:
 
     row("import: events/s", lambda d: _f(d["import"]["events_per_second"], 0))
     row("import: peak RSS MB", lambda d: _f(d["import"]["peak_rss_mb"], 0))
+    row("ingest over HTTP (/v1/batch): events/s", lambda d: _f(d["ingest_http"]["events_per_second"], 0))
+    row(
+        "ratio HTTP ingest / file import",
+        lambda d: _f(d["ingest_http"]["events_per_second"] / d["import"]["events_per_second"]),
+    )
     row("4 campaigns: hand SQL s", lambda d: _f(d["segments"]["hand_sql"]["seconds"]))
     row("4 campaigns: nudge engine s", lambda d: _f(d["segments"]["engine"]["seconds"]))
     row("4 campaigns: nudge dry-run (CLI) s", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"]))

@@ -24,5 +24,6 @@ def test_benchmark_smoke_run(tmp_path):
     assert [d["database"] for d in data["databases"]] == ["sqlite", "postgresql"]
     for db in data["databases"]:
         assert all(db["segments"]["same_ids"].values())
+        assert db["ingest_http"]["events"] > 0  # events posted to a running nudge serve
         assert db["delivery_outbox"]["sent"] > 0 and db["delivery_outbox"]["not_sent"] == 0
         assert db["delivery_sendgrid"]["sink_received"] == db["delivery_sendgrid"]["sent"]

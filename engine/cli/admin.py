@@ -280,7 +280,21 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         from engine.core.errors import RuntimeFailure
 
         raise RuntimeFailure("NUDGE_SECRET must be set: it verifies the unsubscribe links in sent email") from None
-    app = App(store, secret, workspace.config.email.sendgrid.webhook_public_key, lambda: datetime.now(timezone.utc))
+    write_key = None
+    if workspace.config.ingest is not None:
+        name = workspace.config.ingest.write_key_env
+        write_key = os.environ.get(name) or None
+        if write_key is None:
+            from engine.core.errors import RuntimeFailure
+
+            raise RuntimeFailure(f"{name} must be set: config.yaml ingest.write_key_env names it as the write key")
+    app = App(
+        store,
+        secret,
+        workspace.config.email.sendgrid.webhook_public_key,
+        lambda: datetime.now(timezone.utc),
+        write_key=write_key,
+    )
     server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
     with contextlib.suppress(KeyboardInterrupt):

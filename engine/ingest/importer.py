@@ -129,6 +129,39 @@ def _parsed(
         yield line, row
 
 
+def load_rows(
+    conn: Connection,
+    store: Store,
+    raw_rows: Iterable[tuple[int, Any]],
+    result: ImportResult,
+    *,
+    path: str,
+    untyped: bool,
+    now: datetime,
+    batch_size: int = BATCH,
+    on_progress: Callable[[int], None] | None = None,
+) -> None:
+    """Validate and write rows in the caller's transaction; rejects are collected in `result`
+    (the caller decides to commit or roll back)."""
+    kind = result.kind
+    any_forgotten = conn.execute(sa.select(forgotten.c.id_hash).limit(1)).first() is not None
+    for parsed in _batches(_parsed(raw_rows, kind, untyped, path, result), batch_size):
+        key = "id" if kind == "customers" else "customer_id"
+        batch = _not_forgotten(conn, parsed, key, result, any_forgotten)
+        if kind == "customers":
+            latest: dict[str, dict[str, Any]] = {}
+            for _, row in batch:  # the last row for an id wins, as if applied in order
+                latest.pop(row["id"], None)
+                latest[row["id"]] = row
+            _upsert_customers(conn, store, list(latest.values()), now)
+            result.written += len(latest)
+        else:
+            result.written += _insert_events(conn, store, batch, path, result)
+        if on_progress is not None:
+            on_progress(result.read)
+    result.rejected.sort(key=lambda p: p.line or 0)
+
+
 def import_rows(
     store: Store,
     kind: str,
@@ -151,22 +184,17 @@ def import_rows(
             conn.commit()
         transaction = conn.begin()
         try:
-            any_forgotten = conn.execute(sa.select(forgotten.c.id_hash).limit(1)).first() is not None
-            for parsed in _batches(_parsed(raw_rows, kind, untyped, path, result), batch_size):
-                key = "id" if kind == "customers" else "customer_id"
-                batch = _not_forgotten(conn, parsed, key, result, any_forgotten)
-                if kind == "customers":
-                    latest: dict[str, dict[str, Any]] = {}
-                    for _, row in batch:  # the last row for an id wins, as if applied in order
-                        latest.pop(row["id"], None)
-                        latest[row["id"]] = row
-                    _upsert_customers(conn, store, list(latest.values()), now)
-                    result.written += len(latest)
-                else:
-                    result.written += _insert_events(conn, store, batch, path, result)
-                if on_progress is not None:
-                    on_progress(result.read)
-            result.rejected.sort(key=lambda p: p.line or 0)
+            load_rows(
+                conn,
+                store,
+                raw_rows,
+                result,
+                path=path,
+                untyped=untyped,
+                now=now,
+                batch_size=batch_size,
+                on_progress=on_progress,
+            )
             if result.rejected and not skip_invalid:
                 transaction.rollback()
                 raise UserInputError(result.rejected)

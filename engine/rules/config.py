@@ -230,6 +230,13 @@ class Retention(StrictModel):
         return value
 
 
+class IngestConfig(StrictModel):
+    write_key_env: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="the environment variable holding the write key for POST /v1/track|identify|batch",
+    )
+
+
 class Config(StrictModel):
     store: str = "sqlite:///nudge.db"
     timezone: str = "UTC"
@@ -239,6 +246,7 @@ class Config(StrictModel):
     delivery: DeliveryConfig = DeliveryConfig()
     metrics: MetricsConfig = MetricsConfig()
     retention: Retention = Retention()
+    ingest: IngestConfig | None = None
 
     @field_validator("timezone")
     @classmethod

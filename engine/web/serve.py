@@ -1,4 +1,5 @@
-"""`nudge serve`: the one-click unsubscribe endpoint (RFC 8058) and SendGrid's signed Event Webhook.
+"""`nudge serve`: the one-click unsubscribe endpoint (RFC 8058), SendGrid's signed Event Webhook,
+health and metrics, and event ingestion (engine.web.ingest_api).
 
 GET  /unsubscribe/TOKEN   a confirmation page; it does not unsubscribe by itself (link scanners GET)
 POST /unsubscribe/TOKEN   body List-Unsubscribe=One-Click: unsubscribe (idempotent)
@@ -30,6 +31,7 @@ from engine.ingest.importer import import_rows
 from engine.messages.unsubscribe import TokenError, verify
 from engine.store import Store
 from engine.store.tables import deliveries
+from engine.web.ingest_api import ingest
 from engine.web.observe import health, metrics_text
 
 log = logging.getLogger("nudge.serve")
@@ -63,8 +65,10 @@ class App:
         public_key: str | None,
         clock: Callable[[], datetime],
         max_body: int = MAX_BODY,
+        write_key: str | None = None,
     ):
         self.store, self.secret, self.clock, self.max_body = store, secret, clock, max_body
+        self.write_key = write_key  # None: the /v1 ingestion endpoints are off
         self.webhook = EventWebhook(public_key) if public_key else None
         self.urls = Map(
             [
@@ -73,6 +77,7 @@ class App:
                 Rule("/health", endpoint="health", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
                 Rule("/metrics", endpoint="metrics", methods=["GET"]),
+                Rule("/v1/<any(identify, track, batch):kind>", endpoint="v1", methods=["POST"]),
             ]
         )
 
@@ -94,6 +99,9 @@ class App:
 
     def metrics(self, request: Request) -> Response:
         return Response(metrics_text(self.store, self.clock), mimetype="text/plain; version=0.0.4; charset=utf-8")
+
+    def v1(self, request: Request, kind: str) -> Response:
+        return ingest(request, kind, self.store, self.write_key, self.clock)
 
     # --- unsubscribe ---------------------------------------------------------------------
 

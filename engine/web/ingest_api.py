@@ -1,0 +1,64 @@
+"""POST /v1/identify, /v1/track, /v1/batch: events and customers over HTTP in the Segment Tracking
+API shape, authenticated with the write key (HTTP Basic, key as user name), bounded, and stored
+all or nothing through the importer's own validation."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from werkzeug.wrappers import Request, Response
+
+from engine.ingest.segment import PayloadError, store_messages
+from engine.store import Store
+
+log = logging.getLogger("nudge.ingest")
+KINDS = ("identify", "track", "batch")
+MAX_INGEST_BODY = 512 * 1024  # Segment's own limit for a batch request
+
+
+def _reply(status: int, **body: object) -> Response:
+    return Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
+
+
+def _authorised(request: Request, write_key: str) -> bool:
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user = base64.b64decode(encoded, validate=True).decode("utf-8").partition(":")[0]
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return hmac.compare_digest(user.encode(), write_key.encode())
+
+
+def ingest(request: Request, kind: str, store: Store, write_key: str | None, clock: Callable[[], datetime]) -> Response:
+    if write_key is None:
+        return _reply(404, success=False, message="ingestion is off: set ingest.write_key_env in config.yaml")
+    if not _authorised(request, write_key):
+        return Response(
+            '{"success": false, "message": "unauthorised: HTTP Basic with the write key as user name"}\n',
+            status=401,
+            mimetype="application/json",
+            headers={"WWW-Authenticate": 'Basic realm="nudge"'},
+        )
+    if request.content_length is not None and request.content_length > MAX_INGEST_BODY:
+        return _reply(413, success=False, message=f"body larger than {MAX_INGEST_BODY} bytes")
+    raw = request.stream.read(MAX_INGEST_BODY + 1)
+    if len(raw) > MAX_INGEST_BODY:
+        return _reply(413, success=False, message=f"body larger than {MAX_INGEST_BODY} bytes")
+    try:
+        payload = json.loads(raw)
+        written = store_messages(store, kind, payload, clock())
+    except (ValueError, RecursionError) as exc:  # PayloadError, and JSON that does not parse
+        reason = str(exc) if isinstance(exc, PayloadError) else "body is not JSON"
+        return _reply(400, success=False, message=reason)
+    if kind == "batch":
+        log.info("ingested a batch: %d customers, %d events", written["customers"], written["events"])
+    return _reply(200, success=True, **written)
