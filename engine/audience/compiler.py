@@ -130,7 +130,24 @@ def _latest_matching(cond: EventCondition, ctx: EvalContext, loc: tuple, columns
     return sa.select(ranked).where(ranked.c.rank == 1).subquery()
 
 
+def _keyed(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    """Customers whose most recent matching event has no later event of the follow-up type with
+    the same values of the `same` properties (the event itself must exist)."""
+    follow = cond.follow
+    assert follow is not None
+    latest = _latest_matching(cond, ctx, loc, [events.c.properties])
+    later = not_followed_by(
+        follow.type, ctx, latest.c.customer_id, latest.c.occurred_at, follow.same, latest.c.properties
+    )
+    return customers.c.id.in_(sa.select(latest.c.customer_id).where(later))
+
+
 def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    follow = cond.follow
+    if follow is not None and follow.same:
+        # The aggregate test as written, and the keyed follow-up on the most recent matching event.
+        unkeyed = cond.model_copy(update={"not_followed_by": None})
+        return sa.and_(_event(unkeyed, ctx, loc), _keyed(cond, ctx, loc))
     name, ops, agg = aggregate_value(cond, ctx)
     agg_loc = loc + (name,)
     if name == "latest":
@@ -138,10 +155,8 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
         latest = _latest_matching(cond, ctx, loc, [events.c.properties])
         test = json_compare(latest.c.properties, ops.of, ops, ctx, agg_loc)
         picked = sa.select(latest.c.customer_id).where(test)
-        if cond.not_followed_by:
-            picked = picked.where(
-                not_followed_by(cond.not_followed_by, ctx, latest.c.customer_id, latest.c.occurred_at)
-            )
+        if follow is not None:
+            picked = picked.where(not_followed_by(follow.type, ctx, latest.c.customer_id, latest.c.occurred_at))
         elif holds_for_nothing(ops, None):
             without = sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc))
             return sa.or_(customers.c.id.in_(picked), customers.c.id.not_in(without))
@@ -150,10 +165,10 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     assert agg is not None
     test = compare(agg, ops, NUMERIC, ctx, agg_loc)
     grouped = sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc)).group_by(events.c.customer_id)
-    if cond.not_followed_by:
+    if follow is not None:
         summary = grouped.add_columns(sa.func.max(events.c.occurred_at).label("last_at")).having(test).subquery()
         picked = sa.select(summary.c.customer_id).where(
-            not_followed_by(cond.not_followed_by, ctx, summary.c.customer_id, summary.c.last_at)
+            not_followed_by(follow.type, ctx, summary.c.customer_id, summary.c.last_at)
         )
         return customers.c.id.in_(picked)
     empty = 0 if name in ("count", "sum") else None

@@ -77,17 +77,19 @@ def _event_value(conn: Connection, cond: EventCondition, ctx: EvalContext, custo
     found: dict[str, Any] = {name: value}
     last = _scalar(conn, sa.select(sa.func.max(events.c.occurred_at)).where(*filters))
     found["last_at"] = iso_utc(last)
-    if cond.not_followed_by and last is not None:
+    follow = cond.follow
+    if follow is not None and last is not None:
         later = _scalar(
             conn,
             sa.select(sa.func.min(events.c.occurred_at)).where(
                 events.c.customer_id == customer_id,
-                events.c.type == cond.not_followed_by,
+                events.c.type == follow.type,
                 events.c.occurred_at > last,
                 events.c.occurred_at <= ctx.at_utc,
             ),
         )
-        found[f"next_{cond.not_followed_by}_at"] = iso_utc(later)
+        # With `same`, explain's pass/fail is exact (the compiled test); this is any later one.
+        found[f"next_{follow.type}_at"] = iso_utc(later)
     return found
 
 

@@ -3,6 +3,7 @@ checked against the column's kind, and the same meaning on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -14,7 +15,7 @@ from engine.core.errors import ConditionError
 from engine.core.fields import BOOL, DATETIME, STRING
 from engine.core.values import parse_bool, parse_instant
 from engine.rules.conditions import Ops
-from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_value
+from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_raw, json_value
 from engine.store.tables import events
 
 NUMERIC = "numeric"
@@ -128,12 +129,28 @@ def json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, lo
 # --- leaves -------------------------------------------------------------------------------
 
 
-def not_followed_by(event_type: str, ctx: EvalContext, customer_col: Any, after_col: Any) -> ColumnElement:
-    """No event of `event_type` for this customer after `after_col`, up to `at`."""
+def not_followed_by(
+    event_type: str,
+    ctx: EvalContext,
+    customer_col: Any,
+    after_col: Any,
+    same: Sequence[str] = (),
+    properties_col: Any = None,
+) -> ColumnElement:
+    """No event of `event_type` for this customer after `after_col`, up to `at`; with `same`, only
+    a later event whose properties equal those of `properties_col` (the matched event) counts."""
+    keyed = [
+        sa.and_(
+            json_present(properties_col, key, ctx.dialect),  # a missing or null key matches nothing
+            json_raw(events.c.properties, key, ctx.dialect) == json_raw(properties_col, key, ctx.dialect),
+        )
+        for key in same
+    ]
     later = sa.select(sa.literal(1)).where(
         events.c.customer_id == customer_col,
         events.c.type == event_type,
         events.c.occurred_at > after_col,
         events.c.occurred_at <= ctx.at_utc,
+        *keyed,
     )
     return ~sa.exists(later)

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
+from engine.audience.trigger import triggered
 from engine.core.status import CAP_STATES, COOLDOWN_STATES, EXCLUSION_OF, SKIPPING, Exclusion, Outcome
 from engine.rules.campaign import Campaign
 from engine.rules.config import Config
@@ -176,7 +177,10 @@ class Planner:
         step = journey_of(campaign)
         when = step.step_when if step is not None else None
         columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
-        return sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
+        query = sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
+        if campaign.trigger is not None:
+            query = query.where(triggered(self.conn, campaign, self.at))
+        return query
 
     def skips(self, campaign: Campaign, outcome: Outcome) -> bool:
         """Is this outcome a journey step recorded `skipped` (the journey goes on) rather than an exclusion?"""

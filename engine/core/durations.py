@@ -5,9 +5,9 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-DURATION_PATTERN = r"^\s*(\d+)\s*(m|h|d|w)\s*$"
+DURATION_PATTERN = r"^\s*(\d+)\s*(s|m|h|d|w)\s*$"
 _DURATION_RE = re.compile(DURATION_PATTERN)
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def parse_duration(text: object) -> timedelta:
@@ -18,7 +18,7 @@ def parse_duration(text: object) -> timedelta:
         raise ValueError(f"expected a duration like 15m, 24h, 90d or 2w, got {text!r}")
     match = _DURATION_RE.match(text)
     if not match:
-        raise ValueError(f"invalid duration {text!r}: use a number and a unit m, h, d or w (e.g. 90d)")
+        raise ValueError(f"invalid duration {text!r}: use a number and a unit s, m, h, d or w (e.g. 90d)")
     amount, unit = int(match.group(1)), match.group(2)
     return timedelta(**{_UNITS[unit]: amount})
 
@@ -26,7 +26,7 @@ def parse_duration(text: object) -> timedelta:
 def format_duration(delta: timedelta) -> str:
     """Inverse of parse_duration for whole units (used in messages and explain output)."""
     seconds = int(delta.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
         if seconds and seconds % size == 0:
             return f"{seconds // size}{unit}"
-    return f"{seconds // 60}m" if seconds else "0d"
+    return "0d"

@@ -19,6 +19,7 @@ from typing import IO
 
 from sqlalchemy.engine import make_url
 
+from engine.audience.trigger import has_due
 from engine.core.clock import aware_utc
 from engine.core.durations import format_duration
 from engine.core.errors import AlreadyRunning, RuntimeFailure, StoreUnavailable, UserInputError
@@ -117,6 +118,11 @@ class Daemon:
     def enabled(self) -> list[Campaign]:
         return runnable(c.campaign for c in self.campaigns.values() if c.campaign.enabled)
 
+    def triggers_due(self, campaign: Campaign, tick: datetime) -> bool:
+        """A triggered campaign runs an occurrence only when a trigger's delay ended since its last."""
+        with self.runner.store.engine.connect() as conn:
+            return has_due(conn, campaign, tick)
+
     def due(self, campaign: Campaign, now: datetime) -> datetime | None:
         """The one tick to run now, if any: the latest since the campaign last ran."""
         with self.runner.store.engine.connect() as conn:
@@ -171,7 +177,7 @@ class Daemon:
             if self.stop.is_set():
                 break
             tick = self.due(campaign, now)
-            if tick is None:
+            if tick is None or (campaign.trigger is not None and not self.triggers_due(campaign, tick)):
                 continue
             try:
                 report = run_occurrence(self.runner, campaign, tick)

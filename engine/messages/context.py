@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext, event_filters
+from engine.audience.trigger import trigger_events
 from engine.core.clock import aware_utc, naive_utc
 from engine.core.fields import CUSTOMER_FIELDS
 from engine.messages.templates import LastEvents
@@ -119,6 +120,7 @@ def build_contexts(
     ctx = EvalContext(at=at, timezone="UTC", dialect=conn.dialect.name, segments=segments)
     matched = load_matched(conn, ids, leaves, ctx) if leaves else {cid: MatchedEvents() for cid in ids}
     campaign_info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
+    fired = trigger_events(conn, campaign, list(ids), at) if campaign.trigger is not None else {}
     return {
         cid: {
             "customer": people[cid],
@@ -127,6 +129,7 @@ def build_contexts(
             "at": at,
             "last": last[cid],
             "matched": matched[cid],
+            **({"trigger": fired.get(cid)} if campaign.trigger is not None else {}),
         }
         for cid in ids
         if cid in people

@@ -61,6 +61,7 @@ class Names:
     coupons: frozenset[str] = frozenset()
     matched: frozenset[str] = frozenset()
     ambiguous: frozenset[str] = frozenset()  # two audience leaves of one type, no `as`
+    trigger: bool = False  # a triggered campaign: `trigger` is its triggering event
 
 
 def _matched_problem(attr: str, names: Names) -> str | None:
@@ -82,8 +83,11 @@ def check_names(tree: nodes.Template, source: TemplateSource, names: Names) -> l
     for name, attr, line in _names_used(tree):
         where = (source.path, source.line_offset + line if source.line_offset else line, source.col)
         message = None
-        if name not in CONTEXT_NAMES:
-            message = f"undefined template variable {name!r}: available are " + ", ".join(sorted(CONTEXT_NAMES))
+        available = CONTEXT_NAMES | ({"trigger"} if names.trigger else set())
+        if name not in available:
+            message = f"undefined template variable {name!r}: available are " + ", ".join(sorted(available))
+            if name == "trigger":
+                message += " (`trigger` is the triggering event of a campaign with `trigger:`)"
         elif name == "customer" and attr is not None and attr not in CUSTOMER_KEYS:
             message = f"undefined template variable 'customer.{attr}': custom fields are customer.attributes.{attr}"
         elif name == "coupons" and attr is not None and attr not in coupons:

@@ -181,6 +181,13 @@ def action_when(action: Any) -> Any:
     return action.when if action.when is not None else action_spec(action).when
 
 
+class Trigger(StrictModel):
+    """Evaluate the campaign for a customer when an event of this type arrives, `delay` after it."""
+
+    event: str = Field(min_length=1, max_length=64, description="the event type that triggers it, e.g. add_to_cart")
+    delay: Duration = Field(timedelta(0), description="how long after the event, e.g. 1h")
+
+
 class Goal(StrictModel):
     """A conversion: a goal event within a window after the message's occurrence."""
 
@@ -211,7 +218,10 @@ class Campaign(StrictModel):
     )
     description: str = ""
     enabled: bool = True
-    schedule: Cron | Every
+    schedule: Cron | Every | None = Field(
+        None, description="when it runs; with `trigger`, how often triggers are looked for (default: every few seconds)"
+    )
+    trigger: Trigger | None = Field(None, description="run for a customer when their event of this type arrives")
     priority: int = Field(0, description="higher wins when the frequency cap must choose")
     audience: Condition
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
@@ -277,6 +287,12 @@ class Campaign(StrictModel):
 
 
 def _journey_shape(campaign: Campaign) -> None:
+    if campaign.schedule is None and campaign.trigger is None:
+        raise ValueError(
+            'a campaign needs a schedule (e.g. "0 9 * * *") or a trigger (e.g. {event: add_to_cart, delay: 1h})'
+        )
+    if campaign.trigger is not None and campaign.steps is not None:
+        raise ValueError("a journey is entered on its schedule; trigger is for campaigns with actions")
     if campaign.steps is None:
         if not campaign.actions:
             raise ValueError("a campaign needs actions (or steps, for a journey)")
@@ -310,6 +326,9 @@ def rule_schema(segments: bool = False) -> dict[str, Any]:
     schema = (SegmentsFile if segments else Campaign).model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "nudge segments" if segments else "nudge campaign"
-    if not segments:  # a campaign has actions, a journey has steps; an editor can tell which is missing
-        schema["oneOf"] = [{"required": ["actions"]}, {"required": ["steps"]}]
+    if not segments:  # an editor can tell which is missing: actions or steps, schedule or trigger
+        schema["allOf"] = [
+            {"oneOf": [{"required": ["actions"]}, {"required": ["steps"]}]},
+            {"anyOf": [{"required": ["schedule"]}, {"required": ["trigger"]}]},
+        ]
     return schema

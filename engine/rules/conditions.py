@@ -93,6 +93,15 @@ class Aggregate(Ops):
     of: str = Field(description="event property to aggregate")
 
 
+class FollowedBy(StrictModel):
+    """A keyed follow-up: "no checkout *of this cart* since" is {type: checkout, same: [cart_id]}."""
+
+    type: str = Field(min_length=1, description="the event type that must not follow")
+    same: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="properties whose values the later event must share to count"
+    )
+
+
 def window_problem(within: Any, before: Any, between: Any) -> None:
     """One window at most, and one that can contain something."""
     if between is not None and (within is not None or before is not None):
@@ -158,8 +167,10 @@ class EventCondition(StrictModel):
     min: Aggregate | None = None
     max: Aggregate | None = None
     latest: Aggregate | None = Field(None, description="the property of the most recent matching event")
-    not_followed_by: str | None = Field(
-        None, description="the most recent matching event has no later event of this type"
+    not_followed_by: str | FollowedBy | None = Field(
+        None,
+        description="the most recent matching event has no later event of this type "
+        "(or {type, same: [PROPERTY, ...]}: none with the same values of these properties)",
     )
     as_: str | None = Field(
         None,
@@ -167,6 +178,13 @@ class EventCondition(StrictModel):
         pattern=r"^[a-z][a-z0-9_]*$",
         description="the name under which the matched event reaches templates: matched.NAME",
     )
+
+    @property
+    def follow(self) -> FollowedBy | None:
+        """`not_followed_by` in one shape, whichever way it was written."""
+        if isinstance(self.not_followed_by, str):
+            return FollowedBy(type=self.not_followed_by)
+        return self.not_followed_by
 
     @property
     def matched_name(self) -> str:

@@ -35,8 +35,10 @@ def _event(cond: EventCondition) -> str:
     name, ops = cond.aggregate
     of = f" of {ops.of}" if isinstance(ops, Aggregate) else ""
     parts.append(f"{name}{of} {describe_ops(ops)}")
-    if cond.not_followed_by:
-        parts.append(f"not followed by {cond.not_followed_by}")
+    follow = cond.follow
+    if follow is not None:
+        same = f" with the same {', '.join(follow.same)}" if follow.same else ""
+        parts.append(f"not followed by {follow.type}{same}")
     return " ".join(parts)
 
 

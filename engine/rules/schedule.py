@@ -19,8 +19,16 @@ EPOCH = datetime(2000, 1, 1)
 _TINY = timedelta(microseconds=1)
 
 
+# A triggered campaign without a schedule looks for due triggers this often.
+TRIGGER_POLL = timedelta(seconds=5)
+
+
 def trigger_for(campaign: Campaign, zone: str) -> BaseTrigger:
     tz = ZoneInfo(zone)
+    if campaign.schedule is None:
+        return IntervalTrigger(
+            seconds=int(TRIGGER_POLL.total_seconds()), start_date=EPOCH.replace(tzinfo=tz), timezone=tz
+        )
     if isinstance(campaign.schedule, str):
         return CronTrigger.from_crontab(campaign.schedule, timezone=tz)
     return IntervalTrigger(

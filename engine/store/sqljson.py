@@ -41,6 +41,13 @@ def json_value(column: ColumnElement, key: str, kind: str, dialect: str) -> Colu
     return sa.case((kind_type == "text", raw), else_=sa.null())
 
 
+def json_raw(column: ColumnElement, key: str, dialect: str) -> ColumnElement:
+    """The value under key as the database compares JSON values (same type and value are equal)."""
+    if dialect == "postgresql":
+        return column.op("->")(sa.literal(key))
+    return sa.func.json_extract(column, _sqlite_path(key))
+
+
 def json_present(column: ColumnElement, key: str, dialect: str) -> ColumnElement:
     """True when key holds a non-null value."""
     kind_type = json_type(column, key, dialect)

@@ -182,7 +182,11 @@ def _template_problems(
         # A journey step's templates also see the coupons of the steps before it.
         coupons |= {a.coupon.name for a in actions if isinstance(a, CouponAction)}
         # A journey's later steps target "due for this step", so no audience event is matched there.
-        names = Names(coupons, frozenset(leaves), frozenset(ambiguous)) if group == 0 else Names(coupons)
+        names = (
+            Names(coupons, frozenset(leaves), frozenset(ambiguous), trigger=campaign.trigger is not None)
+            if group == 0
+            else Names(coupons)
+        )
         for i, action in enumerate(actions):
             if isinstance(action, EmailAction):
                 for name, subject, loc in _email_contents(action, base + (i,)):

@@ -93,6 +93,11 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
         "coupons": coupons,
         "at": at,
         "last": SyntheticLast(_known_types(conn, campaign, workspace.segments), at),
+        **(
+            {"trigger": {"type": campaign.trigger.event, "occurred_at": at, "properties": SampleProperties()}}
+            if campaign.trigger is not None
+            else {}
+        ),
         "matched": MatchedEvents(
             {
                 name: {"type": leaf.event, "occurred_at": at, "properties": SampleProperties()}

@@ -26,6 +26,28 @@ def ids(store, rule: dict, at: datetime = AT, segments: dict | None = None, zone
         return list(conn.execute(audience_query(cond, ctx)).scalars())
 
 
+def reference_ids(store, rule: dict, at: datetime = AT) -> list[str]:
+    """The same rule through the pure-Python oracle, over what the store holds."""
+    from engine.store.tables import customers, events
+    from tests.support.reference import matches
+
+    cond = TypeAdapter(Condition).validate_python(rule)
+    with store.engine.connect() as conn:
+        folks = [dict(r._mapping) for r in conn.execute(sa.select(customers))]
+        rows = conn.execute(sa.select(events).order_by(events.c.pk)).all()
+    history = [
+        {
+            "customer_id": r.customer_id,
+            "type": r.type,
+            "occurred_at": r.occurred_at.replace(tzinfo=timezone.utc),
+            "properties": r.properties or {},
+            "seq": r.pk,
+        }
+        for r in rows
+    ]
+    return sorted(p["id"] for p in folks if matches(cond, p, [e for e in history if e["customer_id"] == p["id"]], at))
+
+
 def people(*names: str, **fields) -> list[dict]:
     return [{"id": n, **fields} for n in names]
 
@@ -201,6 +223,37 @@ def test_not_followed_by(store):
     )
     rule = {"event": "product_view", "within": "3d", "not_followed_by": "purchase"}
     assert ids(store, rule) == ["bought_later_than_at", "browsed", "old_purchase", "tie"]
+
+
+def test_not_followed_by_keyed_to_the_matched_event(store):
+    """ "Added to cart, and no checkout of *this* cart since": only a later event with the same
+    values of `same` counts; a matched event without the key is followed by nothing."""
+    seed(store, customers=people("paid", "other_cart", "open", "no_key", "two_carts", "null_key", "numeric"))
+    seed(
+        store,
+        events=[
+            ev("paid", "add_to_cart", AT - timedelta(hours=5), cart_id="k1"),
+            ev("paid", "checkout", AT - timedelta(hours=4), cart_id="k1"),
+            ev("other_cart", "add_to_cart", AT - timedelta(hours=5), cart_id="k2"),
+            ev("other_cart", "checkout", AT - timedelta(hours=4), cart_id="k9"),
+            ev("open", "add_to_cart", AT - timedelta(hours=5), cart_id="k3"),
+            ev("no_key", "add_to_cart", AT - timedelta(hours=5)),
+            ev("no_key", "checkout", AT - timedelta(hours=4)),
+            ev("two_carts", "add_to_cart", AT - timedelta(hours=6), cart_id="k4"),
+            ev("two_carts", "add_to_cart", AT - timedelta(hours=5), cart_id="k5"),  # the most recent one
+            ev("two_carts", "checkout", AT - timedelta(hours=4), cart_id="k4"),
+            ev("null_key", "add_to_cart", AT - timedelta(hours=5), cart_id=None),
+            ev("null_key", "checkout", AT - timedelta(hours=4), cart_id=None),
+            ev("numeric", "add_to_cart", AT - timedelta(hours=5), cart_id=7),
+            ev("numeric", "checkout", AT - timedelta(hours=4), cart_id=7.0),
+        ],
+    )
+    rule = {"event": "add_to_cart", "within": "1d", "not_followed_by": {"type": "checkout", "same": ["cart_id"]}}
+    expected = ["no_key", "null_key", "open", "other_cart", "two_carts"]
+    assert ids(store, rule) == expected
+    assert reference_ids(store, rule) == expected  # the differential test's oracle agrees
+    plain = {"event": "add_to_cart", "within": "1d", "not_followed_by": "checkout"}
+    assert ids(store, plain) == ["open"]  # without `same`, any later checkout counts
 
 
 # --- birthdays ---------------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def test_validate_reports_every_problem_with_file_line_and_column(workspace_dir)
     assert result.stderr.splitlines() == [
         f"{rule}:2:11: error: invalid cron '0 25 * * *': Error validating expression '25': "
         "the last value (25) is higher than the maximum value (23)",
-        f"{rule}:6:15: error: invalid duration '90x': use a number and a unit m, h, d or w (e.g. 90d)",
+        f"{rule}:6:15: error: invalid duration '90x': use a number and a unit s, m, h, d or w (e.g. 90d)",
         f"{rule}:7:7: error: unknown field 'colour'",
         # the shape errors above do not hide a template that does not exist
         f"{rule}:11:23: error: template 'nope.html.j2' not found in {workspace_dir / 'templates'}",
@@ -194,9 +194,12 @@ def test_explain_shows_each_condition_value_and_outcome(demo_ws):
 def test_schema_is_json_schema_for_rule_files(tmp_path):
     schema = json.loads(CliRunner().invoke(main, ["schema"]).stdout)
     assert schema["title"] == "nudge campaign"
-    assert {"campaign", "schedule", "audience", "actions", "steps", "exit_on"} <= set(schema["properties"])
-    assert set(schema["required"]) >= {"campaign", "schedule", "audience"}
-    assert schema["oneOf"] == [{"required": ["actions"]}, {"required": ["steps"]}]
+    assert {"campaign", "schedule", "trigger", "audience", "actions", "steps", "exit_on"} <= set(schema["properties"])
+    assert set(schema["required"]) >= {"campaign", "audience"}
+    assert schema["allOf"] == [
+        {"oneOf": [{"required": ["actions"]}, {"required": ["steps"]}]},
+        {"anyOf": [{"required": ["schedule"]}, {"required": ["trigger"]}]},
+    ]
 
 
 def test_init_scaffolds_a_workspace_that_validates(tmp_path):

@@ -81,11 +81,18 @@ def _event(cond: EventCondition, history: list[dict], at: datetime) -> bool:
 
     matching = sorted((e for e in history if keep(e)), key=lambda e: (e["occurred_at"], e["seq"]))
     name, ops = cond.aggregate
-    if cond.not_followed_by:
+    follow = cond.follow
+    if follow is not None:
         if not matching:
             return False
-        last = matching[-1]["occurred_at"]
-        if any(e["type"] == cond.not_followed_by and last < e["occurred_at"] <= at for e in history):
+        newest = matching[-1]
+        last = newest["occurred_at"]
+
+        def same(e: dict) -> bool:
+            mine, theirs = newest["properties"], e["properties"]
+            return all(mine.get(k) is not None and mine.get(k) == theirs.get(k) for k in follow.same)
+
+        if any(e["type"] == follow.type and last < e["occurred_at"] <= at and same(e) for e in history):
             return False
     if name == "count":
         return _test(len(matching), ops, at)
