@@ -1,9 +1,10 @@
 """`python -m bench --scale 10k` — nudge against the database's own speed, in one run.
 
-Phases, per database: import (events/s, peak memory) → the four standard campaigns three ways
-(nudge in process, `nudge dry-run` as a user runs it, hand-written SQL) plus a per-customer
-Python peer, ids cross-checked → delivery of a ≥100k-message campaign at scale 1m into the
-outbox and into a local SendGrid-compatible sink. Prints a table, writes bench/results/*.json.
+Phases, per database: import (events/s, peak memory) → events posted to `nudge serve` → the four
+standard campaigns three ways (nudge in process, `nudge dry-run` as a user runs it, hand-written
+SQL) plus two peers (a pandas script as an analyst would write it, and a per-customer Python rule
+engine), ids cross-checked → delivery of a ≥100k-message campaign at scale 1m into the outbox and
+into a local SendGrid-compatible sink. Prints a table, writes bench/results/*.json.
 """
 
 from __future__ import annotations
@@ -95,15 +96,13 @@ def segments(ws: Path, at: str, peer: bool, runs: int) -> dict:
         raise SystemExit(f"nudge dry-run failed: {cli['error']}")
     cli_ids = _ids_of_dry_run(cli.pop("stdout"))
     result = {"engine": engine, "hand_sql": hand, "dry_run_cli": {**cli, "campaigns": cli_ids}}
+    result["pandas"] = best_of(runs, "pandas", str(ws), at)
     if peer:
         result["peer"] = phase("peer", str(ws), at)
     reference = hand["campaigns"]
+    compared = (engine, result["dry_run_cli"], result["pandas"], *(([result["peer"]]) if peer else []))
     result["same_ids"] = {
-        name: all(
-            r["campaigns"][name]["ids"] == reference[name]["ids"]
-            for r in (engine, result["dry_run_cli"], *(([result["peer"]]) if peer else []))
-        )
-        for name in reference
+        name: all(r["campaigns"][name]["ids"] == reference[name]["ids"] for r in compared) for name in reference
     }
     result["audience_sizes"] = {name: v["count"] for name, v in reference.items()}
     return result

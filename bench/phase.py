@@ -117,6 +117,19 @@ def do_peer(root: str, at: str) -> dict:
     }
 
 
+def do_pandas(root: str, at: str) -> dict:
+    from bench.peer_pandas import evaluate
+
+    ws, store = _workspace(root)
+    start = time.perf_counter()
+    found = evaluate(store, ws, datetime.fromisoformat(at))
+    return {
+        "seconds": time.perf_counter() - start,
+        "campaigns": {k: {"ids": _digest(v), "count": len(v)} for k, v in found.items()},
+        "peak_rss_mb": _peak_mb(),
+    }
+
+
 def do_command(*command: str) -> dict:
     """Run a command (as a user would), report its wall time and its own peak memory."""
     start = time.perf_counter()
@@ -135,7 +148,14 @@ def do_command(*command: str) -> dict:
     return {"seconds": seconds, "peak_rss_mb": peak, "stdout": stdout.decode()[-20_000_000:]}
 
 
-PHASES = {"import": do_import, "engine": do_engine, "hand": do_hand, "peer": do_peer, "command": do_command}
+PHASES = {
+    "import": do_import,
+    "engine": do_engine,
+    "hand": do_hand,
+    "peer": do_peer,
+    "pandas": do_pandas,
+    "command": do_command,
+}
 
 if __name__ == "__main__":
     name, *args = sys.argv[1:]

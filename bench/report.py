@@ -41,6 +41,7 @@ def print_table(results: dict) -> None:
     row("4 campaigns: hand SQL s", lambda d: _f(d["segments"]["hand_sql"]["seconds"]))
     row("4 campaigns: nudge engine s", lambda d: _f(d["segments"]["engine"]["seconds"]))
     row("4 campaigns: nudge dry-run (CLI) s", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"]))
+    row("4 campaigns: pandas peer s", lambda d: _f(d["segments"]["pandas"]["seconds"]))
     row("4 campaigns: peer (Python per customer) s", lambda d: _f(d["segments"]["peer"]["seconds"]))
     row(
         "ratio nudge engine / hand SQL",
@@ -49,6 +50,10 @@ def print_table(results: dict) -> None:
     row(
         "ratio nudge dry-run / hand SQL",
         lambda d: _f(d["segments"]["dry_run_cli"]["seconds"] / d["segments"]["hand_sql"]["seconds"]),
+    )
+    row(
+        "ratio pandas peer / nudge engine",
+        lambda d: _f(d["segments"]["pandas"]["seconds"] / d["segments"]["engine"]["seconds"]),
     )
     row(
         "ratio peer / nudge engine",
