@@ -14,7 +14,15 @@ from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
 from engine.audience.trigger import triggered
-from engine.core.status import CAP_STATES, COOLDOWN_STATES, EXCLUSION_OF, SKIPPING, Exclusion, Outcome
+from engine.core.status import (
+    CAP_STATES,
+    COOLDOWN_STATES,
+    EXCLUSION_OF,
+    SKIPPING,
+    DeliveryStatus,
+    Exclusion,
+    Outcome,
+)
 from engine.rules.campaign import Campaign
 from engine.rules.config import Config
 from engine.rules.journey import journey_of
@@ -145,9 +153,12 @@ class Planner:
         columns: list[Any] = [customers.c.id]
         columns += [customers.c.email, customers.c.timezone] if contact else [sa.null(), sa.null()]
         columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
+        step = journey_of(campaign)
+        # A journey's cooldown counts from the last entry, whatever became of the first step.
+        states = tuple(DeliveryStatus) if step is not None and step.is_entry else COOLDOWN_STATES
         cooling = (
             deliveries.c.campaign == campaign.campaign,
-            deliveries.c.status.in_(COOLDOWN_STATES),
+            deliveries.c.status.in_(states),
             *self._window(at, campaign.cooldown),
         )
         # Probing the ledger for every matched customer costs more than the audience itself; when
@@ -174,7 +185,6 @@ class Planner:
             columns.append(used.label("cap_used"))
         else:
             columns.append(sa.literal(0).label("cap_used"))
-        step = journey_of(campaign)
         when = step.step_when if step is not None else None
         columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
         query = sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
@@ -204,10 +214,9 @@ class Planner:
         global_share = self.config.limits.global_holdout
         name, share = campaign.campaign, campaign.holdout
         for customer_id, email, zone, consent, cooling, used, when in result:
+            # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
             if global_share and in_global_holdout(customer_id, global_share):
                 outcome = Outcome.GLOBAL_HOLDOUT
-            elif not when:
-                outcome = Outcome.WHEN_FALSE
             elif not consent:
                 outcome = Outcome.NO_CONSENT
             elif cooling:
@@ -216,6 +225,8 @@ class Planner:
                 outcome = Outcome.HELD_OUT
             elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
                 outcome = Outcome.FREQUENCY_CAP
+            elif not when:
+                outcome = Outcome.WHEN_FALSE
             else:
                 if cap is not None:
                     self.cap_used[customer_id] += 1

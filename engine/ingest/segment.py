@@ -77,6 +77,14 @@ def identify_row(message: dict[str, Any], where: str = "") -> dict[str, Any]:
             row[TRAITS[key]] = value
         elif key != "id":
             row[key] = value
+    # What Segment's own examples send, made to fit: a country by name ("USA") is kept as an
+    # attribute rather than failing the batch; a birthday as a timestamp keeps its date.
+    country = row.get("country")
+    if isinstance(country, str) and not re.fullmatch(r"[A-Za-z]{2}", country.strip()):
+        row["country_name"] = row.pop("country")
+    birthday = row.get("birthday")
+    if isinstance(birthday, str) and re.match(r"^\d{4}-\d{2}-\d{2}T", birthday):
+        row["birthday"] = birthday[:10]
     return row
 
 
@@ -122,7 +130,12 @@ def split(kind: str, payload: Any, now: datetime) -> tuple[Numbered, Numbered]:
             raise PayloadError(f"{where}expected an object")
         kind_here = message.get("type") if is_batch else kind
         if kind_here == "identify":
-            people.append((index, identify_row(message, where)))
+            person = identify_row(message, where)
+            earlier = next((i for i, (_, seen) in enumerate(people) if seen["id"] == person["id"]), None)
+            if earlier is None:
+                people.append((index, person))
+            else:  # analytics.js identifies a user more than once: the later traits win
+                people[earlier] = (index, {**people[earlier][1], **person})
         elif kind_here == "track":
             happenings.append((index, track_row(message, now, where)))
         else:

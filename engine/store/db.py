@@ -141,6 +141,10 @@ def _read_only_postgresql(dbapi_connection, _record) -> None:
     dbapi_connection.commit()
 
 
+# Every engine is created with hide_parameters=True: a database error's text then never carries a
+# row's values (a customer's address) into a log line or onto a terminal.
+
+
 def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
     """Open the store at URL. With create, make and migrate it; without, refuse a missing or stale one.
 
@@ -161,13 +165,15 @@ def open_store(url: str, *, create: bool, read_only: bool = False) -> Store:
                 )
             file.parent.mkdir(parents=True, exist_ok=True)
         if read_only and database and database != ":memory:":
-            engine = sa.create_engine(f"sqlite:///file:{Path(database).resolve()}?mode=ro&uri=true")
+            engine = sa.create_engine(
+                f"sqlite:///file:{Path(database).resolve()}?mode=ro&uri=true", hide_parameters=True
+            )
             sa.event.listen(engine, "connect", _read_only_sqlite)
         else:
-            engine = sa.create_engine(url)
+            engine = sa.create_engine(url, hide_parameters=True)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
     else:
-        engine = sa.create_engine(url, pool_pre_ping=True)
+        engine = sa.create_engine(url, pool_pre_ping=True, hide_parameters=True)
         if read_only:
             sa.event.listen(engine, "connect", _read_only_postgresql)
     store = Store(engine=engine, url=url)

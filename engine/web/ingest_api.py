@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
+import sqlalchemy as sa
 from werkzeug.wrappers import Request, Response
 
 from engine.ingest.segment import PayloadError, store_messages
@@ -20,6 +21,15 @@ from engine.store import Store
 log = logging.getLogger("nudge.ingest")
 KINDS = ("identify", "track", "batch")
 MAX_INGEST_BODY = 512 * 1024  # Segment's own limit for a batch request
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> float:
+    # NaN and Infinity are not JSON: stored, they would break every query reading that property.
+    raise _NotJson(f"{name} is not a JSON number")
 
 
 def _reply(status: int, **body: object) -> Response:
@@ -54,11 +64,15 @@ def ingest(request: Request, kind: str, store: Store, write_key: str | None, clo
     if len(raw) > MAX_INGEST_BODY:
         return _reply(413, success=False, message=f"body larger than {MAX_INGEST_BODY} bytes")
     try:
-        payload = json.loads(raw)
+        payload = json.loads(raw, parse_constant=_no_constant)
         written = store_messages(store, kind, payload, clock())
     except (ValueError, RecursionError) as exc:  # PayloadError, and JSON that does not parse
-        reason = str(exc) if isinstance(exc, PayloadError) else "body is not JSON"
+        reason = str(exc) if isinstance(exc, (PayloadError, _NotJson)) else "body is not JSON"
         return _reply(400, success=False, message=reason)
+    except sa.exc.DBAPIError as exc:
+        # The sender retries a 503; the log gets one line, never the row's values.
+        log.warning("ingest: store unavailable (%s)", type(exc.orig).__name__)
+        return _reply(503, success=False, message="store unavailable: retry later")
     if kind == "batch":
         log.info("ingested a batch: %d customers, %d events", written["customers"], written["events"])
     return _reply(200, success=True, **written)

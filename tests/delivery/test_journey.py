@@ -271,3 +271,23 @@ def test_held_out_at_entry_gets_no_step_and_does_not_reenter(sqlite_store, tmp_p
     report = json.loads(nudge(workspace.root, "report", "winback", "--format", "json"))
     assert report["journeys"][0]["held_out"] == len(held)
     assert report["journeys"][0]["entered"] == len(contacted)
+
+
+def test_a_false_when_at_entry_still_respects_the_exclusions_and_the_cooldown(sqlite_store, tmp_path):
+    seed(sqlite_store, customers=[person(f"w{i:03d}") for i in range(40)] + [person("nope", consent=False)])
+    steps = [dict(s) for s in JOURNEY["steps"]]
+    steps[0] = {**steps[0], "when": {"attribute": "country", "eq": "XX"}}  # false for everyone
+    journey = {**JOURNEY, "holdout": "50%", "cooldown": "30d", "steps": steps}
+    config = {"store": sqlite_store.url, "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}}
+    workspace = write_workspace(tmp_path / "ws", [journey], config=config, templates=TEMPLATES)
+    for n in range(0, 8):
+        run_day(workspace, sqlite_store, n)
+    rows = ledger_rows(sqlite_store)
+    entries = Counter(r.customer_id for r in rows if r.campaign == "winback/offer")
+    assert max(entries.values()) == 1  # a skipped first step starts the cooldown like any entry
+    held = {r.customer_id for r in rows if r.status == "held_out"}
+    assert held and all(history(rows, cid) == [(0, "offer", "held_out", None)] for cid in held)
+    assert "nope" not in entries  # no consent: never entered (the offer emails)
+    skipped = {r.customer_id for r in rows if r.campaign == "winback/offer" and r.status == "skipped"}
+    assert skipped == {f"w{i:03d}" for i in range(40)} - held
+    assert all([s for _, s, _, _ in history(rows, cid)] == ["offer", "reminder", "call"] for cid in skipped)

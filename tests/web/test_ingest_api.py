@@ -153,6 +153,29 @@ def test_a_batch_is_stored_whole_or_not_at_all(served, store):
     assert [p.id for p in people] == ["u-2002"] and [e.type for e in history] == ["purchase"]
 
 
+def test_segment_shapes_that_must_not_fail_a_batch(served, store):
+    again = {
+        **IDENTIFY,
+        "traits": {"lastName": "Hopper", "address": {"country": "USA"}, "birthday": "1906-12-09T00:00:00.000Z"},
+    }
+    status, answer = served.post("/v1/batch", {"batch": [IDENTIFY, again, TRACK]})
+    assert (status, answer) == (200, {"success": True, "customers": 1, "events": 1}), answer
+    (person,), _ = stored(store)
+    assert (person.first_name, person.last_name, person.birthday, person.country) == (
+        "Grace",
+        "Hopper",
+        "1906-12-09",
+        "US",  # from the first identify; the second named the country ("USA"): kept as an attribute
+    )
+    assert person.attributes["country_name"] == "USA"
+
+
 def test_bodies_are_bounded_and_must_be_json(served, store):
     assert served.post("/v1/track", None, raw=b"{" * 10)[0] == 400
+    status, answer = served.post("/v1/identify", IDENTIFY)
+    status, answer = served.post(
+        "/v1/track", None, raw=b'{"userId": "u-1001", "event": "x", "properties": {"amount": NaN}}'
+    )
+    assert status == 400 and "NaN is not a JSON number" in answer["message"]
+    assert stored(store)[1] == []
     assert served.post("/v1/batch", None, raw=b" " * (600 * 1024))[0] == 413
