@@ -9,6 +9,7 @@ remembered so a later import of the same customer is skipped, not silently re-cr
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,6 +107,14 @@ class Forgotten:
     suppressed: bool = False
 
 
+_ADDRESS = re.compile(r"[^\s<>\"'(),;:]+@[^\s<>\"'(),;:]+")
+
+
+def _redacted(reason: str) -> str:
+    """A failure reason without the addresses a provider quoted in it ("550 <ann@…> unknown")."""
+    return _ADDRESS.sub("[address]", reason)
+
+
 def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgotten:
     """Erase one customer's personal data in the caller's transaction (all or nothing)."""
     person = conn.execute(sa.select(customers.c.email).where(customers.c.id == customer_id)).one_or_none()
@@ -113,6 +122,20 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
         raise UserInputError([Problem("<customer>", None, None, f"no customer with id {customer_id!r} in the store")])
     kept = id_hash(customer_id)
     done = Forgotten(customer_id, kept)
+    # Every address they had, not only the current one: each may sit in suppressions and reasons.
+    addresses = {(person.email or "").strip().lower()} | {
+        (a or "").strip().lower()
+        for a in conn.execute(
+            sa.select(deliveries.c.email).where(deliveries.c.customer_id == customer_id).distinct()
+        ).scalars()
+    }
+    addresses.discard("")
+    for row in conn.execute(
+        sa.select(deliveries.c.id, deliveries.c.reason).where(
+            deliveries.c.customer_id == customer_id, deliveries.c.reason.contains("@")
+        )
+    ).all():
+        conn.execute(sa.update(deliveries).where(deliveries.c.id == row.id).values(reason=_redacted(row.reason)))
     done.messages = conn.execute(
         sa.update(deliveries).where(deliveries.c.customer_id == customer_id).values(customer_id=kept, email=None)
     ).rowcount
@@ -122,13 +145,11 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
     done.tasks = conn.execute(
         sa.update(tasks).where(tasks.c.customer_id == customer_id).values(customer_id=kept, title=ERASED, body=None)
     ).rowcount
-    address = (person.email or "").strip().lower()
-    if address:
-        done.suppressed = bool(
-            conn.execute(
-                sa.update(suppressions).where(suppressions.c.email == address).values(email=address_hash(address))
-            ).rowcount
-        )
+    for address in sorted(addresses):
+        hashed = conn.execute(
+            sa.update(suppressions).where(suppressions.c.email == address).values(email=address_hash(address))
+        ).rowcount
+        done.suppressed = done.suppressed or bool(hashed)
     done.events = conn.execute(sa.delete(events).where(events.c.customer_id == customer_id)).rowcount
     conn.execute(sa.delete(customer_metrics).where(customer_metrics.c.customer_id == customer_id))
     conn.execute(sa.delete(customers).where(customers.c.id == customer_id))

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from engine.cli.main import main
-from engine.store.tables import metadata
+from engine.store.tables import deliveries, metadata
 from tests.support.helpers import write_workspace
 from tests.support.store import NOW, seed
 
@@ -25,7 +25,16 @@ ADA = {
     "city": "Marylebone",
 }
 BOB = {"id": "cust-bob-2", "first_name": "Bob", "email": "bob@example.org", "email_opt_in": True, "country": "US"}
-PERSONAL = ["cust-ada-7", "Adalind", "Lovelace", "ada.lovelace@example.org", "7946", "Marylebone", "Rue Morgue"]
+PERSONAL = [
+    "cust-ada-7",
+    "Adalind",
+    "Lovelace",
+    "ada.lovelace@example.org",
+    "ada.old",
+    "7946",
+    "Marylebone",
+    "Rue Morgue",
+]
 CAMPAIGN = {
     "campaign": "promo",
     "schedule": "0 9 * * *",
@@ -71,11 +80,20 @@ def test_export_then_forget_leaves_nothing_personal_and_contacts_nobody_twice(st
     ws = write_workspace(tmp_path / "ws", [CAMPAIGN], config=config).root
     nudge(ws, "run", "--at", NOW.isoformat())
     nudge(ws, "suppressions", "add", "ada.lovelace@example.org", "--reason", "unsubscribe")
+    # An address she had before, and a provider's refusal that quoted it.
+    nudge(ws, "suppressions", "add", "ada.old@example.net", "--reason", "bounce")
+    with store.engine.begin() as conn:
+        conn.execute(
+            sa.update(deliveries)
+            .where(deliveries.c.customer_id == "cust-ada-7")
+            .values(email="ada.old@example.net", reason="550 5.1.1 <ada.old@example.net>: mailbox unknown")
+        )
 
     exported = json.loads(nudge(ws, "export-customer", "cust-ada-7").stdout)
     assert exported["customer"]["email"] == "ada.lovelace@example.org"  # stored lower-cased
     assert [e["type"] for e in exported["events"]] == ["purchase"]
     assert [m["status"] for m in exported["messages"]] == ["sent"]
+    assert exported["messages"][0]["email"] == "ada.old@example.net"
     assert len(exported["coupons"]) == 1 and exported["tasks"][0]["title"] == "Call Adalind Lovelace"
     assert exported["suppressions"][0]["reason"] == "unsubscribe"
     target = tmp_path / "ada.json"
