@@ -15,7 +15,7 @@ from engine.core.errors import ConditionError
 from engine.core.fields import BOOL, DATETIME, STRING
 from engine.core.values import parse_bool, parse_instant
 from engine.rules.conditions import Ops
-from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_raw, json_value
+from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_same, json_value
 from engine.store.tables import events
 
 NUMERIC = "numeric"
@@ -139,13 +139,8 @@ def not_followed_by(
 ) -> ColumnElement:
     """No event of `event_type` for this customer after `after_col`, up to `at`; with `same`, only
     a later event whose properties equal those of `properties_col` (the matched event) counts."""
-    keyed = [
-        sa.and_(
-            json_present(properties_col, key, ctx.dialect),  # a missing or null key matches nothing
-            json_raw(events.c.properties, key, ctx.dialect) == json_raw(properties_col, key, ctx.dialect),
-        )
-        for key in same
-    ]
+    # A missing or null key on the matched event matches nothing.
+    keyed = [json_same(events.c.properties, properties_col, key, ctx.dialect) for key in same]
     later = sa.select(sa.literal(1)).where(
         events.c.customer_id == customer_col,
         events.c.type == event_type,

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from engine.audience.compiler import compile_condition
 from engine.audience.planner import Classified, Planner, variant_for
+from engine.audience.trigger import fix_watermark
 from engine.core.clock import naive_utc
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import SKIPPING, DeliveryStatus, Outcome
@@ -87,6 +88,9 @@ def materialize(
     (a neighbouring `--at`, another daemon) sees these rows in its cooldown and cap, as if the two
     had run one after the other."""
     with exclusive(runner.store, planning_key(campaign, runner)):
+        if campaign.trigger is not None:
+            with runner.store.engine.begin() as conn:
+                fix_watermark(conn, campaign.campaign, naive_utc(at))
         _materialize(runner, campaign, at, claim, report)
 
 

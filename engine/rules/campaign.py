@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from engine.rules.base import StrictModel
-from engine.rules.conditions import Condition
+from engine.rules.conditions import Condition, FollowedBy
 from engine.rules.problems import TAG_PREFIX
 from engine.rules.types import SLUG_PATTERN, Duration, Percent
 
@@ -186,6 +186,17 @@ class Trigger(StrictModel):
 
     event: str = Field(min_length=1, max_length=64, description="the event type that triggers it, e.g. add_to_cart")
     delay: Duration = Field(timedelta(0), description="how long after the event, e.g. 1h")
+    not_followed_by: str | FollowedBy | None = Field(
+        None,
+        description="skip a trigger followed (before the delay ends) by this event type, or by "
+        "{type, same: [PROPERTY]}: one with the same values as the trigger, e.g. the same cart_id",
+    )
+
+    @property
+    def follow(self) -> FollowedBy | None:
+        if isinstance(self.not_followed_by, str):
+            return FollowedBy(type=self.not_followed_by)
+        return self.not_followed_by
 
 
 class Goal(StrictModel):

@@ -48,6 +48,24 @@ def json_raw(column: ColumnElement, key: str, dialect: str) -> ColumnElement:
     return sa.func.json_extract(column, _sqlite_path(key))
 
 
+def json_same(column: ColumnElement, other: ColumnElement, key: str, dialect: str) -> ColumnElement:
+    """Both hold the same non-null value under key, of the same JSON type (so `true` is not `1`
+    on SQLite either)."""
+    return sa.and_(
+        json_present(other, key, dialect),
+        _kind_of(column, key, dialect) == _kind_of(other, key, dialect),
+        json_raw(column, key, dialect) == json_raw(other, key, dialect),
+    )
+
+
+def _kind_of(column: ColumnElement, key: str, dialect: str) -> ColumnElement:
+    """The JSON type with SQLite's integer and real as one `number`, as PostgreSQL has it."""
+    found = json_type(column, key, dialect)
+    if dialect == "postgresql":
+        return found
+    return sa.case((found.in_(["integer", "real"]), "number"), (found.in_(["true", "false"]), "boolean"), else_=found)
+
+
 def json_present(column: ColumnElement, key: str, dialect: str) -> ColumnElement:
     """True when key holds a non-null value."""
     kind_type = json_type(column, key, dialect)

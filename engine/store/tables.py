@@ -79,6 +79,8 @@ occurrences = Table(
     Column("claimed_at", DateTime, nullable=False),
     Column("heartbeat_at", DateTime, nullable=False),  # a claim whose heartbeat stops is taken over
     Column("finished_at", DateTime),
+    # Triggered campaigns: the highest event pk this occurrence saw (fixed when it is first planned).
+    Column("watermark", BigInteger),
     UniqueConstraint("campaign", "occurrence", name="uq_occurrences_campaign_occurrence"),
 )
 

@@ -228,7 +228,7 @@ def test_not_followed_by(store):
 def test_not_followed_by_keyed_to_the_matched_event(store):
     """ "Added to cart, and no checkout of *this* cart since": only a later event with the same
     values of `same` counts; a matched event without the key is followed by nothing."""
-    seed(store, customers=people("paid", "other_cart", "open", "no_key", "two_carts", "null_key", "numeric"))
+    seed(store, customers=people("paid", "other_cart", "open", "no_key", "two_carts", "null_key", "numeric", "flag"))
     seed(
         store,
         events=[
@@ -246,10 +246,12 @@ def test_not_followed_by_keyed_to_the_matched_event(store):
             ev("null_key", "checkout", AT - timedelta(hours=4), cart_id=None),
             ev("numeric", "add_to_cart", AT - timedelta(hours=5), cart_id=7),
             ev("numeric", "checkout", AT - timedelta(hours=4), cart_id=7.0),
+            ev("flag", "add_to_cart", AT - timedelta(hours=5), cart_id=True),
+            ev("flag", "checkout", AT - timedelta(hours=4), cart_id=1),  # not the same value: true is not 1
         ],
     )
     rule = {"event": "add_to_cart", "within": "1d", "not_followed_by": {"type": "checkout", "same": ["cart_id"]}}
-    expected = ["no_key", "null_key", "open", "other_cart", "two_carts"]
+    expected = ["flag", "no_key", "null_key", "open", "other_cart", "two_carts"]
     assert ids(store, rule) == expected
     assert reference_ids(store, rule) == expected  # the differential test's oracle agrees
     plain = {"event": "add_to_cart", "within": "1d", "not_followed_by": "checkout"}

@@ -90,7 +90,7 @@ def _event(cond: EventCondition, history: list[dict], at: datetime) -> bool:
 
         def same(e: dict) -> bool:
             mine, theirs = newest["properties"], e["properties"]
-            return all(mine.get(k) is not None and mine.get(k) == theirs.get(k) for k in follow.same)
+            return all(_same_json(mine.get(k), theirs.get(k)) for k in follow.same)
 
         if any(e["type"] == follow.type and last < e["occurred_at"] <= at and same(e) for e in history):
             return False
@@ -150,6 +150,16 @@ def _received(cond: Any, ledger: list[dict], history: list[dict], at: datetime) 
         last = max(as_utc(m) for m in mine)
         return not any(e["type"] == spec.not_followed_by and last < as_utc(e["occurred_at"]) <= at for e in history)
     return True
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality: same type (true is not 1; 7 and 7.0 are one number) and value; null is nothing."""
+    if a is None or b is None:
+        return False
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+    return (type(a) is type(b) or numbers) and a == b
 
 
 def matches(
