@@ -13,21 +13,12 @@ import sqlalchemy as sa
 
 from engine.store import open_store
 from engine.store.tables import deliveries, occurrences
-from tests.support.helpers import email_campaign, write_workspace
+from tests.support.helpers import email_campaign, wait_until, write_workspace
 from tests.support.pgserver import PgServer, create_database
 from tests.support.smtpserver import SmtpServer
 from tests.support.store import ROOT, seed
 
 CUSTOMERS = 1500
-
-
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_daemon_waits_out_a_postgresql_restart_and_finishes_the_occurrence(tmp_path):

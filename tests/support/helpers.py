@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -59,3 +60,13 @@ class Clock:
 def make_runner(workspace: Workspace, store, clock: Clock, environ: dict | None = None, **kwargs) -> Runner:
     outputs = build_outputs(workspace.config, workspace.root, environ or {"NUDGE_SECRET": "test-secret"})
     return Runner(workspace=workspace, store=store, outputs=outputs, clock=clock, **kwargs)
+
+
+def wait_until(condition, seconds: float) -> bool:
+    """Poll `condition` until it holds (True) or `seconds` pass (False): for real processes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
