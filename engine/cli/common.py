@@ -99,7 +99,13 @@ class Env:
         from engine.rules.config import resolve_store_url
         from engine.store import open_store
 
-        return open_store(resolve_store_url(workspace.config, workspace.root), create=create, read_only=read_only)
+        store = open_store(resolve_store_url(workspace.config, workspace.root), create=create, read_only=read_only)
+        # Close its connections when the command ends, not whenever the engine is collected: SQLite
+        # then checkpoints its log at once, even when commands run in one process (tests, scripts).
+        context = click.get_current_context(silent=True)
+        if context is not None:
+            context.call_on_close(store.dispose)
+        return store
 
     def config_and_store(self, *, create: bool, read_only: bool = False):
         """For commands that need the configuration and the store, not the rules."""

@@ -22,8 +22,12 @@ def nudge(workspace: Path, *args: str):
 
 
 def store_digest(workspace: Path) -> str:
+    """The store's data: the database file and its write-ahead log. The -shm file is SQLite's
+    shared-memory index, which any reader (even read-only) may create; an empty log is no log."""
     digest = hashlib.sha256()
     for file in sorted(workspace.glob("nudge.db*")):
+        if file.name.endswith("-shm") or (file.name.endswith("-wal") and file.stat().st_size == 0):
+            continue
         digest.update(file.name.encode() + file.read_bytes())
     return digest.hexdigest()
 
