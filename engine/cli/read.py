@@ -100,7 +100,11 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     explain_tree(tree, console, f"{customer_id} in {campaign_name} at {local_time(at, workspace.config.timezone)}")
     if position is not None:
         journey_lines(position, console, workspace.config.timezone)
-        console.print(f"entry now: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
+        inside = position.entered_at is not None and not position.finished and position.exited_at is None
+        if inside:  # the entry step's audience excludes whoever is in the journey already
+            console.print("entry now: no — already in the journey", highlight=False)
+        else:
+            console.print(f"entry now: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
         return
     console.print(f"outcome: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
 
