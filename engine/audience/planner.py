@@ -26,6 +26,7 @@ from engine.core.status import (
 from engine.rules.campaign import Campaign
 from engine.rules.config import Config
 from engine.rules.journey import journey_of
+from engine.store.privacy import address_hash_sql
 from engine.store.tables import customers, deliveries, suppressions
 
 STREAM_BATCH = 10_000
@@ -63,9 +64,13 @@ def variant_for(campaign: str, customer_id: str, weights: list[tuple[str, float]
     return weights[-1][0]
 
 
-def consent_clause() -> sa.ColumnElement:
-    """May this customer be emailed? Opted in, not unsubscribed, address not suppressed."""
-    suppressed = sa.select(suppressions.c.email).where(suppressions.c.email == sa.func.lower(customers.c.email))
+def consent_clause(dialect: str = "sqlite", hashed: bool = False) -> sa.ColumnElement:
+    """May this customer be emailed? Opted in, not unsubscribed, address not suppressed — also as
+    the hash a forgotten customer's suppression is kept as (`hashed`: there are such rows)."""
+    same = suppressions.c.email == sa.func.lower(customers.c.email)
+    if hashed:
+        same = sa.or_(same, suppressions.c.email == address_hash_sql(customers.c.email, dialect))
+    suppressed = sa.select(suppressions.c.email).where(same)
     return sa.and_(
         customers.c.email.is_not(None),
         customers.c.email_opt_in.is_(True),
@@ -125,6 +130,7 @@ class Planner:
     # looks back only, so it shows what that instant saw.
     lookahead: bool = False
     _timezones: tuple[str, ...] | None = None
+    _hashed: bool | None = None
 
     def context(self) -> EvalContext:
         if self._timezones is None:
@@ -144,6 +150,14 @@ class Planner:
             return deliveries.c.occurrence > at - span, deliveries.c.occurrence < at + span
         return deliveries.c.occurrence > at - span, deliveries.c.occurrence <= at
 
+    def _hashed_suppressions(self) -> bool:
+        """Are there suppressions kept as hashes (`nudge forget`)? Hashing every address costs; most
+        stores have none."""
+        if self._hashed is None:
+            probe = sa.select(suppressions.c.email).where(suppressions.c.email.like("sha256:%")).limit(1)
+            self._hashed = self.conn.execute(probe).first() is not None
+        return self._hashed
+
     def _any(self, conditions: tuple) -> bool:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
@@ -152,7 +166,8 @@ class Planner:
         # Address and zone only where a delivery is planned: a dry run of a million need not read them.
         columns: list[Any] = [customers.c.id]
         columns += [customers.c.email, customers.c.timezone] if contact else [sa.null(), sa.null()]
-        columns.append(consent_clause().label("consent") if campaign.sends_email else sa.true().label("consent"))
+        consent = consent_clause(ctx.dialect, self._hashed_suppressions()) if campaign.sends_email else sa.true()
+        columns.append(consent.label("consent"))
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.
         states = tuple(DeliveryStatus) if step is not None and step.is_entry else COOLDOWN_STATES

@@ -114,7 +114,17 @@ class Store:
         self.engine.dispose()
 
 
+def _sqlite_functions(dbapi_connection) -> None:
+    """SQL functions PostgreSQL has built in: the hash a forgotten customer's address is kept as."""
+    from engine.store.privacy import address_hash
+
+    dbapi_connection.create_function(
+        "nudge_address_hash", 1, lambda value: address_hash(value) if value else None, deterministic=True
+    )
+
+
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    _sqlite_functions(dbapi_connection)
     cursor = dbapi_connection.cursor()
     # WAL lets a dry run read while a daemon writes; busy_timeout waits instead of failing.
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -132,6 +142,7 @@ def _redacted(url: str) -> str:
 
 
 def _read_only_sqlite(dbapi_connection, _record) -> None:
+    _sqlite_functions(dbapi_connection)
     dbapi_connection.execute("PRAGMA busy_timeout=30000")
 
 

@@ -42,6 +42,14 @@ def address_hash(address: str) -> str:
     return "sha256:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()
 
 
+def address_hash_sql(address: Any, dialect: str) -> Any:
+    """address_hash in SQL: PostgreSQL's sha256, or the function every SQLite connection gets."""
+    if dialect == "postgresql":
+        digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(sa.func.lower(sa.func.trim(address)), "UTF8")), "hex")
+        return sa.literal("sha256:") + digest
+    return sa.func.nudge_address_hash(address)
+
+
 def _plain(value: Any) -> Any:
     return iso_utc(value) if isinstance(value, datetime) else value
 

@@ -127,6 +127,13 @@ def test_export_then_forget_leaves_nothing_personal_and_contacts_nobody_twice(st
     assert not [value for value in PERSONAL if value.lower() in everything(store)]
     nudge(ws, "forget", "cust-ada-7", code=2)  # nothing left to forget: says so
 
+    # She signs up again under a new id with the same address: her unsubscribe still holds, in planning.
+    again = tmp_path / "again.jsonl"
+    again.write_text(json.dumps({**ADA, "id": "cust-ada-new"}) + "\n")
+    nudge(ws, "import", "customers", str(again))
+    (plan,) = json.loads(nudge(ws, "dry-run", "promo", "--format", "json", "--at", NOW.isoformat()).stdout)["campaigns"]
+    assert "cust-ada-new" not in plan["customers"] and plan["excluded"]["no_consent"] == 1
+
 
 def test_retention_deletes_old_events_daily(store, tmp_path):
     from engine.delivery.daemon import Daemon
