@@ -154,9 +154,14 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
         sa.update(tasks).where(tasks.c.customer_id == customer_id).values(customer_id=kept, title=ERASED, body=None)
     ).rowcount
     for address in sorted(addresses):
-        hashed = conn.execute(
-            sa.update(suppressions).where(suppressions.c.email == address).values(email=address_hash(address))
-        ).rowcount
+        digest = address_hash(address)
+        if conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email == digest)).first() is not None:
+            # Already kept as a hash (an earlier forget of the same address): the plain row goes.
+            hashed = conn.execute(sa.delete(suppressions).where(suppressions.c.email == address)).rowcount + 1
+        else:
+            hashed = conn.execute(
+                sa.update(suppressions).where(suppressions.c.email == address).values(email=digest)
+            ).rowcount
         done.suppressed = done.suppressed or bool(hashed)
     done.events = conn.execute(sa.delete(events).where(events.c.customer_id == customer_id)).rowcount
     conn.execute(sa.delete(customer_metrics).where(customer_metrics.c.customer_id == customer_id))

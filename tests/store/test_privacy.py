@@ -133,6 +133,11 @@ def test_export_then_forget_leaves_nothing_personal_and_contacts_nobody_twice(st
     nudge(ws, "import", "customers", str(again))
     (plan,) = json.loads(nudge(ws, "dry-run", "promo", "--format", "json", "--at", NOW.isoformat()).stdout)["campaigns"]
     assert "cust-ada-new" not in plan["customers"] and plan["excluded"]["no_consent"] == 1
+    # Suppressed again in plain text (a provider's bounce), then forgotten again: one hash stays.
+    nudge(ws, "suppressions", "add", "ada.lovelace@example.org", "--reason", "bounce")
+    nudge(ws, "forget", "cust-ada-new")
+    assert not [value for value in PERSONAL if value.lower() in everything(store)]
+    assert everything(store).count("sha256:") == 2  # her two addresses, each once
 
 
 def test_retention_deletes_old_events_daily(store, tmp_path):
