@@ -17,7 +17,15 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from engine.audience.context import EvalContext, store_timezones
 from engine.audience.journey import compile_journey
-from engine.audience.operators import NUMERIC, compare, holds_for_nothing, json_compare, json_kind, not_followed_by
+from engine.audience.operators import (
+    NUMERIC,
+    compare,
+    holds_for_nothing,
+    json_compare,
+    json_kind,
+    not_followed_by,
+    window_clauses,
+)
 from engine.audience.received import compile_received
 from engine.core.clock import aware_utc
 from engine.core.errors import ConditionError
@@ -80,15 +88,7 @@ def _attribute(cond: AttributeCondition, ctx: EvalContext, loc: tuple) -> Column
 
 def event_filters(cond: EventCondition, ctx: EvalContext, loc: tuple = ()) -> list[ColumnElement]:
     """WHERE clauses on ``events`` for the type, the window (never after ``at``) and ``where``."""
-    at = ctx.at_utc
-    clauses: list[ColumnElement] = [events.c.type == cond.event, events.c.occurred_at <= at]
-    if cond.within is not None:
-        clauses.append(events.c.occurred_at > at - cond.within)
-    if cond.before is not None:
-        clauses.append(events.c.occurred_at <= at - cond.before)
-    if cond.between is not None:
-        older, newer = cond.between
-        clauses += [events.c.occurred_at > at - older, events.c.occurred_at <= at - newer]
+    clauses = [events.c.type == cond.event, *window_clauses(events.c.occurred_at, cond, ctx.at_utc)]
     for key, test in (cond.where or {}).items():
         ops = test if isinstance(test, Ops) else Ops(eq=test)
         clauses.append(json_compare(events.c.properties, key, ops, ctx, loc + ("where", key)))

@@ -129,6 +129,20 @@ def json_compare(column: ColumnElement, key: str, ops: Ops, ctx: EvalContext, lo
 # --- leaves -------------------------------------------------------------------------------
 
 
+def window_clauses(column: Any, spec: Any, at: datetime) -> list[ColumnElement]:
+    """A condition's `within` / `before` / `between` on a timestamp column, relative to `at`
+    (never after it): the same windows for events and for ledger rows."""
+    clauses: list[ColumnElement] = [column <= at]
+    if spec.within is not None:
+        clauses.append(column > at - spec.within)
+    if spec.before is not None:
+        clauses.append(column <= at - spec.before)
+    if spec.between is not None:
+        older, newer = spec.between
+        clauses += [column > at - older, column <= at - newer]
+    return clauses
+
+
 def not_followed_by(
     event_type: str,
     ctx: EvalContext,

@@ -12,27 +12,18 @@ import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.audience.context import EvalContext
-from engine.audience.operators import NUMERIC, compare, holds_for_nothing, not_followed_by
+from engine.audience.operators import NUMERIC, compare, holds_for_nothing, not_followed_by, window_clauses
 from engine.rules.conditions import Ops, ReceivedCondition
 from engine.store.tables import customers, deliveries, events
 
 
 def delivery_filters(spec: Any, ctx: EvalContext) -> list[ColumnElement]:
     """WHERE clauses on `deliveries` for the campaign, the statuses and the window (never after `at`)."""
-    at = ctx.at_utc
-    clauses: list[ColumnElement] = [
+    return [
         deliveries.c.campaign == spec.campaign,
         deliveries.c.status.in_([str(s) for s in spec.status]),
-        deliveries.c.occurrence <= at,
+        *window_clauses(deliveries.c.occurrence, spec, ctx.at_utc),
     ]
-    if spec.within is not None:
-        clauses.append(deliveries.c.occurrence > at - spec.within)
-    if spec.before is not None:
-        clauses.append(deliveries.c.occurrence <= at - spec.before)
-    if spec.between is not None:
-        older, newer = spec.between
-        clauses += [deliveries.c.occurrence > at - older, deliveries.c.occurrence <= at - newer]
-    return clauses
 
 
 def compile_received(cond: ReceivedCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:

@@ -111,7 +111,8 @@ def _materialize(
                 for b in batch
                 if b.outcome in (Outcome.TARGETED, Outcome.HELD_OUT) or planner.skips(campaign, b.outcome)
             ]
-            when = _when_sets(reader, campaign, [b.customer_id for b in chosen], planner) if chosen else {}
+            reached = [b.customer_id for b in chosen if b.outcome not in SKIPPING]  # skipped rows run no action
+            when = _when_sets(reader, campaign, reached, planner) if reached else {}
             rows = _plan_rows(runner, campaign, at, chosen, when)
             with runner.store.engine.begin() as writer:
                 report.recorded += ledger.record_plan(

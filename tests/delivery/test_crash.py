@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import email
 import os
-import signal
 import subprocess
 import sys
-import time
 from email import policy
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import sqlalchemy as sa
 import yaml
 
 from engine.store.tables import deliveries
+from tests.support.helpers import kill_when
 from tests.support.smtpserver import SmtpServer
 from tests.support.store import ROOT, make_store, seed
 
@@ -54,21 +53,6 @@ def start_run(ws: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         env={**os.environ, "NUDGE_SECRET": "s"},
     )
-
-
-def kill_when(process: subprocess.Popen, reached, limit_seconds: float = 60) -> bool:
-    """SIGKILL the process as soon as `reached()` is true; False if it finished first."""
-    deadline = time.monotonic() + limit_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if reached():
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return True
-        time.sleep(0.002)
-    process.kill()
-    raise AssertionError("the run neither finished nor reached the kill point")
 
 
 def ledger(store) -> dict[str, tuple[int, str]]:

@@ -8,10 +8,8 @@ from __future__ import annotations
 import email
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter, defaultdict
 from datetime import datetime, timedelta, timezone
 from email import policy
@@ -24,7 +22,7 @@ from click.testing import CliRunner
 from engine.cli.main import main
 from engine.delivery.runs import run_campaigns
 from engine.store.tables import coupons, customers, deliveries, tasks
-from tests.support.helpers import Clock, make_runner, write_workspace
+from tests.support.helpers import Clock, kill_when, make_runner, write_workspace
 from tests.support.store import ROOT, make_store, seed
 
 DAY0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
@@ -105,17 +103,7 @@ def killed_run(ws: Path, at: datetime, outbox: Path, after_files: int) -> bool:
         stderr=subprocess.PIPE,
         env={**os.environ, "NUDGE_SECRET": "s"},
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            return False
-        if len(list(outbox.glob("*.eml"))) >= before + after_files:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            return True
-        time.sleep(0.005)
-    process.kill()
-    raise AssertionError("the run neither finished nor reached the kill point")
+    return kill_when(process, lambda: len(list(outbox.glob("*.eml"))) >= before + after_files)
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])

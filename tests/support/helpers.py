@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -70,3 +71,18 @@ def wait_until(condition, seconds: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def kill_when(process, reached, limit_seconds: float = 60) -> bool:
+    """SIGKILL a real process as soon as `reached()` is true; False if it finished first."""
+    deadline = time.monotonic() + limit_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if reached():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            return True
+        time.sleep(0.002)
+    process.kill()
+    raise AssertionError("the run neither finished nor reached the kill point")
