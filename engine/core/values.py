@@ -30,6 +30,14 @@ def parse_instant(value: Any, name: str) -> datetime:
         moment = value
     else:
         text = value.strip() if isinstance(value, str) else str(value)
+        if text[-1:] in ("Z", "z") and "T" in text:  # the common case, already UTC: no conversion
+            try:
+                moment = datetime.fromisoformat(text[:-1])
+            except ValueError:
+                pass
+            else:
+                if moment.tzinfo is None:
+                    return moment
         try:
             moment = datetime.fromisoformat(text if text[-1:] != "z" else text[:-1] + "Z")
         except ValueError:

@@ -18,12 +18,17 @@ from tests.support.store import NOW, seed
 
 
 def problems(store, kind: str, file: Path) -> list[str]:
-    """The messages of a rejected import; the store must be unchanged by it."""
-    before = counts(store)
-    with pytest.raises(UserInputError) as caught:
-        import_file(store, kind, file, now=NOW)
-    assert counts(store) == before, "a rejected file changed the store"
-    return [f"{p.line}: {p.message}" for p in caught.value.problems]
+    """The messages of a rejected import, the same whether the file is read in process or by the
+    reader process large files get; the store must be unchanged by it."""
+    found = []
+    for reader_process in (False, True):
+        before = counts(store)
+        with pytest.raises(UserInputError) as caught:
+            import_file(store, kind, file, now=NOW, reader_process=reader_process)
+        assert counts(store) == before, "a rejected file changed the store"
+        found.append([f"{p.line}: {p.message}" for p in caught.value.problems])
+    assert found[0] == found[1], "the reader process reported differently"
+    return found[0]
 
 
 def counts(store) -> tuple[int, int]:

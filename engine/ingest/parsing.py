@@ -1,0 +1,64 @@
+"""Source rows → validated store rows, in batches. Runs in the importing process or, for a
+large file, in a second process (`reader_process`) while the first writes."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.errors import Problem
+from engine.ingest.bulk import event_record
+from engine.ingest.rows import customer_row, event_row
+
+KINDS = ("customers", "events")
+# Columns a file of each kind must name (its header is checked before any row is read).
+REQUIRED = {"customers": ("id",), "events": ("customer_id", "type")}
+# A parsed row: a customer is a dict of columns (it names only some); an event is a record
+# tuple in `bulk.RECORD` order (cheap to pass between processes).
+Parsed = tuple[int, Any]
+
+
+@dataclass
+class ImportResult:
+    kind: str
+    read: int = 0
+    written: int = 0
+    rejected: list[Problem] = field(default_factory=list)
+    forgotten: int = 0  # rows of customers erased with `nudge forget`: skipped, never re-created
+
+
+def parse_rows(
+    raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str, result: ImportResult
+) -> Iterator[Parsed]:
+    """Yield (line, parsed row); rejects are collected in `result`."""
+    first_line: dict[str, int] = {}  # customer id → the line that gave it (one row per customer)
+    customers = kind == "customers"
+    for line, raw in raw_rows:
+        result.read += 1
+        if isinstance(raw, ValueError):
+            result.rejected.append(Problem(path, line, None, str(raw)))
+            continue
+        try:
+            row: Any = customer_row(raw, untyped) if customers else event_record(event_row(raw, untyped))
+        except ValueError as exc:
+            result.rejected.append(Problem(path, line, None, str(exc)))
+            continue
+        if customers:
+            seen = first_line.setdefault(row["id"], line)
+            if seen != line:
+                message = f"id: {row['id']!r} appears again (first on line {seen}): one row per customer"
+                result.rejected.append(Problem(path, line, None, message))
+                continue
+        yield line, row
+
+
+def batches(rows: Iterator[Parsed], size: int) -> Generator[list[Parsed], None, None]:
+    batch: list[Parsed] = []
+    for item in rows:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -1,0 +1,95 @@
+"""Reading and validating a large file in a second process while this one writes the rows.
+
+Parsing and validation cost about as much CPU as the database's inserts; done in a second
+process, the two overlap. The reader is a plain child process (`python -m` this module) that
+writes pickled batches to its stdout: no fork of a process holding connections and threads, and
+no re-import of the caller's main module. The pipe's buffer is the backpressure: a slow store
+holds the reader back instead of filling memory. What the reader finds wrong (a bad row, a bad
+header, a byte that is not UTF-8) arrives exactly as it would have in process."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
+from typing import IO, Any
+
+from engine.core.errors import RuntimeFailure, SourceError
+from engine.ingest.parsing import REQUIRED, ImportResult, Parsed, batches, parse_rows
+
+
+def _read(file: str, kind: str, batch_size: int, out: IO[bytes]) -> None:
+    """The reader: ("batch", read, rejected, rows) per batch, then ("done",) or what went wrong."""
+    from connectors.registry import source_for
+
+    def send(message: tuple) -> None:
+        pickle.dump(message, out, protocol=pickle.HIGHEST_PROTOCOL)
+
+    try:
+        reader = source_for(Path(file))
+        tally = ImportResult(kind=kind)
+        rows = parse_rows(reader.rows(Path(file), REQUIRED[kind]), kind, reader.untyped, file, tally)
+        for batch in batches(rows, batch_size):
+            send(("batch", tally.read, tally.rejected, batch))
+            tally.read, tally.rejected = 0, []
+        send(("batch", tally.read, tally.rejected, []))
+        send(("done",))
+    except SourceError as exc:  # its constructor takes the line: rebuilt on the other side
+        send(("source", exc.line, str(exc)))
+    except UnicodeDecodeError as exc:
+        send(("decode", exc))
+    except Exception as exc:  # anything else is a bug: say what it was
+        send(("crash", f"{type(exc).__name__}: {exc}"))
+    out.flush()
+
+
+def parsed_batches(file: Path, kind: str, result: ImportResult, batch_size: int) -> Generator[list[Parsed], None, None]:
+    """Batches of parsed rows from `file`, read in a second process; counts and rejects go to `result`."""
+    command = [sys.executable, "-P", "-m", __name__, str(file), kind, str(batch_size)]
+    # stderr to a file, not a pipe: a chatty reader must not block on a pipe nobody drains.
+    with tempfile.TemporaryFile() as errors:
+        reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        try:
+            yield from _received(reader, file, result, errors)
+        finally:
+            if reader.poll() is None:
+                reader.kill()
+            reader.wait()
+            if reader.stdout is not None:
+                reader.stdout.close()
+
+
+def _received(
+    reader: subprocess.Popen, file: Path, result: ImportResult, errors: IO[bytes]
+) -> Generator[list[Parsed], None, None]:
+    assert reader.stdout is not None
+    while True:
+        try:
+            message: Any = pickle.load(reader.stdout)
+        except EOFError:
+            code = reader.wait()
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip()[-500:]
+            stopped = f"the process reading {file} stopped (exit code {code})"
+            raise RuntimeFailure(f"{stopped}: {said}" if said else stopped) from None
+        if message[0] == "batch":
+            _, read, rejected, rows = message
+            result.read += read
+            result.rejected.extend(rejected)
+            if rows:
+                yield rows
+        elif message[0] == "source":
+            raise SourceError(message[1], message[2])
+        elif message[0] == "decode":
+            raise message[1]
+        elif message[0] == "crash":
+            raise RuntimeFailure(f"reading {file} failed: {message[1]}")
+        else:
+            return
+
+
+if __name__ == "__main__":
+    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.stdout.buffer)
