@@ -142,6 +142,16 @@ def _keyed(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     return customers.c.id.in_(sa.select(latest.c.customer_id).where(later))
 
 
+def _presence(cond: EventCondition) -> bool:
+    """Is this `has at least one such event` (no aggregate test, no follow-up)?"""
+    name, ops = cond.aggregate
+    return name == "count" and ops.operator == ("gte", 1) and cond.follow is None
+
+
+def _present(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    return sa.exists().where(events.c.customer_id == customers.c.id, *event_filters(cond, ctx, loc))
+
+
 def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
     follow = cond.follow
     if follow is not None and follow.same:
@@ -172,8 +182,12 @@ def _event(cond: EventCondition, ctx: EvalContext, loc: tuple) -> ColumnElement:
         )
         return customers.c.id.in_(picked)
     empty = 0 if name in ("count", "sum") else None
-    if name == "count" and ops.operator == ("gte", 1):
-        # The common case, `has at least one`: no grouping needed.
+    if _presence(cond):
+        # The common case, `has at least one`: no grouping needed. Unbounded in time it matches
+        # many customers, and probing each customer's own events (customer, type, time index)
+        # beats listing every matching event; a window lists few, and that list can drive the query.
+        if cond.within is None and cond.between is None:
+            return _present(cond, ctx, loc)
         return customers.c.id.in_(sa.select(events.c.customer_id).where(*event_filters(cond, ctx, loc)))
     if holds_for_nothing(ops, empty):
         failing = grouped.having(sa.not_(sa.func.coalesce(test, sa.false())))
@@ -242,6 +256,11 @@ def _any(cond: AnyOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
 
 
 def _not(cond: Not, ctx: EvalContext, loc: tuple) -> ColumnElement:
+    inner = cond.not_
+    if isinstance(inner, EventCondition) and _presence(inner):
+        # A negated test cannot drive the query, so a list of matching events only costs: probe
+        # each customer's events instead. EXISTS is never null, so no coalesce.
+        return ~_present(inner, ctx, loc + ("not",))
     # Two-valued logic for marketers: a missing value makes a test false, so its negation true.
     return sa.not_(sa.func.coalesce(compile_condition(cond.not_, ctx, loc + ("not",)), sa.false()))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -32,12 +32,22 @@ from engine.store.tables import customers, deliveries, suppressions
 STREAM_BATCH = 10_000
 
 
-def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
-    """Deterministic control group: the same customer stays in or out across runs and machines."""
+def holdout_test(campaign: str, percent: float) -> Callable[[str], bool] | None:
+    """Deterministic control group: the same customer stays in or out across runs and machines.
+    The test for one campaign, its constant parts computed once (it runs for every candidate)."""
     if percent <= 0:
-        return False
-    digest = hashlib.sha256(f"{campaign}\x1f{customer_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") % 10_000 < round(percent * 100)
+        return None
+    prefix, limit, sha256 = f"{campaign}\x1f".encode(), round(percent * 100), hashlib.sha256
+
+    def held_out(customer_id: str) -> bool:
+        return int.from_bytes(sha256(prefix + customer_id.encode()).digest()[:8], "big") % 10_000 < limit
+
+    return held_out
+
+
+def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
+    test = holdout_test(campaign, percent)
+    return test is not None and test(customer_id)
 
 
 GLOBAL_SALT = "global-control-group"
@@ -64,19 +74,18 @@ def variant_for(campaign: str, customer_id: str, weights: list[tuple[str, float]
     return weights[-1][0]
 
 
-def consent_clause(dialect: str = "sqlite", hashed: bool = False) -> sa.ColumnElement:
+def consent_clause(dialect: str = "sqlite", hashed: bool = False, any_suppressed: bool = True) -> sa.ColumnElement:
     """May this customer be emailed? Opted in, not unsubscribed, address not suppressed — also as
-    the hash a forgotten customer's suppression is kept as (`hashed`: there are such rows)."""
+    the hash a forgotten customer's suppression is kept as (`hashed`: there are such rows).
+    `any_suppressed` False (the table is empty) leaves out the per-customer lookup."""
     same = suppressions.c.email == sa.func.lower(customers.c.email)
     if hashed:
         same = sa.or_(same, suppressions.c.email == address_hash_sql(customers.c.email, dialect))
-    suppressed = sa.select(suppressions.c.email).where(same)
-    return sa.and_(
-        customers.c.email.is_not(None),
-        customers.c.email_opt_in.is_(True),
-        customers.c.unsubscribed_at.is_(None),
-        ~sa.exists(suppressed),
-    )
+    allowed = [customers.c.email.is_not(None), customers.c.email_opt_in.is_(True)]
+    allowed.append(customers.c.unsubscribed_at.is_(None))
+    if any_suppressed:
+        allowed.append(~sa.exists(sa.select(suppressions.c.email).where(same)))
+    return sa.and_(*allowed)
 
 
 class Classified(NamedTuple):
@@ -130,7 +139,7 @@ class Planner:
     # looks back only, so it shows what that instant saw.
     lookahead: bool = False
     _timezones: tuple[str, ...] | None = None
-    _hashed: bool | None = None
+    _suppressed: tuple[bool, bool] | None = None  # are there suppressions; are some kept as hashes
 
     def context(self) -> EvalContext:
         if self._timezones is None:
@@ -150,13 +159,17 @@ class Planner:
             return deliveries.c.occurrence > at - span, deliveries.c.occurrence < at + span
         return deliveries.c.occurrence > at - span, deliveries.c.occurrence <= at
 
-    def _hashed_suppressions(self) -> bool:
-        """Are there suppressions kept as hashes (`nudge forget`)? Hashing every address costs; most
-        stores have none."""
-        if self._hashed is None:
-            probe = sa.select(suppressions.c.email).where(suppressions.c.email.like("sha256:%")).limit(1)
-            self._hashed = self.conn.execute(probe).first() is not None
-        return self._hashed
+    def _consent(self) -> sa.ColumnElement:
+        """The consent test, without the parts that cannot match here: hashing every address costs
+        and most stores have no suppressions kept as hashes (`nudge forget`); a store without
+        any suppression needs no lookup per customer."""
+        if self._suppressed is None:
+            rows = sa.select(suppressions.c.email).limit(1)
+            hashed = rows.where(suppressions.c.email.like("sha256:%"))
+            any_row = self.conn.execute(rows).first() is not None
+            self._suppressed = (any_row, any_row and self.conn.execute(hashed).first() is not None)
+        any_row, any_hashed = self._suppressed
+        return consent_clause(self.conn.dialect.name, hashed=any_hashed, any_suppressed=any_row)
 
     def _any(self, conditions: tuple) -> bool:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
@@ -166,7 +179,7 @@ class Planner:
         # Address and zone only where a delivery is planned: a dry run of a million need not read them.
         columns: list[Any] = [customers.c.id]
         columns += [customers.c.email, customers.c.timezone] if contact else [sa.null(), sa.null()]
-        consent = consent_clause(ctx.dialect, self._hashed_suppressions()) if campaign.sends_email else sa.true()
+        consent = self._consent() if campaign.sends_email else sa.true()
         columns.append(consent.label("consent"))
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.
@@ -202,7 +215,7 @@ class Planner:
             columns.append(sa.literal(0).label("cap_used"))
         when = step.step_when if step is not None else None
         columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
-        query = sa.select(*columns).where(compile_condition(campaign.audience, ctx)).order_by(customers.c.id)
+        query = sa.select(*columns).where(compile_condition(campaign.audience, ctx))
         if campaign.trigger is not None:
             query = query.where(triggered(self.conn, campaign, self.at))
         return query
@@ -222,31 +235,32 @@ class Planner:
         """
         ctx = self.context()
         cap = self.config.limits.frequency_cap if campaign.sends_email else None
-        query = self._query(campaign, ctx, contact)
+        query = self._query(campaign, ctx, contact).order_by(customers.c.id)
         if only is not None:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
-        global_share = self.config.limits.global_holdout
-        name, share = campaign.campaign, campaign.holdout
-        for customer_id, email, zone, consent, cooling, used, when in result:
-            # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
-            if global_share and in_global_holdout(customer_id, global_share):
-                outcome = Outcome.GLOBAL_HOLDOUT
-            elif not consent:
-                outcome = Outcome.NO_CONSENT
-            elif cooling:
-                outcome = Outcome.COOLDOWN
-            elif share and in_holdout(name, customer_id, share):
-                outcome = Outcome.HELD_OUT
-            elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
-                outcome = Outcome.FREQUENCY_CAP
-            elif not when:
-                outcome = Outcome.WHEN_FALSE
-            else:
-                if cap is not None:
-                    self.cap_used[customer_id] += 1
-                outcome = Outcome.TARGETED
-            yield Classified(customer_id, outcome, email, zone)
+        in_global = holdout_test(GLOBAL_SALT, self.config.limits.global_holdout)
+        held_out = holdout_test(campaign.campaign, campaign.holdout)
+        for rows in result.partitions():
+            for customer_id, email, zone, consent, cooling, used, when in rows:
+                # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
+                if in_global is not None and in_global(customer_id):
+                    outcome = Outcome.GLOBAL_HOLDOUT
+                elif not consent:
+                    outcome = Outcome.NO_CONSENT
+                elif cooling:
+                    outcome = Outcome.COOLDOWN
+                elif held_out is not None and held_out(customer_id):
+                    outcome = Outcome.HELD_OUT
+                elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
+                    outcome = Outcome.FREQUENCY_CAP
+                elif not when:
+                    outcome = Outcome.WHEN_FALSE
+                else:
+                    if cap is not None:
+                        self.cap_used[customer_id] += 1
+                    outcome = Outcome.TARGETED
+                yield Classified(customer_id, outcome, email, zone)
 
     def first_targeted(self, campaign: Campaign) -> str | None:
         """The first customer (by id) this campaign would contact now: a sample to render for."""
