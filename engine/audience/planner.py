@@ -81,7 +81,7 @@ def consent_clause(dialect: str = "sqlite", hashed: bool = False, any_suppressed
     same = suppressions.c.email == sa.func.lower(customers.c.email)
     if hashed:
         same = sa.or_(same, suppressions.c.email == address_hash_sql(customers.c.email, dialect))
-    allowed = [customers.c.email.is_not(None), customers.c.email_opt_in.is_(True)]
+    allowed: list[sa.ColumnElement[bool]] = [customers.c.email.is_not(None), customers.c.email_opt_in.is_(True)]
     allowed.append(customers.c.unsubscribed_at.is_(None))
     if any_suppressed:
         allowed.append(~sa.exists(sa.select(suppressions.c.email).where(same)))
