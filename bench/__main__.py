@@ -132,6 +132,17 @@ def deliver(ws: Path, at: str, store_url: str, label: str, env: dict | None = No
     return {**run, "sent": sent, "not_sent": other, "messages_per_second": sent / run["seconds"]}
 
 
+REFERENCE_FILES = 50_000  # bounded: the file system's speed is flat well before this
+SINK_REQUESTS = 30_000
+
+
+def files_reference(outbox: Path, sent: int) -> dict:
+    """Plain files of the outbox's average message size, written where the outbox is."""
+    sizes = [entry.stat().st_size for _, entry in zip(range(1000), outbox.glob("*.eml"), strict=False)]
+    size = sum(sizes) // len(sizes) if sizes else 3000
+    return phase("files", str(outbox.parent / "reference-files"), str(min(sent, REFERENCE_FILES)), str(size))
+
+
 HTTP_EVENTS = 20_000  # bounded: at most this many events, at most HTTP_SECONDS
 HTTP_SECONDS = 60
 HTTP_BATCH = 500
@@ -231,6 +242,18 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         if not args.no_delivery:
             print(f"[{kind}] delivering to the outbox", file=sys.stderr)
             result["delivery_outbox"] = deliver(ws, at, url, "outbox")
+            result["outbox_reference"] = files_reference(ws / "outbox", result["delivery_outbox"]["sent"])
+            memory = Path("/dev/shm")
+            if memory.is_dir() and os.access(memory, os.W_OK):
+                # The same delivery into a folder in memory: what nudge itself costs, without the disk.
+                folder = Path(tempfile.mkdtemp(prefix="nudge-bench-outbox-", dir=memory))
+                try:
+                    workspace(ws, url, {"connector": "outbox", "outbox": {"dir": str(folder)}})
+                    print(f"[{kind}] delivering to an outbox in memory", file=sys.stderr)
+                    later = datetime.fromisoformat(at).replace(minute=2).isoformat()
+                    result["delivery_outbox_memory"] = deliver(ws, later, url, "outbox in memory")
+                finally:
+                    shutil.rmtree(folder, ignore_errors=True)
             from tests.support.sendgrid_server import SendgridServer
 
             with SendgridServer(api_key="SG.bench") as sink:
@@ -249,6 +272,12 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
                     ws, later, url, "sendgrid", env={"SENDGRID_API_KEY": "SG.bench", "NUDGE_SECRET": "bench"}
                 )
                 result["delivery_sendgrid"]["sink_received"] = len(sink.accepted)
+                sink.requests.clear()
+                sink.accepted.clear()
+                print(f"[{kind}] the sink's own speed (reference)", file=sys.stderr)
+                sent = result["delivery_sendgrid"]["sent"]
+                requests = str(min(sent, SINK_REQUESTS))
+                result["sendgrid_reference"] = phase("sink", sink.host, requests, "SG.bench", "3000")
         return result
     finally:
         if server is not None:

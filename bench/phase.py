@@ -148,6 +148,81 @@ def do_command(*command: str) -> dict:
     return {"seconds": seconds, "peak_rss_mb": peak, "stdout": stdout.decode()[-20_000_000:]}
 
 
+def do_files(directory: str, count: str, size: str) -> dict:
+    """The file system's own speed, the outbox's reference: `count` files of `size` bytes, each
+    written under a temporary name and renamed into place, one after another, as the outbox does."""
+    import os
+    import shutil
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    data, total = os.urandom(int(size)), int(count)
+    start = time.perf_counter()
+    for n in range(total):
+        temporary = folder / f"{n:012d}.tmp"
+        temporary.write_bytes(data)
+        os.replace(temporary, folder / f"{n:012d}.eml")
+    seconds = time.perf_counter() - start
+    shutil.rmtree(folder)
+    return {"files": total, "bytes": int(size), "seconds": seconds, "files_per_second": total / seconds}
+
+
+SINK_CONNECTIONS = 8
+SINK_SECONDS = 60.0
+
+
+def do_sink(host: str, count: str, api_key: str, size: str) -> dict:
+    """The SendGrid sink's own speed, the delivery's reference: up to `count` one-recipient
+    requests of about `size` bytes over 8 keep-alive connections (as nudge's connector uses),
+    for at most a minute."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    address = urlsplit(host)
+    filler = "x" * max(0, int(size) - 300)
+    limit, lock, done = int(count), threading.Lock(), [0]
+    deadline = time.perf_counter() + SINK_SECONDS
+
+    def body(n: int) -> bytes:
+        return json.dumps(
+            {
+                "personalizations": [{"to": [{"email": f"r{n}@example.com"}], "custom_args": {"n": str(n)}}],
+                "from": {"email": "hello@example.com"},
+                "subject": f"Reference {n}",
+                "content": [
+                    {"type": "text/plain", "value": filler},
+                    {"type": "text/html", "value": f"<p>{filler}</p>"},
+                ],
+            }
+        ).encode()
+
+    def worker() -> None:
+        connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=30)
+        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
+        while time.perf_counter() < deadline:
+            with lock:
+                if done[0] >= limit:
+                    break
+                done[0] += 1
+                n = done[0]
+            connection.request("POST", "/v3/mail/send", body=body(n), headers=headers)
+            reply = connection.getresponse()
+            reply.read()
+            if reply.status not in (200, 202):
+                raise SystemExit(f"sink answered {reply.status}")
+        connection.close()
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(SINK_CONNECTIONS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - start
+    return {"requests": done[0], "seconds": seconds, "requests_per_second": done[0] / seconds}
+
+
 PHASES = {
     "import": do_import,
     "engine": do_engine,
@@ -155,6 +230,8 @@ PHASES = {
     "peer": do_peer,
     "pandas": do_pandas,
     "command": do_command,
+    "files": do_files,
+    "sink": do_sink,
 }
 
 if __name__ == "__main__":

@@ -64,7 +64,18 @@ def print_table(results: dict) -> None:
     row("delivery outbox: messages", lambda d: f"{d['delivery_outbox']['sent']:,}")
     row("delivery outbox: messages/s", lambda d: _f(d["delivery_outbox"]["messages_per_second"], 0))
     row("delivery outbox: peak RSS MB", lambda d: _f(d["delivery_outbox"]["peak_rss_mb"], 0))
+    row("reference: plain files written there/s", lambda d: _f(d["outbox_reference"]["files_per_second"], 0))
+    row(
+        "ratio outbox delivery / plain files",
+        lambda d: _f(d["delivery_outbox"]["messages_per_second"] / d["outbox_reference"]["files_per_second"]),
+    )
+    row("delivery outbox in memory (tmpfs): msg/s", lambda d: _f(d["delivery_outbox_memory"]["messages_per_second"], 0))
     row("delivery SendGrid sink: messages/s", lambda d: _f(d["delivery_sendgrid"]["messages_per_second"], 0))
+    row("reference: sink's own requests/s", lambda d: _f(d["sendgrid_reference"]["requests_per_second"], 0))
+    row(
+        "ratio SendGrid delivery / sink's own",
+        lambda d: _f(d["delivery_sendgrid"]["messages_per_second"] / d["sendgrid_reference"]["requests_per_second"]),
+    )
     row("delivery SendGrid sink: peak RSS MB", lambda d: _f(d["delivery_sendgrid"]["peak_rss_mb"], 0))
     for label, values in rows:
         table.add_row(label, *values)

@@ -15,6 +15,7 @@ _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _ITEM = re.compile(r"<li\b[^>]*>", re.IGNORECASE)
 _BLOCK = re.compile(r"</?(p|div|h[1-6]|tr|table|ul|ol|section|header|footer|blockquote|hr|li)\b[^>]*>", re.IGNORECASE)
 _TAG = re.compile(r"<[^>]+>")
+_WHITESPACE = re.compile(r"\s+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
 _GAPS = re.compile(r"\n{3,}")
 
@@ -28,11 +29,12 @@ def _link(match: re.Match) -> str:
 
 def html_to_text(markup: str) -> str:
     text = _DROP.sub("", markup)
-    text = re.sub(r"\s+", " ", text)
+    text = _WHITESPACE.sub(" ", text)
     text = _LINK.sub(_link, text)
     text = _BREAK.sub("\n", text)
     text = _ITEM.sub("\n\n- ", text)
     text = _BLOCK.sub("\n\n", text)
     text = html.unescape(_TAG.sub("", text))
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    # Runs of spaces never cross a newline: one pass over the whole text, then trim each line.
+    lines = [line.strip() for line in _SPACES.sub(" ", text).split("\n")]
     return _GAPS.sub("\n\n", "\n".join(lines)).strip() + "\n"
