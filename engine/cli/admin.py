@@ -10,8 +10,7 @@ from pathlib import Path
 import click
 
 from engine.cli.common import Env, handles_errors, pass_env
-from engine.cli.render import make_console, write_json
-from engine.cli.report_view import funnel_table, report_tables
+from engine.cli.output import make_console, write_json
 
 
 @click.group()
@@ -161,6 +160,8 @@ def report_command(
         )
         return
     console = make_console()
+    from engine.cli.report_view import funnel_table, report_tables
+
     report_tables(counts, lifts, console)
     for data in funnels:
         console.print(funnel_table(data))
@@ -195,6 +196,8 @@ def _programme_report(env: Env, since: str, fmt: str) -> None:
     if fmt == "json":
         write_json({"since": since, "global_holdout": share, **result}, sys.stdout)
     else:
+        from engine.cli.report_view import report_tables
+
         report_tables({}, {"(all campaigns)": result}, make_console())
 
 
@@ -313,7 +316,8 @@ def deliveries_command(
     env: Env, campaign: str | None, status: str | None, since: str | None, limit: int | None, fmt: str
 ) -> None:
     """The ledger: who got what, when, with status and failure reason (newest first)."""
-    from engine.cli.render import deliveries_table, write_csv
+    from engine.cli.output import write_csv
+    from engine.cli.render import deliveries_table
     from engine.core.durations import parse_duration
     from engine.core.errors import Problem, UserInputError
     from engine.reports.timeline import DELIVERY_COLUMNS, list_deliveries

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.cli.output import make_console
 from engine.cli.progress import progress
-from engine.cli.render import delivery_table, make_console
 from engine.core.errors import RuntimeFailure
 
 
@@ -37,7 +37,7 @@ def _runner(env: Env, workspace, store, **kwargs):
 @handles_errors
 def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str) -> None:
     """Evaluate and deliver once, now (or for the occurrence at --at)."""
-    from engine.cli.render import write_json
+    from engine.cli.output import write_json
     from engine.delivery.runs import run_campaigns
 
     workspace = env.workspace()
@@ -57,6 +57,8 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
             sys.stdout,
         )
     else:
+        from engine.cli.render import delivery_table
+
         delivery_table(summary.reports, make_console(), workspace.config.timezone)
     for failure in summary.failures:
         click.echo(f"error: {failure}", err=True)

@@ -7,7 +7,7 @@ import sys
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
-from engine.cli.render import make_console, models_table, write_json
+from engine.cli.output import make_console, write_json
 from engine.core.errors import RuntimeFailure
 
 
@@ -91,6 +91,8 @@ def metrics_summary(env: Env, at_text: str | None, fmt: str) -> None:
             table.add_row(str(value), f"{count:,}", f"{100 * count / total:.1f}%")
         console.print(table)
     if fits:
+        from engine.cli.render import models_table
+
         console.print(models_table(fits, workspace.config.timezone))
     else:
         console.print("No lifetime-value model fitted yet: run `nudge metrics refresh` (the daemon does daily).")

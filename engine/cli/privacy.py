@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from engine.cli.common import Env, handles_errors, pass_env
-from engine.cli.render import write_json
+from engine.cli.output import write_json
 
 
 @click.command(name="export-customer")

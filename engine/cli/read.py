@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from engine.cli.common import Env, handles_errors, parse_at, pass_env
+from engine.cli.output import make_console
 from engine.cli.progress import progress
-from engine.cli.render import make_console
 from engine.core.errors import Problem, UserInputError
 
 
@@ -23,7 +23,7 @@ from engine.core.errors import Problem, UserInputError
 def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str, render: int) -> None:
     """Who would be targeted, and why the others were not. Writes nothing."""
     from engine.audience.planner import Planner
-    from engine.cli.render import dry_run_csv, dry_run_table, write_json
+    from engine.cli.output import dry_run_csv, write_json
     from engine.reports.dryrun import dry_run
 
     workspace = env.workspace()
@@ -44,6 +44,8 @@ def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, f
     if fmt == "json":
         write_json(result.as_json(), sys.stdout)
     else:
+        from engine.cli.render import dry_run_table  # rich, only for people
+
         dry_run_table(result, make_console(), zone=workspace.config.timezone)
     failures = result.render_failures()
     for name, failed in failures.items():
@@ -65,7 +67,8 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     from engine.audience.journey import journey_state
     from engine.audience.planner import Planner
     from engine.audience.reasons import reason
-    from engine.cli.render import explain_tree, journey_lines, local_time, write_json
+    from engine.cli.output import local_time, write_json
+    from engine.cli.render import explain_tree, journey_lines
 
     workspace = env.workspace()
     if campaign_name not in workspace.campaigns:
@@ -147,7 +150,8 @@ def preview_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, s
 def catalog_command(env: Env, fmt: str) -> None:
     """What the store holds: event types, their properties and values, customer fields and attributes."""
     from engine.audience.catalog import build_catalog
-    from engine.cli.render import catalog_tables, write_json
+    from engine.cli.output import write_json
+    from engine.cli.render import catalog_tables
 
     workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
@@ -167,7 +171,8 @@ def catalog_command(env: Env, fmt: str) -> None:
 @handles_errors
 def diff_command(env: Env, base_rev: str, at_text: str | None, fmt: str) -> None:
     """For each campaign changed since --base: the audience at both versions, who is added and removed."""
-    from engine.cli.render import diff_table, write_json
+    from engine.cli.output import write_json
+    from engine.cli.render import diff_table
     from engine.reports.diff import diff_campaigns
 
     workspace = env.workspace()

@@ -1,46 +1,22 @@
-"""Turning results into text for people (rich tables) and programs (JSON, CSV)."""
+"""Turning results into rich tables, trees and panels for people (JSON and CSV are in `output`)."""
 
 from __future__ import annotations
 
-import csv
 import json
-from collections.abc import Iterable
 from datetime import datetime
-from typing import IO, TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from engine.core.clock import aware_utc
+from engine.cli.output import json_default, local_time
 from engine.core.status import Exclusion
 
 if TYPE_CHECKING:
     from engine.audience.explain import Node
     from engine.reports.dryrun import DryRun
-
-
-def make_console() -> Console:
-    """A terminal keeps its width (COLUMNS wins); a pipe or a file gets 120 columns, not rich's 80."""
-    import os
-    import sys
-
-    if os.environ.get("COLUMNS", "").isdigit():
-        return Console(width=int(os.environ["COLUMNS"]))
-    return Console() if sys.stdout.isatty() else Console(width=120)
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return str(value)
-
-
-def write_json(data: Any, out: IO[str]) -> None:
-    json.dump(data, out, indent=2, default=_json_default, ensure_ascii=False)
-    out.write("\n")
 
 
 EXCLUSION_HEADERS = {
@@ -51,11 +27,6 @@ EXCLUSION_HEADERS = {
     Exclusion.GLOBAL_HOLDOUT: "global\nctrl",
     Exclusion.WHEN_FALSE: "when\nfalse",
 }
-
-
-def local_time(moment: datetime, zone: str) -> str:
-    """An instant as people read it: the config's zone, to the second (JSON keeps ISO 8601 UTC)."""
-    return aware_utc(moment).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: str = "UTC") -> None:
@@ -98,12 +69,6 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
                 console.print(f"[red]render error:[/] {sample.error}", highlight=False)
 
 
-def dry_run_csv(rows: Iterable[tuple[str, str, str]], out: IO[str]) -> None:
-    writer = csv.writer(out)
-    writer.writerow(["campaign", "customer_id", "outcome"])
-    writer.writerows(rows)
-
-
 def journey_lines(position: Any, console: Console, zone: str) -> None:
     """Where a customer is in a journey: a summary line, then each step of the current pass."""
     console.print(f"journey: {position.summary()}", highlight=False)
@@ -117,7 +82,7 @@ def journey_lines(position: Any, console: Console, zone: str) -> None:
 def explain_tree(node: Node, console: Console, title: str) -> None:
     def label(n: Node) -> str:
         mark = "[green]✔ pass[/]" if n.passed else "[red]✘ fail[/]"
-        value = "" if n.value is None else f"  [dim]value: {json.dumps(n.value, default=_json_default)}[/]"
+        value = "" if n.value is None else f"  [dim]value: {json.dumps(n.value, default=json_default)}[/]"
         return f"{mark}  {n.label}{value}"
 
     def add(parent: Tree, n: Node) -> None:
@@ -234,12 +199,6 @@ def models_table(fits: list[dict[str, Any]], zone: str) -> Table:
             local_time(datetime.fromisoformat(fit["fitted_at"]), zone),
         )
     return table
-
-
-def write_csv(rows: list[dict[str, Any]], columns: Iterable[str], out: IO[str]) -> None:
-    writer = csv.DictWriter(out, fieldnames=list(columns), extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
 
 
 def _when(value: str | None, zone: str) -> str:

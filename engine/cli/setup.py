@@ -105,7 +105,8 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
 @handles_errors
 def demo(env: Env, size: int, at_text: str | None) -> None:
     """Build a demo store of synthetic customers and events, then show a dry run."""
-    from engine.cli.render import dry_run_table, make_console
+    from engine.cli.output import make_console
+    from engine.cli.render import dry_run_table
     from engine.ingest.demo import build_demo
     from engine.reports.dryrun import dry_run
 
