@@ -9,6 +9,7 @@ header, a byte that is not UTF-8) arrives exactly as it would have in process.""
 
 from __future__ import annotations
 
+import os
 import pickle
 import subprocess
 import sys
@@ -49,9 +50,13 @@ def _read(file: str, kind: str, batch_size: int, out: IO[bytes]) -> None:
 def parsed_batches(file: Path, kind: str, result: ImportResult, batch_size: int) -> Generator[list[Parsed], None, None]:
     """Batches of parsed rows from `file`, read in a second process; counts and rejects go to `result`."""
     command = [sys.executable, "-P", "-m", __name__, str(file), kind, str(batch_size)]
+    # The reader runs this very copy of nudge: its source folder first on the path, and (-P) not
+    # the current directory, which could hold anything.
+    source = str(Path(__file__).resolve().parents[2])
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
     # stderr to a file, not a pipe: a chatty reader must not block on a pipe nobody drains.
     with tempfile.TemporaryFile() as errors:
-        reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors)
+        reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=environment)
         try:
             yield from _received(reader, file, result, errors)
         finally:

@@ -118,7 +118,12 @@ def test_two_weeks_of_a_winback_journey(kind, tmp_path, request):
             {"customer_id": "c3", "type": "email_open", "occurred_at": day(1, 10)},
         ],
     )
-    config = {"store": store.url, "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}}
+    # Small batches: the SIGKILL below must find the reminder step partway, not already done.
+    config = {
+        "store": store.url,
+        "email": {"connector": "outbox", "outbox": {"dir": "outbox"}},
+        "delivery": {"batch_size": 20},
+    }
     workspace = write_workspace(tmp_path / "ws", [JOURNEY], config=config, templates=TEMPLATES)
     outbox = workspace.root / "outbox"
     for n in range(0, 15):
