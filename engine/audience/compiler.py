@@ -13,7 +13,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from engine.audience.context import EvalContext, store_timezones
 from engine.audience.journey import compile_journey
@@ -251,8 +253,26 @@ def _all(cond: AllOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
     return sa.and_(*(compile_condition(c, ctx, loc + step) for step, c in children(cond)))
 
 
+def _membership(test: ColumnElement) -> sa.SelectBase | None:
+    """The SELECT of a `customers.id IN (SELECT …)` test, or None for any other test."""
+    if (
+        isinstance(test, BinaryExpression)
+        and test.operator is operators.in_op
+        and test.left is customers.c.id
+        and isinstance(test.right, ScalarSelect)
+    ):
+        return test.right.element
+    return None
+
+
 def _any(cond: AnyOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
-    return sa.or_(*(compile_condition(c, ctx, loc + step) for step, c in children(cond)))
+    parts = [compile_condition(c, ctx, loc + step) for step, c in children(cond)]
+    lists = [_membership(part) for part in parts]
+    if len(parts) > 1 and all(found is not None for found in lists):
+        # One list of ids (a UNION) rather than an OR of lists: PostgreSQL tests every customer
+        # against each list of an OR, but can drive the query from a single list.
+        return customers.c.id.in_(sa.union(*(found for found in lists if found is not None)))
+    return sa.or_(*parts)
 
 
 def _not(cond: Not, ctx: EvalContext, loc: tuple) -> ColumnElement:

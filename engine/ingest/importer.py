@@ -18,7 +18,7 @@ from engine.ingest.bulk import CUSTOMER, indexes_deferred, insert_events
 from engine.ingest.parsing import KINDS, REQUIRED, ImportResult, Parsed, batches, parse_rows
 from engine.store import Store, dialect_insert
 from engine.store.privacy import forgotten_among
-from engine.store.tables import customers, forgotten
+from engine.store.tables import customers, events, forgotten
 
 __all__ = ["KINDS", "ImportResult", "import_file", "import_rows", "load_rows"]
 
@@ -220,5 +220,5 @@ def import_file(
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None
     except UnicodeDecodeError as exc:
         raise UserInputError([Problem(shown, None, None, f"not UTF-8 text: {exc.reason}")]) from None
-    store.analyze()
+    store.analyze(customers if kind == "customers" else events)
     return result
