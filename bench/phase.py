@@ -181,7 +181,7 @@ def do_sink(host: str, count: str, api_key: str, size: str) -> dict:
 
     address = urlsplit(host)
     filler = "x" * max(0, int(size) - 300)
-    limit, lock, done = int(count), threading.Lock(), [0]
+    limit, lock, done, failed = int(count), threading.Lock(), [0], []
     deadline = time.perf_counter() + SINK_SECONDS
 
     def body(n: int) -> bytes:
@@ -210,7 +210,8 @@ def do_sink(host: str, count: str, api_key: str, size: str) -> dict:
             reply = connection.getresponse()
             reply.read()
             if reply.status not in (200, 202):
-                raise SystemExit(f"sink answered {reply.status}")
+                failed.append(reply.status)
+                break
         connection.close()
 
     start = time.perf_counter()
@@ -220,6 +221,8 @@ def do_sink(host: str, count: str, api_key: str, size: str) -> dict:
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - start
+    if failed:
+        raise SystemExit(f"the sink answered {failed[0]}: the reference is void")
     return {"requests": done[0], "seconds": seconds, "requests_per_second": done[0] / seconds}
 
 

@@ -1,7 +1,9 @@
 """Condition → one SQLAlchemy Core expression over ``customers``, evaluated by the database at ``at``.
 
-Every leaf becomes a set-based predicate (``customers.id IN (SELECT ... GROUP BY ...)``);
-the boolean nodes combine them. Values from rules are bound parameters; names from rules go
+Every leaf becomes a set-based predicate: a list of ids (``customers.id IN (SELECT ... GROUP BY
+...)``) where the list is short or can drive the query, a probe of the customer's own events
+(``EXISTS``) where it matches many or is negated; the boolean nodes combine them (an ``any`` of
+lists as one UNION). Values from rules are bound parameters; names from rules go
 through the allow-list in fields.py.
 """
 
@@ -15,7 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
-from sqlalchemy.sql.selectable import ScalarSelect
+from sqlalchemy.sql.selectable import CompoundSelect, ScalarSelect
 
 from engine.audience.context import EvalContext, store_timezones
 from engine.audience.journey import compile_journey
@@ -268,11 +270,18 @@ def _membership(test: ColumnElement) -> sa.SelectBase | None:
 def _any(cond: AnyOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
     parts = [compile_condition(c, ctx, loc + step) for step, c in children(cond)]
     lists = [_membership(part) for part in parts]
-    if len(parts) > 1 and all(found is not None for found in lists):
-        # One list of ids (a UNION) rather than an OR of lists: PostgreSQL tests every customer
-        # against each list of an OR, but can drive the query from a single list.
-        return customers.c.id.in_(sa.union(*(found for found in lists if found is not None)))
-    return sa.or_(*parts)
+    if len(parts) < 2 or any(found is None for found in lists):
+        return sa.or_(*parts)
+    # One list of ids (a UNION) rather than an OR of lists: PostgreSQL tests every customer
+    # against each list of an OR, but can drive the query from a single list. A nested `any`
+    # is already a UNION: its members join this one (SQLite refuses a parenthesised UNION).
+    members: list[sa.SelectBase] = []
+    for found in lists:
+        if isinstance(found, CompoundSelect) and found.keyword.name == "UNION":
+            members += found.selects
+        elif found is not None:
+            members.append(found)
+    return customers.c.id.in_(sa.union(*members))
 
 
 def _not(cond: Not, ctx: EvalContext, loc: tuple) -> ColumnElement:

@@ -1,5 +1,5 @@
 """Output without rich: JSON and CSV for programs, times as people read them, and the console
-(rich is imported only when a table is drawn, so a `--format json` command does not load it)."""
+(rich is imported only when a table is drawn: `nudge --help` and `dry-run --format json` do not load it)."""
 
 from __future__ import annotations
 

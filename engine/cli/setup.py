@@ -96,6 +96,8 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
     skipped = f", {len(result.rejected)} rejected" if result.rejected else ""
     skipped += f", {result.forgotten} forgotten (nudge forget) skipped" if result.forgotten else ""
     click.echo(f"{kind}: {result.read} rows read, {result.written} written{skipped}")
+    if result.statistics:
+        click.echo(f"warning: imported, but the planner statistics were not refreshed: {result.statistics}", err=True)
 
 
 @click.command()

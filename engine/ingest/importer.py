@@ -208,17 +208,23 @@ def import_file(
     if not file.is_file():
         raise UserInputError([Problem(shown, None, None, "file not found")])
     result = ImportResult(kind=kind)
-    if reader_process or (reader_process is None and file.stat().st_size >= READER_PROCESS_BYTES):
-        from engine.ingest.reader_process import parsed_batches
-
-        parsed = parsed_batches(file, kind, result, BATCH)
-    else:
-        parsed = batches(parse_rows(reader.rows(file, REQUIRED[kind]), kind, reader.untyped, shown, result), BATCH)
     try:
+        if reader_process or (reader_process is None and file.stat().st_size >= READER_PROCESS_BYTES):
+            from engine.ingest.reader_process import parsed_batches
+
+            parsed = parsed_batches(file, kind, result, BATCH)
+        else:
+            rows = reader.rows(file, REQUIRED[kind])
+            parsed = batches(parse_rows(rows, kind, reader.untyped, shown, result), BATCH)
         _write_all(store, parsed, result, path=shown, now=now, skip_invalid=skip_invalid, on_progress=on_progress)
     except SourceError as exc:
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None
     except UnicodeDecodeError as exc:
         raise UserInputError([Problem(shown, None, None, f"not UTF-8 text: {exc.reason}")]) from None
-    store.analyze(customers if kind == "customers" else events)
+    try:
+        store.analyze(customers if kind == "customers" else events)
+    except sa.exc.DBAPIError as exc:
+        # The rows are committed: a statistics refresh that fails (a statement timeout, a lock)
+        # makes later queries slower until autovacuum catches up, not the import a failure.
+        result.statistics = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
     return result

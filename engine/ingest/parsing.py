@@ -26,6 +26,7 @@ class ImportResult:
     written: int = 0
     rejected: list[Problem] = field(default_factory=list)
     forgotten: int = 0  # rows of customers erased with `nudge forget`: skipped, never re-created
+    statistics: str | None = None  # why the planner statistics could not be refreshed afterwards
 
 
 def parse_rows(

@@ -42,6 +42,8 @@ def _read(file: str, kind: str, batch_size: int, out: IO[bytes]) -> None:
         send(("source", exc.line, str(exc)))
     except UnicodeDecodeError as exc:
         send(("decode", exc))
+    except OSError as exc:  # the file went away or became unreadable: as in process
+        send(("os", exc.errno, exc.strerror, exc.filename))
     except Exception as exc:  # anything else is a bug: say what it was
         send(("crash", f"{type(exc).__name__}: {exc}"))
     out.flush()
@@ -53,7 +55,9 @@ def parsed_batches(file: Path, kind: str, result: ImportResult, batch_size: int)
     # The reader runs this very copy of nudge: its source folder first on the path, and (-P) not
     # the current directory, which could hold anything.
     source = str(Path(__file__).resolve().parents[2])
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    environment = dict(os.environ)
+    if Path(source).name not in ("site-packages", "dist-packages"):  # installed: found as the parent found it
+        environment["PYTHONPATH"] = os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))
     # stderr to a file, not a pipe: a chatty reader must not block on a pipe nobody drains.
     with tempfile.TemporaryFile() as errors:
         reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=environment)
@@ -74,7 +78,7 @@ def _received(
     while True:
         try:
             message: Any = pickle.load(reader.stdout)
-        except EOFError:
+        except (EOFError, pickle.UnpicklingError):  # it died, perhaps partway through a batch
             code = reader.wait()
             errors.seek(0)
             said = errors.read().decode(errors="replace").strip()[-500:]
@@ -90,6 +94,8 @@ def _received(
             raise SourceError(message[1], message[2])
         elif message[0] == "decode":
             raise message[1]
+        elif message[0] == "os":
+            raise OSError(message[1], message[2], message[3])
         elif message[0] == "crash":
             raise RuntimeFailure(f"reading {file} failed: {message[1]}")
         else:

@@ -305,6 +305,13 @@ def test_named_segments_expand(spenders):
     assert ids(spenders, {"not": {"segment": "buyer"}}, segments=segments) == ["none"]
 
 
+def test_an_any_inside_an_any_of_event_windows(timeline):
+    # Lists of ids are merged into one UNION, nested ones too (SQLite refuses a parenthesised one).
+    recent = {"any": [{"event": "purchase", "within": "1d"}, {"event": "purchase", "between": ["365d", "300d"]}]}
+    rule = {"any": [recent, {"event": "purchase", "between": ["500d", "365d"]}, {"event": "purchase", "within": "90d"}]}
+    assert ids(timeline, rule) == ["at", "inside", "old"] == reference_ids(timeline, rule)
+
+
 def test_values_are_bound_parameters_never_pasted(store):
     seed(store, customers=[{"id": "x", "country": "US"}])
     cond = CONDITION.validate_python({"attribute": "first_name", "eq": "'; DROP TABLE customers; --"})
