@@ -103,4 +103,8 @@ def _received(
 
 
 if __name__ == "__main__":
-    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.stdout.buffer)
+    # The batches get stdout to themselves: anything else printed here goes to stderr instead.
+    batches_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), batches_out)
+    batches_out.close()
