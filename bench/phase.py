@@ -104,9 +104,7 @@ def do_hand(root: str, at: str) -> dict:
     return {"seconds": time.perf_counter() - start, "campaigns": found, "peak_rss_mb": _peak_mb()}
 
 
-def do_peer(root: str, at: str) -> dict:
-    from bench.peer import evaluate
-
+def _timed_peer(evaluate, root: str, at: str) -> dict:
     ws, store = _workspace(root)
     start = time.perf_counter()
     found = evaluate(store, ws, datetime.fromisoformat(at))
@@ -115,19 +113,20 @@ def do_peer(root: str, at: str) -> dict:
         "campaigns": {k: {"ids": _digest(v), "count": len(v)} for k, v in found.items()},
         "peak_rss_mb": _peak_mb(),
     }
+
+
+def do_peer(root: str, at: str) -> dict:
+    """The deliberately naive per-customer Python engine (the test oracle's way)."""
+    from bench.peer import evaluate
+
+    return _timed_peer(evaluate, root, at)
 
 
 def do_pandas(root: str, at: str) -> dict:
+    """The pandas script an analyst would write."""
     from bench.peer_pandas import evaluate
 
-    ws, store = _workspace(root)
-    start = time.perf_counter()
-    found = evaluate(store, ws, datetime.fromisoformat(at))
-    return {
-        "seconds": time.perf_counter() - start,
-        "campaigns": {k: {"ids": _digest(v), "count": len(v)} for k, v in found.items()},
-        "peak_rss_mb": _peak_mb(),
-    }
+    return _timed_peer(evaluate, root, at)
 
 
 def do_command(*command: str) -> dict:

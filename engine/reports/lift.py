@@ -243,7 +243,7 @@ def programme_lift(
 ) -> Lift:
     """The whole programme's effect: purchase rate in (at − since, at] of everyone else against the
     global control group (`limits.global_holdout`), who no campaign contacts."""
-    from engine.audience.planner import in_global_holdout
+    from engine.audience.planner import GLOBAL_SALT, holdout_test
     from engine.core.clock import naive_utc
 
     dialect = conn.dialect.name
@@ -261,8 +261,9 @@ def programme_lift(
         sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(*window).scalar_subquery(),
     )
     result = Lift("(all campaigns)", Arm(), Arm(), goal=("purchase", since))
+    held_out = holdout_test(GLOBAL_SALT, share)
     for customer_id, bought, money in conn.execution_options(yield_per=10_000).execute(query):
-        arm = result.holdout if in_global_holdout(customer_id, share) else result.contacted
+        arm = result.holdout if held_out is not None and held_out(customer_id) else result.contacted
         arm.customers += 1
         arm.converted += int(bool(bought))
         arm.revenue += float(money or 0)

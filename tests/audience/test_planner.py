@@ -99,6 +99,8 @@ def test_holdout_is_deterministic_and_near_its_share(store):
     members = [f"c{i:04d}" for i in range(2000)]
     held = [m for m in members if in_holdout("promo", m, 10.0)]
     assert held == [m for m in members if in_holdout("promo", m, 10.0)]  # stable across calls
+    # ... and across versions: a running experiment's control group must not be reshuffled
+    assert held[:6] == ["c0020", "c0042", "c0051", "c0053", "c0059", "c0065"] and len(held) == 197
     assert 150 <= len(held) <= 250  # ~10% of 2000
     assert held != [m for m in members if in_holdout("other", m, 10.0)]  # per campaign
     seed(
