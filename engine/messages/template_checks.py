@@ -14,6 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.core.errors import Problem
 from engine.core.fields import CUSTOMER_FIELDS
+from engine.messages.templates import TemplateOutside, resolve_inside
 
 CONTEXT_NAMES = frozenset({"customer", "campaign", "coupons", "at", "last", "matched", "unsubscribe_url"})
 CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"attributes"}
@@ -106,10 +107,14 @@ def check_template_file(env: SandboxedEnvironment, name: str, templates_dir: Pat
     """Parse a template file and check the names it uses; problems carry the template's path."""
     file = templates_dir / name
     shown = str(file)
-    if not file.is_file():
+    try:
+        real = resolve_inside(templates_dir, name)
+    except TemplateOutside as exc:
+        return [Problem(shown, None, None, exc.message or "leads outside templates/")]
+    if not real.is_file():
         return [Problem(shown, None, None, "template not found")]
     try:
-        text = file.read_text(encoding="utf-8")
+        text = real.read_text(encoding="utf-8")
         tree = env.parse(text, name, str(file))
     except jinja2.TemplateSyntaxError as exc:
         return [Problem(shown, exc.lineno, None, f"template syntax error: {exc.message}")]

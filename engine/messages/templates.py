@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import traceback
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from engine.core.errors import RenderError
@@ -55,10 +57,53 @@ class NudgeEnvironment(SandboxedEnvironment):
         return super().call_binop(context, operator, left, right)
 
 
+class TemplateOutside(jinja2.TemplateNotFound):
+    """A template name whose file, once symlinks are followed, is not inside templates/."""
+
+    def __init__(self, name: str, target: str):
+        super().__init__(name, f"template {name!r} leads outside templates/ (it resolves to {target})")
+
+
+def resolve_inside(templates_dir: Path, name: str) -> Path:
+    """The real path of template `name`, refusing one that leaves `templates_dir` after every
+    symlink is followed: a link to /proc/self/environ or ../config.yaml must never be rendered
+    into a message. The file need not exist (the caller says "not found")."""
+    root = os.path.realpath(templates_dir)
+    real = os.path.realpath(os.path.join(root, *split_template_path(name)))
+    if os.path.commonpath([root, real]) != root:
+        raise TemplateOutside(name, real)
+    return Path(real)
+
+
+class InsideLoader(jinja2.BaseLoader):
+    """Loads templates from one folder, by real path, never from outside it (see resolve_inside)."""
+
+    def __init__(self, templates_dir: Path):
+        self.templates_dir = Path(templates_dir)
+
+    def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
+        path = resolve_inside(self.templates_dir, template)
+        try:
+            text = path.read_text(encoding="utf-8")
+            mtime = path.stat().st_mtime
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise jinja2.TemplateNotFound(template, f"{template!r} not found in {self.templates_dir}") from None
+
+        def uptodate() -> bool:
+            try:
+                return path.stat().st_mtime == mtime
+            except OSError:
+                return False
+
+        # The name as written (not the link's target) so errors and tracebacks point at it.
+        return text, os.path.normpath(self.templates_dir / template), uptodate
+
+
 def make_environment(templates_dir: Path) -> SandboxedEnvironment:
-    """The one Jinja environment: sandboxed, strict about undefined names, HTML autoescaped."""
+    """The one Jinja environment: sandboxed, strict about undefined names, HTML autoescaped, and
+    loading only files that are inside templates/ after symlinks are resolved."""
     return NudgeEnvironment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        loader=InsideLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(
             enabled_extensions=("html", "htm", "xml", "html.j2", "htm.j2"), default_for_string=False

@@ -259,6 +259,9 @@ def _file_problems(
     if found and found[0].message == "template not found":
         line, col = located.position(loc + ("template",))
         return [Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}")]
+    if found and found[0].line is None and "leads outside templates/" in found[0].message:
+        line, col = located.position(loc + ("template",))
+        return [Problem(located.path, line, col, found[0].message)]
     # The template may serve several campaigns: say which one it fails for, once per message.
     unique = {p.message: p for p in reversed(found)}
     return [

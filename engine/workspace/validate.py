@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from engine.audience.catalog import build_catalog
 from engine.core.errors import Problem, UserInputError
-from engine.messages.templates import make_environment
+from engine.messages.templates import TemplateOutside, make_environment, resolve_inside
 from engine.store import Store
 from engine.store.tables import customer_metrics
 from engine.workspace.loader import Workspace, load_workspace
@@ -26,10 +26,17 @@ def _template_syntax(templates_dir: Path) -> list[Problem]:
     if not templates_dir.is_dir():
         return [Problem(str(templates_dir), None, None, "no templates/ folder in this workspace")]
     for file in sorted(templates_dir.rglob("*")):
-        if not file.is_file() or file.name.startswith("."):
+        if file.name.startswith("."):
             continue
         try:
-            env.parse(file.read_text(encoding="utf-8"), file.name, str(file))
+            real = resolve_inside(templates_dir, file.relative_to(templates_dir).as_posix())
+        except TemplateOutside as exc:
+            problems.append(Problem(str(file), None, None, exc.message or "leads outside templates/"))
+            continue
+        if not real.is_file():
+            continue
+        try:
+            env.parse(real.read_text(encoding="utf-8"), file.name, str(file))
         except jinja2.TemplateSyntaxError as exc:
             problems.append(Problem(str(file), exc.lineno, None, f"template syntax error: {exc.message}"))
         except (OSError, UnicodeDecodeError) as exc:

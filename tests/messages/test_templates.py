@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
+
 import pytest
 
 from engine.messages.templates import LastEvents, RenderError, make_environment, render_file, render_string
@@ -58,3 +63,46 @@ def test_a_template_file_that_explodes_names_itself_and_its_line(tmp_path):
     with pytest.raises(RenderError) as caught:
         render_file(make_environment(tmp_path), "big.html.j2", {})
     assert str(caught.value) == "big.html.j2:2: a value repeated to more than 100,000 items"
+
+
+def test_a_template_that_links_outside_templates_is_refused_even_through_include(tmp_path):
+    secret = tmp_path / "config.env"
+    secret.write_text("NUDGE_SECRET=do-not-show\n")
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "leak.html.j2").symlink_to(secret)
+    (templates / "outer.html.j2").write_text("<p>{% include 'leak.html.j2' %}</p>\n")
+    (templates / "real.html.j2").write_text("<p>inside</p>\n")
+    (templates / "alias.html.j2").symlink_to(templates / "real.html.j2")  # a link that stays inside is fine
+    env = make_environment(templates)
+    for name in ("leak.html.j2", "outer.html.j2"):
+        with pytest.raises(RenderError) as caught:
+            render_file(env, name, {})
+        assert "leads outside templates/" in str(caught.value) and "do-not-show" not in str(caught.value)
+    assert render_file(env, "alias.html.j2", {}) == "<p>inside</p>\n"
+
+
+def test_a_link_to_proc_environ_fails_validate_and_preview_never_shows_the_secrets(workspace_dir, tmp_path):
+    """Issue 19.9, with real processes: /proc/self/environ is the environment of the process that reads it."""
+    command = [sys.executable, "-m", "engine", "--workspace", str(workspace_dir)]
+    env = {**os.environ, "NUDGE_SECRET": "s3cret-signing-key", "SENDGRID_API_KEY": "SG.api-key-value"}
+    at = "2026-06-01T09:00:00+00:00"
+    demo = subprocess.run([*command, "demo", "--customers", "60", "--at", at], env=env, capture_output=True, text=True)
+    assert demo.returncode == 0, demo.stderr
+    template = workspace_dir / "templates" / "lapsed_buyers.html.j2"
+    template.unlink()
+    template.symlink_to("/proc/self/environ")
+
+    validate = subprocess.run([*command, "validate"], env=env, capture_output=True, text=True)
+    assert validate.returncode == 2 and "Traceback" not in validate.stderr
+    assert re.search(
+        r"rules/lapsed-buyers\.yaml:\d+:\d+: error: template 'lapsed_buyers\.html\.j2' leads outside templates/",
+        validate.stderr,
+    ), validate.stderr
+    page = tmp_path / "preview.html"
+    preview = subprocess.run(
+        [*command, "preview", "--at", at, "-o", str(page)], env=env, capture_output=True, text=True
+    )
+    assert preview.returncode == 2 and "Traceback" not in preview.stderr
+    shown = preview.stdout + preview.stderr + (page.read_text(errors="replace") if page.exists() else "")
+    assert "s3cret-signing-key" not in shown and "SG.api-key-value" not in shown
