@@ -7,7 +7,7 @@ implements one of these protocols and registers it under an entry point (see reg
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from enum import StrEnum
@@ -20,6 +20,7 @@ __all__ = [
     "ConnectorError",
     "ConnectorFatal",
     "EmailConnector",
+    "HandOff",
     "OutgoingEmail",
     "SendResult",
     "SendStatus",
@@ -28,6 +29,7 @@ __all__ = [
     "SourceReader",
     "SourceRow",
     "TaskSink",
+    "hand_all",
 ]
 
 
@@ -38,6 +40,20 @@ class SendStatus(StrEnum):
     FAILED = "failed"  # will not succeed on retry (bad address, refused content)
     UNKNOWN = "unknown"  # it left and no answer came back: never resent blindly
     RETRY = "retry"  # it did not leave (refused before accepting it): safe to send again later
+    NOT_OURS = "not_ours"  # the hand-off refused it: another worker owns it now; not sent, not recorded
+
+
+# A connector calls this right before messages leave (each SMTP DATA, each HTTP request), with
+# their delivery ids, and sends only the ids it returns. The engine marks them handed over in the
+# same statement that checks this worker still owns them (a fencing token), durably, and renews
+# the worker's lease: a worker that stalled past its lease hands off nothing, and after a crash
+# only a message that was handed over can be `unknown`. Idempotent: a retried request may ask again.
+HandOff = Callable[[Sequence[int]], Collection[int]]
+
+
+def hand_all(delivery_ids: Sequence[int]) -> Collection[int]:
+    """The hand-off outside the ledger (a test send): every message may leave."""
+    return set(delivery_ids)
 
 
 @dataclass(frozen=True)
@@ -72,8 +88,9 @@ class SendResult:
 class EmailConnector(Protocol):
     """Built from config by ``from_config(email_config, workspace_dir, environ)``."""
 
-    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
-        """Send a batch; one result per message. Raise ConnectorFatal only if none of them left."""
+    def send(self, batch: list[OutgoingEmail], handoff: HandOff = hand_all) -> list[SendResult]:
+        """Send a batch; one result per message. Ask `handoff` right before anything leaves and send
+        only what it returns (the rest: NOT_OURS). Raise ConnectorFatal only if none of them left."""
         ...
 
     def was_sent(self, delivery_id: int) -> bool | None:

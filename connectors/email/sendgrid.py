@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,15 @@ from python_http_client.exceptions import (
     UnauthorizedError,
 )
 
-from connectors.api import ConnectorError, ConnectorFatal, OutgoingEmail, SendResult, SendStatus
+from connectors.api import (
+    ConnectorError,
+    ConnectorFatal,
+    HandOff,
+    OutgoingEmail,
+    SendResult,
+    SendStatus,
+    hand_all,
+)
 from connectors.email.sendgrid_transport import KeepAliveClient, Lost, NotSent
 
 API_KEY_VARIABLE = "SENDGRID_API_KEY"
@@ -108,6 +117,14 @@ def _error_message(error: HTTPError) -> str:
         return f"HTTP {error.status_code}"
 
 
+@dataclass
+class _Retries:
+    """How much one request has waited and retried so far."""
+
+    attempts: int = 0
+    rate_waited: float = 0.0
+
+
 class SendgridConnector:
     def __init__(
         self,
@@ -180,60 +197,72 @@ class SendgridConnector:
             body["mail_settings"] = {"sandbox_mode": {"enable": True}}
         return body
 
-    def _post(self, group: list[OutgoingEmail]) -> list[SendResult]:
-        attempts = 0
-        rate_waited = 0.0
+    def _post(self, group: list[OutgoingEmail], handoff: HandOff) -> list[SendResult]:
+        retries = _Retries()
+        fenced: list[SendResult] = []
         while True:
             if self._fatal:
-                return [SendResult(e.delivery_id, SendStatus.RETRY, self._fatal) for e in group]
+                return fenced + [SendResult(e.delivery_id, SendStatus.RETRY, self._fatal) for e in group]
             self.limiter.wait()
-            try:
-                reply = self.client.post(request_body=self._payload(group))
-            except (UnauthorizedError, ForbiddenError) as exc:
-                self._fatal = f"SendGrid refused the API key ({exc.status_code}): check {API_KEY_VARIABLE}"
-                raise _Fatal(self._fatal) from None
-            except TooManyRequestsError as exc:
-                wait = self._reset_wait(exc)
-                rate_waited += wait
-                if rate_waited > MAX_RATE_WAIT:
-                    return [
-                        SendResult(e.delivery_id, SendStatus.RETRY, "SendGrid rate limit: still limited") for e in group
-                    ]
-                self.sleep(wait)
-                continue
-            except (BadRequestsError, PayloadTooLargeError) as exc:
-                if len(group) > 1:
-                    half = len(group) // 2
-                    return self._post(group[:half]) + self._post(group[half:])
-                reason = (
-                    "message too large for SendGrid"
-                    if isinstance(exc, PayloadTooLargeError)
-                    else f"SendGrid 400: {_error_message(exc)}"
-                )
-                bad = isinstance(exc, BadRequestsError) and _names_a_bad_address(exc)
-                return [SendResult(group[0].delivery_id, SendStatus.FAILED, reason, bad_address=bad)]
-            except HTTPError as exc:
-                if exc.status_code < 500 or attempts >= BACKOFF_ATTEMPTS:
-                    status = SendStatus.RETRY if exc.status_code >= 500 else SendStatus.FAILED
-                    return [
-                        SendResult(e.delivery_id, status, f"SendGrid {exc.status_code}: {_error_message(exc)}")
-                        for e in group
-                    ]
-                self.sleep(min(2**attempts, 30))
-                attempts += 1
-                continue
-            except NotSent as exc:
-                if attempts >= 1:
-                    return [SendResult(e.delivery_id, SendStatus.RETRY, f"SendGrid unreachable: {exc}") for e in group]
-                attempts += 1
-                continue
-            except Lost as exc:
-                return [
-                    SendResult(e.delivery_id, SendStatus.UNKNOWN, f"no answer from SendGrid after sending: {exc}")
-                    for e in group
-                ]
-            message_id = reply.headers.get("X-Message-Id") if reply.headers else None
-            return [SendResult(e.delivery_id, SendStatus.SENT, provider_id=message_id) for e in group]
+            # Asked before every attempt, after any wait: a worker paused in a rate-limit sleep
+            # past its lease sends nothing that another worker has taken over meanwhile.
+            owned = handoff([e.delivery_id for e in group])
+            fenced += [
+                SendResult(e.delivery_id, SendStatus.NOT_OURS, "another worker owns this message")
+                for e in group
+                if e.delivery_id not in owned
+            ]
+            group = [e for e in group if e.delivery_id in owned]
+            if not group:
+                return fenced
+            outcome = self._attempt(group, handoff, retries)
+            if outcome is not None:
+                return fenced + outcome
+
+    def _attempt(self, group: list[OutgoingEmail], handoff: HandOff, retries: _Retries) -> list[SendResult] | None:
+        """One request: its results, or None when it is worth trying again (after the wait it needs)."""
+        try:
+            reply = self.client.post(request_body=self._payload(group))
+        except (UnauthorizedError, ForbiddenError) as exc:
+            self._fatal = f"SendGrid refused the API key ({exc.status_code}): check {API_KEY_VARIABLE}"
+            raise _Fatal(self._fatal) from None
+        except TooManyRequestsError as exc:
+            wait = self._reset_wait(exc)
+            retries.rate_waited += wait
+            if retries.rate_waited > MAX_RATE_WAIT:
+                reason = "SendGrid rate limit: still limited"
+                return [SendResult(e.delivery_id, SendStatus.RETRY, reason) for e in group]
+            self.sleep(wait)
+            return None
+        except (BadRequestsError, PayloadTooLargeError) as exc:
+            if len(group) > 1:
+                half = len(group) // 2
+                return self._post(group[:half], handoff) + self._post(group[half:], handoff)
+            reason = (
+                "message too large for SendGrid"
+                if isinstance(exc, PayloadTooLargeError)
+                else f"SendGrid 400: {_error_message(exc)}"
+            )
+            bad = isinstance(exc, BadRequestsError) and _names_a_bad_address(exc)
+            return [SendResult(group[0].delivery_id, SendStatus.FAILED, reason, bad_address=bad)]
+        except HTTPError as exc:
+            if exc.status_code < 500 or retries.attempts >= BACKOFF_ATTEMPTS:
+                status = SendStatus.RETRY if exc.status_code >= 500 else SendStatus.FAILED
+                reason = f"SendGrid {exc.status_code}: {_error_message(exc)}"
+                return [SendResult(e.delivery_id, status, reason) for e in group]
+            self.sleep(min(2**retries.attempts, 30))
+            retries.attempts += 1
+            return None
+        except NotSent as exc:
+            if retries.attempts >= 1:
+                return [SendResult(e.delivery_id, SendStatus.RETRY, f"SendGrid unreachable: {exc}") for e in group]
+            retries.attempts += 1
+            return None
+        except Lost as exc:
+            reason = f"no answer from SendGrid after sending: {exc}"
+            return [SendResult(e.delivery_id, SendStatus.UNKNOWN, reason) for e in group]
+        message_id = reply.headers.get("X-Message-Id") if reply.headers else None
+        return [SendResult(e.delivery_id, SendStatus.SENT, provider_id=message_id) for e in group]
 
     def _reset_wait(self, error: HTTPError) -> float:
         reset = (error.headers or {}).get("X-RateLimit-Reset")
@@ -263,17 +292,17 @@ class SendgridConnector:
             target.append(email)
         return [chunk for chunks in groups.values() for chunk in chunks if chunk]
 
-    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
+    def send(self, batch: list[OutgoingEmail], handoff: HandOff = hand_all) -> list[SendResult]:
         if self._fatal:
             raise ConnectorFatal(self._fatal)
         groups = self.requests_for(batch)
-        futures = [self.pool.submit(self._post, group) for group in groups]
+        futures = [self.pool.submit(self._post, group, handoff) for group in groups]
         results: list[SendResult] = []
         fatal = None
         for future, group in zip(futures, groups, strict=False):
             try:
                 results += future.result()
-            except _Fatal as exc:
+            except ConnectorError as exc:  # bad credentials, or the engine's hand-off could not be asked
                 fatal = str(exc)
                 results += [SendResult(e.delivery_id, SendStatus.RETRY, fatal) for e in group]
         if fatal:

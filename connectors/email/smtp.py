@@ -1,16 +1,49 @@
-"""SMTP: one connection reused across a batch, STARTTLS or implicit TLS, auth from the environment."""
+"""SMTP: one connection reused across a batch, STARTTLS or implicit TLS, auth from the environment.
+
+Each message is one SMTP transaction spoken step by step (MAIL, RCPT, DATA), because what a
+dropped connection means depends on the step: before the message text was sent, nothing left and
+the message is retried on a fresh connection; after it was sent and before the server's answer,
+it may have arrived, so it is `unknown` and never resent blindly. The engine's hand-off is asked
+between RCPT and DATA, so only the message in its DATA step can ever be `unknown`.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 from pathlib import Path
 
-from connectors.api import ConnectorFatal, OutgoingEmail, SendResult, SendStatus
+from connectors.api import ConnectorFatal, HandOff, OutgoingEmail, SendResult, SendStatus, hand_all
 from connectors.email.mime import mime_bytes
 
 PASSWORD_VARIABLE = "NUDGE_SMTP_PASSWORD"
+# A connection that drops before DATA is replaced this many times for one message; past that the
+# server is treated as down and the rest of the batch waits for the next run.
+RECONNECTS = 2
+
+_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+class _NotLeft(Exception):
+    """The connection failed before the message text was sent: it certainly did not arrive."""
+
+
+def _data_payload(message: bytes) -> bytes:
+    """The DATA section: CRLF line ends, leading dots doubled, the terminating dot line (RFC 5321 4.5.2)."""
+    body = _LEADING_DOT.sub(b"..", _LINE_ENDS.sub(b"\r\n", message))
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
+
+
+def _outcome(email: OutgoingEmail, code: int, text: bytes, what: str, *, bad_address: bool = False) -> SendResult:
+    """A refusal by the server: 5xx will not succeed on retry, 4xx (greylisting, throttling) may."""
+    status = SendStatus.FAILED if code >= 500 else SendStatus.RETRY
+    reason = f"SMTP {what} {code}: {text.decode(errors='replace')}"
+    return SendResult(email.delivery_id, status, reason, bad_address=bad_address and code >= 500)
 
 
 class SmtpConnector:
@@ -48,11 +81,7 @@ class SmtpConnector:
 
     def _connect(self) -> smtplib.SMTP:
         if self._client is not None:
-            try:
-                self._client.noop()
-                return self._client
-            except smtplib.SMTPException:
-                self._client = None
+            return self._client
         try:
             if self.use_ssl:
                 client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -62,6 +91,7 @@ class SmtpConnector:
                 client = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.starttls:
                     client.starttls(context=ssl.create_default_context())
+            client.ehlo_or_helo_if_needed()
             if self.username:
                 client.login(self.username, self.password or "")
         except smtplib.SMTPAuthenticationError as exc:
@@ -71,47 +101,66 @@ class SmtpConnector:
         self._client = client
         return client
 
-    def send(self, batch: list[OutgoingEmail]) -> list[SendResult]:
+    def _drop(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self._client.close()
+            self._client = None
+
+    def send(self, batch: list[OutgoingEmail], handoff: HandOff = hand_all) -> list[SendResult]:
         results: list[SendResult] = []
         for index, email in enumerate(batch):
             try:
-                client = self._connect()
-            except ConnectorFatal:
+                results.append(self._send_one(email, handoff))
+            except ConnectorFatal as exc:
                 if not results:
                     raise
                 # The server went away mid-batch: what is left did not leave.
-                results += [
-                    SendResult(e.delivery_id, SendStatus.RETRY, "SMTP server unreachable") for e in batch[index:]
-                ]
-                return results
-            results.append(self._send_one(client, email))
+                return results + [SendResult(e.delivery_id, SendStatus.RETRY, str(exc)) for e in batch[index:]]
         return results
 
-    def _send_one(self, client: smtplib.SMTP, email: OutgoingEmail) -> SendResult:
+    def _send_one(self, email: OutgoingEmail, handoff: HandOff) -> SendResult:
+        reason = ""
+        for _ in range(RECONNECTS + 1):
+            client = self._connect()
+            try:
+                return self._transaction(client, email, handoff)
+            except _NotLeft as exc:
+                self._drop()
+                reason = str(exc)
+        raise ConnectorFatal(f"SMTP server {self.host}:{self.port} keeps dropping the connection: {reason}")
+
+    def _transaction(self, client: smtplib.SMTP, email: OutgoingEmail, handoff: HandOff) -> SendResult:
+        message = mime_bytes(email)
         try:
-            refused = client.sendmail(email.sender_address, [email.to], mime_bytes(email))
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            # 550/553 and friends: this mailbox will never take mail; 4xx may on a later try.
-            return SendResult(
-                email.delivery_id,
-                SendStatus.FAILED if code >= 500 else SendStatus.RETRY,
-                f"SMTP {code}: {text.decode(errors='replace')}",
-                bad_address=500 <= code < 600,
-            )
-        except smtplib.SMTPSenderRefused as exc:
-            status = SendStatus.FAILED if exc.smtp_code >= 500 else SendStatus.RETRY  # 421/451: throttled
-            return SendResult(email.delivery_id, status, f"SMTP sender refused {exc.smtp_code}")
-        except smtplib.SMTPDataError as exc:
-            status = SendStatus.FAILED if 500 <= exc.smtp_code < 600 else SendStatus.UNKNOWN
-            return SendResult(email.delivery_id, status, f"SMTP {exc.smtp_code}: {exc.smtp_error!r}")
-        except (TimeoutError, smtplib.SMTPServerDisconnected, OSError) as exc:
-            # The message may have left before the connection dropped: never resend blindly.
-            self._client = None
+            code, text = client.mail(email.sender_address)
+            if code != 250:
+                client.rset()
+                return _outcome(email, code, text, "sender refused")
+            code, text = client.rcpt(email.to)
+            if code not in (250, 251):
+                client.rset()
+                # 550/553 and friends: this mailbox will never take mail; 4xx may on a later try.
+                return _outcome(email, code, text, "recipient refused", bad_address=True)
+            if email.delivery_id not in handoff([email.delivery_id]):
+                client.rset()
+                return SendResult(email.delivery_id, SendStatus.NOT_OURS, "another worker owns this message")
+            code, text = client.docmd("DATA")
+            if code != 354:
+                client.rset()
+                return _outcome(email, code, text, "DATA refused")
+        except (OSError, smtplib.SMTPException) as exc:
+            raise _NotLeft(str(exc) or type(exc).__name__) from None
+        try:
+            client.send(_data_payload(message))
+            code, text = client.getreply()
+        except (OSError, smtplib.SMTPException) as exc:
+            # The text was sent (or partly sent) and no answer came: it may have been accepted.
+            self._drop()
             return SendResult(email.delivery_id, SendStatus.UNKNOWN, f"connection lost while sending: {exc}")
-        if refused:
-            return SendResult(email.delivery_id, SendStatus.FAILED, f"SMTP refused {', '.join(refused)}")
-        return SendResult(email.delivery_id, SendStatus.SENT)
+        if code == 250:
+            return SendResult(email.delivery_id, SendStatus.SENT)
+        return _outcome(email, code, text, "message refused")
 
     def was_sent(self, delivery_id: int) -> bool | None:
         return None

@@ -25,6 +25,7 @@ from engine.messages.email import build_email, unsubscribe_link
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign, EmailAction
 from engine.rules.journey import journey_of
+from engine.store.db import is_outage
 
 # One outcome to record: (delivery id, status, reason, provider id)
 Result = tuple[int, str, str | None, str | None]
@@ -114,16 +115,40 @@ def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[An
     return prepared
 
 
-def _send(runner: Runner, emails: list[OutgoingEmail]) -> tuple[dict[int, SendResult], str | None]:
+@dataclass
+class HandOffGate:
+    """What connectors ask right before messages leave (connectors.api.HandOff): a durable,
+    fenced mark, one per SMTP transaction or HTTP request (one per batch for the outbox)."""
+
+    runner: Runner
+    claim: ledger.Claim
+    token: str
+    refused: set[int] = field(default_factory=set)
+
+    def __call__(self, ids: Sequence[int]) -> set[int]:
+        try:
+            with self.runner.store.durable() as conn:
+                owned = ledger.hand_off(conn, self.claim, self.runner.worker, ids, self.token, self.runner.now())
+        except sa.exc.DBAPIError as exc:
+            if not is_outage(exc):
+                raise
+            # Nothing was marked, so nothing may leave; the connector stops and reports the rest
+            # as not sent, and the daemon waits the outage out.
+            raise ConnectorFatal(f"store unreachable at hand-off: {type(exc.orig).__name__}") from None
+        self.refused.update(i for i in ids if i not in owned)
+        return owned
+
+
+def _send(gate: HandOffGate, emails: list[OutgoingEmail]) -> tuple[dict[int, SendResult], str | None]:
     """Results by delivery id, and why sending stopped (None if it did not)."""
     if not emails:
         return {}, None
     try:
-        sent, stopped = runner.outputs.email().send(emails), None
+        sent, stopped = gate.runner.outputs.email().send(emails, gate), None
     except (ConnectorFatal, RuntimeFailure) as exc:
         # Only what reached an outcome is recorded; everything else did not leave.
         sent, stopped = getattr(exc, "partial", []), str(exc)
-    return {r.delivery_id: r for r in sent}, stopped
+    return {r.delivery_id: r for r in sent if r.status != SendStatus.NOT_OURS}, stopped
 
 
 def _final(rows: Sequence[Any], prepared: _Prepared, results: dict[int, SendResult], retry: set[int]) -> list[Result]:
@@ -147,7 +172,9 @@ def _final(rows: Sequence[Any], prepared: _Prepared, results: dict[int, SendResu
     return final
 
 
-def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], token: str) -> dict[str, int]:
+def send_batch(
+    runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], claim: ledger.Claim, token: str
+) -> dict[str, int]:
     """Render, hand over and record one claimed batch; counts by final status."""
     with runner.store.engine.connect() as conn:
         prepared = _prepare(runner, campaign, at, rows, conn)
@@ -156,13 +183,9 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[
     refused = store_and_hand_off(runner.store.engine, runner.outputs.sink, prepared.task_rows)
     for delivery_id, why in refused.items():
         prepared.outcome.setdefault(delivery_id, (DeliveryStatus.FAILED, why))
-    if prepared.emails:
-        # Marked in its own transaction before the connector sees them: after a crash, a row in
-        # `sending` without this mark certainly never left (reconcile puts it back to pending).
-        with runner.store.engine.begin() as conn:
-            ledger.mark_handed(conn, [e.delivery_id for e in prepared.emails], token, runner.now())
-    results, stopped = _send(runner, prepared.emails)
-    emailed = {e.delivery_id for e in prepared.emails}
+    gate = HandOffGate(runner, claim, token)
+    results, stopped = _send(gate, prepared.emails)
+    emailed = {e.delivery_id for e in prepared.emails} - gate.refused
     # Only messages handed to the connector can be retried: refused, or never reached it.
     retry = {
         i for i in emailed if (i in results and results[i].status == SendStatus.RETRY) or (i not in results and stopped)
@@ -174,7 +197,7 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[
                 ledger.release_rows(
                     conn, [row_id], token, runner.now(), reason=f"not sent yet, retried on the next run: {reason}"
                 )
-    final = _final(rows, prepared, results, retry)
+    final = _final([r for r in rows if r.id not in gate.refused], prepared, results, retry)
     addressed = {e.delivery_id: e.to for e in prepared.emails}
     bad = {addressed[i] for i, r in results.items() if r.bad_address and i in addressed}
     with runner.store.engine.begin() as conn:
@@ -184,6 +207,9 @@ def send_batch(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[
     counts: dict[str, int] = {}
     for _, status, _, _ in final:
         counts[status] = counts.get(status, 0) + 1
+    if gate.refused:
+        # Stalled past the lease: another worker owns the rest of this occurrence now.
+        raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")
     if stopped is None and retry:
         # The provider refused for now (down, rate-limited, greylisting): claiming the same rows
         # again at once would only hammer it. The occurrence resumes on the next run or tick.
@@ -202,7 +228,7 @@ def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Cla
             rows = ledger.claim_batch(conn, claim.campaign, claim.occurrence, token, runner.now(), runner.batch_size)
         if not rows:
             return
-        report.add(send_batch(runner, campaign, at, rows, token))
+        report.add(send_batch(runner, campaign, at, rows, claim, token))
         runner.progress(campaign.campaign, "sent", sum(report.counts.values()))
         if not ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now()):
             raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")

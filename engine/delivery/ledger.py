@@ -366,11 +366,29 @@ def _coupon(row: Any) -> dict[str, Any]:
     }
 
 
-def mark_handed(conn: Connection, ids: Sequence[int], token: str, now: datetime) -> None:
-    """These rows are about to be given to the email connector."""
-    if ids:
+def hand_off(conn: Connection, claim: Claim, worker: str, ids: Sequence[int], token: str, now: datetime) -> set[int]:
+    """Mark these rows handed to a connector, if this worker still owns them; the ids it may send.
+
+    The fence: a row is ours while it is `sending` under our claim token; a worker that took the
+    occurrence over has put it back to pending (new token) or settled it first. The check and the
+    mark are one UPDATE, so nothing can slip between them. The occurrence's lease is renewed in the
+    same transaction; if another worker holds the occurrence now, nothing is ours."""
+    renewed = conn.execute(
+        sa.update(occurrences)
+        .where(occurrences.c.id == claim.id, occurrences.c.claimed_by == worker)
+        .values(heartbeat_at=now)
+    ).rowcount
+    if renewed != 1 or not ids:
+        return set()
+    return set(
         conn.execute(
             sa.update(deliveries)
-            .where(deliveries.c.id.in_(list(ids)), deliveries.c.claim == token)
+            .where(
+                deliveries.c.id.in_(list(ids)),
+                deliveries.c.claim == token,
+                deliveries.c.status == DeliveryStatus.SENDING,
+            )
             .values(handed_at=now)
-        )
+            .returning(deliveries.c.id)
+        ).scalars()
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,6 +108,24 @@ class Store:
                 conn.execute(sa.text("ANALYZE"))
             else:
                 conn.execute(sa.text(f"VACUUM (ANALYZE) {conn.dialect.identifier_preparer.format_table(table)}"))
+
+    @contextmanager
+    def durable(self) -> Iterator[sa.Connection]:
+        """A transaction whose commit is on disk when it returns, whatever the power does next.
+
+        SQLite runs with synchronous=NORMAL (a commit may roll back on power loss, not on a
+        crash); this transaction alone runs with FULL, and its flush of the WAL makes every
+        earlier commit durable too. PostgreSQL is durable with synchronous_commit = on."""
+        with self.engine.connect() as conn:
+            raw = conn.connection.dbapi_connection if self.is_sqlite else None
+            if raw is not None:
+                raw.execute("PRAGMA synchronous=FULL")  # outside any transaction: SQLite requires it
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                if raw is not None:
+                    raw.execute("PRAGMA synchronous=NORMAL")
 
     def durability_warning(self) -> str | None:
         """Why a database crash could lose acknowledged ledger writes, if it could."""
