@@ -278,7 +278,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
     configure(log_format)
     workspace, store = env.config_and_store(create=True)
     try:
-        secret = secret_from(os.environ, required=workspace.config.email.connector != "outbox")
+        secret = secret_from(os.environ, workspace.root, required=workspace.config.email.connector != "outbox")
     except KeyError:
         from engine.core.errors import RuntimeFailure
 

@@ -45,7 +45,7 @@ def build_outputs(config: Config, workspace: Path, environ: Mapping[str, str]) -
     except UnknownConnector as exc:
         raise UserInputError([Problem(config_file, None, None, str(exc))]) from None
     try:
-        secret = secret_from(environ, required=config.email.connector != "outbox")
+        secret = secret_from(environ, workspace, required=config.email.connector != "outbox")
     except KeyError:
         raise UserInputError(
             [

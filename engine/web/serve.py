@@ -28,7 +28,7 @@ from engine.core.clock import naive_utc
 from engine.core.status import DeliveryStatus
 from engine.delivery.suppressions import suppress, unsubscribe_customer
 from engine.ingest.importer import import_rows
-from engine.messages.unsubscribe import TokenError, verify
+from engine.messages.unsubscribe import DEVELOPMENT_KEY_REASON, TokenError, verify
 from engine.store import Store
 from engine.store.tables import deliveries
 from engine.web.ingest_api import ingest
@@ -109,6 +109,15 @@ class App:
         try:
             who = verify(self.secret, token, self.clock())
         except TokenError as exc:
+            if str(exc) == DEVELOPMENT_KEY_REASON:
+                # Anyone can sign with the public key, naming any address: such a link proves nothing.
+                return page(
+                    "This link can no longer be used",
+                    "<p>This unsubscribe link was signed with a key that is not secret, so it cannot show that "
+                    "the request comes from you, and it changes nothing. Use the link in a more recent email, "
+                    "or reply to it and we will remove you.</p>",
+                    status=410,
+                )
             expired = "expired" in str(exc)
             return page(
                 "This link is not valid",
