@@ -25,6 +25,7 @@ def _runner(env: Env, workspace, store, **kwargs):
         outputs=outputs,
         clock=lambda: datetime.now(timezone.utc),
         batch_size=workspace.config.delivery.batch_size,
+        lease=workspace.config.delivery.lease,
         **kwargs,
     )
 

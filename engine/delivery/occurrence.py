@@ -23,7 +23,7 @@ def run_occurrence(runner: Runner, campaign: Campaign, at: datetime) -> Occurren
     occurrence = naive_utc(at)
     report = OccurrenceReport(campaign=campaign.campaign, occurrence=occurrence)
     engine = runner.store.engine
-    claim = ledger.claim_occurrence(engine, campaign.campaign, occurrence, runner.worker, runner.now())
+    claim = ledger.claim_occurrence(engine, campaign.campaign, occurrence, runner.worker, runner.now(), runner.lease)
     if claim is None:
         report.note = "already done, or being run by another worker"
         return report

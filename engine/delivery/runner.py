@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from engine.core.clock import iso_utc, naive_utc
@@ -26,6 +26,7 @@ class Runner:
     worker: str = field(default_factory=ledger.worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
     batch_size: int = 200
+    lease: timedelta = ledger.LEASE
     # Called with (campaign, phase, count so far) as planning and sending go on; the CLI draws it.
     on_progress: Callable[[str, str, int], None] | None = None
 

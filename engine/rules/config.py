@@ -208,8 +208,22 @@ class DeliveryConfig(StrictModel):
         500,
         ge=1,
         le=10_000,
-        description=("messages claimed and sent together; after a crash at most this many can end `unknown`"),
+        description="messages claimed and rendered together",
     )
+    lease: Duration = Field(
+        timedelta(minutes=5),
+        description=(
+            "how long a daemon that stops answering (paused, hung, cut off) keeps its occurrence before "
+            "another daemon takes it over; renewed at every hand-off, so only a stall this long matters"
+        ),
+    )
+
+    @field_validator("lease")
+    @classmethod
+    def _lease_bounds(cls, value: timedelta) -> timedelta:
+        if not timedelta(seconds=1) <= value <= timedelta(hours=24):
+            raise ValueError("delivery.lease must be between 1s and 24h")
+        return value
 
 
 class Limits(StrictModel):

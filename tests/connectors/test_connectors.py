@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -48,6 +50,57 @@ def test_outbox_files_are_complete_and_prove_what_left(tmp_path):
     [result] = outbox.send([message(7)])
     assert result.status == "sent" and outbox.was_sent(7) is True
     assert not list((tmp_path / "out").glob("*.tmp"))
+
+
+def test_outbox_flushes_each_file_before_its_name_and_the_folder_after(tmp_path, monkeypatch):
+    # A power loss cannot be staged here; what makes the files survive one can be watched.
+    import connectors.email.outbox as outbox_module
+
+    synced: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    def replace(source, target) -> None:
+        synced.append(f"rename {Path(source).name}")
+        real_replace(source, target)
+
+    monkeypatch.setattr(outbox_module.os, "fsync", fsync)
+    monkeypatch.setattr(outbox_module.os, "replace", replace)
+    folder = tmp_path / "out"
+    OutboxConnector(folder).send([message(1), message(2)])
+    assert synced == [
+        str(folder / "000000000001.tmp"),
+        "rename 000000000001.tmp",
+        str(folder / "000000000002.tmp"),
+        "rename 000000000002.tmp",
+        str(folder),
+    ]
+
+
+def test_outbox_sends_only_what_the_hand_off_allows(tmp_path):
+    outbox = OutboxConnector(tmp_path / "out")
+    results = outbox.send([message(1), message(2)], handoff=lambda ids: {1})
+    assert [(r.delivery_id, r.status) for r in results] == [(1, "sent"), (2, "not_ours")]
+    assert outbox.was_sent(1) and not outbox.was_sent(2)
+
+
+def test_smtp_asks_the_hand_off_after_rcpt_and_sends_nothing_it_refuses():
+    asked: list[list[int]] = []
+
+    def handoff(ids):
+        asked.append(list(ids))
+        return {i for i in ids if i != 2}
+
+    with SmtpServer() as server:
+        connector = SmtpConnector("127.0.0.1", server.port, timeout=5)
+        results = connector.send([message(1), message(2), message(3)], handoff)
+        connector.close()
+    assert asked == [[1], [2], [3]]  # one message at a time, right before its DATA
+    assert [r.status for r in results] == ["sent", "not_ours", "sent"]
+    assert [m["Subject"] for m in server.recorder.messages] == ["Hello 1", "Hello 3"]
 
 
 def test_registry_knows_the_builtins_and_names_them_on_a_typo():
