@@ -125,6 +125,25 @@ def test_5xx_backs_off_exponentially_then_gives_the_message_back(server):
     assert result.status == "retry" and waits[2:] == [1, 2, 4, 8]  # bounded; not accepted, so resendable
 
 
+def test_the_hand_off_is_asked_before_every_attempt_and_a_refused_message_never_leaves(server):
+    sender, _ = connector(server, concurrency=1)
+    asked: list[list[int]] = []
+    owner = {"ours": True}
+
+    def handoff(ids):
+        asked.append(list(ids))
+        return set(ids) if owner["ours"] else set()
+
+    def rate_limited(body):
+        owner["ours"] = False  # another worker takes the occurrence over while this one waits
+        return (429, {"X-RateLimit-Reset": "0"}, b'{"errors":[{"message":"too many"}]}')
+
+    server.script = [rate_limited]
+    [result] = sender.send([message(1)], handoff)
+    assert asked == [[1], [1]] and result.status == "not_ours"
+    assert len(server.requests) == 1 and not server.accepted  # the retry after the wait never went
+
+
 def test_no_answer_after_the_request_left_is_unknown_and_never_resent(server):
     sender, _ = connector(server)
     server.script = [lambda body: "drop"]
