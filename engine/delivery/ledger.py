@@ -366,6 +366,19 @@ def _coupon(row: Any) -> dict[str, Any]:
     }
 
 
+def renew(conn: Connection, claim: Claim, worker: str, now: datetime) -> bool:
+    """Extend this worker's lease on the occurrence, in the caller's transaction; False if another
+    worker holds it now (then nothing of it is ours to claim or send)."""
+    return (
+        conn.execute(
+            sa.update(occurrences)
+            .where(occurrences.c.id == claim.id, occurrences.c.claimed_by == worker)
+            .values(heartbeat_at=now)
+        ).rowcount
+        == 1
+    )
+
+
 def hand_off(conn: Connection, claim: Claim, worker: str, ids: Sequence[int], token: str, now: datetime) -> set[int]:
     """Mark these rows handed to a connector, if this worker still owns them; the ids it may send.
 
@@ -373,12 +386,7 @@ def hand_off(conn: Connection, claim: Claim, worker: str, ids: Sequence[int], to
     occurrence over has put it back to pending (new token) or settled it first. The check and the
     mark are one UPDATE, so nothing can slip between them. The occurrence's lease is renewed in the
     same transaction; if another worker holds the occurrence now, nothing is ours."""
-    renewed = conn.execute(
-        sa.update(occurrences)
-        .where(occurrences.c.id == claim.id, occurrences.c.claimed_by == worker)
-        .values(heartbeat_at=now)
-    ).rowcount
-    if renewed != 1 or not ids:
+    if not renew(conn, claim, worker, now) or not ids:
         return set()
     return set(
         conn.execute(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from engine.core.clock import naive_utc
-from engine.core.errors import Stopped
+from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import OccurrencePhase
 from engine.delivery import ledger
 from engine.delivery.dispatch import dispatch
@@ -37,7 +37,8 @@ def run_occurrence(runner: Runner, campaign: Campaign, at: datetime) -> Occurren
             report.note = "stopped while planning; resumes on the next run"
             ledger.release(engine, claim, runner.worker)
             return report
-        ledger.heartbeat(engine, claim, runner.worker, runner.now(), status=OccurrencePhase.DISPATCHING)
+        if not ledger.heartbeat(engine, claim, runner.worker, runner.now(), status=OccurrencePhase.DISPATCHING):
+            raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")
     dispatch(runner, campaign, at, claim, report)
     with engine.connect() as conn:
         left = ledger.pending_left(conn, claim.campaign, claim.occurrence)
