@@ -4,7 +4,8 @@ Each message is one SMTP transaction spoken step by step (MAIL, RCPT, DATA), bec
 dropped connection means depends on the step: before the message text was sent, nothing left and
 the message is retried on a fresh connection; after it was sent and before the server's answer,
 it may have arrived, so it is `unknown` and never resent blindly. The engine's hand-off is asked
-between RCPT and DATA, so only the message in its DATA step can ever be `unknown`.
+once the server has said 354 (go ahead), right before the text, so only a message in its DATA
+step can ever be `unknown`.
 """
 
 from __future__ import annotations
@@ -142,15 +143,17 @@ class SmtpConnector:
                 client.rset()
                 # 550/553 and friends: this mailbox will never take mail; 4xx may on a later try.
                 return _outcome(email, code, text, "recipient refused", bad_address=True)
-            if email.delivery_id not in handoff([email.delivery_id]):
-                client.rset()
-                return SendResult(email.delivery_id, SendStatus.NOT_OURS, "another worker owns this message")
             code, text = client.docmd("DATA")
             if code != 354:
                 client.rset()
                 return _outcome(email, code, text, "DATA refused")
         except (OSError, smtplib.SMTPException) as exc:
             raise _NotLeft(str(exc) or type(exc).__name__) from None
+        if email.delivery_id not in handoff([email.delivery_id]):
+            # Inside DATA there is no clean way back but to hang up: a server discards a message
+            # whose text never ended.
+            self._drop()
+            return SendResult(email.delivery_id, SendStatus.NOT_OURS, "another worker owns this message")
         try:
             client.send(_data_payload(message))
             code, text = client.getreply()

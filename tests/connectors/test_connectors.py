@@ -87,7 +87,7 @@ def test_outbox_sends_only_what_the_hand_off_allows(tmp_path):
     assert outbox.was_sent(1) and not outbox.was_sent(2)
 
 
-def test_smtp_asks_the_hand_off_after_rcpt_and_sends_nothing_it_refuses():
+def test_smtp_asks_the_hand_off_right_before_the_text_and_sends_nothing_it_refuses():
     asked: list[list[int]] = []
 
     def handoff(ids):
@@ -98,7 +98,7 @@ def test_smtp_asks_the_hand_off_after_rcpt_and_sends_nothing_it_refuses():
         connector = SmtpConnector("127.0.0.1", server.port, timeout=5)
         results = connector.send([message(1), message(2), message(3)], handoff)
         connector.close()
-    assert asked == [[1], [2], [3]]  # one message at a time, right before its DATA
+    assert asked == [[1], [2], [3]]  # one message at a time, right before its text
     assert [r.status for r in results] == ["sent", "not_ours", "sent"]
     assert [m["Subject"] for m in server.recorder.messages] == ["Hello 1", "Hello 3"]
 
