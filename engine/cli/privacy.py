@@ -40,11 +40,13 @@ def export_customer_command(env: Env, customer_id: str, output: Path | None) -> 
 @handles_errors
 def forget_command(env: Env, customer_id: str) -> None:
     """Erase one customer's personal data; keep only the hashes never-twice and suppression need."""
-    from engine.store.privacy import forget_customer
+    from engine.store.privacy import forget_customer, scrub_after_forget
 
     _, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
         done = forget_customer(conn, customer_id, datetime.now(timezone.utc))
+    for warning in scrub_after_forget(store):  # the old bytes on disk; the erasure above stands
+        click.echo(f"warning: {warning}", err=True)
     suppressed = "; their address stays suppressed, as a hash" if done.suppressed else ""
     click.echo(
         f"forgot {customer_id}: {done.events} events deleted; {done.messages} messages, {done.coupons} coupons "

@@ -4,8 +4,13 @@ hashes that never-twice and suppression need), and keep events no longer than co
 from __future__ import annotations
 
 import json
+import sqlite3
+import subprocess
+import sys
+import uuid
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
@@ -160,3 +165,159 @@ def test_retention_deletes_old_events_daily(store, tmp_path):
     with store.engine.connect() as conn:
         left = conn.execute(sa.text("SELECT count(*) FROM events")).scalar()
     assert left == 2  # 1 and 29 days old
+
+
+RAW_PERSONAL = [b"ada.lovelace@example.org", b"Adalind", b"Lovelace", b"7946", b"Marylebone", b"Rue Morgue"]
+
+
+@pytest.fixture
+def sqlite_built_without_secure_delete(monkeypatch):
+    """SQLite's own default (Debian builds turn secure_delete on, python.org's and most others do not):
+    every connection this process opens starts with secure_delete off."""
+    connect = sqlite3.connect
+
+    def without(*args, **kwargs):
+        connection = connect(*args, **kwargs)
+        connection.execute("PRAGMA secure_delete=OFF")
+        return connection
+
+    monkeypatch.setattr(sqlite3, "connect", without)
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", without)  # the one SQLAlchemy calls
+
+
+def test_after_forget_the_sqlite_file_and_its_wal_hold_no_byte_of_the_person(
+    tmp_path, sqlite_built_without_secure_delete
+):
+    """Deleted and updated rows linger in SQLite's pages and in the WAL unless overwritten: nudge
+    zeroes freed bytes (secure_delete) and forget checkpoints the WAL away, while another process
+    (a daemon, `nudge serve`) keeps the database open. Grepped in the raw bytes, not through SQL."""
+    root = tmp_path / "ws"
+    database = root / "nudge.db"
+    config = {"store": "sqlite:///nudge.db", "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}}
+    write_workspace(root, [CAMPAIGN], config=config)
+    nudge(root, "migrate")
+    holder = subprocess.Popen(  # keeps the database open, as a running daemon does
+        [sys.executable, "-c", HOLDER, str(database)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline() == "open\n"
+        _ada_history(root, tmp_path)
+        before = b"".join(f.read_bytes() for f in root.glob("nudge.db*"))
+        assert all(value in before for value in RAW_PERSONAL)  # the grep does see them
+
+        nudge(root, "forget", "cust-ada-7")
+        left = {
+            file.name: found
+            for file in sorted(root.glob("nudge.db*"))
+            if (found := [v.decode() for v in RAW_PERSONAL if v in file.read_bytes() or v.lower() in file.read_bytes()])
+        }
+        assert left == {}, f"still on disk after forget: {left}"
+    finally:
+        holder.communicate("", timeout=30)
+
+
+HOLDER = """
+import sqlite3, sys
+connection = sqlite3.connect(sys.argv[1])
+connection.execute("SELECT count(*) FROM customers").fetchall()
+print("open", flush=True)
+sys.stdin.read()
+connection.close()
+"""
+
+
+def _ada_history(root, tmp_path) -> None:
+    """Ada imported, then updated (her older row version dies), with events and a sent message."""
+    people = tmp_path / "people.jsonl"
+    earlier = {**ADA, "city": "Rue Morgue", "phone": "+44 20 7946 0999"}
+    filler = [{**BOB, "id": f"cust-{n}", "email": f"c{n}@example.org", "city": "x" * 200} for n in range(300)]
+    people.write_text("".join(json.dumps(row) + "\n" for row in [earlier, *filler]))
+    nudge(root, "import", "customers", str(people))
+    people.write_text(json.dumps(ADA) + "\n")
+    nudge(root, "import", "customers", str(people))
+    history = tmp_path / "events.jsonl"
+    rows = [
+        {
+            "customer_id": "cust-ada-7",
+            "type": "purchase",
+            "occurred_at": (NOW - timedelta(days=n + 1)).isoformat(),
+            "address": "Rue Morgue",
+        }
+        for n in range(50)
+    ]
+    history.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    nudge(root, "import", "events", str(history))
+    nudge(root, "run", "--at", NOW.isoformat())
+
+
+def _row_versions(conn) -> dict[str, bytes]:
+    """Every row version still in each table's pages, live or dead (pageinspect), by table."""
+    try:
+        conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS pageinspect"))
+    except sa.exc.DBAPIError:
+        pytest.skip("pageinspect is not available on this PostgreSQL server")
+    found = {}
+    for table in metadata.sorted_tables:
+        items = conn.execute(
+            sa.text(
+                "SELECT t_data FROM generate_series(0, pg_relation_size(CAST(:t AS regclass)) / 8192 - 1) AS block, "
+                "heap_page_items(get_raw_page(CAST(:t AS text), CAST(block AS int))) WHERE t_data IS NOT NULL"
+            ),
+            {"t": table.name},
+        ).scalars()
+        found[table.name] = b"\0".join(bytes(item) for item in items)
+        for index in table.indexes | ({table.primary_key} if table.primary_key.columns else set()):
+            name = (
+                getattr(index, "name", None)
+                or conn.execute(
+                    sa.text(
+                        "SELECT conname FROM pg_constraint WHERE conrelid = CAST(:t AS regclass) AND contype = 'p'"
+                    ),
+                    {"t": table.name},
+                ).scalar()
+            )
+            keys = conn.execute(
+                sa.text(
+                    "SELECT data FROM generate_series(1, pg_relation_size(CAST(:i AS regclass)) / 8192 - 1) AS block, "
+                    "bt_page_items(CAST(:i AS text), CAST(block AS int))"
+                ),
+                {"i": name},
+            ).scalars()
+            found[name] = b"\0".join(bytes.fromhex(k.replace(" ", "")) for k in keys if k)
+    return found
+
+
+def test_after_forget_no_row_version_in_postgresql_pages_holds_the_person(pg_store, tmp_path):
+    """PostgreSQL keeps a deleted or updated row's old version in the table's pages until VACUUM:
+    forget vacuums the tables it touched. Read from the pages themselves (pageinspect), dead
+    versions included, not through SQL's view of live rows."""
+    root = tmp_path / "ws"
+    write_workspace(root, [CAMPAIGN], config={"store": pg_store.url, "email": {"connector": "outbox"}})
+    _ada_history(root, tmp_path)
+    with pg_store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        before = _row_versions(conn)
+        assert all(value in b"".join(before.values()) for value in [*RAW_PERSONAL, b"cust-ada-7"])  # seen
+        assert b"ada.lovelace@example.org" in before["ix_customers_email"]  # index entries are read too
+        nudge(root, "forget", "cust-ada-7")
+        left = {
+            table: found
+            for table, data in _row_versions(conn).items()
+            if (found := [v.decode() for v in [*RAW_PERSONAL, b"cust-ada-7"] if v in data or v.lower() in data])
+        }
+    assert left == {}, f"row versions still in the pages after forget: {left}"
+
+
+def test_forget_by_a_role_that_cannot_vacuum_erases_and_warns(pg_store, tmp_path):
+    with pg_store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        role = f"clerk_{uuid.uuid4().hex[:8]}"  # roles belong to the whole server: one per test
+        conn.execute(sa.text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(sa.text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"))
+        conn.execute(sa.text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    seed(pg_store, customers=[ADA, BOB])
+    clerk = pg_store.url.replace("postgres@", f"{role}@", 1)
+    root = write_workspace(tmp_path / "ws", [CAMPAIGN], config={"store": clerk}).root
+    result = nudge(root, "forget", "cust-ada-7")
+    assert "forgot cust-ada-7" in result.stdout
+    assert "warning: could not VACUUM customers, events" in result.stderr, result.stderr
+    assert "run `VACUUM customers, events" in result.stderr and "Traceback" not in result.stderr
+    assert not [value for value in PERSONAL if value.lower() in everything(pg_store)]
