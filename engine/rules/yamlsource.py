@@ -2,10 +2,16 @@
 
 Pydantic reports errors by location (``("audience", "all", 0, "within")``); this map lets
 the loader turn that location back into ``FILE:LINE:COL`` of the marketer's file.
+
+Bounded before anything is built: a file larger than MAX_BYTES, nesting deeper than MAX_DEPTH,
+more than MAX_NODES values once aliases are expanded (a "billion laughs" file is a few hundred
+bytes), or an alias inside its own anchor is refused with the line where it happens, so a hostile
+file costs milliseconds, never memory, a hang or a RecursionError.
 """
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +21,10 @@ import yaml
 from engine.core.errors import Problem, UserInputError
 
 PathKey = tuple[str | int, ...]
+
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 64  # nested mappings and lists; a real rule nests a dozen deep at most
+MAX_NODES = 20_000  # values once every alias is expanded; the largest standard rule has ~60
 
 
 @dataclass
@@ -41,6 +51,67 @@ class Located:
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _TooBig(yaml.MarkedYAMLError):
+    """A bound of this module passed: reported like a syntax error, at the mark."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe composer, counting as it goes: nesting depth, and values with every alias
+    expanded (an alias costs the size of its anchor's value), so the builder below, which does
+    expand aliases, has bounded work; an alias to an anchor still open (a cycle) is refused."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self.depth = 0
+        self.nodes = 0
+        self.open_anchors: set[str] = set()
+        self.sizes: dict[str, int] = {}
+
+    def _count(self, size: int, mark: Any) -> None:
+        self.nodes += size
+        if self.nodes > MAX_NODES:
+            raise _TooBig(
+                problem=f"more than {MAX_NODES:,} values once aliases are expanded: "
+                "write the repeated part out, or reuse it through rules/segments.yaml",
+                problem_mark=mark,
+            )
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            if event.anchor in self.open_anchors:
+                raise _TooBig(
+                    problem=f"alias *{event.anchor} refers to its own anchor &{event.anchor} (a cycle)",
+                    problem_mark=event.start_mark,
+                )
+            self._count(self.sizes.get(event.anchor or "", 1), event.start_mark)
+            return super().compose_node(parent, index)
+        if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)) and self.depth >= MAX_DEPTH:
+            raise _TooBig(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
+        anchor = getattr(event, "anchor", None)
+        before = self.nodes
+        if anchor is not None:
+            self.open_anchors.add(anchor)
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self._count(1, event.start_mark)
+        if anchor is not None:
+            self.open_anchors.discard(anchor)
+            self.sizes[anchor] = self.nodes - before
+        return node
+
+
+def _compose(text: str) -> yaml.Node | None:
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
 
 
 class _Builder:
@@ -74,13 +145,23 @@ class _Builder:
 def parse_yaml(text: str, path: str) -> Located:
     """Parse one YAML document; syntax errors and duplicate keys raise UserInputError."""
     located = Located(path=path, data=None)
+    if len(text) > MAX_BYTES:
+        raise UserInputError([Problem(path, None, None, f"larger than {MAX_BYTES:,} characters")])
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (None, None)
         message = " ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
-        raise UserInputError([Problem(path, line, col, f"invalid YAML: {message}")]) from None
+        if not isinstance(exc, _TooBig):
+            message = f"invalid YAML: {message}"
+        raise UserInputError([Problem(path, line, col, message)]) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow; it knows only the offset
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        character = chr(exc.character) if isinstance(exc.character, int) else exc.character
+        reason = f"character {character!r} is not allowed in YAML"
+        raise UserInputError([Problem(path, line, col, f"invalid YAML: {reason}")]) from None
     except yaml.YAMLError as exc:
         raise UserInputError([Problem(path, None, None, f"invalid YAML: {exc}")]) from None
     if node is None:
@@ -102,7 +183,13 @@ def read_yaml(file: Path, display: str | None = None) -> Located:
     """Read and parse a YAML file, reporting an unreadable file as a located problem."""
     shown = display or str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        if not stat.S_ISREG(file.stat().st_mode):  # a FIFO or a device would block the read
+            raise UserInputError([Problem(shown, None, None, "not a regular file")])
+        with file.open("rb") as handle:  # never more than the bound into memory
+            data = handle.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise UserInputError([Problem(shown, None, None, f"larger than {MAX_BYTES:,} bytes")])
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserInputError([Problem(shown, None, None, "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -1,0 +1,98 @@
+"""Hostile YAML is refused quickly and located: alias bombs, cycles, deep nesting, huge files."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from engine.core.errors import UserInputError
+from engine.rules.yamlsource import MAX_BYTES, MAX_DEPTH, parse_yaml, read_yaml
+
+
+def laughs(levels: int = 9, width: int = 9) -> str:
+    """The billion-laughs file: each level an anchored list of `width` aliases of the one before."""
+    lines = ["campaign: laughs", 'a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def problems_of(text: str) -> list[str]:
+    with pytest.raises(UserInputError) as caught:
+        parse_yaml(text, "rules/x.yaml")
+    return [str(p) for p in caught.value.problems]
+
+
+def test_an_alias_bomb_is_refused_at_the_alias_that_passes_the_bound_in_milliseconds():
+    text = laughs()
+    assert len(text) < 1024
+    started = time.perf_counter()
+    found = problems_of(text)
+    assert time.perf_counter() - started < 1
+    # a3 expands to 7,381 values: the second alias of it in a4 (line 6, column 15) passes 20,000.
+    assert found == [
+        "rules/x.yaml:6:15: error: more than 20,000 values once aliases are expanded: "
+        "write the repeated part out, or reuse it through rules/segments.yaml"
+    ]
+
+
+def test_aliases_within_the_bound_still_work():
+    located = parse_yaml("base: &b {a: 1, b: [1, 2]}\none: *b\ntwo: *b\n", "x.yaml")
+    assert located.data == {"base": {"a": 1, "b": [1, 2]}, "one": {"a": 1, "b": [1, 2]}, "two": {"a": 1, "b": [1, 2]}}
+    assert located.position(("two", "b", 1)) == (1, 24)  # an expanded alias points at its anchor's text
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("campaign: &a [*a]\n", "1:15"),
+        ("campaign: x\naudience: &a {all: [*a]}\n", "2:21"),
+        ("a: &a {b: &b [*a]}\n", "1:15"),
+    ],
+)
+def test_an_alias_inside_its_own_anchor_is_a_located_error_not_a_recursion_error(text, where):
+    [found] = problems_of(text)
+    assert found.startswith(f"rules/x.yaml:{where}: error: alias *a refers to its own anchor &a (a cycle)")
+
+
+@pytest.mark.parametrize("opening", ["[", "{a: ", "- "])
+def test_nesting_deeper_than_the_bound_is_a_located_error(opening):
+    depth = 5_000
+    if opening == "- ":  # block style: each level one line deeper
+        text = "".join("  " * i + "- \n" for i in range(200))
+    else:
+        text = opening * depth + ("]" if opening == "[" else "}") * depth
+    [found] = problems_of(text)
+    assert f"nested more than {MAX_DEPTH} levels deep" in found
+    line = MAX_DEPTH + 1 if opening == "- " else 1  # the first level past the bound
+    assert found.startswith(f"rules/x.yaml:{line}:")
+
+
+def test_nesting_up_to_the_bound_is_accepted():
+    text = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert parse_yaml(text, "x.yaml").data is not None
+
+
+def test_a_huge_file_is_refused_before_it_is_read_whole(tmp_path):
+    big = tmp_path / "big.yaml"
+    with big.open("w") as handle:
+        handle.write("campaign: x\n")
+        handle.write("# " + "x" * (MAX_BYTES + 10) + "\n")
+    with pytest.raises(UserInputError) as caught:
+        read_yaml(big)
+    assert "larger than 1,000,000 bytes" in str(caught.value)
+
+
+def test_a_fifo_is_refused_rather_than_read(tmp_path):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)
+    with pytest.raises(UserInputError) as caught:
+        read_yaml(fifo)  # opening it for reading would block forever
+    assert "not a regular file" in str(caught.value)
+
+
+def test_a_character_yaml_refuses_is_located():
+    [found] = problems_of("campaign: x\naudience: \x07\n")
+    assert found == "rules/x.yaml:2:11: error: invalid YAML: character '\\x07' is not allowed in YAML"
