@@ -1,25 +1,37 @@
 """Triggered campaigns (`trigger: {event, delay}`): which customers an occurrence is for.
 
 Each occurrence T of a triggered campaign takes the trigger events whose delay has ended by T
-(less SETTLE) among those in the store when it was first planned (event pk ≤ its watermark W),
-minus what the previous occurrence P already took (pk ≤ W_P and ended by P). Because watermarks
-and instants only grow, "taken so far" is exactly that one rectangle, so:
+(less SETTLE) among those it could see when it was first planned (its horizon H), minus what the
+previous occurrence P already took (seen within H_P and ended by P). Because horizons and instants
+only grow, "taken so far" is exactly that one rectangle, so:
 
 - each trigger event is taken by at most one occurrence, and the ledger row of (campaign,
   customer, occurrence) is written once: at most one message per trigger, whatever reruns or
   crashes happen (two triggers of one customer in one window are answered once);
-- an event that reaches the store late (a collector's retry, a sender that was down) is taken by
-  the next occurrence, unless it is older than MAX_LATE: a backfill of last month's events is
-  history, not a flood of stale reminders. A new campaign looks back FIRST_WINDOW."""
+- an event that reaches the store late (a collector's retry, a sender that was down, an import
+  that commits long after it began) is taken by the next occurrence, unless it is older than
+  MAX_LATE: a backfill of last month's events is history, not a flood of stale reminders. A new
+  campaign looks back FIRST_WINDOW.
+
+The horizon is recorded per database (HORIZONS). SQLite has one writer at a time, so pk order is
+commit order: the highest event pk (`watermark`). PostgreSQL numbers a row when it is written and
+shows it when its transaction commits: while an import holds thousands of written rows, events
+committed beside it get higher pks and are seen first, so "every pk below the highest I saw was
+seen" is false there. So an occurrence keeps its snapshot, and each event the id of the
+transaction that wrote it (`events.xid`): the occurrence saw the event if that transaction had
+committed when the snapshot was taken. Snapshots only grow, as watermarks do."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import UserDefinedType
 
 from engine.core.clock import naive_utc
 from engine.rules.campaign import Campaign
@@ -33,54 +45,93 @@ SETTLE = timedelta(seconds=5)
 MAX_LATE = timedelta(hours=1)
 
 
+class _PgSnapshot(UserDefinedType):
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "pg_snapshot"
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """One way to record which events an occurrence could see."""
+
+    column: sa.Column  # where the occurrence keeps it
+    now: Callable[[], ColumnElement[Any]]  # its value for an occurrence planned now
+    seen: Callable[[Any], ColumnElement[bool]]  # the events a recorded value could see
+
+
+WATERMARK = Horizon(
+    occurrences.c.watermark,
+    lambda: sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0)).scalar_subquery(),
+    lambda pk: events.c.pk <= pk,
+)
+SNAPSHOT = Horizon(
+    occurrences.c.snapshot,
+    lambda: sa.cast(sa.func.pg_current_snapshot(), sa.Text),
+    # xid NULL: written before revision 0008, so committed before any snapshot recorded.
+    lambda snapshot: sa.or_(
+        events.c.xid.is_(None), sa.func.pg_visible_in_snapshot(events.c.xid, sa.cast(snapshot, _PgSnapshot))
+    ),
+)
+# What each database records. Read back by whichever is set: a PostgreSQL occurrence planned
+# before revision 0008 keeps its watermark.
+HORIZONS = {"sqlite": WATERMARK, "postgresql": SNAPSHOT}
+_RECORDED = (SNAPSHOT, WATERMARK)
+
+
 @dataclass(frozen=True)
 class Window:
     end: datetime  # trigger events that happened at or before this (naive UTC)…
-    watermark: int  # …and were in the store when the occurrence was planned (pk ≤ this)
+    seen: ColumnElement[bool] | None  # …that this occurrence could see (None: all the query sees)
     taken_end: datetime  # what the previous occurrence took: happened by this…
-    taken_watermark: int | None  # …with pk ≤ this (None: any pk)
+    taken_seen: ColumnElement[bool] | None  # …and seen by it (None: any)
     at: datetime  # the occurrence: a follow-up counts up to here
 
 
-def newest_event(conn: Connection) -> int:
-    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(events.c.pk), 0))).scalar_one()
+def _seen(occurrence: Row | None) -> ColumnElement[bool] | None:
+    """The events an occurrence could see, by the horizon it recorded (None: it recorded none)."""
+    if occurrence is None:
+        return None
+    for horizon in _RECORDED:
+        value = occurrence._mapping[horizon.column]
+        if value is not None:
+            return horizon.seen(value)
+    return None
 
 
 def window(conn: Connection, campaign: Campaign, at: datetime) -> Window:
     assert campaign.trigger is not None
     moment = naive_utc(at)
     lag = campaign.trigger.delay + SETTLE
+    horizons = [h.column for h in _RECORDED]
     mine = conn.execute(
-        sa.select(occurrences.c.watermark).where(
-            occurrences.c.campaign == campaign.campaign, occurrences.c.occurrence == moment
-        )
-    ).scalar()
+        sa.select(*horizons).where(occurrences.c.campaign == campaign.campaign, occurrences.c.occurrence == moment)
+    ).first()
     previous = conn.execute(
-        sa.select(occurrences.c.occurrence, occurrences.c.watermark)
+        sa.select(occurrences.c.occurrence, *horizons)
         .where(occurrences.c.campaign == campaign.campaign, occurrences.c.occurrence < moment)
         .order_by(occurrences.c.occurrence.desc())
         .limit(1)
     ).first()
-    if previous is None:
-        taken_end, taken_watermark = moment - FIRST_WINDOW - lag, None
-    else:
-        taken_end, taken_watermark = previous.occurrence - lag, previous.watermark
-    return Window(moment - lag, mine if mine is not None else newest_event(conn), taken_end, taken_watermark, moment)
+    taken_end = moment - FIRST_WINDOW - lag if previous is None else previous.occurrence - lag
+    return Window(moment - lag, _seen(mine), taken_end, _seen(previous), moment)
 
 
 def _in_window(campaign: Campaign, frame: Window, dialect: str) -> tuple[ColumnElement, ...]:
     trigger = campaign.trigger
     assert trigger is not None
     taken = events.c.occurred_at <= frame.taken_end
-    if frame.taken_watermark is not None:
-        taken = sa.and_(taken, events.c.pk <= frame.taken_watermark)
+    if frame.taken_seen is not None:
+        taken = sa.and_(taken, frame.taken_seen)
     clauses = [
         events.c.type == trigger.event,
-        events.c.pk <= frame.watermark,
         events.c.occurred_at <= frame.end,
         events.c.occurred_at > frame.end - MAX_LATE,
         sa.not_(taken),
     ]
+    if frame.seen is not None:
+        clauses.append(frame.seen)
     follow = trigger.follow
     if follow is not None:  # keyed to this trigger event, not to the customer's latest one
         later = events.alias("later")
@@ -128,14 +179,15 @@ def trigger_events(conn: Connection, campaign: Campaign, ids: list[str], at: dat
     return found
 
 
-def fix_watermark(conn: Connection, campaign: str, occurrence: datetime) -> None:
-    """Record the events this occurrence will consider, once (a resumed run keeps the first)."""
+def fix_horizon(conn: Connection, campaign: str, occurrence: datetime) -> None:
+    """Record the events this occurrence could see, once (a resumed run keeps the first)."""
+    horizon = HORIZONS[conn.dialect.name]
     conn.execute(
         sa.update(occurrences)
         .where(
             occurrences.c.campaign == campaign,
             occurrences.c.occurrence == occurrence,
-            occurrences.c.watermark.is_(None),
+            *(h.column.is_(None) for h in _RECORDED),
         )
-        .values(watermark=newest_event(conn))
+        .values({horizon.column: horizon.now()})
     )

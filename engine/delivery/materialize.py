@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from engine.audience.compiler import compile_condition
 from engine.audience.planner import Classified, Planner, variant_for
-from engine.audience.trigger import fix_watermark
+from engine.audience.trigger import fix_horizon
 from engine.core.clock import naive_utc
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import SKIPPING, DeliveryStatus, Outcome
@@ -90,7 +90,7 @@ def materialize(
     with exclusive(runner.store, planning_key(campaign, runner)):
         if campaign.trigger is not None:
             with runner.store.engine.begin() as conn:
-                fix_watermark(conn, campaign.campaign, naive_utc(at))
+                fix_horizon(conn, campaign.campaign, naive_utc(at))
         _materialize(runner, campaign, at, claim, report)
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.types import UserDefinedType
 
 metadata = MetaData()
 
@@ -27,6 +28,19 @@ metadata = MetaData()
 Json = JSON().with_variant(JSONB(), "postgresql")
 # SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias).
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class XID8(UserDefinedType):
+    """PostgreSQL's 64-bit transaction id (no wraparound), as `pg_current_xact_id()` gives it."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:
+        return "xid8"
+
+
+# The transaction that wrote a row: PostgreSQL fills it (default pg_current_xact_id()); always NULL on SQLite.
+Xact = BigInteger().with_variant(XID8(), "postgresql")
 
 customers = Table(
     "customers",
@@ -64,6 +78,10 @@ events = Table(
     Column("type", String(64), nullable=False),
     Column("occurred_at", DateTime, nullable=False),
     Column("properties", Json, nullable=False),
+    # PostgreSQL numbers rows when they are written but shows them when they commit, so a pk says
+    # nothing about what a reader could see: the writing transaction does (engine/audience/trigger.py).
+    # NULL for rows written before revision 0008, all committed before any snapshot that reads it.
+    Column("xid", Xact),
     Index("ix_events_customer_type_time", "customer_id", "type", "occurred_at"),
     Index("ix_events_type_time", "type", "occurred_at", "customer_id"),
 )
@@ -79,8 +97,11 @@ occurrences = Table(
     Column("claimed_at", DateTime, nullable=False),
     Column("heartbeat_at", DateTime, nullable=False),  # a claim whose heartbeat stops is taken over
     Column("finished_at", DateTime),
-    # Triggered campaigns: the highest event pk this occurrence saw (fixed when it is first planned).
+    # Triggered campaigns: which events this occurrence could see, fixed when it is first planned.
+    # SQLite (one writer at a time: pk order is commit order): the highest event pk.
     Column("watermark", BigInteger),
+    # PostgreSQL: the snapshot, as text (pg_current_snapshot()); occurrences before 0008 keep a watermark.
+    Column("snapshot", Text),
     UniqueConstraint("campaign", "occurrence", name="uq_occurrences_campaign_occurrence"),
 )
 
