@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
 
@@ -46,6 +46,11 @@ RECORDED = {"delivered": "email_delivered", "open": "email_open", "click": "emai
 # Events that prove a message left: an `unknown` delivery they name becomes `sent`.
 PROVE_SENT = {"processed", "delivered", "deferred", "open", "click"}
 MAX_BODY = 5 * 1024 * 1024  # bytes; SendGrid batches stay well under this
+# A signed batch is accepted this long after the time it was signed with; an older one is a replay
+# of a captured request (the signature covers the timestamp, so it cannot be moved). A little clock
+# skew into the future is allowed.
+SIGNATURE_MAX_AGE = timedelta(minutes=10)
+SIGNATURE_MAX_SKEW = timedelta(minutes=2)
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -163,6 +168,9 @@ class App:
             valid = False
         if not valid:
             return Response("invalid signature\n", status=403)
+        stale = self._stale(timestamp)
+        if stale is not None:
+            return Response(json.dumps({"error": stale}) + "\n", status=403, mimetype="application/json")
         try:
             batch = json.loads(raw)
         except (ValueError, RecursionError):
@@ -175,6 +183,25 @@ class App:
         if counts["skipped"]:
             log.warning("event webhook: skipped %d malformed events of %d", counts["skipped"], len(batch))
         return Response(json.dumps(counts), mimetype="application/json")
+
+    def _stale(self, timestamp: str) -> str | None:
+        """Why a validly signed batch is refused for its signing time, or None when it is fresh."""
+        try:
+            signed_at = datetime.fromtimestamp(int(timestamp), timezone.utc)
+        except (ValueError, OverflowError, OSError):
+            return f"{EventWebhookHeader.TIMESTAMP} is not a Unix time in seconds"
+        age = self.clock() - signed_at
+        if age > SIGNATURE_MAX_AGE:
+            return (
+                f"signature too old: signed {int(age.total_seconds())} s ago, accepted for "
+                f"{int(SIGNATURE_MAX_AGE.total_seconds())} s (a replayed batch, or this server's clock is wrong)"
+            )
+        if -age > SIGNATURE_MAX_SKEW:
+            return (
+                f"signature from the future: signed {int(-age.total_seconds())} s ahead of this server's clock "
+                f"(at most {int(SIGNATURE_MAX_SKEW.total_seconds())} s of skew is accepted)"
+            )
+        return None
 
     def _apply(self, batch: list[dict[str, Any]]) -> dict[str, int]:
         now = self.clock()

@@ -38,7 +38,9 @@ def keypair() -> tuple[ec.EllipticCurvePrivateKey, str]:
     return private, base64.b64encode(public).decode()  # the form SendGrid shows in Mail Settings
 
 
-def signed(private, body: bytes, timestamp: str = "1780000000") -> dict[str, str]:
+def signed(private, body: bytes, timestamp: str | None = None) -> dict[str, str]:
+    """SendGrid's headers for `body`, signed at `timestamp` (default: the tests' NOW)."""
+    timestamp = str(int(NOW.timestamp())) if timestamp is None else timestamp
     signature = private.sign(timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
     return {
         "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
@@ -208,6 +210,29 @@ def _delivery(store, delivery_id: int, status: str, customer: str = "bob") -> No
                 updated_at=NOW.replace(tzinfo=None),
             )
         )
+
+
+def test_a_validly_signed_batch_signed_long_ago_or_ahead_is_refused_with_a_json_reason(shop):
+    """A captured request replayed later keeps a valid signature: its signing time refuses it."""
+    private, public = keypair()
+    client = Client(App(shop, SECRET, public, lambda: NOW))
+    batch = json.dumps([{"email": "ann@example.com", "event": "bounce", "sg_event_id": "e1"}]).encode()
+    in_2001 = str(int(datetime(2001, 9, 9, tzinfo=timezone.utc).timestamp()))
+    for timestamp, reason in [
+        (in_2001, "signature too old"),
+        (str(int((NOW - timedelta(minutes=11)).timestamp())), "signature too old"),
+        (str(int((NOW + timedelta(minutes=5)).timestamp())), "signature from the future"),
+        ("soon", "X-Twilio-Email-Event-Webhook-Timestamp is not a Unix time in seconds"),
+        ("9" * 30, "X-Twilio-Email-Event-Webhook-Timestamp is not a Unix time in seconds"),
+    ]:
+        answer = client.post("/sendgrid/events", data=batch, headers=signed(private, batch, timestamp))
+        assert answer.status_code == 403 and answer.mimetype == "application/json", (timestamp, answer.data)
+        assert answer.json["error"].startswith(reason), answer.json
+    assert rows(shop, suppressions) == []
+    for fresh in (NOW - timedelta(minutes=9), NOW + timedelta(seconds=90)):  # inside the window, some skew
+        headers = signed(private, batch, str(int(fresh.timestamp())))
+        assert client.post("/sendgrid/events", data=batch, headers=headers).status_code == 200
+    assert [r.email for r in rows(shop, suppressions)] == ["ann@example.com"]
 
 
 def test_odd_events_in_a_signed_batch_are_skipped_and_counted_not_a_500(shop):
