@@ -196,6 +196,7 @@ def _vacuum_postgresql(store: Store) -> list[str]:
     # ("skipping ...") rather than an error, so notices are listened to as well.
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         raw = conn.connection.driver_connection
+        assert raw is not None
         for table in FORGET_TOUCHES:
             heard: list[str] = []
 
