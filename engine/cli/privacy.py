@@ -45,7 +45,7 @@ def forget_command(env: Env, customer_id: str) -> None:
     _, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
         done = forget_customer(conn, customer_id, datetime.now(timezone.utc))
-    for warning in scrub_after_forget(store):  # the old bytes on disk; the erasure above stands
+    for warning in scrub_after_forget(store.engine):  # the old bytes on disk; the erasure above stands
         click.echo(f"warning: {warning}", err=True)
     suppressed = "; their address stays suppressed, as a hash" if done.suppressed else ""
     click.echo(

@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from engine.core.clock import iso_utc, naive_utc
 from engine.core.errors import Problem, UserInputError
-from engine.store.db import Store
 from engine.store.tables import (
     coupons,
     customer_metrics,
@@ -178,7 +177,7 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
 FORGET_TOUCHES = (customers, events, customer_metrics, deliveries, coupons, tasks, suppressions)
 
 
-def scrub_after_forget(store: Store) -> list[str]:
+def scrub_after_forget(engine: Engine) -> list[str]:
     """Take the erased rows' old bytes off the disk, after forget's transaction has committed;
     returns warnings for what could not be done now (never fails: the erasure itself stands).
 
@@ -187,14 +186,14 @@ def scrub_after_forget(store: Store) -> list[str]:
     WAL. PostgreSQL keeps dead row versions in tables and indexes until VACUUM, which runs here
     for the touched tables; what it cannot reach (bytes in pages' free space until overwritten, WAL
     segments until recycled, archives and backups) is the operator's: see the README's Privacy."""
-    return _checkpoint_sqlite(store) if store.is_sqlite else _vacuum_postgresql(store)
+    return _checkpoint_sqlite(engine) if engine.dialect.name == "sqlite" else _vacuum_postgresql(engine)
 
 
-def _vacuum_postgresql(store: Store) -> list[str]:
+def _vacuum_postgresql(engine: Engine) -> list[str]:
     skipped: dict[str, str] = {}
     # VACUUM cannot run in a transaction; a role that does not own a table gets a WARNING notice
     # ("skipping ...") rather than an error, so notices are listened to as well.
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         raw = conn.connection.driver_connection
         assert raw is not None
         for table in FORGET_TOUCHES:
@@ -226,8 +225,8 @@ def _vacuum_postgresql(store: Store) -> list[str]:
     ]
 
 
-def _checkpoint_sqlite(store: Store) -> list[str]:
-    with store.engine.connect() as conn:
+def _checkpoint_sqlite(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
         raw = conn.connection.dbapi_connection
         assert raw is not None
         # Waits (busy_timeout) for readers in the middle of a query; an idle daemon does not block it.
