@@ -136,11 +136,13 @@ REFERENCE_FILES = 50_000  # bounded: the file system's speed is flat well before
 SINK_REQUESTS = 30_000
 
 
-def files_reference(outbox: Path, sent: int) -> dict:
-    """Plain files of the outbox's average message size, written where the outbox is."""
+def files_reference(outbox: Path, sent: int, fsync: bool) -> dict:
+    """Plain files of the outbox's average message size, written where the outbox is (flushed to
+    disk one by one when `fsync`, as the outbox does by default)."""
     sizes = [entry.stat().st_size for _, entry in zip(range(1000), outbox.glob("*.eml"), strict=False)]
-    size = sum(sizes) // len(sizes) if sizes else 3000
-    return phase("files", str(outbox.parent / "reference-files"), str(min(sent, REFERENCE_FILES)), str(size))
+    size = int(sum(sizes) / len(sizes)) if sizes else 3000
+    folder = str(outbox.parent / "reference-files")
+    return phase("files", folder, str(min(sent, REFERENCE_FILES)), str(size), "1" if fsync else "0")
 
 
 HTTP_EVENTS = 20_000  # bounded: at most this many events, at most HTTP_SECONDS
@@ -242,7 +244,14 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         if not args.no_delivery:
             print(f"[{kind}] delivering to the outbox", file=sys.stderr)
             result["delivery_outbox"] = deliver(ws, at, url, "outbox")
-            result["outbox_reference"] = files_reference(ws / "outbox", result["delivery_outbox"]["sent"])
+            sent = result["delivery_outbox"]["sent"]
+            result["outbox_reference"] = files_reference(ws / "outbox", sent, fsync=False)
+            result["outbox_reference_fsync"] = files_reference(ws / "outbox", sent, fsync=True)
+            # The cost of durability: the same delivery, files not flushed (outbox.fsync: false).
+            workspace(ws, url, {"connector": "outbox", "outbox": {"dir": "outbox-nofsync", "fsync": False}})
+            print(f"[{kind}] delivering to the outbox without fsync", file=sys.stderr)
+            later = datetime.fromisoformat(at).replace(minute=3).isoformat()
+            result["delivery_outbox_nofsync"] = deliver(ws, later, url, "outbox without fsync")
             memory = Path("/dev/shm")
             if memory.is_dir() and os.access(memory, os.W_OK):
                 # The same delivery into a folder in memory: what nudge itself costs, without the disk.

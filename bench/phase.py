@@ -147,20 +147,30 @@ def do_command(*command: str) -> dict:
     return {"seconds": seconds, "peak_rss_mb": peak, "stdout": stdout.decode()[-20_000_000:]}
 
 
-def do_files(directory: str, count: str, size: str) -> dict:
+def do_files(directory: str, count: str, size: str, fsync: str = "0") -> dict:
     """The file system's own speed, the outbox's reference: `count` files of `size` bytes, each
-    written under a temporary name and renamed into place, one after another, as the outbox does."""
+    written under a temporary name and renamed into place, one after another, as the outbox does;
+    with fsync "1", each file flushed before its rename and the folder once at the end, as the
+    outbox does by default."""
     import os
     import shutil
 
     folder = Path(directory)
     folder.mkdir(parents=True, exist_ok=True)
-    data, total = os.urandom(int(size)), int(count)
+    data, total, durable = os.urandom(int(size)), int(count), fsync == "1"
     start = time.perf_counter()
     for n in range(total):
         temporary = folder / f"{n:012d}.tmp"
-        temporary.write_bytes(data)
+        with open(temporary, "wb") as file:
+            file.write(data)
+            if durable:
+                file.flush()
+                os.fsync(file.fileno())
         os.replace(temporary, folder / f"{n:012d}.eml")
+    if durable:
+        descriptor = os.open(folder, os.O_RDONLY)
+        os.fsync(descriptor)
+        os.close(descriptor)
     seconds = time.perf_counter() - start
     shutil.rmtree(folder)
     return {"files": total, "bytes": int(size), "seconds": seconds, "files_per_second": total / seconds}

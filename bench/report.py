@@ -66,8 +66,20 @@ def print_table(results: dict) -> None:
     row("delivery outbox: peak RSS MB", lambda d: _f(d["delivery_outbox"]["peak_rss_mb"], 0))
     row("reference: plain files written there/s", lambda d: _f(d["outbox_reference"]["files_per_second"], 0))
     row(
-        "ratio outbox delivery / plain files",
-        lambda d: _f(d["delivery_outbox"]["messages_per_second"] / d["outbox_reference"]["files_per_second"]),
+        "reference: plain files, each fsynced/s",
+        lambda d: _f(d["outbox_reference_fsync"]["files_per_second"], 0),
+    )
+    row(
+        "ratio outbox delivery / plain fsynced files",
+        lambda d: _f(d["delivery_outbox"]["messages_per_second"] / d["outbox_reference_fsync"]["files_per_second"]),
+    )
+    row(
+        "delivery outbox without fsync: msg/s",
+        lambda d: _f(d["delivery_outbox_nofsync"]["messages_per_second"], 0),
+    )
+    row(
+        "ratio outbox delivery fsync / without",
+        lambda d: _f(d["delivery_outbox"]["messages_per_second"] / d["delivery_outbox_nofsync"]["messages_per_second"]),
     )
     row("delivery outbox in memory (tmpfs): msg/s", lambda d: _f(d["delivery_outbox_memory"]["messages_per_second"], 0))
     row("delivery SendGrid sink: messages/s", lambda d: _f(d["delivery_sendgrid"]["messages_per_second"], 0))
