@@ -3,7 +3,8 @@
 Each occurrence T of a triggered campaign takes the trigger events whose delay has ended by T
 (less SETTLE) among those it could see when it was first planned (its horizon H), minus what the
 previous occurrence P already took (seen within H_P and ended by P). Because horizons and instants
-only grow, "taken so far" is exactly that one rectangle, so:
+grow together (fix_horizon keeps it so when occurrences are planned out of order), "taken so far"
+is exactly that one rectangle, so:
 
 - each trigger event is taken by at most one occurrence, and the ledger row of (campaign,
   customer, occurrence) is written once: at most one message per trigger, whatever reruns or
@@ -34,6 +35,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import UserDefinedType
 
 from engine.core.clock import naive_utc
+from engine.core.status import OccurrencePhase
 from engine.rules.campaign import Campaign
 from engine.store.sqljson import json_same
 from engine.store.tables import customers, events, occurrences
@@ -180,13 +182,18 @@ def trigger_events(conn: Connection, campaign: Campaign, ids: list[str], at: dat
 
 
 def fix_horizon(conn: Connection, campaign: str, occurrence: datetime) -> None:
-    """Record the events this occurrence could see, once (a resumed run keeps the first)."""
+    """Record the events this occurrence could see, once (a resumed run keeps the first).
+
+    Also for every earlier occurrence still to be planned (claimed, then stopped or still waiting
+    for the planning lock): it will take what this one leaves to it, so horizons grow in
+    occurrence order even when an occurrence is planned after a later one."""
     horizon = HORIZONS[conn.dialect.name]
     conn.execute(
         sa.update(occurrences)
         .where(
             occurrences.c.campaign == campaign,
-            occurrences.c.occurrence == occurrence,
+            occurrences.c.occurrence <= occurrence,
+            occurrences.c.status == OccurrencePhase.PLANNING,
             *(h.column.is_(None) for h in _RECORDED),
         )
         .values({horizon.column: horizon.now()})

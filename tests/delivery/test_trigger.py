@@ -164,6 +164,24 @@ def test_an_occurrence_resumed_later_answers_what_it_first_saw_and_the_next_one_
     assert answered(store) == [("c1", naive_utc(first)), ("c2", naive_utc(second))]
 
 
+def test_an_occurrence_planned_after_a_later_one_takes_no_trigger_the_later_ones_take(store, tmp_path):
+    """Claimed first, planned last (stopped, or waiting for the planning lock while the next
+    occurrence planned): horizons must still grow in occurrence order, or a trigger stored in
+    between is taken by it and again by the occurrence after the next."""
+    ids = ["c1", "c2"]
+    seed(store, customers=[{"id": c} for c in ids], events=[cart("c1", START - timedelta(minutes=1))])
+    ws = write_workspace(tmp_path / "ws", [REMIND])
+    runner = make_runner(ws, store, Clock(START))
+    campaign = ws.campaigns["remind"].campaign
+    first, second, third = (START + timedelta(minutes=n) for n in (2, 3, 4))
+    claim_occurrence(store.engine, "remind", naive_utc(first), runner.worker, START)
+    run_occurrence(runner, campaign, second)
+    seed(store, events=[cart("c2", START - timedelta(seconds=30))])  # late, and within the first's window
+    run_occurrence(runner, campaign, first)
+    run_occurrence(runner, campaign, third)
+    assert answered(store) == [("c1", naive_utc(first)), ("c2", naive_utc(third))]
+
+
 def test_postgresql_rows_from_before_0008_events_without_a_transaction_and_a_watermark(pg_store, tmp_path):
     """Events stored before revision 0008 have no xid: every snapshot sees them. An occurrence
     planned before it has a watermark and no snapshot: what it took is read by its watermark."""
