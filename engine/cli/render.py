@@ -156,12 +156,12 @@ def catalog_tables(data: dict[str, Any], console: Console, zone: str) -> None:
 
 
 def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> None:
-    """`nudge diff`: one row per changed campaign, then who moves in and out."""
+    """`nudge diff`: one row per changed campaign, then what changed and who moves in and out."""
     if not changes:
         console.print(f"No campaign changed since {base}.")
         return
     table = Table(title=f"Audience changes since {base}", title_justify="left", box=box.SIMPLE_HEAD)
-    for name in ("campaign", "change", "matched", "targeted", "added", "removed"):
+    for name in ("campaign", "change", "matched", "targeted", "audience"):
         table.add_column(name, justify="left" if name in ("campaign", "change") else "right")
     for c in changes:
         table.add_row(
@@ -169,12 +169,13 @@ def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> No
             c["change"],
             f"{c['base']['matched']} → {c['head']['matched']}",
             f"{c['base']['targeted']} → {c['head']['targeted']}",
-            f"+{c['added']}",
-            f"-{c['removed']}",
+            f"+{c['added']} −{c['removed']}" if c["audience_changed"] else "unchanged",
         )
     console.print(table)
     for c in changes:
-        for sign, key in (("+", "added"), ("-", "removed")):
+        if c["because"]:
+            console.print(f"{c['campaign']}: {', '.join(c['because'])} changed", highlight=False)
+        for sign, key in (("+", "added"), ("−", "removed")):
             if c[f"{key}_sample"]:
                 more = f" … and {c[key] - len(c[key + '_sample'])} more" if c[key] > len(c[key + "_sample"]) else ""
                 console.print(f"{c['campaign']} {sign} {', '.join(c[key + '_sample'])}{more}", highlight=False)
