@@ -42,7 +42,13 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(data, quotetabs=False, istext=True, header=False).replace(b"\n", b"\r\n")
 
 
-def mime_bytes(email: OutgoingEmail, domain: str = "nudge.local") -> bytes:
+def _message_id(email: OutgoingEmail) -> str:
+    """The engine sets one on the From domain; a message built elsewhere gets one there too."""
+    domain = email.sender_address.rpartition("@")[2] or "localhost"
+    return f"<nudge.{email.delivery_id}.{os.urandom(6).hex()}@{domain}>"
+
+
+def mime_bytes(email: OutgoingEmail) -> bytes:
     """The whole message as CRLF-terminated bytes."""
     boundary = "=_nudge_" + os.urandom(12).hex()
     headers = [
@@ -50,7 +56,7 @@ def mime_bytes(email: OutgoingEmail, domain: str = "nudge.local") -> bytes:
         ("To", email.to),
         ("Subject", email.subject),
         ("Date", formatdate(usegmt=True)),
-        ("Message-ID", f"<nudge.{email.delivery_id}.{os.urandom(6).hex()}@{domain}>"),
+        *(() if "Message-ID" in email.headers else (("Message-ID", _message_id(email)),)),
         *email.headers.items(),
         ("MIME-Version", "1.0"),
         ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),

@@ -43,6 +43,8 @@ from connectors.email.sendgrid_transport import KeepAliveClient, Lost, NotSent
 API_KEY_VARIABLE = "SENDGRID_API_KEY"
 MAX_PERSONALIZATIONS = 1000
 UNSUBSCRIBE_TAG = "%nudge_unsubscribe_url%"
+# Headers that differ from one recipient to the next: never a reason not to share a request.
+_PER_RECIPIENT = ("List-Unsubscribe", "X-Nudge-Delivery", "Message-ID")
 BACKOFF_ATTEMPTS = 4
 MAX_RATE_WAIT = 120.0
 
@@ -91,9 +93,7 @@ def _shared_content(email: OutgoingEmail) -> tuple:
     html, text = email.html, email.text
     if url:
         html, text = html.replace(url, UNSUBSCRIBE_TAG), text.replace(url, UNSUBSCRIBE_TAG)
-    headers = tuple(
-        sorted((k, v) for k, v in email.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery"))
-    )
+    headers = tuple(sorted((k, v) for k, v in email.headers.items() if k not in _PER_RECIPIENT))
     return (email.sender, email.subject, html, text, headers)
 
 
@@ -177,14 +177,15 @@ class SendgridConnector:
                 "to": [{"email": email.to}],
                 "custom_args": {"nudge_delivery": str(email.delivery_id)},
             }
+            own = {k: email.headers[k] for k in ("List-Unsubscribe", "Message-ID") if k in email.headers}
+            if own:
+                personalization["headers"] = own
             url = _unsubscribe_url(email)
-            if url:
-                personalization["headers"] = {"List-Unsubscribe": email.headers["List-Unsubscribe"]}
-                if len(group) > 1:
-                    personalization["substitutions"] = {UNSUBSCRIBE_TAG: url}
+            if url and len(group) > 1:
+                personalization["substitutions"] = {UNSUBSCRIBE_TAG: url}
             personalizations.append(personalization)
         html, text = (first.html, first.text) if len(group) == 1 else _shared_content(first)[2:4]
-        headers = {k: v for k, v in first.headers.items() if k not in ("List-Unsubscribe", "X-Nudge-Delivery")}
+        headers = {k: v for k, v in first.headers.items() if k not in _PER_RECIPIENT}
         body: dict[str, Any] = {
             "personalizations": personalizations,
             "from": _sender(first.sender),

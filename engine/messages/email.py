@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+from email.utils import parseaddr
 from html import escape as escape_html
 from typing import Any
 from urllib.parse import quote
@@ -11,6 +13,7 @@ from connectors.api import OutgoingEmail
 from engine.messages.textify import html_to_text
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00\u2028\u2029]+")
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+")
 
 
 def header_safe(value: str) -> str:
@@ -51,6 +54,7 @@ def build_email(
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",  # RFC 8058 one-click
         "X-Nudge-Campaign": header_safe(campaign),
         "X-Nudge-Delivery": str(delivery_id),
+        "Message-ID": message_id(delivery_id, campaign, to, sender),
     }
     return OutgoingEmail(
         delivery_id=delivery_id,
@@ -61,3 +65,13 @@ def build_email(
         text=text,
         headers=headers,
     )
+
+
+def message_id(delivery_id: int, campaign: str, to: str, sender: str) -> str:
+    """On the From address's domain (a foreign or made-up domain there hurts deliverability), and
+    the same for every attempt at one delivery, so a receiver can tell a retry from a new message."""
+    domain = parseaddr(sender)[1].rpartition("@")[2].strip().lower()
+    if not domain or not _DOMAIN.fullmatch(domain):
+        domain = "localhost"
+    digest = hashlib.sha256(f"{campaign}\0{delivery_id}\0{to}".encode()).hexdigest()[:16]
+    return f"<nudge.{delivery_id}.{digest}@{domain}>"

@@ -35,3 +35,25 @@ def test_senders_with_names_and_bare_recipients_read_back_as_written():
     assert parsed["To"].addresses[0].addr_spec == "o'brien+vip@mail.example.org"
     assert parsed["From"].addresses[0].display_name == "Shop, Inc."
     assert parsed["From"].addresses[0].addr_spec == "hello@shop.example"
+
+
+def test_the_message_id_is_on_the_from_domain_and_the_same_for_every_attempt():
+    from engine.messages.email import build_email
+
+    def built(delivery_id: int, sender: str = "Shop <Hello@Shop.Example>"):
+        email = build_email(
+            delivery_id=delivery_id,
+            sender=sender,
+            to="ann@mail.example.org",
+            subject="Hi",
+            body="<p>Hi</p>",
+            is_html=True,
+            unsubscribe_url="https://shop.example/u/t",
+            campaign="promo",
+        )
+        return message_from_bytes(mime_bytes(email), policy=policy.default)["Message-ID"]
+
+    first = built(7)
+    assert first.startswith("<nudge.7.") and first.endswith("@shop.example>")
+    assert built(7) == first and built(8) != first  # a retry keeps it, another delivery does not
+    assert built(9, sender="no domain").endswith("@localhost>")

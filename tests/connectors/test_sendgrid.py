@@ -37,6 +37,7 @@ def message(i: int, to: str | None = None, personal: bool = True) -> OutgoingEma
             "List-Unsubscribe": f"<{url}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "X-Nudge-Delivery": str(i),
+            "Message-ID": f"<nudge.{i}.0123456789abcdef@example.com>",
         },
     )
 
@@ -83,6 +84,12 @@ def test_identical_content_is_batched_up_to_1000_without_repeating_an_address(se
     received = {a["to"]: a for a in server.accepted if a["to"] == "c7@example.com"}
     assert "token7" in received["c7@example.com"]["content"]["text/html"]  # per-recipient link substituted
     assert Counter(a["to"] for a in server.accepted)["c1@example.com"] == 2
+    # Each recipient keeps the Message-ID the engine gave their message (on the From domain).
+    first = server.requests[0]["personalizations"][0]
+    assert (
+        first["headers"]["Message-ID"]
+        == f"<nudge.{first['custom_args']['nudge_delivery']}.0123456789abcdef@example.com>"
+    )
 
 
 def test_a_400_is_split_until_the_bad_recipients_are_isolated(server):
