@@ -6,8 +6,12 @@ import re
 from datetime import timedelta
 
 DURATION_PATTERN = r"^\s*(\d+)\s*(s|m|h|d|w)\s*$"
-_DURATION_RE = re.compile(DURATION_PATTERN)
+_DURATION_RE = re.compile(DURATION_PATTERN, re.ASCII)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+# The longest duration anything takes: an instant plus or minus it stays a date (instants are
+# bounded to 1900-2200 in the store), and a window that long already spans all of the data.
+MAX_DURATION = timedelta(days=36525)
 
 
 def parse_duration(text: object) -> timedelta:
@@ -19,8 +23,10 @@ def parse_duration(text: object) -> timedelta:
     match = _DURATION_RE.match(text)
     if not match:
         raise ValueError(f"invalid duration {text!r}: use a number and a unit s, m, h, d or w (e.g. 90d)")
-    amount, unit = int(match.group(1)), match.group(2)
-    return timedelta(**{_UNITS[unit]: amount})
+    digits, unit = match.group(1), match.group(2)
+    if len(digits) > 12 or int(digits) * _SECONDS[unit] > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text.strip()!r} is longer than 100 years (36525d), the longest nudge takes")
+    return timedelta(**{_UNITS[unit]: int(digits)})
 
 
 def format_duration(delta: timedelta) -> str:

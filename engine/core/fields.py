@@ -23,6 +23,14 @@ CUSTOMER_FIELDS: dict[str, str] = {
 
 ATTRIBUTE_PREFIX = "attributes."
 
+# Lengths of the store's columns that names from rule files go into (engine/store/tables.py; a
+# test keeps them equal): a name that validates must fit.
+CAMPAIGN_NAME_MAX = 100  # a campaign, or a journey step as CAMPAIGN/STEP
+COUPON_NAME_MAX = 64
+TASK_QUEUE_MAX = 100
+ACTIONS_TEXT_MAX = 64  # the ledger's `actions`: indexes of the actions that apply, "0,1,2"
+MAX_ACTIONS = 20  # per campaign or step: "0,1,…,19" is 49 characters
+
 STANDARD_EVENT_TYPES = (
     "purchase",
     "product_view",

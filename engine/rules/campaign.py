@@ -7,8 +7,9 @@ from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from engine.core.fields import CAMPAIGN_NAME_MAX, COUPON_NAME_MAX, MAX_ACTIONS, TASK_QUEUE_MAX
 from engine.rules.base import StrictModel
 from engine.rules.conditions import Condition, FollowedBy
 from engine.rules.problems import TAG_PREFIX
@@ -108,9 +109,11 @@ class EmailSpec(StrictModel):
 
 
 class CouponSpec(StrictModel):
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="name for templates: coupons.NAME")
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$", max_length=COUPON_NAME_MAX, description="name for templates: coupons.NAME"
+    )
     percent_off: float | None = Field(None, gt=0, le=100)
-    amount_off: float | None = Field(None, gt=0)
+    amount_off: float | None = Field(None, gt=0, le=1e15)
     valid_for: Duration
     prefix: str | None = Field(None, pattern=r"^[A-Z0-9]{1,12}$")
     when: Condition | None = None
@@ -123,7 +126,7 @@ class CouponSpec(StrictModel):
 
 
 class TaskSpec(StrictModel):
-    queue: str = Field(min_length=1)
+    queue: str = Field(min_length=1, max_length=TASK_QUEUE_MAX)
     title: str = Field(min_length=1, description="Jinja template")
     body: str | None = Field(None, description="Jinja template")
     due_in: Duration | None = None
@@ -214,7 +217,7 @@ class Step(StrictModel):
         None, description="at least this long after the previous step (not on the first step, which runs at entry)"
     )
     when: Condition | None = Field(None, description="false: the step is recorded `skipped` and the journey goes on")
-    actions: list[Action] = Field(min_length=1)
+    actions: list[Action] = Field(min_length=1, max_length=MAX_ACTIONS)
 
 
 class ExitOn(StrictModel):
@@ -225,7 +228,8 @@ class Campaign(StrictModel):
     """One campaign file in rules/ (a journey when it has `steps:` instead of `actions:`)."""
 
     campaign: str = Field(
-        json_schema_extra={"pattern": SLUG_PATTERN}, description="unique id: lowercase letters, digits, hyphens"
+        json_schema_extra={"pattern": SLUG_PATTERN, "maxLength": CAMPAIGN_NAME_MAX},
+        description="unique id: lowercase letters, digits, hyphens",
     )
     description: str = ""
     enabled: bool = True
@@ -238,18 +242,35 @@ class Campaign(StrictModel):
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
     holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")
     goal: Goal = Field(default_factory=lambda: Goal(), description="what counts as a conversion in `nudge report`")
-    actions: list[Action] = Field(default_factory=list, description="what each targeted customer gets")
+    actions: list[Action] = Field(
+        default_factory=list, max_length=MAX_ACTIONS, description="what each targeted customer gets"
+    )
     steps: list[Step] | None = Field(None, min_length=1, description="a journey: steps instead of actions")
     exit_on: ExitOn | None = Field(None, description="journeys: leave when this event happens after entering")
 
     @field_validator("campaign")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not re.match(SLUG_PATTERN, value):
+        if len(value) > CAMPAIGN_NAME_MAX:
+            raise ValueError(f"campaign id is {len(value)} characters long: at most {CAMPAIGN_NAME_MAX}")
+        if not re.fullmatch(SLUG_PATTERN, value):
             raise ValueError(
                 f"campaign id {value!r}: use lowercase letters, digits and single hyphens, e.g. lapsed-buyers"
             )
         return value
+
+    @field_validator("steps")
+    @classmethod
+    def _step_names_fit(cls, steps: list[Step] | None, info: ValidationInfo) -> list[Step] | None:
+        # Each step is delivered as a campaign named CAMPAIGN/STEP: that name must fit too.
+        campaign = info.data.get("campaign")
+        for step in steps or []:
+            if campaign is not None and len(campaign) + 1 + len(step.name) > CAMPAIGN_NAME_MAX:
+                raise ValueError(
+                    f"step {step.name!r}: {campaign}/{step.name} is longer than {CAMPAIGN_NAME_MAX} characters "
+                    "(a step is delivered as CAMPAIGN/STEP): shorten the campaign id or the step name"
+                )
+        return steps
 
     @field_validator("schedule")
     @classmethod
@@ -322,8 +343,6 @@ def _journey_shape(campaign: Campaign) -> None:
         raise ValueError(
             f"every step after the first needs wait (e.g. wait: 3d; 0d for the same tick): {', '.join(missing)}"
         )
-    if len(campaign.campaign) + 1 + max(len(n) for n in names) > 100:
-        raise ValueError("campaign and step names together must fit in 100 characters")
 
 
 class SegmentsFile(StrictModel):

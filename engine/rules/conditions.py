@@ -12,7 +12,7 @@ from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 from engine.core.status import DeliveryStatus
 from engine.rules.base import StrictModel
 from engine.rules.problems import TAG_PREFIX
-from engine.rules.types import Duration, Scalar
+from engine.rules.types import Duration, PropertyName, Scalar
 
 OPERATORS = (
     "eq",
@@ -90,14 +90,14 @@ class Ops(StrictModel):
 class Aggregate(Ops):
     """An aggregate over a numeric property: ``{of: amount, gte: 100}``."""
 
-    of: str = Field(description="event property to aggregate")
+    of: PropertyName = Field(description="event property to aggregate")
 
 
 class FollowedBy(StrictModel):
     """A keyed follow-up: "no checkout *of this cart* since" is {type: checkout, same: [cart_id]}."""
 
     type: str = Field(min_length=1, description="the event type that must not follow")
-    same: list[Annotated[str, Field(min_length=1)]] = Field(
+    same: list[PropertyName] = Field(
         default_factory=list, description="properties whose values the later event must share to count"
     )
 
@@ -160,7 +160,7 @@ class EventCondition(StrictModel):
     between: tuple[Duration, Duration] | None = Field(
         None, description="[OLDER, NEWER]: occurred in (at - OLDER, at - NEWER]"
     )
-    where: dict[str, Ops | Scalar] | None = Field(None, description="filters on event properties")
+    where: dict[PropertyName, Ops | Scalar] | None = Field(None, description="filters on event properties")
     count: Ops | None = None
     sum: Aggregate | None = None
     avg: Aggregate | None = None

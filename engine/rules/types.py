@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, StrictBool, WithJsonSchema
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StrictBool, WithJsonSchema
 
 from engine.core.durations import DURATION_PATTERN, format_duration, parse_duration
+from engine.core.fields import check_key_name
+from engine.core.values import number_problem
 
 Duration = Annotated[
     timedelta,
@@ -16,8 +18,28 @@ Duration = Annotated[
     WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["15m", "24h", "90d", "2w"]}),
 ]
 
+
+def _comparable(value: Any) -> Any:
+    """A number the stores can compare against: finite, within ±1e15 (as stored data is)."""
+    reason = number_problem(value)
+    if reason is not None:
+        raise ValueError(f"{reason}: numbers in rules are finite and within ±1e15, as stored data is")
+    return value
+
+
 # A value a marketer compares against: YAML gives us bools, numbers, strings and dates.
-Scalar = StrictBool | int | float | datetime | date | str
+Scalar = Annotated[StrictBool | int | float | datetime | date | str, BeforeValidator(_comparable)]
+
+
+def _property_name(name: str) -> str:
+    reason = check_key_name(name, "property")
+    if reason:
+        raise ValueError(reason)
+    return name
+
+
+# An event property a rule reads: the same characters as a custom attribute's name.
+PropertyName = Annotated[str, AfterValidator(_property_name)]
 
 SLUG_PATTERN = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 

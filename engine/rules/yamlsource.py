@@ -53,6 +53,17 @@ def _mark(node: yaml.Node) -> tuple[int, int]:
     return (node.start_mark.line + 1, node.start_mark.column + 1)
 
 
+def _unstorable(text: str) -> str | None:
+    """Text neither database keeps (written with YAML's "\\0" or "\\ud800" escapes)."""
+    if "\x00" in text:
+        return "contains a NUL character (\\0), which the store cannot keep"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
 class _TooBig(yaml.MarkedYAMLError):
     """A bound of this module passed: reported like a syntax error, at the mark."""
 
@@ -120,26 +131,42 @@ class _Builder:
         self.problems: list[Problem] = []
         self.constructor = yaml.constructor.SafeConstructor()
 
+    def _problem(self, node: yaml.Node, message: str) -> None:
+        line, col = _mark(node)
+        self.problems.append(Problem(self.located.path, line, col, message))
+
+    def scalar(self, node: yaml.Node) -> Any:
+        try:
+            value = self.constructor.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # 2026-13-45, an integer of 5,000 digits
+            reason = "a number with too many digits" if "digits" in str(exc) else str(exc)
+            text = str(node.value)
+            shown = text if len(text) <= 40 else text[:37] + "..."
+            self._problem(node, f"invalid YAML: cannot read {shown!r}: {reason}")
+            return None
+        if isinstance(value, str) and (reason := _unstorable(value)):
+            self._problem(node, reason)
+            return None
+        return value
+
     def build(self, node: yaml.Node, loc: PathKey) -> Any:
         self.located.values[loc] = _mark(node)
         if isinstance(node, yaml.MappingNode):
             result: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = self.constructor.construct_object(key_node, deep=True)
-                if isinstance(key, (list, dict)):
-                    line, col = _mark(key_node)
-                    self.problems.append(Problem(self.located.path, line, col, "a mapping key must be a plain value"))
+                if not isinstance(key_node, yaml.ScalarNode):
+                    self._problem(key_node, "a mapping key must be a plain value")
                     continue
+                key = self.scalar(key_node)
                 if key in result:
-                    line, col = _mark(key_node)
-                    self.problems.append(Problem(self.located.path, line, col, f"duplicate key {key!r}"))
+                    self._problem(key_node, f"duplicate key {key!r}")
                     continue
                 self.located.keys[loc + (key,)] = _mark(key_node)
                 result[key] = self.build(value_node, loc + (key,))
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, loc + (index,)) for index, child in enumerate(node.value)]
-        return self.constructor.construct_object(node, deep=True)
+        return self.scalar(node)
 
 
 def parse_yaml(text: str, path: str) -> Located:

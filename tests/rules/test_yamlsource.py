@@ -96,3 +96,22 @@ def test_a_fifo_is_refused_rather_than_read(tmp_path):
 def test_a_character_yaml_refuses_is_located():
     [found] = problems_of("campaign: x\naudience: \x07\n")
     assert found == "rules/x.yaml:2:11: error: invalid YAML: character '\\x07' is not allowed in YAML"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "priority: " + "1" * 5000 + "\n",
+            "1:11: error: invalid YAML: cannot read '" + "1" * 37 + "...': a number with too many digits",
+        ),
+        (
+            "since: !!timestamp 2026-13-45\n",
+            "1:8: error: invalid YAML: cannot read '2026-13-45': month must be in 1..12",
+        ),
+        ("? [a, b]\n: 1\n", "1:3: error: a mapping key must be a plain value"),
+    ],
+)
+def test_a_value_yaml_cannot_construct_is_located_not_a_traceback(text, message):
+    [found] = problems_of(text)
+    assert found == f"rules/x.yaml:{message}"
