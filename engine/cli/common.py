@@ -81,6 +81,9 @@ def parse_at(value: str | None, zone: str) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(zone))
+    # Years 1900-2200, as the store keeps instants: `at` plus or minus any duration is still a date.
+    if not 1900 <= moment.year <= 2200 or not 1900 <= moment.astimezone(timezone.utc).year <= 2200:
+        raise UserInputError([Problem("--at", None, None, f"{value!r} is outside the years 1900-2200")])
     return moment.astimezone(timezone.utc)
 
 

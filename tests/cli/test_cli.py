@@ -259,3 +259,10 @@ def test_metrics_summary_shows_the_stored_model_fits(workspace_dir):
     assert all(m["log_likelihood"] is not None and m["fitted_at"].startswith("2026-06-01") for m in after["models"])
     table = nudge(workspace_dir, "metrics", "summary", "--at", AT)
     assert "Lifetime-value models" in table.stdout and "log-likelihood" in table.stdout
+
+
+@pytest.mark.parametrize("at", ["0001-01-01T00:00:00Z", "9999-12-31T23:00:00+00:00", "1899-12-31T23:00:00"])
+def test_an_at_outside_the_years_the_store_keeps_is_a_usage_error(demo_ws, at):
+    result = nudge(demo_ws, "dry-run", "--at", at)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.stderr == f"--at: error: {at!r} is outside the years 1900-2200\n"
