@@ -103,9 +103,10 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
 @click.command()
 @click.option("--customers", "size", default=3000, show_default=True, help="How many demo customers.")
 @click.option("--at", "at_text", help="Build the history up to this instant (default: now).")
+@click.option("--force", is_flag=True, help="Add the demo even though the store holds real customers.")
 @pass_env
 @handles_errors
-def demo(env: Env, size: int, at_text: str | None) -> None:
+def demo(env: Env, size: int, at_text: str | None, force: bool) -> None:
     """Build a demo store of synthetic customers and events, then show a dry run."""
     from engine.cli.output import make_console
     from engine.cli.render import dry_run_table
@@ -115,7 +116,7 @@ def demo(env: Env, size: int, at_text: str | None) -> None:
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     store = env.store(workspace, create=True)
-    people, history = build_demo(store, at, size=size)
+    people, history = build_demo(store, at, size=size, force=force)
     click.echo(f"demo store: {people} customers, {history} events ({store.url})")
     with store.engine.connect() as conn:
         result = dry_run(conn, workspace, workspace.select(), at, render=1)

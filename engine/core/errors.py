@@ -52,6 +52,12 @@ def problem(path: str, message: str, line: int | None = None, col: int | None = 
     return UserInputError([Problem(path, line, col, message)])
 
 
+class Refused(NudgeError):
+    """A command that would change real data without being asked to (`--force`)."""
+
+    exit_code = 2
+
+
 class StoreUnavailable(RuntimeFailure):
     """The store cannot be reached right now (down, restarting, refusing connections)."""
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from engine.core.clock import aware_utc
+from engine.core.errors import Refused
 from engine.ingest.importer import import_rows
 from engine.store import Store
 from engine.store.tables import coupons, customers, deliveries, events, tasks
@@ -195,8 +196,23 @@ def clear_demo(store: Store) -> None:
         conn.execute(sa.delete(customers).where(customers.c.id.like(like)))
 
 
-def build_demo(store: Store, at: datetime, size: int = 3000, seed: int = 7) -> tuple[int, int]:
-    """Replace the demo customers with `size` fresh ones and their history up to `at`."""
+def real_customers(store: Store) -> int:
+    """Customers that are not the demo's own: a store holding any is somebody's real shop."""
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count()).where(customers.c.id.not_like(PREFIX + "%"))).scalar_one()
+
+
+def build_demo(store: Store, at: datetime, size: int = 3000, seed: int = 7, force: bool = False) -> tuple[int, int]:
+    """Replace the demo customers with `size` fresh ones and their history up to `at`. A store with
+    real customers is refused unless `force`: 3,000 synthetic shoppers in production would be
+    emailed by the next run like anyone else."""
+    real = real_customers(store)
+    if real and not force:
+        raise Refused(
+            f"the store holds {real:,} customers that are not demo customers: nudge demo would add "
+            f"{size:,} synthetic ones beside them, and every campaign would reach those too. "
+            "Use a workspace of its own for the demo (nudge init DIR), or --force if you mean it"
+        )
     at = aware_utc(at)
     rng = random.Random(seed)
     people = [_customer(rng, i, at) for i in range(1, size + 1)]
