@@ -31,7 +31,13 @@ EXCLUSION_HEADERS = {
 
 def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: str = "UTC") -> None:
     # Fits 80 columns: no vertical rules, two-line headers, campaign names never cut.
-    table = Table(title=f"Dry run at {local_time(result.at, zone)}", title_justify="left", box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"Dry run at {local_time(result.at, zone)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
     longest = max((len(p.campaign) for p in result.plans), default=8)
     table.add_column("campaign", min_width=min(longest, 40), overflow="fold")
     table.add_column("matched", justify="right")
@@ -46,6 +52,9 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
             *(str(plan.excluded[n]) if n in plan.excluded else "–" for n in shown),  # –: does not apply here
             str(len(plan.targeted)),
         )
+        for name, count in sorted(plan.variants.items()):  # an A/B test's split of the targeted
+            share = f"{100 * count / len(plan.targeted):.0f}%"
+            table.add_row(f"  variant {name} ({share})", "", *("" for _ in shown), str(count), style="dim")
     console.print(table)
     for plan in result.plans:
         if plan.skipped:
@@ -59,10 +68,14 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
             console.print(f"[bold]{plan.campaign}[/] targets: {', '.join(ids[:show_ids])}{more}", highlight=False)
     for campaign, samples in result.samples.items():
         for sample in samples:
-            console.rule(f"{campaign} → {sample.customer_id}")
+            console.rule(
+                f"{campaign} → {sample.customer_id}" + (f" · variant {sample.variant}" if sample.variant else "")
+            )
+            if sample.note:
+                console.print(f"[yellow]note:[/] {sample.note}", highlight=False)
             for part, text in sample.parts.items():
-                if part == "body" and "text" in sample.parts:
-                    continue  # the terminal shows the text alternative; JSON has both
+                if part == "variant" or (part == "body" and "text" in sample.parts):
+                    continue  # the variant is in the heading; the terminal shows the text alternative
                 console.print(f"[bold]{part}:[/]", highlight=False)
                 console.print(text.strip(), markup=False, highlight=False)
             if sample.error:

@@ -22,32 +22,71 @@ class Sample:
     customer_id: str
     parts: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    variant: str | None = None  # the A/B variant rendered
+    note: str | None = None  # e.g. a variant nobody targeted now gets, rendered for another customer
 
     def as_json(self) -> dict[str, Any]:
-        return {"customer": self.customer_id, **self.parts, **({"error": self.error} if self.error else {})}
+        return {
+            "customer": self.customer_id,
+            **self.parts,
+            **({"note": self.note} if self.note else {}),
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+@dataclass(frozen=True)
+class Pick:
+    customer_id: str
+    variant: str | None = None
+    note: str | None = None
+
+
+def pick_samples(campaign: Campaign, targeted: list[str], n: int) -> list[Pick]:
+    """Up to `n` targeted customers to render. An A/B test shows every variant: customers are
+    taken from each variant in turn (a, b, a, b, …), at least one per variant even when `n` is
+    smaller; a variant no targeted customer gets is rendered for the first sample, and says so."""
+    weights = [(v.name, v.weight) for v in campaign.variants]
+    if not weights or not targeted or n <= 0:
+        return [Pick(cid) for cid in targeted[:n]]
+    queues: dict[str, list[str]] = {name: [] for name, _ in weights}
+    for cid in targeted:
+        arm = variant_for(campaign.campaign, cid, weights)
+        if arm is not None and len(queues[arm]) < n:
+            queues[arm].append(cid)
+            if all(len(q) == n for q in queues.values()):
+                break
+    picks: list[Pick] = []
+    for index in range(n):
+        picks += [Pick(q[index], name) for name, q in queues.items() if index < len(q)]
+    picks = picks[: max(n, sum(1 for q in queues.values() if q))]
+    first = picks[0].customer_id
+    for name, queue in queues.items():
+        if not queue:
+            note = f"no customer targeted now gets variant {name}: rendered for {first}, who gets another"
+            picks.append(Pick(first, name, note))
+    return picks
 
 
 def render_samples(
-    conn: Connection, workspace: Workspace, campaign: Campaign, ids: list[str], at: datetime
+    conn: Connection, workspace: Workspace, campaign: Campaign, picks: list[Pick], at: datetime
 ) -> list[Sample]:
-    """Render the email and task texts of a campaign for some customers."""
+    """Render the email and task texts of a campaign for some customers (each for their variant)."""
     env = workspace.environment()
     preview = preview_coupons(campaign, at)
+    ids = sorted({p.customer_id for p in picks})
     contexts = build_contexts(conn, ids, at, campaign, {cid: preview for cid in ids}, segments=workspace.segments)
     samples = []
-    weights = [(v.name, v.weight) for v in campaign.variants]
-    for cid in ids:
-        sample = Sample(cid)
-        context = {**contexts[cid], "unsubscribe_url": "https://example.invalid/unsubscribe/PREVIEW"}
+    for pick in picks:
+        sample = Sample(pick.customer_id, variant=pick.variant, note=pick.note)
+        context = {**contexts[pick.customer_id], "unsubscribe_url": "https://example.invalid/unsubscribe/PREVIEW"}
         for i, action in enumerate(campaign.actions):
             if action_when(action) is not None:
                 sample.parts[f"action_{i}_when"] = "evaluated at run time"
+        if pick.variant:
+            sample.parts["variant"] = pick.variant
         try:
-            variant = variant_for(campaign.campaign, cid, weights)
-            if variant:
-                sample.parts["variant"] = variant
             rendered = render_actions(
-                env, campaign, context, default_sender=workspace.config.email.from_, variant=variant
+                env, campaign, context, default_sender=workspace.config.email.from_, variant=pick.variant
             )
         except RenderError as exc:
             sample.error = str(exc)
@@ -87,12 +126,14 @@ class DryRun:
 
 
 def dry_run(conn: Connection, workspace: Workspace, campaigns: list[Campaign], at: datetime, render: int = 0) -> DryRun:
-    """Plan campaigns (highest priority first, as the run would) and render up to `render` samples each."""
+    """Plan campaigns (highest priority first, as the run would) and render `render` samples each
+    (an A/B test: at least one per variant)."""
     planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
     result = DryRun(at=at, plans=[])
     for campaign in campaigns:
         plan = planner.plan(campaign)
         result.plans.append(plan)
         if render > 0:
-            result.samples[campaign.campaign] = render_samples(conn, workspace, campaign, plan.targeted[:render], at)
+            picks = pick_samples(campaign, plan.targeted, render)
+            result.samples[campaign.campaign] = render_samples(conn, workspace, campaign, picks, at)
     return result

@@ -50,6 +50,8 @@ def _sample_view(sample: Sample, coupons: dict[str, dict[str, Any]]) -> dict[str
     parts = sample.parts
     return {
         "customer": sample.customer_id,
+        "variant": sample.variant,
+        "note": sample.note,
         "error": sample.error,
         "subject": parts.get("subject"),
         "html": parts.get("body"),
@@ -85,6 +87,10 @@ def render_preview(result: DryRun, campaigns: list[Campaign], zone: str, workspa
                 "bars": funnel(plan),
                 "samples": samples,
                 "failures": [s for s in samples if s["error"]],
+                "variants": [
+                    {"name": v.name, "weight": v.weight, "targeted": plan.variants.get(v.name, 0)}
+                    for v in campaign.variants
+                ],
                 "sends_email": campaign.sends_email,
             }
         )

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 
 from engine.audience.planner import in_holdout, variant_for
+from engine.cli.render import dry_run_table
 from engine.delivery.occurrence import run_occurrence
 from engine.reports.dryrun import dry_run
 from engine.reports.lift import Arm, lift, proportion_interval, verdict
+from engine.reports.preview import render_preview
 from engine.store.tables import deliveries
 from tests.support.helpers import Clock, make_runner, write_workspace
 from tests.support.store import NOW, seed
@@ -146,3 +150,65 @@ def test_the_verdict_says_how_much_more_data_an_unclear_test_needs():
     assert clear.startswith("a converts better than b: +100.0 pp, 95% interval +")
     assert verdict({"a": Arm(50, 5), "b": Arm(50, 5)}).startswith("no detectable difference yet: the variants")
     assert proportion_interval(Arm(0, 0)) == (None, None)
+
+
+def _us_customers(store, n: int = 200) -> None:
+    seed(
+        store,
+        customers=[
+            {"id": f"c{i:03d}", "email": f"c{i}@example.com", "email_opt_in": True, "country": "US"} for i in range(n)
+        ],
+    )
+
+
+TEMPLATES = {"a.html.j2": "<p>A</p>\n", "b.html.j2": "<p>B</p>\n"}
+
+
+def test_the_samples_show_every_variant_labelled_and_the_table_shows_the_split(store, tmp_path):
+    _us_customers(store)
+    ws = write_workspace(tmp_path, [CAMPAIGN], templates=TEMPLATES)
+    campaign = ws.campaigns["promo"].campaign
+    with store.engine.connect() as conn:
+        for render in (1, 2, 3):
+            planned = dry_run(conn, ws, [campaign], AT, render=render)
+            samples = planned.samples["promo"]
+            assert {s.parts["variant"] for s in samples} == {"a", "b"}, (
+                render
+            )  # each at least once, even with --render 1
+            assert len(samples) == max(render, 2)
+            for sample in samples:
+                assert sample.parts["variant"] == sample.variant and sample.note is None
+                assert sample.parts["subject"].startswith(sample.variant.upper())  # rendered as that variant
+                assert f"<p>{sample.variant.upper()}</p>" in sample.parts["body"]
+                assert sample.variant == variant_for("promo", sample.customer_id, [("a", 50), ("b", 50)])
+    page = render_preview(planned, [campaign], "UTC", str(tmp_path))
+    labels = re.findall(r'<h3>Customer (c\d+) <span class="variant">variant ([ab])</span></h3>', page)
+    assert [(s.customer_id, s.variant) for s in samples] == labels
+    split = planned.plans[0].variants
+    assert f"variant a</span> {split['a']} targeted (50% weight)" in page
+    console = Console(width=80, record=True)
+    dry_run_table(planned, console)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    share = f"{100 * split['a'] / sum(split.values()):.0f}%"
+    assert re.search(rf"variant a \({share}\) +{split['a']}\s*$", text, re.M), text
+
+
+def test_a_variant_nobody_gets_now_is_still_rendered_and_says_so(store, tmp_path):
+    _us_customers(store, 20)
+    rare = {
+        **CAMPAIGN,
+        "actions": [{"email": {"variants": [{**v} for v in CAMPAIGN["actions"][0]["email"]["variants"]]}}],
+    }
+    rare["actions"][0]["email"]["variants"][0]["weight"] = 99.99
+    rare["actions"][0]["email"]["variants"][1]["weight"] = 0.01
+    ws = write_workspace(tmp_path, [rare], templates=TEMPLATES)
+    with store.engine.connect() as conn:
+        planned = dry_run(conn, ws, [ws.campaigns["promo"].campaign], AT, render=2)
+    assert planned.plans[0].variants == {"a": len(planned.plans[0].targeted)}
+    samples = planned.samples["promo"]
+    assert [s.variant for s in samples] == ["a", "a", "b"]
+    assert samples[2].customer_id == samples[0].customer_id and samples[2].parts["subject"].startswith("B for")
+    assert samples[2].note == (
+        f"no customer targeted now gets variant b: rendered for {samples[0].customer_id}, who gets another"
+    )
