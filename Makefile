@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SCALE  ?= 10k
 
-.PHONY: demo test lint install postgres chromium bench clean
+.PHONY: demo test lint install postgres chromium bench clean wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,12 @@ postgres:
 chromium:
 	@sh scripts/ensure-chromium.sh
 
+## A wheel for a production install (README "Installing on a server"): dist/nudge-*.whl
+wheel:
+	$(PYTHON) -m pip wheel --no-deps --quiet -w dist .
+
 bench: $(STAMP) postgres
 	$(BIN)/python -m bench --scale $(SCALE)
 
 clean:
-	rm -rf $(VENV) nudge.db nudge.db-* outbox .pytest_cache
+	rm -rf $(VENV) nudge.db nudge.db-* outbox .pytest_cache dist build
