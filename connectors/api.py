@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Protocol
 from engine.core.errors import ConnectorError, ConnectorFatal, SinkError, SourceError
 
 __all__ = [
+    "TEST_DELIVERY_ID",
     "ConnectorError",
     "ConnectorFatal",
     "EmailConnector",
@@ -49,6 +50,11 @@ class SendStatus(StrEnum):
 # the worker's lease: a worker that stalled past its lease hands off nothing, and after a crash
 # only a message that was handed over can be `unknown`. Idempotent: a retried request may ask again.
 HandOff = Callable[[Sequence[int]], Collection[int]]
+
+
+# The delivery id of a test send (`nudge send-test`): never a ledger id (they start at 1), so a
+# connector that names what it writes by delivery id gives each test its own name instead.
+TEST_DELIVERY_ID = 0
 
 
 def hand_all(delivery_ids: Sequence[int]) -> Collection[int]:

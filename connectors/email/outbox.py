@@ -8,9 +8,11 @@ message was written whole — the one connector that knows, after a crash, exact
 from __future__ import annotations
 
 import os
+import re
+import time
 from pathlib import Path
 
-from connectors.api import ConnectorFatal, HandOff, OutgoingEmail, SendResult, SendStatus, hand_all
+from connectors.api import TEST_DELIVERY_ID, ConnectorFatal, HandOff, OutgoingEmail, SendResult, SendStatus, hand_all
 from connectors.email.mime import mime_bytes
 
 
@@ -32,8 +34,16 @@ class OutboxConnector:
     def path_for(self, delivery_id: int) -> Path:
         return self.directory / f"{delivery_id:012d}.eml"
 
+    def _target(self, email: OutgoingEmail) -> Path:
+        if email.delivery_id != TEST_DELIVERY_ID:
+            return self.path_for(email.delivery_id)
+        # A test send has no ledger id: a name of its own, so one test never overwrites another.
+        campaign = re.sub(r"[^A-Za-z0-9-]+", "-", email.headers.get("X-Nudge-Campaign", "")) or "campaign"
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        return self.directory / f"test-{campaign}-{stamp}-{os.urandom(3).hex()}.eml"
+
     def _write(self, email: OutgoingEmail) -> SendResult:
-        target = self.path_for(email.delivery_id)
+        target = self._target(email)
         temporary = target.with_suffix(".tmp")
         try:
             with open(temporary, "wb") as file:

@@ -132,9 +132,16 @@ def send_test_command(env: Env, campaign: str, to: str, as_customer: str | None)
         result = send_test(workspace, store, outputs, chosen, to, datetime.now(timezone.utc), as_customer)
     finally:
         outputs.close()
+    written = f" as {result.written_to}" if result.written_to and workspace.config.email.connector == "outbox" else ""
     click.echo(
         f"{result.status}: {result.subject!r} rendered for {result.customer}, sent to {result.to} "
-        f"through {workspace.config.email.connector}" + (f" ({result.reason})" if result.reason else "")
+        f"through {workspace.config.email.connector}{written}" + (f" ({result.reason})" if result.reason else "")
     )
+    if result.outcome != "targeted":  # rendered all the same: what they would get if they were targeted
+        why = f": {result.why}" if result.why else ""
+        click.echo(
+            f"--as: warning: {result.customer} is not targeted by {chosen.campaign} now ({result.outcome}){why}",
+            err=True,
+        )
     if result.status != "sent":
         sys.exit(1)

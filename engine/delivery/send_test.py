@@ -1,16 +1,22 @@
 """`nudge send-test`: one campaign rendered for one customer and sent through the configured
 connector to a test address only — subject prefixed [TEST], stand-in coupon codes, no ledger row,
-nothing stored, so the campaign itself is untouched."""
+nothing stored, so the campaign itself is untouched. A customer named with --as who would not be
+targeted now is still rendered for, and the result says what the campaign would do and why."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from connectors.api import ConnectorFatal
-from engine.audience.explain import require_customer
+from sqlalchemy.engine import Connection
+
+from connectors.api import TEST_DELIVERY_ID, ConnectorFatal
+from engine.audience.explain import Node, explain, require_customer
 from engine.audience.planner import Planner
+from engine.audience.reasons import reason
 from engine.core.errors import Problem, RenderError, RuntimeFailure, UserInputError
 from engine.delivery.outlets import Outputs
 from engine.messages.actions import preview_coupons, render_actions
@@ -18,10 +24,11 @@ from engine.messages.context import build_contexts
 from engine.messages.email import build_email, unsubscribe_link
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign
+from engine.rules.conditions import ConditionKind, children
 from engine.store import Store
 from engine.workspace.loader import Workspace
 
-TEST_DELIVERY_ID = 0  # never a ledger id (they start at 1): the outbox file says what it was
+NOT_IN_AUDIENCE = "not_in_audience"
 _ADDRESS = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -32,20 +39,60 @@ class TestSend:
     subject: str
     status: str
     reason: str | None
+    outcome: str = "targeted"  # what the campaign would do with this customer now
+    why: str | None = None  # for any other outcome: the reason, as `nudge explain` gives it
+    written_to: str | None = None  # the connector's id for it (the outbox: the file's name)
 
 
-def _customer(store: Store, workspace: Workspace, campaign: Campaign, at: datetime, chosen: str | None) -> str:
+def _customer(
+    store: Store, workspace: Workspace, campaign: Campaign, at: datetime, chosen: str | None
+) -> tuple[str, str, str | None]:
+    """(customer, outcome now, why) — the first targeted customer unless one is named."""
     with store.engine.connect() as conn:
+        planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         if chosen is not None:
             require_customer(conn, chosen)
-            return chosen
-        planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
+            return chosen, *_outcome(conn, planner, workspace, campaign, chosen)
         first = planner.first_targeted(campaign)
     if first is None:
         raise UserInputError(
             [Problem("--as", None, None, f"nobody is targeted by {campaign.campaign} now: name a customer with --as")]
         )
-    return first
+    return first, "targeted", None
+
+
+def _outcome(
+    conn: Connection, planner: Planner, workspace: Workspace, campaign: Campaign, customer: str
+) -> tuple[str, str | None]:
+    """What the campaign would do with this customer now, and why (explain's reason)."""
+    outcome = next((str(row.outcome) for row in planner.classify(campaign, only=customer)), NOT_IN_AUDIENCE)
+    if outcome != NOT_IN_AUDIENCE:
+        return outcome, reason(conn, campaign, workspace.config, customer, outcome, planner.at)
+    tree = explain(conn, campaign, planner.context(), customer)
+    return outcome, "; ".join(_failing(campaign.audience, tree, workspace.segments)) or None
+
+
+def _failing(condition: Any, node: Node, segments: dict[str, Any]) -> list[str]:
+    """The conditions that keep a customer out of an audience, with the value they have."""
+    if node.passed:
+        return []
+    kind = condition.kind
+    if kind is ConditionKind.ALL:
+        return [
+            f
+            for (_, child), sub in zip(children(condition), node.children, strict=True)
+            for f in _failing(child, sub, segments)
+        ]
+    if kind is ConditionKind.SEGMENT and condition.segment in segments and node.children:
+        inside = _failing(segments[condition.segment], node.children[0], segments)
+        return [f"{node.label} ({'; '.join(inside)})" if inside else node.label]
+    if kind is ConditionKind.NOT and node.children:
+        return [f"not: {node.children[0].label} holds{_value(node.children[0])}"]
+    return [f"{node.label} fails{_value(node)}"]
+
+
+def _value(node: Node) -> str:
+    return "" if node.value is None else f", value {json.dumps(node.value, default=str)}"
 
 
 def send_test(
@@ -62,7 +109,7 @@ def send_test(
         raise UserInputError([Problem("--to", None, None, f"not an email address: {to!r}")])
     if not campaign.sends_email:
         raise UserInputError([Problem(campaign.campaign, None, None, "this campaign sends no email")])
-    chosen = _customer(store, workspace, campaign, at, customer)
+    chosen, outcome, why = _customer(store, workspace, campaign, at, customer)
     with store.engine.connect() as conn:
         context = build_contexts(
             conn, [chosen], at, campaign, {chosen: preview_coupons(campaign, at)}, segments=workspace.segments
@@ -92,4 +139,4 @@ def send_test(
         result = outputs.email().send([message])[0]
     except ConnectorFatal as exc:
         raise RuntimeFailure(f"test send failed: {exc}") from None
-    return TestSend(chosen, to, message.subject, str(result.status), result.reason)
+    return TestSend(chosen, to, message.subject, str(result.status), result.reason, outcome, why, result.provider_id)

@@ -8,7 +8,9 @@ from click.testing import CliRunner
 from engine.cli.main import main
 from engine.store import open_store
 from engine.store.tables import coupons, deliveries
+from tests.support.helpers import email_campaign, write_workspace
 from tests.support.smtpserver import SmtpServer
+from tests.support.store import seed
 
 AT = "2026-06-01T09:00:00+00:00"
 
@@ -47,10 +49,44 @@ def test_a_test_send_for_a_named_customer_and_the_mistakes_it_refuses(workspace_
     assert nudge(workspace_dir, "demo", "--customers", "300", "--at", AT).exit_code == 0
     named = nudge(workspace_dir, "send-test", "birthday", "--to", "me@shop.example", "--as", "demo-00001")
     assert named.exit_code == 0 and "rendered for demo-00001" in named.stdout
-    assert (workspace_dir / "outbox" / "000000000000.eml").exists()
+    [written] = (workspace_dir / "outbox").glob("test-birthday-*.eml")
+    assert f"through outbox as {written.name}" in named.stdout
     unknown = nudge(workspace_dir, "send-test", "birthday", "--to", "me@shop.example", "--as", "nobody")
     assert unknown.exit_code == 2 and "no customer with id 'nobody'" in unknown.stderr
     bad = nudge(workspace_dir, "send-test", "birthday", "--to", "not-an-address")
     assert bad.exit_code == 2 and "--to: error: not an email address: 'not-an-address'" in bad.stderr
     tasks_only = nudge(workspace_dir, "send-test", "low-satisfaction", "--to", "me@shop.example")
     assert tasks_only.exit_code == 2 and "this campaign sends no email" in tasks_only.stderr
+
+
+def test_each_test_send_has_its_own_file_and_a_customer_outside_the_audience_is_named_with_why(store, tmp_path):
+    seed(
+        store,
+        customers=[
+            {"id": "in", "email": "in@example.com", "email_opt_in": True, "country": "US"},
+            {"id": "abroad", "email": "abroad@example.com", "email_opt_in": True, "country": "FR"},
+            {"id": "quiet", "email": "quiet@example.com", "email_opt_in": False, "country": "US"},
+        ],
+    )
+    root = tmp_path / "ws"
+    write_workspace(
+        root,
+        [email_campaign("promo")],
+        config={"store": store.url, "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}},
+    )
+    runs = [nudge(root, "send-test", "promo", "--to", "me@shop.example", *extra) for extra in ([], ["--as", "in"])]
+    assert all(r.exit_code == 0 and r.stderr == "" for r in runs), [r.output for r in runs]  # targeted: nothing to say
+    outside = nudge(root, "send-test", "promo", "--to", "me@shop.example", "--as", "abroad")
+    assert outside.exit_code == 0 and "rendered for abroad" in outside.stdout
+    assert outside.stderr == (
+        "--as: warning: abroad is not targeted by promo now (not_in_audience): "
+        'attribute country eq US fails, value "FR"\n'
+    )
+    refused = nudge(root, "send-test", "promo", "--to", "me@shop.example", "--as", "quiet")
+    assert refused.exit_code == 0 and refused.stderr == (
+        "--as: warning: quiet is not targeted by promo now (no_consent): "
+        "has not opted in to email (email_opt_in is false)\n"
+    )
+    files = sorted((root / "outbox").glob("*.eml"))
+    assert len(files) == 4 and all(f.name.startswith("test-promo-") for f in files)  # none overwrote another
+    assert all("To: me@shop.example" in f.read_text() for f in files)
