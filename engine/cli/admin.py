@@ -267,13 +267,15 @@ def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
 @handles_errors
 def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
     """One-click unsubscribe and SendGrid's Event Webhook, over HTTP."""
+    import logging
     import os
 
     from werkzeug.serving import make_server
 
     from engine.cli.logs import configure
     from engine.messages.unsubscribe import secret_from
-    from engine.web.serve import App, QuietRequestHandler
+    from engine.web.access import AccessLogHandler
+    from engine.web.serve import App
 
     configure(log_format)
     workspace, store = env.config_and_store(create=True)
@@ -298,8 +300,13 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         lambda: datetime.now(timezone.utc),
         write_key=write_key,
     )
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-    click.echo(f"serving on http://{host}:{port} (unsubscribe at /unsubscribe/…, events at /sendgrid/events)", err=True)
+    server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
+    logging.getLogger("nudge.serve").info(
+        "serving on http://%s:%d (unsubscribe at /unsubscribe/…, events at /sendgrid/events)",
+        host,
+        port,
+        extra={"host": host, "port": port},
+    )
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

@@ -10,7 +10,19 @@ import sys
 from datetime import datetime, timezone
 
 # Structured fields passed as `extra=` by the daemon and the server.
-FIELDS = ("campaign", "occurrence", "counts", "worker", "retry_in")
+FIELDS = (
+    "campaign",
+    "occurrence",
+    "counts",
+    "worker",
+    "retry_in",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+    "host",
+    "port",
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -37,3 +49,5 @@ def configure(log_format: str, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Alembic narrates every migration step and plugin at INFO; nudge says what matters itself.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

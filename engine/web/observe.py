@@ -44,7 +44,7 @@ class LedgerCollector(Collector):
     def collect(self) -> Iterator[Any]:
         with self.store.engine.connect() as conn:
             yield self._deliveries(conn)
-            yield self._queue(conn)
+            yield from self._queue(conn)
             yield self._last_occurrence(conn)
             yield self._latency(conn)
 
@@ -59,11 +59,33 @@ class LedgerCollector(Collector):
             family.add_metric([campaign, status], number)
         return family
 
-    def _queue(self, conn: sa.Connection) -> GaugeMetricFamily:
-        waiting = conn.execute(
-            sa.select(sa.func.count()).where(deliveries.c.status.in_([str(s) for s in OPEN_STATES]))
-        ).scalar_one()
-        return GaugeMetricFamily("nudge_queue_depth", "Deliveries pending or being sent", value=waiting)
+    def _queue(self, conn: sa.Connection) -> Iterator[GaugeMetricFamily]:
+        """What is due and not sent yet, apart from what waits by design (quiet hours): only the
+        first growing old means something is stuck."""
+        now = naive_utc(self.clock())
+        is_open = deliveries.c.status.in_([str(s) for s in OPEN_STATES])
+        later = sa.and_(deliveries.c.not_before.is_not(None), deliveries.c.not_before > now)
+        due_since = sa.func.coalesce(deliveries.c.not_before, deliveries.c.created_at)
+        due, deferred, oldest = conn.execute(
+            sa.select(
+                sa.func.count().filter(sa.not_(later)),
+                sa.func.count().filter(later),
+                sa.func.min(due_since).filter(sa.not_(later)),
+            ).where(is_open)
+        ).one()
+        yield GaugeMetricFamily(
+            "nudge_queue_depth", "Deliveries due now and not sent yet (pending or being sent)", value=due
+        )
+        yield GaugeMetricFamily(
+            "nudge_deferred_deliveries",
+            "Deliveries pending by design until a later hour (quiet hours in the customer's time zone)",
+            value=deferred,
+        )
+        yield GaugeMetricFamily(
+            "nudge_oldest_due_seconds",
+            "How long the oldest due delivery has waited (0 when none is due)",
+            value=max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0,
+        )
 
     def _last_occurrence(self, conn: sa.Connection) -> GaugeMetricFamily:
         family = GaugeMetricFamily(

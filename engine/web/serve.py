@@ -17,11 +17,11 @@ from html import escape
 from typing import Any
 
 import sqlalchemy as sa
+from prometheus_client import CONTENT_TYPE_LATEST
 from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 from engine.core.clock import naive_utc
@@ -30,7 +30,9 @@ from engine.delivery.suppressions import suppress, unsubscribe_customer
 from engine.ingest.importer import import_rows
 from engine.messages.unsubscribe import DEVELOPMENT_KEY_REASON, TokenError, verify
 from engine.store import Store
+from engine.store.db import is_outage
 from engine.store.tables import deliveries
+from engine.web.access import redacted_path
 from engine.web.ingest_api import ingest
 from engine.web.observe import health, metrics_text
 
@@ -56,6 +58,10 @@ _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{ti
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
 <body style="font-family: Helvetica, Arial, sans-serif; max-width: 520px; margin: 48px auto; color: #222;">
 <h1 style="font-size: 22px;">{title}</h1>{body}</body></html>"""
+
+
+def json_error(status: int, reason: str) -> Response:
+    return Response(json.dumps({"error": reason}) + "\n", status=status, mimetype="application/json")
 
 
 def page(title: str, body: str, status: int = 200) -> Response:
@@ -92,7 +98,16 @@ class App:
             endpoint, args = self.urls.bind_to_environ(environ).match()
             response = getattr(self, endpoint)(request, **args)
         except HTTPException as exc:
-            response = exc.get_response(environ)
+            # Every error of the HTTP API is JSON, an unknown path and a wrong method included.
+            response = json_error(exc.code or 500, exc.description or exc.name)
+        except Exception as exc:
+            if is_outage(exc):
+                reason = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__])[0]
+                log.warning("store unreachable while answering %s: %s", redacted_path(request.path), reason)
+                response = json_error(503, "the store is unreachable; retry later")
+            else:
+                log.exception("error answering %s", redacted_path(request.path))
+                response = json_error(500, "internal error; it is in the server's log")
         return response(environ, start_response)
 
     def health(self, request: Request) -> Response:
@@ -103,7 +118,8 @@ class App:
         return Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
 
     def metrics(self, request: Request) -> Response:
-        return Response(metrics_text(self.store, self.clock), mimetype="text/plain; version=0.0.4; charset=utf-8")
+        # content_type, not mimetype: werkzeug would add a second charset to the latter.
+        return Response(metrics_text(self.store, self.clock), content_type=CONTENT_TYPE_LATEST)
 
     def v1(self, request: Request, kind: str) -> Response:
         return ingest(request, kind, self.store, self.write_key, self.clock)
@@ -170,7 +186,7 @@ class App:
             return Response("invalid signature\n", status=403)
         stale = self._stale(timestamp)
         if stale is not None:
-            return Response(json.dumps({"error": stale}) + "\n", status=403, mimetype="application/json")
+            return json_error(403, stale)
         try:
             batch = json.loads(raw)
         except (ValueError, RecursionError):
@@ -311,17 +327,3 @@ def resolve_unknown(conn: sa.Connection, proven: dict[int, str], now: datetime) 
             )
         ).rowcount
     return resolved
-
-
-def redacted_path(path: str) -> str:
-    """A request path fit for a log: unsubscribe tokens encode the customer's address."""
-    if path.startswith("/unsubscribe/"):
-        return "/unsubscribe/[token]"
-    return path.split("?", 1)[0]
-
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """werkzeug's access log, without tokens or query strings."""
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        self.log("info", '"%s %s" %s %s', self.command, redacted_path(self.path), code, size)

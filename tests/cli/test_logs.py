@@ -65,3 +65,55 @@ def test_a_daemon_logs_json_lines_without_addresses(tmp_path, request):
     run = next(line for line in lines if line.get("campaign") == "promo")
     assert run["counts"]["sent"] == 5 and run["counts"]["matched"] == 5 and run["occurrence"]
     assert "example.com" not in text and "top-secret-token" not in text and "\x1b[" not in text
+
+
+def test_serve_logs_json_lines_with_access_fields_and_no_migration_chatter(tmp_path):
+    from tests.support.helpers import wait_until
+    from tests.support.pgserver import free_port
+
+    ws = write_workspace(tmp_path / "ws", [email_campaign()], config={"store": "sqlite:///nudge.db"})
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "engine",
+            "--workspace",
+            str(ws.root),
+            "serve",
+            "--port",
+            str(port),
+            "--log-format",
+            "json",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    import urllib.error
+    import urllib.request
+
+    def answers() -> bool:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            return True
+        except OSError:
+            return False
+
+    try:
+        assert wait_until(answers, 30)
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/nope?token=abc", timeout=5)
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 404 and json.loads(exc.read())["error"]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in err.decode().splitlines()]  # every line is one JSON object
+    assert not [line for line in lines if line["logger"].startswith("alembic")]
+    start = next(line for line in lines if line["message"].startswith("serving on"))
+    assert start["port"] == port
+    access = [line for line in lines if line["logger"] == "nudge.serve.access"]
+    missing = next(line for line in access if line["path"] == "/nope")
+    assert missing["method"] == "GET" and missing["status"] == 404 and missing["duration_ms"] >= 0
+    assert "abc" not in err.decode()

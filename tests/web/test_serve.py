@@ -285,17 +285,27 @@ def test_provider_events_resolve_unknown_deliveries(shop):
 
 
 def test_the_access_log_never_shows_an_unsubscribe_token(shop, caplog):
-    from engine.web.serve import QuietRequestHandler
+    from engine.web.access import AccessLogHandler
 
     port = free_port()
-    server = make_server("127.0.0.1", port, App(shop, SECRET, None, lambda: NOW), request_handler=QuietRequestHandler)
+    server = make_server("127.0.0.1", port, App(shop, SECRET, None, lambda: NOW), request_handler=AccessLogHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     token = sign(SECRET, "ann", "ann@example.com", "promo", NOW)
     try:
-        with caplog.at_level("INFO", logger="werkzeug"):
+        with caplog.at_level("INFO"):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/unsubscribe/{token}?utm=x", timeout=10).read()
     finally:
         server.shutdown()
     logged = " ".join(record.getMessage() for record in caplog.records)
     assert "/unsubscribe/[token]" in logged and token not in logged and "utm" not in logged
+    [access] = [r for r in caplog.records if r.name == "nudge.serve.access"]
+    assert (access.method, access.path, access.status) == ("GET", "/unsubscribe/[token]", 200)
+
+
+def test_every_error_answer_is_json(shop):
+    client = Client(App(shop, SECRET, None, lambda: NOW))
+    for method, path, status in (("GET", "/nope", 404), ("DELETE", "/metrics", 405), ("GET", "/v1/track", 405)):
+        answer = client.open(path, method=method)
+        assert answer.status_code == status and answer.headers["Content-Type"] == "application/json"
+        assert answer.json["error"]
