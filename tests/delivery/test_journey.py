@@ -284,3 +284,65 @@ def test_a_false_when_at_entry_still_respects_the_exclusions_and_the_cooldown(sq
     skipped = {r.customer_id for r in rows if r.campaign == "winback/offer" and r.status == "skipped"}
     assert skipped == {f"w{i:03d}" for i in range(40)} - held
     assert all([s for _, s, _, _ in history(rows, cid)] == ["offer", "reminder", "call"] for cid in skipped)
+
+
+SHORT = {
+    "campaign": "loop",
+    "schedule": "0 9 * * *",
+    "audience": {"attribute": "country", "eq": "US"},
+    "cooldown": "5d",
+    "steps": [
+        {
+            "name": "offer",
+            "when": {"not": {"attribute": "first_name", "eq": "skip"}},
+            # No visit, no subject: the offer fails for that customer (a render error is `failed`).
+            "actions": [{"email": {"template": "hello.html.j2", "subject": "{{ last.visit.properties.page }}"}}],
+        },
+        {"name": "call", "wait": "1d", "actions": [{"task": {"queue": "care", "title": "Call {{ customer.id }}"}}]},
+    ],
+}
+
+
+def test_an_entry_that_ended_skipped_or_failed_starts_the_cooldown_like_any(store, tmp_path):
+    """Each pass ends on day 1; the days after it show whether the entry's cooldown held."""
+    seed(
+        store,
+        customers=[person("ok"), {**person("skip"), "first_name": "skip"}, person("fail")],
+        events=[{"customer_id": c, "type": "visit", "occurred_at": day(-1), "page": "/"} for c in ("ok", "skip")],
+    )
+    config = {"store": store.url, "email": {"connector": "outbox", "outbox": {"dir": "outbox"}}}
+    workspace = write_workspace(tmp_path / "ws", [SHORT], config=config, templates={"hello.html.j2": "<p>Hi</p>"})
+    for n in range(0, 7):
+        run_day(workspace, store, n)
+    rows = ledger_rows(store)
+    steps = {cid: [(d, s, status) for d, s, status, _ in history(rows, cid)] for cid in ("ok", "skip", "fail")}
+    assert steps["ok"] == [(0, "offer", "sent"), (1, "call", "sent"), (5, "offer", "sent"), (6, "call", "sent")]
+    assert steps["skip"] == [(0, "offer", "skipped"), (1, "call", "sent"), (5, "offer", "skipped"), (6, "call", "sent")]
+    assert steps["fail"] == [(0, "offer", "failed"), (1, "call", "sent"), (5, "offer", "failed"), (6, "call", "sent")]
+
+
+def test_a_step_stopped_by_the_frequency_cap_is_recorded_skipped_and_the_journey_goes_on(store, tmp_path):
+    seed(store, customers=[person("c1")])
+    journey = {
+        **JOURNEY,
+        "steps": [
+            JOURNEY["steps"][0],
+            {"name": "reminder", "wait": "1d", "actions": JOURNEY["steps"][1]["actions"]},  # email the next day
+            {**JOURNEY["steps"][2], "wait": "1d"},
+        ],
+    }
+    config = {
+        "store": store.url,
+        "email": {"connector": "outbox", "outbox": {"dir": "outbox"}},
+        "limits": {"frequency_cap": {"max": 1, "per": "2d"}},
+    }
+    workspace = write_workspace(tmp_path / "ws", [journey], config=config, templates=TEMPLATES)
+    for n in range(0, 5):
+        run_day(workspace, store, n)
+    assert history(ledger_rows(store), "c1") == [
+        (0, "offer", "sent", None),
+        (1, "reminder", "skipped", "frequency_cap"),
+        (2, "call", "sent", None),
+    ]
+    text = nudge(workspace.root, "explain", "c1", "--campaign", "winback", "--at", day(2).isoformat())
+    assert "reminder: skipped (frequency_cap)" in text and "finished the journey" in text
