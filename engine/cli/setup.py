@@ -45,13 +45,14 @@ def validate(env: Env, strict: bool) -> None:
     for warning in result.warnings:
         click.echo(str(Problem(shown(warning.path), warning.line, warning.col, warning.message, "warning")), err=True)
     workspace = result.workspace
+    counted = f"{len(result.warnings)} warning{'s' if len(result.warnings) > 1 else ''}"
+    if strict and result.warnings:
+        click.echo(f"failed: {counted}, and --strict makes warnings errors", err=True)
+        sys.exit(2)
     click.echo(
         f"ok: {len(workspace.campaigns)} campaigns, {len(workspace.segments)} segments, "
-        f"templates in {workspace.templates_dir}, each rendered once"
-        + (f"; {len(result.warnings)} warning{'s' if len(result.warnings) > 1 else ''}" if result.warnings else "")
+        f"templates in {workspace.templates_dir}, each rendered once" + (f"; {counted}" if result.warnings else "")
     )
-    if strict and result.warnings:
-        sys.exit(2)
 
 
 @click.command(name="schema")

@@ -93,22 +93,27 @@ def render_actions(
 _READS: weakref.WeakKeyDictionary[Any, dict[str, frozenset[str] | None]] = weakref.WeakKeyDictionary()
 
 
+def template_sources(campaign: Campaign) -> tuple[list[str], list[str]]:
+    """The template files and the inline templates (subjects, task titles) of a campaign's actions."""
+    files, inline = [], []
+    for action in campaign.actions:
+        if isinstance(action, EmailAction):
+            arms: list[str | None] = [v.name for v in action.email.variants or []] or [None]
+            for arm in arms:
+                template, subject, _ = action.email.content(arm)
+                files.append(template)
+                inline.append(subject)
+        elif isinstance(action, TaskAction):
+            inline += [action.task.title, action.task.body or ""]
+    return files, inline
+
+
 def reads(env: SandboxedEnvironment, campaign: Campaign, name: str) -> bool:
     """Does any template of this campaign read the context name `name` (e.g. `last`)? True when in
     doubt. Remembered per environment: a reload of the rules brings a new one."""
     known = _READS.setdefault(env, {})
     if campaign.campaign not in known:
-        files, inline = [], []
-        for action in campaign.actions:
-            if isinstance(action, EmailAction):
-                arms: list[str | None] = [v.name for v in action.email.variants or []] or [None]
-                for arm in arms:
-                    template, subject, _ = action.email.content(arm)
-                    files.append(template)
-                    inline.append(subject)
-            elif isinstance(action, TaskAction):
-                inline += [action.task.title, action.task.body or ""]
-        known[campaign.campaign] = globals_read(env, files, inline)
+        known[campaign.campaign] = globals_read(env, *template_sources(campaign))
     found = known[campaign.campaign]
     return found is None or name in found
 

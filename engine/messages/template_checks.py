@@ -123,14 +123,15 @@ def check_template_file(env: SandboxedEnvironment, name: str, templates_dir: Pat
     return check_names(tree, TemplateSource(shown), names)
 
 
-def globals_read(env: SandboxedEnvironment, files: Iterable[str], inline: Iterable[str]) -> frozenset[str] | None:
-    """Every global name these templates read, following `extends`/`include`/`import`; None when
-    that cannot be known (a template computed at run time, or one that does not parse)."""
-    found: set[str] = set()
+def _trees(
+    env: SandboxedEnvironment, files: Iterable[str], inline: Iterable[str]
+) -> list[tuple[str | None, nodes.Template]] | None:
+    """(template name, or None for inline text; parsed tree) of these templates and every one they
+    reach through `extends`/`include`/`import`; None when that cannot be known (a template computed
+    at run time, or one that does not parse)."""
     pending, seen = list(files), set()
-    trees = []
     try:
-        trees = [env.parse(text) for text in inline]
+        trees: list[tuple[str | None, nodes.Template]] = [(None, env.parse(text)) for text in inline]
         while pending:
             name = pending.pop()
             if name in seen:
@@ -139,16 +140,36 @@ def globals_read(env: SandboxedEnvironment, files: Iterable[str], inline: Iterab
             assert env.loader is not None
             source, _, _ = env.loader.get_source(env, name)
             tree = env.parse(source)
-            trees.append(tree)
+            trees.append((name, tree))
             for ref in jinja2.meta.find_referenced_templates(tree):
                 if ref is None:
                     return None
                 pending.append(ref)
     except (jinja2.TemplateError, OSError):
         return None
-    for tree in trees:
-        found.update(name for name, _, _ in _names_used(tree))
-    return frozenset(found)
+    return trees
+
+
+def globals_read(env: SandboxedEnvironment, files: Iterable[str], inline: Iterable[str]) -> frozenset[str] | None:
+    """Every global name these templates read, following `extends`/`include`/`import`; None when
+    that cannot be known."""
+    trees = _trees(env, files, inline)
+    if trees is None:
+        return None
+    return frozenset(name for _, tree in trees for name, _, _ in _names_used(tree))
+
+
+def attributes_read(
+    env: SandboxedEnvironment, files: Iterable[str], inline: Iterable[str], variable: str
+) -> list[tuple[str, str | None, int]]:
+    """(attribute, template name or None for inline text, line) for each `VARIABLE.ATTRIBUTE` the
+    templates read — `last.purchase` gives ("purchase", "lapsed_buyers.html.j2", 3)."""
+    return [
+        (attr, name, line)
+        for name, tree in _trees(env, files, inline) or []
+        for used, attr, line in _names_used(tree)
+        if used == variable and attr is not None
+    ]
 
 
 def check_inline(env: SandboxedEnvironment, text: str, source: TemplateSource, names: Names) -> list[Problem]:

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from engine.audience.catalog import Catalog, FieldStats
 from engine.audience.metrics import STORED
 from engine.core.errors import Problem
+from engine.core.fields import STANDARD_EVENT_TYPES
+from engine.messages.actions import template_sources
+from engine.messages.template_checks import attributes_read
+from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, Ops, walk
+from engine.rules.journey import expand
 from engine.workspace.loader import LoadedCampaign, Workspace, conditions_of
 
 
@@ -56,13 +62,24 @@ class _Checker:
         line, col = self.loaded.located.position(loc)
         self.problems.append(Problem(self.loaded.path, line, col, message, severity="warning"))
 
+    def event_type(self, name: str, loc: tuple) -> bool:
+        """Warn when the store has never seen this event type; True when it has."""
+        if name in self.catalog.events:
+            return True
+        self.warn(loc, f"event type {name!r} does not occur in the store" + _nearest(name, self.catalog.events))
+        return False
+
+    def follow_up(self, written: Any, loc: tuple) -> None:
+        """`not_followed_by: TYPE` or `not_followed_by: {type: TYPE, same: […]}`."""
+        if isinstance(written, str):
+            self.event_type(written, loc + ("not_followed_by",))
+        elif written is not None:
+            self.event_type(written.type, loc + ("not_followed_by", "type"))
+
     def event(self, node: Any, loc: tuple) -> None:
+        self.follow_up(node.not_followed_by, loc)
         kind = self.catalog.events.get(node.event)
-        if kind is None:
-            self.warn(
-                loc + ("event",),
-                f"event type {node.event!r} does not occur in the store" + _nearest(node.event, self.catalog.events),
-            )
+        if not self.event_type(node.event, loc + ("event",)) or kind is None:
             return
         for key, test in (node.where or {}).items():
             stats = kind.properties.get(key)
@@ -100,6 +117,35 @@ class _Checker:
             for message in _value_warnings(stats, _compared(node), where):
                 self.warn(loc + (node.operator[0],), message)
 
+    def received(self, node: Any, loc: tuple) -> None:
+        if node.received.not_followed_by is not None:
+            self.event_type(node.received.not_followed_by, loc + ("received", "not_followed_by"))
+
+    def campaign_events(self, campaign: Campaign) -> None:
+        """The event types a campaign names outside its conditions: trigger, goal, exit_on."""
+        if campaign.trigger is not None:
+            self.event_type(campaign.trigger.event, ("trigger", "event"))
+            self.follow_up(campaign.trigger.not_followed_by, ("trigger",))
+        if "goal" in campaign.model_fields_set:
+            self.event_type(campaign.goal.event, ("goal", "event"))
+        if campaign.exit_on is not None:
+            self.event_type(campaign.exit_on.event, ("exit_on", "event"))
+
+    def last_events(self, env: Any, templates_dir: Path, seen: set[tuple]) -> None:
+        """`last.TYPE` in its templates — mostly under `{% if last.TYPE %}`, which is quietly false
+        for any type, so a typo there would never show at render time."""
+        known = set(self.catalog.events) | set(STANDARD_EVENT_TYPES)
+        for step in expand(self.loaded.campaign):
+            for attr, template, line in attributes_read(env, *template_sources(step), "last"):
+                where = (str(templates_dir / template), line) if template else (self.loaded.path, None)
+                if attr in known or (where, attr) in seen:
+                    continue
+                seen.add((where, attr))
+                message = f"'last.{attr}': event type {attr!r} does not occur in the store"
+                self.problems.append(
+                    Problem(where[0], where[1], None, message + _nearest(attr, known), severity="warning")
+                )
+
     def metric(self, node: Any, loc: tuple) -> None:
         if node.metric in STORED and not self.metrics_filled:
             self.warn(
@@ -112,15 +158,23 @@ class _Checker:
 def store_warnings(workspace: Workspace, catalog: Catalog, metrics_filled: bool) -> list[Problem]:
     """Warnings for every campaign's audience and `when` conditions against the catalog."""
     problems: list[Problem] = []
+    seen: set[tuple] = set()  # a template shared by campaigns warns once
     for loaded in workspace.campaigns.values():
         checker = _Checker(loaded, catalog, metrics_filled)
+        checker.campaign_events(loaded.campaign)
         nodes = (pair for condition, base in conditions_of(loaded.campaign) for pair in walk(condition, base))
         for node, loc in nodes:
-            if node.kind is ConditionKind.EVENT:
-                checker.event(node, loc)
-            elif node.kind is ConditionKind.ATTRIBUTE:
-                checker.attribute(node, loc)
-            elif node.kind is ConditionKind.METRIC:
-                checker.metric(node, loc)
+            check = _CHECKS.get(node.kind)
+            if check is not None:
+                check(checker, node, loc)
+        checker.last_events(workspace.environment(), workspace.templates_dir, seen)
         problems += checker.problems
     return problems
+
+
+_CHECKS = {
+    ConditionKind.EVENT: _Checker.event,
+    ConditionKind.ATTRIBUTE: _Checker.attribute,
+    ConditionKind.METRIC: _Checker.metric,
+    ConditionKind.RECEIVED: _Checker.received,
+}

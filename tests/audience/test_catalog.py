@@ -112,3 +112,48 @@ def test_validate_warns_with_the_nearest_known_name_and_strict_fails(shop, works
     assert strict.exit_code == 2
     catalog = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "catalog", "--format", "json"])
     assert catalog.exit_code == 0 and json.loads(catalog.stdout)["customers"] == 2
+
+
+TRIGGERED = """campaign: cart
+trigger:
+  event: add_to_crat
+  delay: 1h
+  not_followed_by: {type: purchse, same: [cart_id]}
+goal: {event: purchace, within: 3d}
+audience:
+  event: product_view
+  not_followed_by: purchas
+actions:
+  - email: {template: cart.html.j2, subject: "Still thinking, {{ customer.first_name }}?"}
+"""
+CART_TEMPLATE = """<p>Hello</p>
+{% if last.product_view %}<p>{{ last.product_view.properties.category }}</p>{% endif %}
+{% if last.purchse %}<p>Thanks for your last order</p>{% endif %}
+"""
+
+
+def test_event_types_named_outside_conditions_and_in_guarded_templates_get_did_you_mean(shop, workspace_dir):
+    config = workspace_dir / "config.yaml"
+    config.write_text(config.read_text().replace("sqlite:///nudge.db", shop.url))
+    for rule in (workspace_dir / "rules").glob("*.yaml"):
+        if rule.name != "segments.yaml":
+            rule.unlink()
+    (workspace_dir / "rules" / "cart.yaml").write_text(TRIGGERED)
+    (workspace_dir / "templates" / "cart.html.j2").write_text(CART_TEMPLATE)
+    result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
+    assert result.exit_code == 0, result.output
+    warnings = {
+        line.rsplit(": warning: ", 1)[0].split("/")[-1]: line.split(": warning: ")[1]
+        for line in result.stderr.splitlines()
+    }
+    assert warnings == {
+        "cart.yaml:3:10": "event type 'add_to_crat' does not occur in the store",
+        "cart.yaml:5:27": "event type 'purchse' does not occur in the store (did you mean purchase?)",
+        "cart.yaml:6:15": "event type 'purchace' does not occur in the store (did you mean purchase?)",
+        "cart.yaml:9:20": "event type 'purchas' does not occur in the store (did you mean purchase?)",
+        "cart.html.j2:3": "'last.purchse': event type 'purchse' does not occur in the store (did you mean purchase?)",
+    }
+    assert result.stdout.startswith("ok: 1 campaigns") and "5 warnings" in result.stdout
+    strict = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate", "--strict"])
+    assert strict.exit_code == 2 and "ok:" not in strict.output
+    assert "failed: 5 warnings, and --strict makes warnings errors" in strict.stderr

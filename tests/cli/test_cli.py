@@ -186,11 +186,12 @@ def test_explain_shows_each_condition_value_and_outcome(demo_ws):
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["outcome"] == "targeted" and report["audience"]["passed"] is True
-    buyer, recent = report["audience"]["children"]
+    buyer, recent, offered = report["audience"]["children"]
     assert buyer["condition"] == "segment buyer" and buyer["children"][0]["value"]["count"] >= 1
     assert recent["condition"] == "not" and recent["children"][0]["passed"] is False
+    assert offered["condition"] == "not" and offered["passed"] is True
     tree = nudge(demo_ws, "explain", target, "--campaign", "lapsed-buyers", "--at", AT)
-    assert "event purchase within 90d count gte 1" in tree.stdout and "outcome: targeted" in tree.stdout
+    assert "event purchase within 180d count gte 1" in tree.stdout and "outcome: targeted" in tree.stdout
     missing = nudge(demo_ws, "explain", "nobody", "--campaign", "lapsed-buyers")
     assert missing.exit_code == 2 and "no customer with id 'nobody'" in missing.stderr
 
