@@ -37,6 +37,7 @@ from sqlalchemy.types import UserDefinedType
 from engine.core.clock import naive_utc
 from engine.core.status import OccurrencePhase
 from engine.rules.campaign import Campaign
+from engine.rules.conditions import FollowedBy
 from engine.store.sqljson import json_same
 from engine.store.tables import customers, events, occurrences
 
@@ -120,36 +121,64 @@ def window(conn: Connection, campaign: Campaign, at: datetime) -> Window:
     return Window(moment - lag, _seen(mine), taken_end, _seen(previous), moment)
 
 
-def _in_window(campaign: Campaign, frame: Window, dialect: str) -> tuple[ColumnElement, ...]:
+def same_as_trigger(later: Any, follow: FollowedBy, dialect: str) -> ColumnElement[bool]:
+    """`later` (an alias of events) shares every `same` property with the trigger event (`events`)."""
+    return sa.and_(
+        sa.true(), *(json_same(later.c.properties, events.c.properties, key, dialect) for key in follow.same)
+    )
+
+
+def not_followed(follow: FollowedBy, at: datetime, dialect: str) -> ColumnElement[bool]:
+    """No `not_followed_by` event after the trigger event and by `at`, keyed to this trigger event,
+    not to the customer's latest one."""
+    later = events.alias("later")
+    return ~sa.exists(
+        sa.select(later.c.pk).where(
+            later.c.customer_id == events.c.customer_id,
+            later.c.type == follow.type,
+            later.c.occurred_at > events.c.occurred_at,
+            later.c.occurred_at <= at,
+            same_as_trigger(later, follow, dialect),
+        )
+    )
+
+
+def window_tests(campaign: Campaign, frame: Window, dialect: str) -> dict[str, ColumnElement[bool]]:
+    """Each test an occurrence puts a trigger event to, by name: it takes the events passing all.
+    (`nudge explain` shows them one by one.)"""
     trigger = campaign.trigger
     assert trigger is not None
     taken = events.c.occurred_at <= frame.taken_end
     if frame.taken_seen is not None:
         taken = sa.and_(taken, frame.taken_seen)
-    clauses = [
-        events.c.type == trigger.event,
-        events.c.occurred_at <= frame.end,
-        events.c.occurred_at > frame.end - MAX_LATE,
-        sa.not_(taken),
-    ]
+    found = {
+        "type": events.c.type == trigger.event,
+        "ended": events.c.occurred_at <= frame.end,  # its delay and the settle time are over
+        "recent": events.c.occurred_at > frame.end - MAX_LATE,
+        "untaken": sa.not_(taken),  # by the previous occurrence
+    }
     if frame.seen is not None:
-        clauses.append(frame.seen)
-    follow = trigger.follow
-    if follow is not None:  # keyed to this trigger event, not to the customer's latest one
-        later = events.alias("later")
-        keyed = [json_same(later.c.properties, events.c.properties, key, dialect) for key in follow.same]
-        clauses.append(
-            ~sa.exists(
-                sa.select(later.c.pk).where(
-                    later.c.customer_id == events.c.customer_id,
-                    later.c.type == follow.type,
-                    later.c.occurred_at > events.c.occurred_at,
-                    later.c.occurred_at <= frame.at,
-                    *keyed,
-                )
-            )
-        )
-    return tuple(clauses)
+        found["seen"] = frame.seen  # it had reached the store when this occurrence looked
+    if trigger.follow is not None:
+        found["not_followed"] = not_followed(trigger.follow, frame.at, dialect)
+    return found
+
+
+def _in_window(campaign: Campaign, frame: Window, dialect: str) -> tuple[ColumnElement, ...]:
+    return tuple(window_tests(campaign, frame, dialect).values())
+
+
+def seen_by_occurrence(dialect: str) -> ColumnElement[bool]:
+    """Did the occurrence (a row of `occurrences`) see the event (a row of `events`), by the
+    horizon it recorded? As `_seen` reads one occurrence, for a join of the two tables."""
+    recorded = [h for h in _RECORDED if h is not SNAPSHOT or dialect == "postgresql"]
+    cases: list[ColumnElement[bool]] = []
+    unset: list[ColumnElement[bool]] = []
+    for horizon in recorded:
+        cases.append(sa.and_(*unset, horizon.column.is_not(None), horizon.seen(horizon.column)))
+        unset.append(horizon.column.is_(None))
+    cases.append(sa.and_(*unset))  # none recorded yet: it takes what its query sees
+    return sa.or_(*cases)
 
 
 def triggered(conn: Connection, campaign: Campaign, at: datetime) -> ColumnElement:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -68,7 +70,6 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     from engine.audience.planner import Planner
     from engine.audience.reasons import reason
     from engine.cli.output import local_time, write_json
-    from engine.cli.render import explain_tree, journey_lines
 
     workspace = env.workspace()
     if campaign_name not in workspace.campaigns:
@@ -85,7 +86,10 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
         outcome = next((row.outcome for row in planner.classify(entry, only=customer_id)), "not_in_audience")
         why = reason(conn, entry, workspace.config, customer_id, outcome, at)
         position = journey_state(conn, campaign, workspace.config.timezone, at, customer_id) if campaign.steps else None
+        fired = _trigger(conn, campaign, at, customer_id, workspace.config.timezone)
         conn.rollback()
+    if fired is not None and outcome == "not_in_audience" and tree.passed:
+        outcome, why = "no_trigger_due", fired.summary(workspace.config.timezone)
     if fmt == "json":
         data = {
             "customer": customer_id,
@@ -97,19 +101,40 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
         }
         if position is not None:
             data["journey"] = position.as_json()
+        if fired is not None:
+            data["trigger"] = fired.as_json()
         write_json(data, sys.stdout)
         return
-    console = make_console()
-    explain_tree(tree, console, f"{customer_id} in {campaign_name} at {local_time(at, workspace.config.timezone)}")
-    if position is not None:
-        journey_lines(position, console, workspace.config.timezone)
-        inside = position.entered_at is not None and not position.finished and position.exited_at is None
-        if inside:  # the entry step's audience excludes whoever is in the journey already
-            console.print("entry now: no — already in the journey", highlight=False)
-        else:
-            console.print(f"entry now: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
+    title = f"{customer_id} in {campaign_name} at {local_time(at, workspace.config.timezone)}"
+    _print_explain(title, tree, fired, position, f"[bold]{outcome}[/]" + (f" — {why}" if why else ""), workspace)
+
+
+def _print_explain(title: str, tree: Any, fired: Any, position: Any, verdict: str, workspace: Any) -> None:
+    """explain for a person: the audience tree, the trigger events or the journey, the outcome."""
+    from engine.cli.render import explain_tree, journey_lines, trigger_tree
+
+    console, zone = make_console(), workspace.config.timezone
+    explain_tree(tree, console, title)
+    if fired is not None:
+        trigger_tree(fired, console, zone)
+    if position is None:
+        console.print(f"outcome: {verdict}", highlight=False)
         return
-    console.print(f"outcome: [bold]{outcome}[/]" + (f" — {why}" if why else ""), highlight=False)
+    journey_lines(position, console, zone)
+    inside = position.entered_at is not None and not position.finished and position.exited_at is None
+    if inside:  # the entry step's audience excludes whoever is in the journey already
+        console.print("entry now: no — already in the journey", highlight=False)
+    else:
+        console.print(f"entry now: {verdict}", highlight=False)
+
+
+def _trigger(conn: Any, campaign: Any, at: datetime, customer_id: str, zone: str) -> Any:
+    """A triggered campaign's trigger events for the customer at this instant (None: not triggered)."""
+    if campaign.trigger is None:
+        return None
+    from engine.audience.trigger_explain import explain_trigger
+
+    return explain_trigger(conn, campaign, at, customer_id, zone)
 
 
 @click.command(name="preview")

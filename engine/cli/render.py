@@ -92,6 +92,32 @@ def journey_lines(position: Any, console: Console, zone: str) -> None:
         console.print(f"  next: {position.next_step} at {local_time(position.next_due_at, zone)}", highlight=False)
 
 
+# This occurrence takes it (✔ due), an earlier one did (✔ answered), a later one may (…), none will (✘).
+TRIGGER_MARKS = {
+    "due": "[green]✔ due[/]",
+    "answered": "[cyan]✔ answered[/]",
+    "waiting": "[yellow]… waiting[/]",
+    "unseen": "[yellow]… unseen[/]",
+}
+
+
+def trigger_tree(found: Any, console: Console, zone: str) -> None:
+    """A triggered campaign: the window of the occurrence at this instant, then each trigger event."""
+    from rich.markup import escape
+
+    tree = Tree(escape(f"trigger: {found.rule()}"))
+    tree.add(escape(f"window: {found.window_text(zone)}"))
+    if found.older:
+        tree.add(f"… {found.older} earlier {escape(found.event)} events not shown")
+    for item in found.events:
+        mark = TRIGGER_MARKS.get(item.state, f"[red]✘ {item.state}[/]")
+        shown = escape(json.dumps(item.properties, default=json_default, ensure_ascii=False))
+        branch = tree.add(f"{mark}  {escape(found.event)} at {local_time(item.occurred_at, zone)}  [dim]{shown}[/]")
+        for line in item.describe(found.at, zone):
+            branch.add(escape(line))
+    console.print(tree, highlight=False)
+
+
 def explain_tree(node: Node, console: Console, title: str) -> None:
     def label(n: Node) -> str:
         mark = "[green]✔ pass[/]" if n.passed else "[red]✘ fail[/]"
