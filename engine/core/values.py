@@ -19,7 +19,7 @@ MAX_NUMBER = 10**15
 # Instants the store keeps: years 1900-2200, so that an instant plus or minus any duration nudge
 # takes (at most 100 years) is still a date.
 EARLIEST = datetime(1900, 1, 1)
-LATEST = datetime(2201, 1, 1)
+LATEST = datetime(2200, 12, 31, 23, 59, 59, 999999)
 
 
 def number_problem(value: Any) -> str | None:
@@ -47,7 +47,7 @@ def instant_problem(moment: datetime, name: str, latest: datetime = LATEST) -> s
     """Why a naive-UTC instant is out of range (None when it is in range)."""
     if moment < EARLIEST:
         return f"{name}: {moment.isoformat()} is before 1900-01-01"
-    if moment >= latest:
+    if moment > latest:
         if latest == LATEST:
             return f"{name}: {moment.isoformat()} is after the year 2200"
         return f"{name}: {moment.isoformat()} is more than 24 h in the future"

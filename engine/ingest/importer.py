@@ -100,7 +100,7 @@ def load_rows(
 ) -> None:
     """Validate and write rows in the caller's transaction; rejects are collected in `result`
     (the caller decides to commit or roll back)."""
-    parsed = batches(parse_rows(raw_rows, result.kind, untyped, path, result), batch_size)
+    parsed = batches(parse_rows(raw_rows, result.kind, untyped, path, result, now), batch_size)
     write_batches(conn, store, parsed, result, path=path, now=now, on_progress=on_progress)
 
 
@@ -148,7 +148,7 @@ def import_rows(
 ) -> ImportResult:
     """Load rows in one transaction. Any rejected row rolls everything back unless skip_invalid."""
     result = ImportResult(kind=kind)
-    parsed = batches(parse_rows(raw_rows, kind, untyped, path, result), batch_size)
+    parsed = batches(parse_rows(raw_rows, kind, untyped, path, result, now), batch_size)
     _write_all(store, parsed, result, path=path, now=now, skip_invalid=skip_invalid, on_progress=on_progress)
     return result
 
@@ -212,10 +212,10 @@ def import_file(
         if reader_process or (reader_process is None and file.stat().st_size >= READER_PROCESS_BYTES):
             from engine.ingest.reader_process import parsed_batches
 
-            parsed = parsed_batches(file, kind, result, BATCH)
+            parsed = parsed_batches(file, kind, result, BATCH, now)
         else:
             rows = reader.rows(file, REQUIRED[kind])
-            parsed = batches(parse_rows(rows, kind, reader.untyped, shown, result), BATCH)
+            parsed = batches(parse_rows(rows, kind, reader.untyped, shown, result, now), BATCH)
         _write_all(store, parsed, result, path=shown, now=now, skip_invalid=skip_invalid, on_progress=on_progress)
     except SourceError as exc:
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None

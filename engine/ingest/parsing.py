@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
+from engine.core.clock import naive_utc
 from engine.core.errors import Problem
 from engine.ingest.bulk import event_record
 from engine.ingest.rows import customer_row, event_row
@@ -17,6 +19,7 @@ REQUIRED = {"customers": ("id",), "events": ("customer_id", "type")}
 # A parsed row: a customer is a dict of columns (it names only some); an event is a record
 # tuple in `bulk.RECORD` order (cheap to pass between processes).
 Parsed = tuple[int, Any]
+FUTURE_LEEWAY = timedelta(hours=24)
 
 
 @dataclass
@@ -30,18 +33,20 @@ class ImportResult:
 
 
 def parse_rows(
-    raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str, result: ImportResult
+    raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str, result: ImportResult, now: datetime
 ) -> Iterator[Parsed]:
-    """Yield (line, parsed row); rejects are collected in `result`."""
+    """Yield (line, parsed row); rejects are collected in `result`. An event may be at most
+    FUTURE_LEEWAY after `now` (a clock a little ahead; not a date typed wrong)."""
     first_line: dict[str, int] = {}  # customer id → the line that gave it (one row per customer)
     customers = kind == "customers"
+    latest = naive_utc(now) + FUTURE_LEEWAY
     for line, raw in raw_rows:
         result.read += 1
         if isinstance(raw, ValueError):
             result.rejected.append(Problem(path, line, None, str(raw)))
             continue
         try:
-            row: Any = customer_row(raw, untyped) if customers else event_record(event_row(raw, untyped))
+            row: Any = customer_row(raw, untyped) if customers else event_record(event_row(raw, untyped, latest))
         except ValueError as exc:
             result.rejected.append(Problem(path, line, None, str(exc)))
             continue

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Generator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -22,7 +23,7 @@ from engine.core.errors import RuntimeFailure, SourceError
 from engine.ingest.parsing import REQUIRED, ImportResult, Parsed, batches, parse_rows
 
 
-def _read(file: str, kind: str, batch_size: int, out: IO[bytes]) -> None:
+def _read(file: str, kind: str, batch_size: int, now: datetime, out: IO[bytes]) -> None:
     """The reader: ("batch", read, rejected, rows) per batch, then ("done",) or what went wrong."""
     from connectors.registry import source_for
 
@@ -32,7 +33,7 @@ def _read(file: str, kind: str, batch_size: int, out: IO[bytes]) -> None:
     try:
         reader = source_for(Path(file))
         tally = ImportResult(kind=kind)
-        rows = parse_rows(reader.rows(Path(file), REQUIRED[kind]), kind, reader.untyped, file, tally)
+        rows = parse_rows(reader.rows(Path(file), REQUIRED[kind]), kind, reader.untyped, file, tally, now)
         for batch in batches(rows, batch_size):
             send(("batch", tally.read, tally.rejected, batch))
             tally.read, tally.rejected = 0, []
@@ -49,9 +50,11 @@ def _read(file: str, kind: str, batch_size: int, out: IO[bytes]) -> None:
     out.flush()
 
 
-def parsed_batches(file: Path, kind: str, result: ImportResult, batch_size: int) -> Generator[list[Parsed], None, None]:
+def parsed_batches(
+    file: Path, kind: str, result: ImportResult, batch_size: int, now: datetime
+) -> Generator[list[Parsed], None, None]:
     """Batches of parsed rows from `file`, read in a second process; counts and rejects go to `result`."""
-    command = [sys.executable, "-P", "-m", __name__, str(file), kind, str(batch_size)]
+    command = [sys.executable, "-P", "-m", __name__, str(file), kind, str(batch_size), now.isoformat()]
     # The reader runs this very copy of nudge: its source folder first on the path, and (-P) not
     # the current directory, which could hold anything.
     source = str(Path(__file__).resolve().parents[2])
@@ -106,5 +109,5 @@ if __name__ == "__main__":
     # The batches get stdout to themselves: anything else printed here goes to stderr instead.
     batches_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), batches_out)
+    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), datetime.fromisoformat(sys.argv[4]), batches_out)
     batches_out.close()

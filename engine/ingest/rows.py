@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.core.fields import CUSTOMER_FIELDS
-from engine.core.values import parse_bool, parse_instant
+from engine.core.values import EARLIEST, LATEST, instant_problem, number_problem, parse_bool, parse_instant
 
 _INT = re.compile(r"^-?(0|[1-9]\d*)$")
 _FLOAT = re.compile(r"^-?\d+\.\d+$")
@@ -31,9 +31,11 @@ def parse_birthday(value: Any) -> tuple[str, int, int]:
             date(2000, month, day)  # a leap year, so --02-29 is valid
             return text, month, day
         parsed = date.fromisoformat(text)
-        return parsed.isoformat(), parsed.month, parsed.day
     except ValueError:
         raise ValueError(f"birthday: expected YYYY-MM-DD or --MM-DD, got {value!r}") from None
+    if not EARLIEST.year <= parsed.year <= LATEST.year:
+        raise ValueError(f"birthday: {text} is outside the years {EARLIEST.year}-{LATEST.year}")
+    return parsed.isoformat(), parsed.month, parsed.day
 
 
 def check_zone(value: Any) -> str:
@@ -53,14 +55,18 @@ _NUMERIC_START = frozenset("-0123456789")
 
 
 def typed(value: Any) -> Any:
-    """Give CSV text its natural type (42 → int, 9.5 → float) so rules compare numbers as numbers."""
+    """Give CSV text its natural type (42 → int, 9.5 → float) so rules compare numbers as numbers.
+    A number beyond what both stores keep (±1e15, finite) stays text, like a long order number."""
     if not isinstance(value, str) or not value or value[0] not in _NUMERIC_START:
         return value
+    number: int | float
     if _INT.match(value) and len(value) < 18:
-        return int(value)
-    if _FLOAT.match(value):
-        return float(value)
-    return value
+        number = int(value)
+    elif _FLOAT.match(value):
+        number = float(value)
+    else:
+        return value
+    return number if number_problem(number) is None else value
 
 
 def _text(value: Any, name: str, limit: int = 255) -> str:
@@ -72,37 +78,77 @@ def _text(value: Any, name: str, limit: int = 255) -> str:
     return text
 
 
-def _nul_free(value: Any, name: str) -> None:
-    if isinstance(value, str):
-        if "\x00" in value:
-            raise ValueError(f"{name}: contains a NUL character (\\0), which the store cannot keep")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _nul_free(key, name)
-            _nul_free(item, f"{name}.{key}")
-    elif isinstance(value, list):
-        for item in value:
-            _nul_free(item, name)
+MAX_NESTING = 32  # levels of objects and arrays in one property or attribute
 
 
-def reject_nul(raw: dict[str, Any]) -> None:
-    """PostgreSQL refuses NUL in text and JSON; SQLite would keep it and break later readers."""
-    try:  # a flat row of text (every CSV row): one scan in C; anything else is walked below
-        if "\x00" not in "".join(raw) and "\x00" not in "".join(v for v in raw.values() if v is not None):
-            return
+def _text_problem(text: str, where: str) -> str | None:
+    if "\x00" in text:
+        return f"{where}: contains a NUL character (\\0), which the store cannot keep"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where}: contains a lone surrogate (\\ud800-\\udfff), which is not text"
+    return None
+
+
+def _shown(text: Any) -> str:
+    shown = repr(text)
+    return shown if len(shown) <= 42 else shown[:39] + "..."
+
+
+def _value_problem(value: Any, where: str) -> str | None:
+    """What the store cannot keep in one value, walked without recursion: NUL or a lone surrogate
+    in any text (a property name too), a number that is not finite or beyond ±1e15, nesting
+    deeper than MAX_NESTING."""
+    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+    while stack:
+        item, name, depth = stack.pop()
+        if isinstance(item, str):
+            reason = _text_problem(item, name)
+        elif isinstance(item, (int, float)):
+            reason = number_problem(item)
+            if reason is not None:
+                hint = " (send a larger integer as a string)" if isinstance(item, int) else ""
+                reason = f"{name}: {reason}{hint}"
+        elif isinstance(item, (dict, list)):
+            if depth >= MAX_NESTING:
+                return f"{name}: nested more than {MAX_NESTING} levels deep"
+            if isinstance(item, dict):
+                for key, sub in item.items():
+                    stack.append((key, f"{name}: key {_shown(key)}", depth + 1))
+                    stack.append((sub, f"{name}.{key}", depth + 1))
+            else:
+                stack.extend((sub, name, depth + 1) for sub in item)
+            continue
+        else:
+            continue
+        if reason is not None:
+            return reason
+    return None
+
+
+def check_values(raw: dict[str, Any]) -> None:
+    """Every value of a row as both stores keep it (see _value_problem), or a ValueError.
+    PostgreSQL refuses NUL in text and JSON and reads JSON numbers as double precision; SQLite
+    would keep NUL and Infinity and break every later reader."""
+    try:  # a flat row of text (every CSV row): a scan in C; anything else is walked below
+        keys, values = "".join(raw), "".join(v for v in raw.values() if v is not None)
     except TypeError:
         pass
-    try:
-        for key, value in raw.items():
-            _nul_free(key, "column name")
-            _nul_free(value, str(key))
-    except RecursionError:
-        raise ValueError("nested too deeply") from None
+    else:
+        joined = keys + values
+        if "\x00" not in joined and (joined.isascii() or _text_problem(joined, "") is None):
+            return
+    for key, value in raw.items():
+        reason = _value_problem(key, "column name") or _value_problem(value, str(key))
+        if reason is not None:
+            raise ValueError(reason)
 
 
 def customer_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
     """Columns to upsert for one customer; only the fields the row names are set."""
-    reject_nul(raw)
+    check_values(raw)
     if raw.get("id") in (None, ""):
         raise ValueError("id: required")
     row: dict[str, Any] = {"id": _text(raw["id"], "id")}
@@ -134,7 +180,7 @@ def _customer_field(key: str, value: Any) -> dict[str, Any]:
     if key == "email_opt_in":
         return {key: parse_bool(value, key)}
     if key in ("signed_up_at", "unsubscribed_at"):
-        return {key: parse_instant(value, key)}
+        return {key: instant(value, key)}
     if key == "birthday":
         text, month, day = parse_birthday(value)
         return {"birthday": text, "birth_month": month, "birth_day": day}
@@ -155,9 +201,19 @@ def _customer_field(key: str, value: Any) -> dict[str, Any]:
 _EVENT_FIELDS = frozenset(("id", "customer_id", "type", "occurred_at"))
 
 
-def event_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
-    """Columns for one event, with the key that makes re-imports no-ops."""
-    reject_nul(raw)
+def instant(value: Any, name: str, latest: datetime = LATEST) -> datetime:
+    """An ISO 8601 instant as the store keeps it, within EARLIEST and `latest`."""
+    moment = parse_instant(value, name)
+    reason = instant_problem(moment, name, latest)
+    if reason is not None:
+        raise ValueError(reason)
+    return moment
+
+
+def event_row(raw: dict[str, Any], untyped: bool, latest: datetime) -> dict[str, Any]:
+    """Columns for one event, with the key that makes re-imports no-ops. `latest`: the first
+    instant too far in the future for an event (now + 24 h)."""
+    check_values(raw)
     customer_id, kind, when = raw.get("customer_id"), raw.get("type"), raw.get("occurred_at")
     if customer_id in (None, "") or kind in (None, "") or when in (None, ""):
         missing = [
@@ -170,7 +226,7 @@ def event_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
         raise ValueError("customer_id: longer than 255 characters")
     if not _EVENT_TYPE.match(kind):
         raise ValueError(f"type: use letters, digits, _ . : - (got {kind!r})")
-    occurred_at = parse_instant(when, "occurred_at")
+    occurred_at = instant(when, "occurred_at", latest)
     properties: dict[str, Any] = {}
     for key, value in raw.items():
         if value is None or key in _EVENT_FIELDS:

@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 
 from engine.ingest.segment import PayloadError, store_messages
 from engine.store import Store
+from engine.store.db import is_outage
 
 log = logging.getLogger("nudge.ingest")
 KINDS = ("identify", "track", "batch")
@@ -48,6 +49,21 @@ def _authorised(request: Request, write_key: str) -> bool:
     return hmac.compare_digest(user.encode(), write_key.encode())
 
 
+def _store_refused(exc: sa.exc.DBAPIError) -> Response:
+    """The store said no. Only an outage is worth a retry (503): a value it refuses would be
+    refused again forever (400), anything else is ours to fix (500). The log gets one line,
+    never the row's values."""
+    kind = type(exc.orig).__name__
+    if is_outage(exc):
+        log.warning("ingest: store unavailable (%s)", kind)
+        return _reply(503, success=False, message="store unavailable: retry later")
+    if isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)):
+        log.warning("ingest: the store refused a value of the payload (%s)", kind)
+        return _reply(400, success=False, message=f"the store cannot keep a value of this payload ({kind})")
+    log.error("ingest: the store failed on a payload (%s)", kind)
+    return _reply(500, success=False, message=f"internal error ({kind}): the payload was not stored")
+
+
 def ingest(request: Request, kind: str, store: Store, write_key: str | None, clock: Callable[[], datetime]) -> Response:
     if write_key is None:
         return _reply(404, success=False, message="ingestion is off: set ingest.write_key_env in config.yaml")
@@ -70,9 +86,7 @@ def ingest(request: Request, kind: str, store: Store, write_key: str | None, clo
         reason = str(exc) if isinstance(exc, (PayloadError, _NotJson)) else "body is not JSON"
         return _reply(400, success=False, message=reason)
     except sa.exc.DBAPIError as exc:
-        # The sender retries a 503; the log gets one line, never the row's values.
-        log.warning("ingest: store unavailable (%s)", type(exc.orig).__name__)
-        return _reply(503, success=False, message="store unavailable: retry later")
+        return _store_refused(exc)
     if kind == "batch":
         log.info("ingested a batch: %d customers, %d events", written["customers"], written["events"])
     return _reply(200, success=True, **written)

@@ -125,3 +125,95 @@ def test_the_cli_exits_2_with_located_lines_and_no_traceback(workspace_dir, tmp_
     assert result.exit_code == 2
     assert result.stderr == f"{bad}:2: error: invalid JSON: nested too deeply\n"
     assert "Traceback" not in result.output
+
+
+def event_line(**fields: object) -> str:
+    return json.dumps({**EVENT, **fields})
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            '{"customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-01T10:00:00Z", '
+            '"properties": {"amount": ' + "9" * 401 + "}}",
+            "properties.amount: an integer of 401 digits is beyond ±1e15 (send a larger integer as a string)",
+        ),
+        (
+            '{"customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-01T10:00:00Z", '
+            '"properties": {"amount": 1e400}}',
+            "properties.amount: inf is not a finite number",
+        ),
+        (
+            event_line(properties={"items": [{"price": -(10**16)}]}),
+            "properties.items.price: -10000000000000000 is beyond ±1e15 (send a larger integer as a string)",
+        ),
+        (
+            event_line(occurred_at="9999-12-31T23:59:59Z"),
+            "occurred_at: 9999-12-31T23:59:59 is more than 24 h in the future",
+        ),
+        (
+            event_line(occurred_at="2026-06-02T09:00:01Z"),
+            "occurred_at: 2026-06-02T09:00:01 is more than 24 h in the future",
+        ),
+        (event_line(occurred_at="1899-12-31T23:59:59Z"), "occurred_at: 1899-12-31T23:59:59 is before 1900-01-01"),
+        (
+            '{"customer_id": "c1", "type": "purchase", "occurred_at": "2026-05-01T10:00:00Z", '
+            '"properties": {"name": "\\ud800"}}',
+            "properties.name: contains a lone surrogate (\\ud800-\\udfff), which is not text",
+        ),
+        (
+            '{"customer_id": "c1\\udfff", "type": "purchase", "occurred_at": "2026-05-01T10:00:00Z"}',
+            "customer_id: contains a lone surrogate (\\ud800-\\udfff), which is not text",
+        ),
+        (
+            event_line(properties={"a\x00b": 1}),
+            "properties: key 'a\\x00b': contains a NUL character (\\0), which the store cannot keep",
+        ),
+        (
+            event_line(properties={"deep": json.loads("[" * 40 + "]" * 40)}),
+            "properties.deep: nested more than 32 levels deep",
+        ),
+    ],
+)
+def test_an_event_value_the_stores_cannot_keep_or_read_back(shop, tmp_path, line, message):
+    file = jsonl(tmp_path / "e.jsonl", json.dumps(EVENT), line)
+    assert problems(shop, "events", file) == [f"2: {message}"]
+
+
+def test_an_event_up_to_24_hours_ahead_is_kept(shop, tmp_path):
+    file = jsonl(tmp_path / "e.jsonl", event_line(occurred_at="2026-06-02T09:00:00Z"))
+    assert import_file(shop, "events", file, now=NOW).written == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            {"id": "c2", "signed_up_at": "9999-12-31T23:59:59Z"},
+            "signed_up_at: 9999-12-31T23:59:59 is after the year 2200",
+        ),
+        ({"id": "c2", "unsubscribed_at": "1800-01-01"}, "unsubscribed_at: 1800-01-01T00:00:00 is before 1900-01-01"),
+        ({"id": "c2", "birthday": "0001-01-01"}, "birthday: 0001-01-01 is outside the years 1900-2200"),
+        ({"id": "c2", "attributes": {"ltv": 1e300}}, "attributes.ltv: 1e+300 is beyond ±1e15"),
+        (
+            {"id": "c2", "score": 10**20},
+            "score: an integer of 21 digits is beyond ±1e15 (send a larger integer as a string)",
+        ),
+    ],
+)
+def test_a_customer_value_out_of_range(shop, tmp_path, row, message):
+    file = jsonl(tmp_path / "c.jsonl", json.dumps(row))
+    assert problems(shop, "customers", file) == [f"1: {message}"]
+
+
+def test_csv_numbers_beyond_the_range_stay_text(shop, tmp_path):
+    file = tmp_path / "e.csv"
+    huge = "9" * 400 + ".5"
+    file.write_text(f"customer_id,type,occurred_at,amount,order\nc1,purchase,2026-05-01,{huge},1000000000000001\n")
+    assert import_file(shop, "events", file, now=NOW).written == 1
+    with shop.engine.connect() as conn:
+        assert conn.execute(sa.select(events.c.properties)).scalar_one() == {
+            "amount": huge,
+            "order": "1000000000000001",
+        }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -29,8 +29,12 @@ def _events_csv(path: Path, customers_count: int, per_customer: int) -> Path:
     lines.append("e0-0,c0,purchase,2026-01-10T00:30:00Z,,duplicate id: kept once")
     lines.append(",ghost,purchase,2026-01-10T00:30:00Z,,")
     lines.append(",c1,purchase,yesterday,,")
+    lines.append(",c1,purchase,2026-10-02T00:00:01Z,,")  # more than 24 h after AFTER
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+AFTER = datetime(2026, 10, 1, tzinfo=timezone.utc)  # the files' events are before it
 
 
 def _stored(store) -> list[tuple]:
@@ -51,11 +55,11 @@ def test_the_reader_process_stores_what_an_in_process_import_stores(store, tmp_p
         for target in (store, other):
             _customers(target, tmp_path, 300)
         file = _events_csv(tmp_path / "events.csv", 300, 40)
-        mine = import_file(store, "events", file, now=NOW, reader_process=True, skip_invalid=True)
-        theirs = import_file(other, "events", file, now=NOW, reader_process=False, skip_invalid=True)
-        assert (mine.read, mine.written) == (theirs.read, theirs.written) == (12_003, 12_000)
+        mine = import_file(store, "events", file, now=AFTER, reader_process=True, skip_invalid=True)
+        theirs = import_file(other, "events", file, now=AFTER, reader_process=False, skip_invalid=True)
+        assert (mine.read, mine.written) == (theirs.read, theirs.written) == (12_004, 12_000)
         assert [(p.line, p.message) for p in mine.rejected] == [(p.line, p.message) for p in theirs.rejected]
-        assert [p.line for p in mine.rejected] == [12_003, 12_004]  # ghost customer, bad time
+        assert [p.line for p in mine.rejected] == [12_003, 12_004, 12_005]  # ghost customer, bad time, future
         assert _stored(store) == _stored(other)
     finally:
         other.dispose()

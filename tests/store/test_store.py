@@ -70,3 +70,16 @@ def test_sqlite_has_no_durability_warning(sqlite_store):
 
 def test_the_head_revision_constant_is_the_newest_migration():
     assert head_revision() == migrations_head()  # add a migration: update HEAD_REVISION beside it
+
+
+def test_a_statement_sqlite_refuses_is_no_outage_but_a_file_it_cannot_open_is(tmp_path):
+    from engine.store.db import is_outage
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn, pytest.raises(sa.exc.OperationalError) as refused:
+        conn.execute(sa.text("SELECT json_extract('{broken', '$.a')"))  # a row holding bad JSON
+    assert "malformed JSON" in str(refused.value) and not is_outage(refused.value)
+    gone = sa.create_engine(f"sqlite:///{tmp_path / 'no' / 'such' / 'folder.db'}")
+    with pytest.raises(sa.exc.OperationalError) as unreachable:
+        gone.connect()
+    assert is_outage(unreachable.value)

@@ -179,3 +179,29 @@ def test_bodies_are_bounded_and_must_be_json(served, store):
     assert status == 400 and "NaN is not a JSON number" in answer["message"]
     assert stored(store)[1] == []
     assert served.post("/v1/batch", None, raw=b" " * (600 * 1024))[0] == 413
+
+
+def test_values_the_stores_cannot_keep_get_400_not_503_and_nothing_is_stored(served, store):
+    assert served.post("/v1/identify", IDENTIFY)[0] == 200
+    before = stored(store)
+    head = b'{"userId": "u-1001", "event": "Order Completed", "timestamp": "2026-06-01T09:05:00Z", '
+    bodies = {
+        head + b'"properties": {"amount": 1e400}}': "properties.amount: inf is not a finite number",
+        head + b'"properties": {"amount": ' + b"9" * 401 + b"}}": "an integer of 401 digits is beyond ±1e15 "
+        "(send a larger integer as a string)",
+        head + b'"properties": {"name": "\\ud800"}}': "properties.name: contains a lone surrogate",
+        head + b'"properties": {"a\\u0000b": 1}}': "properties: key 'a\\x00b': contains a NUL character",
+    }
+    for body, reason in bodies.items():
+        status, answer = served.post("/v1/track", None, raw=body)
+        assert status == 400 and reason in answer["message"], (body[-40:], answer)
+    future = {**TRACK, "messageId": "m-future", "timestamp": "9999-12-31T23:59:59Z"}
+    for path, body, reason in [
+        ("/v1/track", future, "occurred_at: 9999-12-31T23:59:59 is more than 24 h in the future"),
+        ("/v1/batch", {"batch": [TRACK, future]}, "batch[1]: occurred_at: 9999-12-31T23:59:59 is more than 24 h"),
+        ("/v1/identify", {**IDENTIFY, "traits": {"createdAt": "9999-12-31T23:59:59Z"}}, "signed_up_at: 9999-12-31"),
+        ("/v1/identify", {**IDENTIFY, "traits": {"ltv": 1e300}}, "ltv: 1e+300 is beyond ±1e15"),
+    ]:
+        status, answer = served.post(path, body)
+        assert status == 400 and reason in answer["message"], (path, answer)
+    assert stored(store) == before
