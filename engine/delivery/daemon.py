@@ -10,31 +10,34 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO
+from functools import partial
+from typing import IO, TypeVar
 
 from sqlalchemy.engine import make_url
 
 from engine.audience.trigger import has_due
-from engine.core.clock import aware_utc
+from engine.core.clock import aware_utc, naive_utc
 from engine.core.durations import format_duration
 from engine.core.errors import AlreadyRunning, RuntimeFailure, StoreUnavailable, UserInputError
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
+from engine.delivery.failures import Pause, record_failure
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
-from engine.delivery.runs import RunSummary, resume_unfinished
+from engine.delivery.reloading import Reloader
 from engine.rules.campaign import Campaign
 from engine.rules.schedule import latest_fire, next_fire, trigger_for
 from engine.store.db import Store, is_outage
 from engine.store.locks import exclusive
 from engine.store.privacy import apply_retention
-from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, load_rules, runnable
+from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, runnable
 
 log = logging.getLogger("nudge.daemon")
+T = TypeVar("T")
 # A campaign that never ran catches the tick just before the daemon started, if this recent.
 FIRST_RUN_GRACE = timedelta(minutes=5)
 MAX_SLEEP = timedelta(seconds=30)
@@ -61,25 +64,20 @@ def lock_sqlite(store_url: str) -> IO | None:
     return handle
 
 
-def _signature(root: Path) -> tuple:
-    """Names, sizes and times of the rule and template files: any edit changes it."""
-    files = []
-    for folder in (root / "rules", root / "templates"):
-        if folder.is_dir():
-            files += sorted(p for p in folder.rglob("*") if p.is_file())
-    return tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files)
-
-
 @dataclass
 class Daemon:
     runner: Runner
     started_at: datetime
     campaigns: dict[str, LoadedCampaign] = field(default_factory=dict)
-    _signature: tuple | None = None
+    reloader: Reloader | None = None
+    pause: Pause = field(default_factory=Pause)  # campaigns whose last occurrence failed
     _metrics_tried: datetime | None = None  # a failed refit is not retried before the next day
     _retention_at: datetime | None = None
 
     def __post_init__(self) -> None:
+        self.campaigns = self.campaigns or dict(self.workspace.campaigns)
+        if self.reloader is None:
+            self.reloader = Reloader(self.workspace.root)
         self.reload()
 
     @property
@@ -92,12 +90,12 @@ class Daemon:
         return self.runner.workspace
 
     def reload(self) -> None:
-        """Pick up edited rule files; keep the last good version of any file that is now invalid."""
-        signature = _signature(self.workspace.root)
-        if signature == self._signature:
+        """Pick up edited rule files (loaded off this thread, see Reloader); keep the last good
+        version of any file that is now invalid."""
+        assert self.reloader is not None
+        rules = self.reloader.poll()
+        if rules is None:
             return
-        self._signature = signature
-        rules = load_rules(self.workspace.root)
         for problem in rules.problems:
             log.error("%s (keeping the last good version)", problem)
         segments = self.workspace.segments
@@ -167,47 +165,93 @@ class Daemon:
 
     def step(self, now: datetime) -> list[OccurrenceReport]:
         """One pass: reload, refresh metrics and apply retention daily, run due ticks (highest
-        priority first), finish due deferred sends."""
+        priority first), finish open occurrences. A campaign that fails is logged, recorded for
+        /metrics and paused; the others go on. Only an outage of the store leaves this method."""
         self.reload()
-        self.refresh_metrics(now)
-        self.apply_retention(now)
+        self._chore("metrics refresh", lambda: self.refresh_metrics(now))
+        self._chore("retention", lambda: self.apply_retention(now))
         reports: list[OccurrenceReport] = []
         campaigns = self.enabled()
         for campaign in campaigns:
             if self.stop.is_set():
                 break
-            tick = self.due(campaign, now)
-            if tick is None or (campaign.trigger is not None and not self.triggers_due(campaign, tick)):
+            if self.pause.paused(campaign.campaign, now):
                 continue
-            try:
-                report = run_occurrence(self.runner, campaign, tick)
-            except (RuntimeFailure, UserInputError) as exc:
-                where = {"campaign": campaign.campaign, "occurrence": tick.isoformat()}
-                log.error("%s at %s: %s", campaign.campaign, tick.isoformat(), exc, extra=where)
+            tick = self._attempt(campaign, None, now, partial(self._due_tick, campaign, now))
+            if tick is None:
                 continue
-            if report.ran:
-                counts = report.as_json()
-                log.info(
-                    "%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d",
-                    campaign.campaign,
-                    tick.isoformat(),
-                    report.matched,
-                    report.counts.get(DeliveryStatus.SENT, 0),
-                    report.counts.get(DeliveryStatus.FAILED, 0),
-                    report.counts.get(DeliveryStatus.UNKNOWN, 0),
-                    report.waiting,
-                    extra={
-                        "campaign": campaign.campaign,
-                        "occurrence": tick.isoformat(),
-                        "counts": {k: counts[k] for k in COUNTED},
-                    },
-                )
+            report = self._attempt(campaign, tick, now, partial(run_occurrence, self.runner, campaign, tick))
+            if report is not None and report.ran:
+                _log_run(report, tick)
                 reports.append(report)
-        summary = RunSummary()
-        resume_unfinished(self.runner, campaigns, summary)
-        for failure in summary.failures:
-            log.error("%s", failure)
-        return reports + [r for r in summary.reports if r.counts]
+        return reports + [r for r in self.resume(campaigns, now) if r.counts]
+
+    def _due_tick(self, campaign: Campaign, now: datetime) -> datetime | None:
+        tick = self.due(campaign, now)
+        if tick is None or (campaign.trigger is not None and not self.triggers_due(campaign, tick)):
+            return None
+        return tick
+
+    def resume(self, campaigns: list[Campaign], now: datetime) -> list[OccurrenceReport]:
+        """Occurrences a crash, a stop, quiet hours or a failure left open: due rows only."""
+        by_name = {c.campaign: c for c in campaigns}
+        with self.runner.store.engine.connect() as conn:
+            open_ones = ledger.unfinished(conn, by_name)
+        reports = []
+        for name, occurrence in open_ones:
+            if self.stop.is_set():
+                break
+            if self.pause.paused(name, now):
+                continue
+            campaign, at = by_name[name], aware_utc(occurrence)
+            report = self._attempt(campaign, at, now, partial(run_occurrence, self.runner, campaign, at))
+            if report is not None and report.ran:
+                report.note = ("resumed; " + report.note).rstrip("; ")
+                reports.append(report)
+        return reports
+
+    def _attempt(self, campaign: Campaign, tick: datetime | None, now: datetime, work: Callable[[], T]) -> T | None:
+        """`work` for this campaign; whatever it raises but an outage stays with the campaign
+        (None is returned). The occurrence at `tick`, if any, is recorded as failed."""
+        try:
+            result = work()
+        except (RuntimeFailure, UserInputError) as exc:
+            where = {"campaign": campaign.campaign, "occurrence": tick.isoformat() if tick else None}
+            log.error("%s at %s: %s", campaign.campaign, where["occurrence"], exc, extra=where)
+            return None
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            self._failed(campaign, tick, now, exc)
+            return None
+        if tick is not None:
+            self.pause.succeeded(campaign.campaign)
+        return result
+
+    def _failed(self, campaign: Campaign, tick: datetime | None, now: datetime, exc: Exception) -> None:
+        """Log it (one line, no traceback), record it on the occurrence for /metrics, pause the campaign."""
+        delay = self.pause.failed(campaign.campaign, now)
+        at = tick.isoformat() if tick else None
+        log.error(
+            "%s at %s failed (%s: %s): the other campaigns go on; retried in %s",
+            campaign.campaign,
+            at,
+            type(exc).__name__,
+            _without_values(first_line(exc)),
+            format_duration(delay),
+            extra={"campaign": campaign.campaign, "occurrence": at},
+        )
+        if tick is not None:
+            record_failure(self.runner.store.engine, campaign.campaign, naive_utc(tick), self.runner.now())
+
+    def _chore(self, what: str, chore: Callable[[], None]) -> None:
+        """A daily chore (metrics refit, retention) that fails on the data is logged and skipped."""
+        try:
+            chore()
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.error("%s failed (%s: %s): campaigns go on", what, type(exc).__name__, _without_values(first_line(exc)))
 
     def next_wakeup(self, now: datetime) -> datetime:
         ticks = [next_fire(trigger_for(c, self.workspace.config.timezone), now) for c in self.enabled()]
@@ -234,6 +278,22 @@ class Daemon:
             wait = (self.next_wakeup(self.runner.clock()) - self.runner.clock()).total_seconds()
             self.stop.wait(max(0.05, wait))
         log.info("daemon stopped")
+
+
+def _log_run(report: OccurrenceReport, tick: datetime) -> None:
+    counts = report.as_json()
+    at = tick.isoformat()
+    log.info(
+        "%s at %s: matched %d, sent %d, failed %d, unknown %d, waiting %d",
+        report.campaign,
+        at,
+        report.matched,
+        report.counts.get(DeliveryStatus.SENT, 0),
+        report.counts.get(DeliveryStatus.FAILED, 0),
+        report.counts.get(DeliveryStatus.UNKNOWN, 0),
+        report.waiting,
+        extra={"campaign": report.campaign, "occurrence": at, "counts": {k: counts[k] for k in COUNTED}},
+    )
 
 
 def wait_for_store(opener: Callable[[], Store], stop: threading.Event) -> Store | None:
@@ -267,6 +327,14 @@ class Backoff:
 
     def reset(self) -> None:
         self.failures = 0
+
+
+def _without_values(text: str) -> str:
+    """A database's message without the values it quotes (a customer's data stays out of the log)."""
+    return _QUOTED.sub(lambda m: m.group(0)[0] + "…" + m.group(0)[0], text)[:300]
+
+
+_QUOTED = re.compile(r'"[^"]*"|\'[^\']*\'')
 
 
 def first_line(exc: BaseException) -> str:

@@ -91,16 +91,17 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
+        mark: Any = event.start_mark
         if isinstance(event, yaml.AliasEvent):
             if event.anchor in self.open_anchors:
                 raise _TooBig(
                     problem=f"alias *{event.anchor} refers to its own anchor &{event.anchor} (a cycle)",
-                    problem_mark=event.start_mark,
+                    problem_mark=mark,
                 )
-            self._count(self.sizes.get(event.anchor or "", 1), event.start_mark)
+            self._count(self.sizes.get(event.anchor or "", 1), mark)
             return super().compose_node(parent, index)
         if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)) and self.depth >= MAX_DEPTH:
-            raise _TooBig(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=event.start_mark)
+            raise _TooBig(problem=f"nested more than {MAX_DEPTH} levels deep", problem_mark=mark)
         anchor = getattr(event, "anchor", None)
         before = self.nodes
         if anchor is not None:
@@ -110,7 +111,7 @@ class _BoundedLoader(yaml.SafeLoader):
             node = super().compose_node(parent, index)
         finally:
             self.depth -= 1
-        self._count(1, event.start_mark)
+        self._count(1, mark)
         if anchor is not None:
             self.open_anchors.discard(anchor)
             self.sizes[anchor] = self.nodes - before
@@ -144,8 +145,8 @@ class _Builder:
             shown = text if len(text) <= 40 else text[:37] + "..."
             self._problem(node, f"invalid YAML: cannot read {shown!r}: {reason}")
             return None
-        if isinstance(value, str) and (reason := _unstorable(value)):
-            self._problem(node, reason)
+        if isinstance(value, str) and (refused := _unstorable(value)):
+            self._problem(node, refused)
             return None
         return value
 

@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 
 from engine.core.clock import aware_utc, naive_utc
 from engine.core.status import OPEN_STATES, DeliveryStatus
+from engine.delivery.failures import failing
 from engine.store import Store
 from engine.store.db import head_revision, is_outage
 from engine.store.tables import deliveries, occurrences
@@ -46,6 +47,7 @@ class LedgerCollector(Collector):
             yield self._deliveries(conn)
             yield from self._queue(conn)
             yield self._last_occurrence(conn)
+            yield self._failing(conn)
             yield self._latency(conn)
 
     def _deliveries(self, conn: sa.Connection) -> GaugeMetricFamily:
@@ -96,6 +98,17 @@ class LedgerCollector(Collector):
         )
         for campaign, moment in conn.execute(query):
             family.add_metric([campaign], aware_utc(moment).timestamp())
+        return family
+
+    def _failing(self, conn: sa.Connection) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(
+            "nudge_occurrences_failing",
+            "Occurrences whose last attempt failed (a data or template problem); the daemon retries "
+            "them with a growing pause while the other campaigns go on",
+            labels=["campaign"],
+        )
+        for campaign, number in failing(conn):
+            family.add_metric([campaign], number)
         return family
 
     def _latency(self, conn: sa.Connection) -> HistogramMetricFamily:
