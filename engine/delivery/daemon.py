@@ -34,7 +34,7 @@ from engine.rules.schedule import latest_fire, next_fire, trigger_for
 from engine.store.db import Store, is_outage
 from engine.store.locks import exclusive
 from engine.store.privacy import apply_retention
-from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Workspace, runnable
+from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Rules, Workspace, load_rules, runnable
 
 log = logging.getLogger("nudge.daemon")
 T = TypeVar("T")
@@ -77,7 +77,7 @@ class Daemon:
     def __post_init__(self) -> None:
         self.campaigns = self.campaigns or dict(self.workspace.campaigns)
         if self.reloader is None:
-            self.reloader = Reloader(self.workspace.root)
+            self.reloader = Reloader(self.workspace.root, self.load_rules)
         self.reload()
 
     @property
@@ -88,6 +88,10 @@ class Daemon:
     @property
     def workspace(self) -> Workspace:
         return self.runner.workspace
+
+    def load_rules(self) -> Rules:
+        """What a reload reads (in the reloader's thread: nothing here may touch the store)."""
+        return load_rules(self.workspace.root)
 
     def reload(self) -> None:
         """Pick up edited rule files (loaded off this thread, see Reloader); keep the last good

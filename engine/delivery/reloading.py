@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.workspace.loader import Rules, load_rules
+from engine.workspace.loader import Rules
 
 log = logging.getLogger("nudge.daemon")
 RELOAD_WAIT = 5.0  # seconds a step waits for a reload before going on without it
@@ -34,11 +35,12 @@ def signature(root: Path) -> tuple:
 
 @dataclass
 class Reloader:
-    """Loads `root`'s rules when its files change; `poll` returns each new load once."""
+    """Calls `load` when the files of `root` change; `poll` returns each new load once."""
 
     root: Path
+    load: Callable[[], Rules]
     wait: float = RELOAD_WAIT
-    _seen: tuple | None = None
+    seen: tuple | None = None  # the files' signature at the last load
     _thread: threading.Thread | None = None
     _loaded: list[Rules | BaseException] = field(default_factory=list)
     _slow: bool = False
@@ -48,9 +50,9 @@ class Reloader:
         (now or since an earlier poll); None otherwise."""
         if self._thread is None:
             current = signature(self.root)
-            if current == self._seen:
+            if current == self.seen:
                 return None
-            self._seen = current
+            self.seen = current
             self._thread = threading.Thread(target=self._load, name="nudge-reload", daemon=True)
             self._thread.start()
         self._thread.join(self.wait)
@@ -72,6 +74,6 @@ class Reloader:
 
     def _load(self) -> None:
         try:
-            self._loaded.append(load_rules(self.root))
+            self._loaded.append(self.load())
         except Exception as exc:  # reported by poll on the scheduler's thread
             self._loaded.append(exc)

@@ -16,9 +16,8 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 import yaml
 
-from engine.delivery import reloading
 from engine.delivery.daemon import Daemon
-from engine.delivery.reloading import Reloader
+from engine.delivery.reloading import Reloader, signature
 from engine.store.tables import occurrences
 from tests.rules.test_yamlsource import laughs
 from tests.support.helpers import Clock, email_campaign, make_runner, wait_until, write_workspace
@@ -34,19 +33,18 @@ def ticks(store, campaign: str) -> int:
         return conn.execute(query).scalar_one()
 
 
-def test_a_slow_reload_does_not_hold_the_ticks_back(store, tmp_path, monkeypatch, caplog):
+def test_a_slow_reload_does_not_hold_the_ticks_back(store, tmp_path, caplog):
     seed(store, customers=PEOPLE)
     ws = write_workspace(tmp_path, [email_campaign(schedule={"every": "1h"}, cooldown="0d")])
     clock = Clock(START)
-    daemon = Daemon(runner=make_runner(ws, store, clock), started_at=clock.now, reloader=Reloader(ws.root, wait=0.2))
+    daemon = Daemon(runner=make_runner(ws, store, clock), started_at=clock.now)
     release = threading.Event()
-    real_load = reloading.load_rules
 
-    def slow_load(root):  # a template that renders for minutes, a disk that stalls
+    def slow_load():  # a template that renders for minutes, a disk that stalls
         release.wait(60)
-        return real_load(root)
+        return daemon.load_rules()
 
-    monkeypatch.setattr(reloading, "load_rules", slow_load)
+    daemon.reloader = Reloader(ws.root, slow_load, wait=0.2, seen=signature(ws.root))
     (tmp_path / "rules" / "other.yaml").write_text(yaml.safe_dump(email_campaign("other", schedule={"every": "1h"})))
     started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="nudge.daemon"):
