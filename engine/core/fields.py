@@ -30,6 +30,7 @@ COUPON_NAME_MAX = 64
 TASK_QUEUE_MAX = 100
 ACTIONS_TEXT_MAX = 64  # the ledger's `actions`: indexes of the actions that apply, "0,1,2"
 MAX_ACTIONS = 20  # per campaign or step: "0,1,…,19" is 49 characters
+TEMPLATE_NAME_MAX = 255  # what a file system takes as a name: longer is refused before it is opened
 
 STANDARD_EVENT_TYPES = (
     "purchase",

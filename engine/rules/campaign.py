@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
-from engine.core.fields import CAMPAIGN_NAME_MAX, COUPON_NAME_MAX, MAX_ACTIONS, TASK_QUEUE_MAX
+from engine.core.fields import CAMPAIGN_NAME_MAX, COUPON_NAME_MAX, MAX_ACTIONS, TASK_QUEUE_MAX, TEMPLATE_NAME_MAX
 from engine.rules.base import StrictModel
 from engine.rules.conditions import Condition, FollowedBy
 from engine.rules.problems import TAG_PREFIX
@@ -46,6 +46,8 @@ Cron = Annotated[str, Field(description="5-field cron in the config time zone, e
 def _inside_templates(value: str | None) -> str | None:
     if value is None:
         return value
+    if len(value) > TEMPLATE_NAME_MAX:
+        raise ValueError(f"template name is {len(value)} characters long: at most {TEMPLATE_NAME_MAX}")
     path = PurePosixPath(value)
     if path.is_absolute() or ".." in path.parts or "\\" in value or not value.strip():
         raise ValueError(

@@ -10,7 +10,7 @@ from typing import Any
 
 from engine.audience.compiler import ConditionError, EvalContext, compile_condition
 from engine.core.errors import Problem, UserInputError
-from engine.core.fields import check_attribute_name
+from engine.core.fields import TEMPLATE_NAME_MAX, check_attribute_name
 from engine.messages.template_checks import Names, TemplateSource, check_inline, check_template_file
 from engine.messages.templates import make_environment
 from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsFile, TaskAction, action_when
@@ -236,7 +236,12 @@ def _raw_template_problems(raw: dict[str, Any], located: Located, templates_dir:
         for i, action in enumerate(actions if isinstance(actions, list) else []):
             email = action.get("email") if isinstance(action, dict) else None
             name = email.get("template") if isinstance(email, dict) else None
-            inside = isinstance(name, str) and name and not name.startswith("/") and ".." not in name
+            inside = (
+                isinstance(name, str)
+                and 0 < len(name) <= TEMPLATE_NAME_MAX
+                and not name.startswith("/")
+                and ".." not in name
+            )
             if inside and not (templates_dir / str(name)).is_file():
                 line, col = located.position(base + (i, "email", "template"))
                 problems.append(Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}"))

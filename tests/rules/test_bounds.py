@@ -105,3 +105,12 @@ def test_names_from_rules_fit_the_columns_they_are_stored_in():
     assert length(tables.deliveries, "actions") == fields.ACTIONS_TEXT_MAX
     every_action = ",".join(str(i) for i in range(fields.MAX_ACTIONS))
     assert len(every_action) <= fields.ACTIONS_TEXT_MAX
+
+
+def test_a_template_name_longer_than_a_file_name_is_located_not_an_os_error(workspace_dir):
+    email = "  - email: {template: " + "t" * 300 + ".html.j2, subject: Hi}\n"
+    code, lines = validate(workspace_dir, rule() + email)
+    assert code == 2 and lines == ["8:23: error: template name is 308 characters long: at most 255"], lines
+    code, lines = validate(workspace_dir, rule(due_in="soon") + email)  # a file that fails validation anyway
+    assert code == 2 and all(":" in line and "error: " in line for line in lines), lines
+    assert not any("File name too long" in line for line in lines)
