@@ -146,7 +146,7 @@ def report_command(
         counts = delivery_counts(conn, names)
         found = lift(conn, goals, names, workspace.config.metrics.revenue_property, default=default)
         lifts = {entry.campaign: entry.as_json() for entry in found}
-        funnels = [funnel(conn, journey, datetime.now(timezone.utc)).as_json() for journey in journeys]
+        funnels = [funnel(conn, journey).as_json() for journey in journeys]  # the whole ledger, as above
     if fmt == "json":
         write_json(
             {

@@ -1,100 +1,128 @@
-"""`nudge report` as tables: deliveries by state, conversion against the holdout, A/B variants
-with their intervals, and a journey's funnel."""
+"""`nudge report` for people: deliveries by state, then one block per campaign (conversion on its
+goal, contacted against the holdout, the difference with its interval, revenue, coupons), A/B
+variants with their intervals, and a journey's funnel. Readable at 80 columns: no cell is cut,
+and every number is the one `--format json` gives."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from rich import box
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _table(title: str | None = None, gap: int = 1) -> Table:
+    # No vertical rules; columns `gap` + 1 spaces apart (gap 0: eight columns fit 80).
+    return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, gap, 0, 0), pad_edge=False)
+
+
+def delivery_table(counts: dict[str, dict[str, int]]) -> Table:
+    """Deliveries by state, one row per campaign (a journey's steps as CAMPAIGN/STEP)."""
+    table = _table("Deliveries", gap=0)
+    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out", "resolved")
+    labels = {"pending": "waiting", "held_out": "held\nout", "resolved": "unknown\n→sent"}
+    longest = max((len(name) for name in counts), default=8)
+    table.add_column("campaign", min_width=min(longest, 30), overflow="fold")  # a step's name stays whole
+    for name in columns:
+        table.add_column(labels.get(name, name), justify="right")
+    for name, row in counts.items():
+        table.add_row(name, *(f"{row[c] + (row['sending'] if c == 'unknown' else 0):,}" for c in columns))
+    return table
+
+
+def _arm(arm: dict[str, Any]) -> str:
+    if not arm["customers"]:
+        return "nobody"  # no control group: nothing to measure against
+    money = arm["revenue_per_customer"]
+    return f"{_pct(arm['conversion'])}  {arm['converted']:,} of {arm['customers']:,} converted" + (
+        "" if money is None else f", revenue per customer {money:,.2f}"
+    )
+
+
 def _difference(lift: dict[str, Any] | None) -> str:
     if lift is None:
-        return "no holdout"
+        return "no holdout to compare with"
     low, high = lift["ci95"]
-    star = " *" if lift["significant"] else ""
-    return f"{100 * lift['difference']:+.1f} pp ({100 * low:+.1f} … {100 * high:+.1f}){star}"
+    relative = "" if lift["relative"] is None else f", {100 * lift['relative']:+.0f}% relative"
+    verdict = "the interval excludes zero" if lift["significant"] else "the interval includes zero: no effect shown"
+    interval = f"95% interval {100 * low:+.1f} … {100 * high:+.1f} pp"
+    return f"{100 * lift['difference']:+.1f} pp{relative} ({interval}): {verdict}"
 
 
-def _money(contacted: dict[str, Any], holdout: dict[str, Any]) -> str:
-    if contacted["revenue_per_customer"] is None:
-        return "–"
-    other = holdout["revenue_per_customer"]
-    return f"{contacted['revenue_per_customer']:.2f} vs " + ("–" if other is None else f"{other:.2f}")
+def measurement_block(name: str, data: dict[str, Any]) -> Group:
+    """One campaign's conversion on its goal, contacted vs holdout, the difference, coupons."""
+    goal = data["goal"]
+    heading = Text.assemble((name, "bold"), f" — goal: {goal['event']} within {goal['within']}")
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="dim", no_wrap=True)
+    facts.add_column(overflow="fold")
+    facts.add_row("contacted", _arm(data["contacted"]))
+    facts.add_row("holdout", _arm(data["holdout"]))
+    facts.add_row("difference", _difference(data["lift"]))
+    used = data["coupons"]
+    if used["issued"]:
+        facts.add_row("coupons", f"{used['redeemed']:,} of {used['issued']:,} redeemed")
+    return Group(heading, Padding(facts, (0, 0, 1, 2)))
 
 
 def report_tables(counts: dict[str, dict[str, int]], lifts: dict[str, dict[str, Any]], console: Console) -> None:
-    """`nudge report`: deliveries by state, then conversion contacted vs holdout."""
-    table = Table(title="Deliveries", title_justify="left")
-    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out", "resolved")
-    table.add_column("campaign", no_wrap=True)
-    for name in columns:
-        label = {"pending": "waiting", "held_out": "held out", "resolved": "unknown→sent"}.get(name, name)
-        table.add_column(label, justify="right")
-    for name, row in counts.items():
-        table.add_row(name, *(str(row[c] + (row["sending"] if c == "unknown" else 0)) for c in columns))
-    console.print(table)
-    results = Table(title="Conversion on each campaign's goal, contacted vs holdout", title_justify="left")
-    for name in ("campaign", "goal", "contacted", "holdout", "difference (95% CI)", "revenue/customer", "coupons"):
-        results.add_column(name, justify="left" if name == "campaign" else "right", no_wrap=True)
+    """`nudge report`: deliveries by state, then each campaign's conversion, then A/B variants."""
+    if counts:
+        console.print(delivery_table(counts))
+    if lifts:
+        console.print(Text("Conversion on each campaign's goal, contacted vs holdout", style="italic"))
+        console.print()
     for name, data in lifts.items():
-        contacted, holdout, used = data["contacted"], data["holdout"], data["coupons"]
-        goal = data["goal"]
-        results.add_row(
-            name,
-            f"{goal['event']} within {goal['within']}",
-            f"{_pct(contacted['conversion'])} of {contacted['customers']}",
-            f"{_pct(holdout['conversion'])} of {holdout['customers']}",
-            _difference(data["lift"]),
-            _money(contacted, holdout),
-            "–" if not used["issued"] else f"{used['redeemed']} of {used['issued']}",
-        )
-    console.print(results)
-    console.print("* the 95% interval excludes zero", style="dim")
+        console.print(measurement_block(name, data))
     for name, data in lifts.items():
         if data["variants"]:
             console.print(variants_table(name, data))
+            console.print(Text(f"{name}: {data['verdict']}"))
+            console.print()
 
 
-def funnel_table(data: dict[str, Any]) -> Table:
+def funnel_table(data: dict[str, Any]) -> Group:
     """A journey's passes: entered → each step → left on the exit event / finished / on the way."""
     title = f"{data['journey']}: journey funnel ({data['entered']:,} entered, {data['held_out']:,} held out at entry)"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    table = _table()  # the title above it, not over it: a table's title wraps at the table's width
     for column in ("step", "reached", "sent", "skipped", "failed", "waiting"):
         table.add_column(column, justify="left" if column == "step" else "right")
+    reasons = []
     for step in data["steps"]:
-        why = ", ".join(f"{n} {reason}" for reason, n in sorted(step["skipped_by"].items()))
-        waiting = step.get("pending", 0) + step.get("sending", 0)
+        if step["skipped_by"]:
+            why = ", ".join(f"{n:,} {reason}" for reason, n in sorted(step["skipped_by"].items()))
+            reasons.append(Text(f"  {step['step']} skipped: {why}"))
         table.add_row(
             step["step"],
             f"{step['reached']:,}",
             f"{step.get('sent', 0) + step.get('unknown', 0):,}",  # unknown: it left, no answer came back
-            f"{step.get('skipped', 0):,}" + (f" ({why})" if why else ""),
+            f"{step.get('skipped', 0):,}",
             f"{step.get('failed', 0):,}",
-            f"{waiting:,}",
+            f"{step.get('pending', 0) + step.get('sending', 0):,}",
         )
     exited = data["exited"]
     if exited["event"]:
         table.add_row(f"left on {exited['event']}", f"{exited['passes']:,}", "", "", "", "")
     table.add_row("finished", f"{data['finished']:,}", "", "", "", "")
     table.add_row("on the way", f"{data['in_progress']:,}", "", "", "", "")
-    return table
+    return Group(Text(title, style="italic"), table, *reasons, Text(""))
 
 
 def variants_table(name: str, data: dict[str, Any]) -> Table:
-    """An A/B test's arms with 95% intervals, the holdout beside them, and the verdict."""
-    table = Table(title=f"{name}: variants — {data['verdict']}", title_justify="left", box=box.SIMPLE_HEAD)
+    """An A/B test's arms with 95% intervals and the holdout beside them (the verdict follows)."""
+    table = _table(f"{name}: A/B variants on the goal")
     for column in ("variant", "customers", "converted", "conversion", "95% interval"):
         table.add_column(column, justify="left" if column == "variant" else "right")
     for arm in data["variants"]:
         low, high = arm["ci95"]
-        interval = "–" if low is None else f"{100 * low:.1f}%…{100 * high:.1f}%"
+        interval = "–" if low is None else f"{100 * low:.1f}% … {100 * high:.1f}%"
         table.add_row(arm["name"], f"{arm['customers']:,}", f"{arm['converted']:,}", _pct(arm["conversion"]), interval)
     holdout = data["holdout"]
     table.add_row(

@@ -51,37 +51,44 @@ class Funnel:
         }
 
 
-def _exits(conn: Connection, event: str | None, names: list[str], until: datetime) -> dict[str, list[datetime]]:
+def _exits(conn: Connection, event: str | None, names: list[str], until: datetime | None) -> dict[str, list[datetime]]:
     """Exit events of the customers who have been in the journey, by customer, in time order."""
     if event is None:
         return {}
     who = sa.select(deliveries.c.customer_id).where(deliveries.c.campaign == names[0])
     query = (
         sa.select(events.c.customer_id, events.c.occurred_at)
-        .where(events.c.type == event, events.c.customer_id.in_(who), events.c.occurred_at <= until)
+        .where(events.c.type == event, events.c.customer_id.in_(who))
         .order_by(events.c.customer_id, events.c.occurred_at)
     )
+    if until is not None:
+        query = query.where(events.c.occurred_at <= until)
     found: dict[str, list[datetime]] = {}
     for customer_id, moment in conn.execute(query):
         found.setdefault(customer_id, []).append(moment)
     return found
 
 
-def funnel(conn: Connection, journey: Campaign, at: datetime) -> Funnel:
-    """Count every pass through the journey up to `at`."""
+def funnel(conn: Connection, journey: Campaign, at: datetime | None = None) -> Funnel:
+    """Count every pass through the journey up to `at`; without it, every pass in the ledger (as
+    the report's delivery and conversion tables count it: occurrences a `run --at` planned ahead
+    of the clock included) and every exit event."""
     assert journey.steps is not None
     steps = [s.name for s in journey.steps]
     names = [f"{journey.campaign}/{s}" for s in steps]
     exit_on = journey.exit_on.event if journey.exit_on else None
-    until = naive_utc(at)
+    until = None if at is None else naive_utc(at)
     result = Funnel(journey.campaign, exit_on, steps=[StepCount(s) for s in steps])
     exits = _exits(conn, exit_on, names, until)
-    rows = conn.execution_options(yield_per=10_000).execute(
+    query = (
         sa.select(deliveries.c.customer_id, deliveries.c.campaign, deliveries.c.occurrence, deliveries.c.status)
         .add_columns(deliveries.c.reason)
-        .where(deliveries.c.campaign.in_(names), deliveries.c.occurrence <= until)
+        .where(deliveries.c.campaign.in_(names))
         .order_by(deliveries.c.customer_id, deliveries.c.occurrence, deliveries.c.id)
     )
+    if until is not None:
+        query = query.where(deliveries.c.occurrence <= until)
+    rows = conn.execution_options(yield_per=10_000).execute(query)
     passes: list[tuple[str, list[Any]]] = []
     for row in rows:
         if row.campaign == names[0] or not passes or passes[-1][0] != row.customer_id:
@@ -104,7 +111,7 @@ def funnel(conn: Connection, journey: Campaign, at: datetime) -> Funnel:
             continue
         following = passes[index + 1] if index + 1 < len(passes) else None
         ends = following[1][0].occurrence if following and following[0] == customer_id else until
-        if any(entry.occurrence < moment <= ends for moment in exits.get(customer_id, [])):
+        if any(entry.occurrence < moment and (ends is None or moment <= ends) for moment in exits.get(customer_id, [])):
             result.exited += 1
         else:
             result.in_progress += 1

@@ -36,17 +36,24 @@ def dialect_insert(dialect: str, table: sa.Table):
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
+SQLITE_ERROR = 1  # the generic "SQL error or missing database" code, never a busy or full store
+
+
 def is_outage(exc: BaseException) -> bool:
     """Is this the store being unreachable (down, restarting, disk full, locked too long) rather
-    than a mistake? Outages are waited out; mistakes are reported."""
-    return isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or (
-        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
-    )
+    than a mistake? Outages are waited out; mistakes are reported. SQLite raises OperationalError
+    for statements it refuses too (malformed JSON in a row, a missing table): those carry the
+    generic SQLITE_ERROR code, and retrying them would wait forever."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    if not isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+        return False
+    return getattr(exc.orig, "sqlite_errorcode", None) != SQLITE_ERROR
 
 
 # The newest migration. Kept here so that opening a store does not import alembic (a quarter of a
 # second of every command's start-up); a test checks it against alembic's own view of the folder.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 def head_revision() -> str:
