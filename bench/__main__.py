@@ -66,7 +66,12 @@ def workspace(folder: Path, store_url: str, email: dict) -> Path:
     (folder / "templates" / "bench.html.j2").write_text(BLAST_TEMPLATE)
     # No frequency cap: it excludes customers across campaigns, which the hand-written SQL and the
     # peer do not model, so the ids would differ for a reason that is not a bug.
-    config = {"store": store_url, "timezone": "Asia/Shanghai", "email": {"from": "Shop <hello@example.com>", **email}}
+    config = {
+        "store": store_url,
+        "timezone": "Asia/Shanghai",
+        "email": {"from": "Shop <hello@example.com>", **email},
+        "limits": {"exclusive": {"winback": "60d"}},  # the standard win-back campaigns' group
+    }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder
 

@@ -17,8 +17,9 @@ LAPSED = """
 SELECT c.id FROM customers c
 JOIN (SELECT customer_id FROM events WHERE type = 'purchase' AND occurred_at <= :at
       GROUP BY customer_id HAVING max(occurred_at) <= :at_180d) p ON p.customer_id = c.id
-WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.customer_id = c.id AND d.campaign = 'churn-winback/offer'
-                  AND d.status IN ('sent', 'unknown') AND d.occurrence > :at_60d AND d.occurrence <= :at)
+WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.customer_id = c.id AND d.exclusive_group = 'winback'
+                  AND d.campaign <> 'lapsed-buyers' AND d.status IN ('pending', 'sending', 'sent', 'unknown')
+                  AND d.occurrence > :at_60d AND d.occurrence <= :at)
   AND {consent}"""
 
 BROWSE = """

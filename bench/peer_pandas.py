@@ -82,8 +82,8 @@ def evaluate(store, ws, at: datetime) -> dict[str, list[str]]:
     emailable = set(people.loc[consent, "id"])
 
     last_buy = bought.groupby("customer_id")["occurred_at"].max()
-    # lapsed-buyers also skips whoever had churn-winback's offer in 60 days: the ledger is empty
-    # when the bench plans (the hand SQL checks it all the same).
+    # lapsed-buyers also skips whoever another campaign of its exclusive group reached in 60 days:
+    # the ledger is empty when the bench plans (the hand SQL checks it all the same).
     lapsed = set(last_buy[last_buy <= now - timedelta(days=180)].index) & emailable
 
     last_view = viewed.groupby("customer_id")["occurred_at"].max().rename("last_view").reset_index()

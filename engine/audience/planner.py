@@ -100,7 +100,9 @@ class CampaignPlan:
     campaign: str
     matched: int = 0
     excluded: dict[Exclusion, int] = field(
-        default_factory=lambda: {k: 0 for k in Exclusion if k not in (Exclusion.GLOBAL_HOLDOUT, Exclusion.WHEN_FALSE)}
+        default_factory=lambda: {
+            k: 0 for k in Exclusion if k not in (Exclusion.GLOBAL_HOLDOUT, Exclusion.WHEN_FALSE, Exclusion.EXCLUSIVE)
+        }
     )
     targeted: list[str] = field(default_factory=list)
     held_out: list[str] = field(default_factory=list)
@@ -134,6 +136,9 @@ class Planner:
     segments: dict[str, Any]
     at: datetime
     cap_used: Counter = field(default_factory=Counter)
+    # Exclusive group → customers an earlier campaign planned here reaches: campaigns planned at one
+    # instant see each other before anything is in the ledger (a dry run writes nothing).
+    group_taken: dict[str, set[str]] = field(default_factory=dict)
     # Delivery plans look both ways in time: an occurrence already planned for a later instant
     # (a neighbouring `--at`, a daemon ahead of a catch-up) counts. A dry run replaying the past
     # looks back only, so it shows what that instant saw.
@@ -213,12 +218,39 @@ class Planner:
             columns.append(used.label("cap_used"))
         else:
             columns.append(sa.literal(0).label("cap_used"))
+        columns.append(self._exclusive_column(campaign, at))
         when = step.step_when if step is not None else None
         columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
         query = sa.select(*columns).where(compile_condition(campaign.audience, ctx))
         if campaign.trigger is not None:
             query = query.where(triggered(self.conn, campaign, self.at))
         return query
+
+    def exclusive_window(self, campaign: Campaign) -> timedelta | None:
+        """The campaign's exclusive group window, where it applies: at a journey's entry only (its
+        later steps are the same offer going on)."""
+        step = journey_of(campaign)
+        if campaign.exclusive is None or (step is not None and not step.is_entry):
+            return None
+        return self.config.limits.exclusive.get(campaign.exclusive)
+
+    def _exclusive_column(self, campaign: Campaign, at: datetime) -> sa.ColumnElement:
+        """Did another campaign of the group reach them within the window (either side of `at`)?"""
+        window = self.exclusive_window(campaign)
+        if window is None:
+            return sa.false().label("exclusive")
+        step = journey_of(campaign)
+        own = step.step_names if step is not None else (campaign.campaign,)
+        reached = (
+            deliveries.c.exclusive_group == campaign.exclusive,
+            deliveries.c.campaign.not_in(own),
+            deliveries.c.status.in_(CAP_STATES),
+            *self._window(at, window),
+        )
+        if not self._any(reached):
+            return sa.false().label("exclusive")
+        found = sa.select(deliveries.c.id).where(deliveries.c.customer_id == customers.c.id, *reached)
+        return sa.exists(found).label("exclusive")
 
     def skips(self, campaign: Campaign, outcome: Outcome) -> bool:
         """Is this outcome a journey step recorded `skipped` (the journey goes on) rather than an exclusion?"""
@@ -241,8 +273,10 @@ class Planner:
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
         in_global = holdout_test(GLOBAL_SALT, self.config.limits.global_holdout)
         held_out = holdout_test(campaign.campaign, campaign.holdout)
+        group = campaign.exclusive if self.exclusive_window(campaign) is not None else None
+        taken = self.group_taken.setdefault(group, set()) if group is not None else None
         for rows in result.partitions():
-            for customer_id, email, zone, consent, cooling, used, when in rows:
+            for customer_id, email, zone, consent, cooling, used, exclusive, when in rows:
                 # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
                 if in_global is not None and in_global(customer_id):
                     outcome = Outcome.GLOBAL_HOLDOUT
@@ -252,6 +286,8 @@ class Planner:
                     outcome = Outcome.COOLDOWN
                 elif held_out is not None and held_out(customer_id):
                     outcome = Outcome.HELD_OUT
+                elif taken is not None and (exclusive or customer_id in taken):
+                    outcome = Outcome.EXCLUSIVE
                 elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
                     outcome = Outcome.FREQUENCY_CAP
                 elif not when:
@@ -259,6 +295,8 @@ class Planner:
                 else:
                     if cap is not None:
                         self.cap_used[customer_id] += 1
+                    if taken is not None and only is None:
+                        taken.add(customer_id)
                     outcome = Outcome.TARGETED
                 yield Classified(customer_id, outcome, email, zone)
 
@@ -282,6 +320,8 @@ class Planner:
             }
             if step.step_when is not None:
                 result.excluded[Exclusion.WHEN_FALSE] = 0
+        if self.exclusive_window(campaign) is not None:
+            result.excluded[Exclusion.EXCLUSIVE] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
         targeted = result.targeted
         for customer_id, outcome, _, _ in self.classify(campaign, contact=False):

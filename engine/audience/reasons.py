@@ -95,6 +95,13 @@ def reason(
         return _cooldown(conn, customer_id, campaign, config, at)
     if outcome == Outcome.HELD_OUT:
         return f"in this campaign's {campaign.holdout:g}% control group (a stable hash of campaign and customer)"
+    if outcome == Outcome.EXCLUSIVE:
+        window = config.limits.exclusive.get(campaign.exclusive or "")
+        span = format_duration(window) if window else "its window"
+        return (
+            f"another campaign of the exclusive group {campaign.exclusive!r} reaches them within {span} "
+            "(one of the group at a time; the higher priority wins)"
+        )
     if outcome == Outcome.FREQUENCY_CAP:
         return _capped(conn, customer_id, config, at)
     if outcome == Outcome.WHEN_FALSE:

@@ -23,6 +23,7 @@ EXCLUSION_HEADERS = {
     Exclusion.NO_CONSENT: "no\nconsent",
     Exclusion.COOLDOWN: "cool-\ndown",
     Exclusion.HOLDOUT: "hold-\nout",
+    Exclusion.EXCLUSIVE: "excl-\nusive",
     Exclusion.FREQUENCY_CAP: "freq.\ncap",
     Exclusion.GLOBAL_HOLDOUT: "global\nctrl",
     Exclusion.WHEN_FALSE: "when\nfalse",
@@ -52,9 +53,9 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
             *(str(plan.excluded[n]) if n in plan.excluded else "–" for n in shown),  # –: does not apply here
             str(len(plan.targeted)),
         )
-        for name, count in sorted(plan.variants.items()):  # an A/B test's split of the targeted
+        for arm, count in sorted(plan.variants.items()):  # an A/B test's split of the targeted
             share = f"{100 * count / len(plan.targeted):.0f}%"
-            table.add_row(f"  variant {name} ({share})", "", *("" for _ in shown), str(count), style="dim")
+            table.add_row(f"  variant {arm} ({share})", "", *("" for _ in shown), str(count), style="dim")
     console.print(table)
     for plan in result.plans:
         if plan.skipped:

@@ -55,6 +55,7 @@ class Outcome(StrEnum):
     NO_CONSENT = "no_consent"
     COOLDOWN = "cooldown"
     HELD_OUT = "held_out"
+    EXCLUSIVE = "exclusive"  # another campaign of its exclusive group reached them within the group's window
     FREQUENCY_CAP = "frequency_cap"
     WHEN_FALSE = "when_false"  # a journey step whose `when` does not hold for this customer
     TARGETED = "targeted"
@@ -66,6 +67,7 @@ class Exclusion(StrEnum):
     NO_CONSENT = "no_consent"
     COOLDOWN = "cooldown"
     HOLDOUT = "holdout"
+    EXCLUSIVE = "exclusive"  # only on a campaign with `exclusive: GROUP`
     FREQUENCY_CAP = "frequency_cap"
     GLOBAL_HOLDOUT = "global_holdout"  # only when config.yaml sets limits.global_holdout
     WHEN_FALSE = "when_false"  # only on a journey step with `when`
@@ -75,6 +77,7 @@ EXCLUSION_OF: dict[Outcome, Exclusion] = {
     Outcome.NO_CONSENT: Exclusion.NO_CONSENT,
     Outcome.COOLDOWN: Exclusion.COOLDOWN,
     Outcome.HELD_OUT: Exclusion.HOLDOUT,
+    Outcome.EXCLUSIVE: Exclusion.EXCLUSIVE,
     Outcome.FREQUENCY_CAP: Exclusion.FREQUENCY_CAP,
     Outcome.GLOBAL_HOLDOUT: Exclusion.GLOBAL_HOLDOUT,
     Outcome.WHEN_FALSE: Exclusion.WHEN_FALSE,

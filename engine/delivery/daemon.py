@@ -91,7 +91,7 @@ class Daemon:
 
     def load_rules(self) -> Rules:
         """What a reload reads (in the reloader's thread: nothing here may touch the store)."""
-        return load_rules(self.workspace.root)
+        return load_rules(self.workspace.root, self.workspace.config.limits.exclusive)
 
     def reload(self) -> None:
         """Pick up edited rule files (loaded off this thread, see Reloader); keep the last good

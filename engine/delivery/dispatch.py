@@ -15,7 +15,7 @@ from connectors.api import ConnectorFatal, OutgoingEmail, SendResult, SendStatus
 from engine.core.clock import naive_utc
 from engine.core.errors import RenderError, RuntimeFailure
 from engine.core.status import DeliveryStatus
-from engine.delivery import ledger
+from engine.delivery import issued, ledger
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.delivery.suppressions import suppress, suppressed_among
 from engine.delivery.tasks import store_and_hand_off, task_row
@@ -83,9 +83,9 @@ def _prepare_one(
 
 
 def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection) -> _Prepared:
-    coupons = ledger.coupons_for(conn, [r.id for r in rows])
+    coupons = issued.coupons_for(conn, [r.id for r in rows])
     step = journey_of(campaign)
-    earlier = ledger.earlier_coupons(conn, step.step_names[: step.index], [r.customer_id for r in rows]) if step else {}
+    earlier = issued.earlier_coupons(conn, step.step_names[: step.index], [r.customer_id for r in rows]) if step else {}
     contexts = build_contexts(
         conn,
         [r.customer_id for r in rows],

@@ -66,17 +66,22 @@ def _plan_rows(
                 variant=variant_for(campaign.campaign, item.customer_id, weights)
                 if targeted and any(i in applies for i in email_indexes)
                 else None,
+                exclusive_group=campaign.exclusive,
             )
         )
     return rows
 
 
-def planning_key(campaign: Campaign, runner: Runner) -> str:
-    """What planning must be serialised on: the campaign (its cooldown), or every emailing
-    campaign at once when a frequency cap spans them."""
+def planning_keys(campaign: Campaign, runner: Runner) -> list[str]:
+    """What planning must be serialised on: the campaign (its cooldown); or every emailing campaign
+    at once when a frequency cap spans them, and every campaign of its exclusive group — both when
+    both apply."""
+    keys = []
     if campaign.sends_email and runner.workspace.config.limits.frequency_cap is not None:
-        return "plan:frequency-cap"
-    return f"plan:{campaign.campaign}"
+        keys.append("plan:frequency-cap")
+    if campaign.exclusive is not None:
+        keys.append(f"plan:exclusive:{campaign.exclusive}")
+    return keys or [f"plan:{campaign.campaign}"]
 
 
 def materialize(
@@ -87,7 +92,7 @@ def materialize(
     Held under the planning lock, so an occurrence planned at the same moment by another process
     (a neighbouring `--at`, another daemon) sees these rows in its cooldown and cap, as if the two
     had run one after the other."""
-    with exclusive(runner.store, planning_key(campaign, runner)):
+    with exclusive(runner.store, *planning_keys(campaign, runner)):
         if campaign.trigger is not None:
             with runner.store.engine.begin() as conn:
                 fix_horizon(conn, campaign.campaign, naive_utc(at))

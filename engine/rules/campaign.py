@@ -239,7 +239,13 @@ class Campaign(StrictModel):
         None, description="when it runs; with `trigger`, how often triggers are looked for (default: every few seconds)"
     )
     trigger: Trigger | None = Field(None, description="run for a customer when their event of this type arrives")
-    priority: int = Field(0, description="higher wins when the frequency cap must choose")
+    priority: int = Field(0, description="higher wins when the frequency cap or an exclusive group must choose")
+    exclusive: str | None = Field(
+        None,
+        json_schema_extra={"pattern": SLUG_PATTERN},
+        description="an exclusive group named in config.yaml limits.exclusive: at most one campaign of the "
+        "group reaches a customer within the group's window",
+    )
     audience: Condition
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
     holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")

@@ -232,6 +232,11 @@ class Limits(StrictModel):
     global_holdout: Percent = Field(
         0.0, description="customers never contacted by any campaign, to measure the whole programme, e.g. 5%"
     )
+    exclusive: dict[str, Duration] = Field(
+        default_factory=dict,
+        description="exclusive groups: at most one campaign of GROUP reaches a customer within DURATION, "
+        "e.g. {winback: 60d}",
+    )
 
 
 class Retention(StrictModel):

@@ -72,7 +72,8 @@ def expand(campaign: Campaign) -> list[Campaign]:
     names = tuple(step_name(campaign.campaign, s.name) for s in campaign.steps)
     exit_on = campaign.exit_on.event if campaign.exit_on else None
     shared = {
-        key: getattr(campaign, key) for key in ("description", "enabled", "schedule", "priority", "goal", "exit_on")
+        key: getattr(campaign, key)
+        for key in ("description", "enabled", "schedule", "priority", "goal", "exit_on", "exclusive")
     }
     found: list[Campaign] = []
     for index, step in enumerate(campaign.steps):

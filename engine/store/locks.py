@@ -27,24 +27,28 @@ def lock_number(key: str) -> int:
 
 
 @contextmanager
-def exclusive(store: Store, key: str) -> Iterator[None]:
-    """Hold the named lock for the duration of the block; wait while another process holds it."""
+def exclusive(store: Store, *keys: str) -> Iterator[None]:
+    """Hold the named locks for the duration of the block; wait while another process holds one.
+    Several are taken in one fixed order, so two processes never each hold what the other waits for."""
     if store.dialect == "postgresql":
-        number = lock_number(key)
+        numbers = sorted({lock_number(key) for key in keys})
         with store.engine.connect() as conn:
-            conn.execute(sa.select(sa.func.pg_advisory_lock(number)))
+            for number in numbers:
+                conn.execute(sa.select(sa.func.pg_advisory_lock(number)))
             conn.commit()
             try:
                 yield
             finally:
-                conn.execute(sa.select(sa.func.pg_advisory_unlock(number)))
+                for number in reversed(numbers):
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(number)))
                 conn.commit()
         return
     database = make_url(store.url).database
     if not database or database == ":memory:":
         yield  # one process, one connection: nothing to serialise against
         return
-    # One file for every key: SQLite serialises its writers anyway.
+    # One file for every key (taking it twice in one process would wait forever on itself):
+    # SQLite serialises its writers anyway.
     with open(f"{database}.plan.lock", "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

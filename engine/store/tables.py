@@ -126,6 +126,7 @@ deliveries = Table(
     Column("sent_at", DateTime),
     Column("variant", String(32)),  # the A/B variant, decided at planning
     Column("handed_at", DateTime),  # given to the email connector: only then can it be `unknown`
+    Column("exclusive_group", String(64)),  # `exclusive: GROUP` of its campaign when planned
     UniqueConstraint("campaign", "customer_id", "occurrence", name="uq_deliveries_once"),
     Index("ix_deliveries_customer_time", "customer_id", "occurrence"),
     Index("ix_deliveries_campaign_customer", "campaign", "customer_id", "occurrence"),

@@ -17,6 +17,7 @@ from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsF
 from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.rules.config import Config, load_config
 from engine.rules.journey import expand
+from engine.rules.nesting import nesting_problem, segment_depths
 from engine.rules.problems import validate
 from engine.rules.yamlsource import Located, read_yaml
 
@@ -154,7 +155,11 @@ def load_segments(rules_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
         return {}, exc.problems
     segments = dict(parsed.segments)
     problems = _segment_cycles(segments, located)
+    depths = segment_depths(segments)
     for name, condition in segments.items():
+        if reason := nesting_problem(condition, depths):
+            problems.append(Problem(located.path, *located.position(("segments", name)), reason))
+            continue
         problems += _condition_problems(condition, ("segments", name), located, segments)
     return segments, problems
 
@@ -288,14 +293,19 @@ def load_campaign_file(
         raw = located.data if "located" in locals() and isinstance(located.data, dict) else {}
         return None, exc.problems + _raw_template_problems(raw, located, templates_dir) if raw else exc.problems
     problems: list[Problem] = []
+    depths = segment_depths(segments)
     for condition, loc in conditions_of(campaign):
+        if reason := nesting_problem(condition, depths):
+            problems.append(Problem(located.path, *located.position(loc), reason))
+            continue
         problems += _condition_problems(condition, loc, located, segments)
     problems += _template_problems(campaign, located, templates_dir, segments)
     return LoadedCampaign(campaign, str(file), located), problems
 
 
-def load_rules(root: Path) -> Rules:
-    """Load every rule file in DIR/rules, collecting all problems rather than stopping at the first."""
+def load_rules(root: Path, groups: Iterable[str] = ()) -> Rules:
+    """Load every rule file in DIR/rules, collecting all problems rather than stopping at the first.
+    `groups`: the exclusive groups config.yaml declares (limits.exclusive)."""
     rules_dir, templates_dir = root / "rules", root / "templates"
     result = Rules()
     if not rules_dir.is_dir():
@@ -320,7 +330,24 @@ def load_rules(root: Path) -> Rules:
             continue
         result.campaigns[name] = loaded
     result.problems += _unknown_received(result)
+    result.problems += _undeclared_groups(result, set(groups))
     return result
+
+
+def _undeclared_groups(rules: Rules, groups: set[str]) -> list[Problem]:
+    """`exclusive: GROUP` needs the group's window from config.yaml limits.exclusive."""
+    problems = []
+    for loaded in rules.campaigns.values():
+        group = loaded.campaign.exclusive
+        if group is not None and group not in groups:
+            line, col = loaded.located.position(("exclusive",))
+            declared = ", ".join(sorted(groups)) or "none"
+            message = (
+                f"exclusive group {group!r} is not in config.yaml limits.exclusive (declared: {declared}); "
+                f"add e.g. `exclusive: {{{group}: 30d}}` under limits"
+            )
+            problems.append(Problem(loaded.path, line, col, message))
+    return problems
 
 
 def _unknown_received(rules: Rules) -> list[Problem]:
@@ -356,7 +383,7 @@ def load_workspace(root: Path, *, need_rules: bool = True) -> Workspace:
         config = load_config(root)
     except UserInputError as exc:
         problems += exc.problems
-    rules = load_rules(root) if need_rules else Rules()
+    rules = load_rules(root, config.limits.exclusive if config is not None else ()) if need_rules else Rules()
     problems += rules.problems
     if problems:
         raise UserInputError(problems)

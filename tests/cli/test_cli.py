@@ -146,7 +146,8 @@ def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
         journey = "/" in plan["campaign"]
         assert set(plan) == spec_keys | ({"journey", "skipped"} if journey else set())
         assert set(plan["excluded"]) >= {"no_consent", "cooldown", "holdout", "frequency_cap"}
-        assert set(plan["excluded"]) - {"no_consent", "cooldown", "holdout", "frequency_cap"} <= {"when_false"}
+        extra = {"when_false", "exclusive"}  # a journey step with `when`; a campaign in an exclusive group
+        assert set(plan["excluded"]) - {"no_consent", "cooldown", "holdout", "frequency_cap"} <= extra
         assert plan["customers"] == sorted(plan["customers"]) and plan["held_out"] == sorted(plan["held_out"])
         assert plan["matched"] == plan["targeted"] + sum(plan["excluded"].values())
         assert plan["targeted"] == len(plan["customers"]) and plan["excluded"]["holdout"] == len(plan["held_out"])
@@ -155,6 +156,7 @@ def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
     assert reminder["excluded"]["when_false"] == 0 and reminder["skipped"] == 0
     lapsed = next(c for c in data["campaigns"] if c["campaign"] == "lapsed-buyers")
     assert lapsed["targeted"] > 0 and lapsed["excluded"]["no_consent"] > 0
+    assert "exclusive" in lapsed["excluded"] and "exclusive" not in reminder["excluded"]  # only at entry
     assert store_digest(demo_ws) == before
 
 
@@ -186,10 +188,9 @@ def test_explain_shows_each_condition_value_and_outcome(demo_ws):
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["outcome"] == "targeted" and report["audience"]["passed"] is True
-    buyer, recent, offered = report["audience"]["children"]
+    buyer, recent = report["audience"]["children"]
     assert buyer["condition"] == "segment buyer" and buyer["children"][0]["value"]["count"] >= 1
     assert recent["condition"] == "not" and recent["children"][0]["passed"] is False
-    assert offered["condition"] == "not" and offered["passed"] is True
     tree = nudge(demo_ws, "explain", target, "--campaign", "lapsed-buyers", "--at", AT)
     assert "event purchase within 180d count gte 1" in tree.stdout and "outcome: targeted" in tree.stdout
     missing = nudge(demo_ws, "explain", "nobody", "--campaign", "lapsed-buyers")
