@@ -198,7 +198,8 @@ def _programme_report(env: Env, since: str, fmt: str) -> None:
     else:
         from engine.cli.report_view import report_tables
 
-        report_tables({}, {"(all campaigns)": result}, make_console())
+        heading = "The whole programme: everyone else against the global control group"
+        report_tables({}, {"(all campaigns)": result}, make_console(), heading=heading)
 
 
 @click.group(name="suppressions")

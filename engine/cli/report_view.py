@@ -72,12 +72,17 @@ def measurement_block(name: str, data: dict[str, Any]) -> Group:
     return Group(heading, Padding(facts, (0, 0, 1, 2)))
 
 
-def report_tables(counts: dict[str, dict[str, int]], lifts: dict[str, dict[str, Any]], console: Console) -> None:
+def report_tables(
+    counts: dict[str, dict[str, int]],
+    lifts: dict[str, dict[str, Any]],
+    console: Console,
+    heading: str = "Conversion on each campaign's goal, contacted vs holdout",
+) -> None:
     """`nudge report`: deliveries by state, then each campaign's conversion, then A/B variants."""
     if counts:
         console.print(delivery_table(counts))
     if lifts:
-        console.print(Text("Conversion on each campaign's goal, contacted vs holdout", style="italic"))
+        console.print(Text(heading, style="italic"))
         console.print()
     for name, data in lifts.items():
         console.print(measurement_block(name, data))
