@@ -31,12 +31,13 @@ EXCLUSION_HEADERS = {
 
 
 def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: str = "UTC") -> None:
-    # Fits 80 columns: no vertical rules, two-line headers, campaign names never cut.
+    # Fits 80 columns with every exclusion but the global control group: no vertical rules, one
+    # space between columns, two-line headers, campaign names never cut.
     table = Table(
         title=f"Dry run at {local_time(result.at, zone)}",
         title_justify="left",
         box=box.SIMPLE_HEAD,
-        collapse_padding=True,
+        padding=(0, 0),
         pad_edge=False,
     )
     longest = max((len(p.campaign) for p in result.plans), default=8)

@@ -125,3 +125,14 @@ def test_the_journey_funnel_counts_what_the_ledger_holds_after_a_run_ahead_of_th
     assert (funnel["entered"], funnel["finished"], funnel["in_progress"]) == (30, 30, 0)
     text = nudge(root, "report", "winback", columns=80)
     assert _row(text, "reminder") == ["30", "30", "0", "0", "0"] and _row(text, "call")[0] == "30"
+
+
+def test_the_dry_run_table_fits_80_columns_with_every_count(ran):
+    data = json.loads(nudge(ran, "dry-run", "--at", AT.isoformat(), "--format", "json"))
+    text = nudge(ran, "dry-run", "--at", AT.isoformat(), columns=80)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    for plan in data["campaigns"]:
+        cells = _row(text, plan["campaign"])
+        assert cells[0] == str(plan["matched"]) and cells[-1] == str(plan["targeted"])
+        for name, share in plan.get("variants", {}).items():
+            assert re.search(rf"^ +variant {name} \(\d+%\) +{share} *$", text, re.M)
