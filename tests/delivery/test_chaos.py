@@ -10,7 +10,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,9 +18,9 @@ import sqlalchemy as sa
 import yaml
 
 from engine.store.tables import deliveries, occurrences
-from tests.support.helpers import wait_until
+from tests.support.helpers import nudge_process, smtp_config, wait_until
 from tests.support.smtpserver import DroppingSmtpServer
-from tests.support.store import ROOT, make_store, seed
+from tests.support.store import make_store, seed
 
 CUSTOMERS = 150
 # Another seed gives another sequence of kills, pauses and cuts: NUDGE_CHAOS_SEED=… to explore.
@@ -33,17 +32,7 @@ LEASE = "2s"
 def workspace(root: Path, store_url: str, port: int) -> Path:
     (root / "rules").mkdir(parents=True)
     (root / "templates").mkdir()
-    config = {
-        "store": store_url,
-        "timezone": "UTC",
-        "email": {
-            "connector": "smtp",
-            "unsubscribe_url": "https://shop.example/unsubscribe",
-            "smtp": {"host": "127.0.0.1", "port": port, "timeout": 10},
-        },
-        "delivery": {"batch_size": 20, "lease": LEASE},
-    }
-    (root / "config.yaml").write_text(yaml.safe_dump(config))
+    (root / "config.yaml").write_text(yaml.safe_dump(smtp_config(store_url, port, batch_size=20, lease=LEASE)))
     write_rule(root, {"every": "10s"})
     (root / "templates" / "pulse.html.j2").write_text("<p>Hi {{ customer.first_name }}: {{ coupons.pulse.code }}</p>\n")
     return root
@@ -64,13 +53,7 @@ def write_rule(root: Path, schedule) -> None:
 
 
 def start_daemon(ws: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine", "--workspace", str(ws), "daemon"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=log.open("ab"),
-        env={**os.environ, "NUDGE_SECRET": "chaos"},
-    )
+    return nudge_process(ws, "daemon", stderr=log.open("ab"))
 
 
 def settled(store) -> bool:

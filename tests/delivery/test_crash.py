@@ -4,9 +4,7 @@ nobody silently dropped. On SQLite and PostgreSQL; through the outbox and a real
 from __future__ import annotations
 
 import email
-import os
 import subprocess
-import sys
 from email import policy
 from pathlib import Path
 
@@ -15,9 +13,9 @@ import sqlalchemy as sa
 import yaml
 
 from engine.store.tables import deliveries
-from tests.support.helpers import kill_when
+from tests.support.helpers import kill_when, nudge_process
 from tests.support.smtpserver import SmtpServer
-from tests.support.store import ROOT, make_store, seed
+from tests.support.store import make_store, seed
 
 AT = "2026-06-01T12:00:00+00:00"
 CUSTOMERS = 2500
@@ -46,13 +44,7 @@ def workspace(root: Path, store_url: str, email_config: dict) -> Path:
 
 
 def start_run(ws: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine", "--workspace", str(ws), "run", "--at", AT],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "NUDGE_SECRET": "s"},
-    )
+    return nudge_process(ws, "run", "--at", AT)
 
 
 def ledger(store) -> dict[str, tuple[int, str]]:

@@ -4,10 +4,8 @@ have arrived. Both databases."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,9 +16,17 @@ import yaml
 
 from engine.delivery.occurrence import run_occurrence
 from engine.store.tables import deliveries
-from tests.support.helpers import Clock, email_campaign, make_runner, wait_until, write_workspace
+from tests.support.helpers import (
+    Clock,
+    email_campaign,
+    make_runner,
+    nudge_process,
+    smtp_config,
+    wait_until,
+    write_workspace,
+)
 from tests.support.smtpserver import Drop, DroppingSmtpServer, SmtpServer
-from tests.support.store import ROOT, make_store, seed
+from tests.support.store import make_store, seed
 
 AT = "2026-06-01T12:00:00+00:00"
 LEASE_SECONDS = 2
@@ -38,16 +44,7 @@ def customers(count: int) -> list[dict]:
 def smtp_workspace(root: Path, store_url: str, port: int, template: str, batch_size: int) -> Path:
     (root / "rules").mkdir(parents=True)
     (root / "templates").mkdir()
-    config = {
-        "store": store_url,
-        "timezone": "UTC",
-        "email": {
-            "connector": "smtp",
-            "unsubscribe_url": "https://shop.example/unsubscribe",
-            "smtp": {"host": "127.0.0.1", "port": port, "timeout": 10},
-        },
-        "delivery": {"batch_size": batch_size, "lease": f"{LEASE_SECONDS}s"},
-    }
+    config = smtp_config(store_url, port, batch_size=batch_size, lease=f"{LEASE_SECONDS}s")
     (root / "config.yaml").write_text(yaml.safe_dump(config))
     campaign = {
         "campaign": "blast",
@@ -64,13 +61,7 @@ def smtp_workspace(root: Path, store_url: str, port: int, template: str, batch_s
 
 
 def nudge_run(ws: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "engine", "--workspace", str(ws), "run", "--at", AT],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env={**os.environ, "NUDGE_SECRET": "s"},
-    )
+    return nudge_process(ws, "run", "--at", AT)
 
 
 def rows(store) -> list:

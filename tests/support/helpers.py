@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -86,3 +90,28 @@ def kill_when(process, reached, limit_seconds: float = 60) -> bool:
         time.sleep(0.002)
     process.kill()
     raise AssertionError("the run neither finished nor reached the kill point")
+
+
+def nudge_process(workspace: Path, *args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
+    """A real `nudge` process on a workspace (this source tree's copy), for crash and concurrency tests."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine", "--workspace", str(workspace), *args],
+        cwd=Path(__file__).resolve().parent.parent.parent,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env={**os.environ, "NUDGE_SECRET": os.environ.get("NUDGE_SECRET", "s")},
+    )
+
+
+def smtp_config(store_url: str, port: int, **delivery: Any) -> dict:
+    """config.yaml for a workspace sending through a test SMTP server on 127.0.0.1."""
+    return {
+        "store": store_url,
+        "timezone": "UTC",
+        "email": {
+            "connector": "smtp",
+            "unsubscribe_url": "https://shop.example/unsubscribe",
+            "smtp": {"host": "127.0.0.1", "port": port, "timeout": 10},
+        },
+        **({"delivery": delivery} if delivery else {}),
+    }
