@@ -30,9 +30,18 @@ class TemplateSource:
     col: int | None = None
 
 
+def _defined(tree: nodes.Template) -> set[str]:
+    """Names the template gives itself: macros, and what `import … as m` and `from … import f` bind."""
+    found = {m.name for m in tree.find_all(nodes.Macro)}
+    found.update(i.target for i in tree.find_all(nodes.Import))
+    for imported in tree.find_all(nodes.FromImport):
+        found.update(n if isinstance(n, str) else n[1] for n in imported.names)
+    return found
+
+
 def _names_used(tree: nodes.Template) -> Iterable[tuple[str, str | None, int]]:
     """(name, first attribute or None, line) for every global name read by the template."""
-    assigned: set[str] = set()
+    assigned: set[str] = _defined(tree)
     for statement in tree.find_all((nodes.Assign, nodes.For, nodes.Macro, nodes.With)):
         targets: list[nodes.Expr] = []
         if isinstance(statement, (nodes.Assign, nodes.For)):

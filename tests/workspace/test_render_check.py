@@ -61,3 +61,21 @@ def test_dry_run_exits_1_when_sample_messages_fail_to_render(workspace_dir):
         workspace_dir, "dry-run", "lapsed-buyers", "--render", "2", "--format", "json", "--at", "2026-06-01T09:00:00Z"
     )
     assert json_run.exit_code == 1 and '"render_failures": 2' in json_run.stdout
+
+
+def test_macros_of_its_own_and_imported_ones_are_not_taken_for_undefined_variables(workspace_dir):
+    (workspace_dir / "templates" / "_macros.html.j2").write_text(
+        '{% macro button(url, label) %}<a href="{{ url }}">{{ label }}</a>{% endmacro %}\n'
+    )
+    (workspace_dir / "templates" / "birthday.html.j2").write_text(
+        '{% extends "_layout.html.j2" %}{% import "_macros.html.j2" as m %}'
+        '{% from "_macros.html.j2" import button as btn %}{% macro own(x) %}<b>{{ x }}</b>{% endmacro %}'
+        '{% block content %}{{ own(customer.first_name) }}{{ m.button("https://shop.example", "Shop") }}'
+        '{{ btn("https://shop.example", "Go") }}{% endblock %}\n'
+    )
+    result = nudge(workspace_dir, "validate")
+    assert result.exit_code == 0, result.stderr
+    # …while a name nothing defines is still an error.
+    template = workspace_dir / "templates" / "birthday.html.j2"
+    template.write_text(template.read_text().replace("m.button", "n.button"))
+    assert "undefined template variable 'n'" in nudge(workspace_dir, "validate").stderr
