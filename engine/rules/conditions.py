@@ -316,13 +316,15 @@ def matched_leaves(condition: Any, segments: Mapping[str, Any] | None = None) ->
     under a `not` (a negated leaf matched nothing), segments included."""
     found: list[Any] = []
     stack = [condition]
+    expanded: set[str] = set()  # each segment once: its leaves are the same, and a cycle ends
     while stack:
         node = stack.pop()
         if node.kind is ConditionKind.NOT:
             continue
         if node.kind is ConditionKind.EVENT:
             found.append(node)
-        elif node.kind is ConditionKind.SEGMENT and segments and node.segment in segments:
+        elif node.kind is ConditionKind.SEGMENT and segments and node.segment in segments.keys() - expanded:
+            expanded.add(node.segment)
             stack.append(segments[node.segment])
         stack.extend(child for _, child in reversed(children(node)))
     return found

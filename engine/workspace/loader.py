@@ -158,7 +158,7 @@ def load_segments(rules_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
     depths = segment_depths(segments)
     for name, condition in segments.items():
         if reason := nesting_problem(condition, depths):
-            problems.append(Problem(located.path, *located.position(("segments", name)), reason))
+            problems.append(Problem(located.path, *located.position(("segments", name), prefer_key=True), reason))
             continue
         problems += _condition_problems(condition, ("segments", name), located, segments)
     return segments, problems
