@@ -1,5 +1,9 @@
-"""Signed unsubscribe tokens: HMAC-SHA256 over the customer, address and campaign, with an issue
-time; and the key that signs them (NUDGE_SECRET, else a per-workspace key file)."""
+"""Unsubscribe tokens and the key behind them (NUDGE_SECRET, else a per-workspace key file).
+
+A token is opaque: the customer, address, campaign and issue time sealed with AES-256-GCM under a
+key derived from the secret, so nobody holding a link can read whom it names, and nobody without
+the secret can make or change one. Links from before opaque tokens (readable base64 JSON, a dot, an
+HMAC-SHA256 with the secret itself) are still accepted until they expire."""
 
 from __future__ import annotations
 
@@ -10,10 +14,16 @@ import hmac
 import json
 import os
 import stat
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from engine.core.errors import TokenError, problem
 
@@ -28,6 +38,19 @@ MIN_SECRET_BYTES = 16
 DEVELOPMENT_SECRET = b"nudge-development-secret-not-for-production"
 MAX_AGE = timedelta(days=400)
 DEVELOPMENT_KEY_REASON = "signed with nudge's public development key"
+
+# An opaque token, URL-safe base64 without padding: VERSION, a random 96-bit nonce, then AES-GCM's
+# ciphertext and 128-bit tag over _FIELDS (issue time in Unix seconds, the byte lengths of the
+# customer id and campaign), customer id, campaign, address; the version byte is authenticated too.
+# A legacy token always has a dot, which URL-safe base64 never does.
+VERSION = b"\x01"
+# Random nonces keep AES-GCM safe for about 2**32 tokens under one key (NIST SP 800-38D); one token an
+# email, so a shop sending that many would rotate NUDGE_SECRET well before (old links then stop working).
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
+_FIELDS = struct.Struct(">IHH")
+# Its own label, so the encryption key is never the HMAC key of legacy tokens (the secret itself).
+_KEY_INFO = b"nudge unsubscribe token v1: AES-256-GCM"
 
 
 @dataclass(frozen=True)
@@ -117,15 +140,60 @@ def _read_secret(path: Path) -> bytes:
 
 
 def sign(secret: bytes, customer_id: str, email: str, campaign: str, issued_at: datetime) -> str:
-    payload = json.dumps([customer_id, email, campaign, int(issued_at.timestamp())], separators=(",", ":"))
-    body = _b64(payload.encode())
-    mac = hmac.new(secret, body.encode(), hashlib.sha256).digest()
-    return f"{body}.{_b64(mac)}"
+    """An opaque token naming this unsubscribe (a fresh nonce each time: two tokens never match)."""
+    if secret == DEVELOPMENT_SECRET:
+        raise ValueError("refusing to sign with nudge's public development key")
+    who, what = customer_id.encode(), campaign.encode()
+    issued = int(issued_at.timestamp())
+    if not (0 <= issued < 2**32 and len(who) < 2**16 and len(what) < 2**16):
+        raise ValueError("an unsubscribe token holds an issue time from 1970 to 2106 and ids under 64 KiB")
+    plain = _FIELDS.pack(issued, len(who), len(what)) + who + what + email.encode()
+    nonce = os.urandom(_NONCE_BYTES)
+    return _b64(VERSION + nonce + _cipher(secret).encrypt(nonce, plain, VERSION))
 
 
 def verify(secret: bytes, token: str, now: datetime, max_age: timedelta = MAX_AGE) -> Unsubscribe:
     """The unsubscribe a token names; TokenError when it is malformed, forged, expired, or signed
     with the public development key (which anyone can use, naming any address)."""
+    customer_id, email, campaign, issued = _open_legacy(secret, token) if "." in token else _open(secret, token)
+    issued_at = datetime.fromtimestamp(issued, timezone.utc)
+    if now - issued_at > max_age:
+        raise TokenError("expired token")
+    return Unsubscribe(customer_id, email, campaign, issued_at)
+
+
+def _cipher(secret: bytes) -> AESGCM:
+    return AESGCM(HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_INFO).derive(secret))
+
+
+def _open(secret: bytes, token: str) -> tuple[str, str, str, int]:
+    try:
+        raw = _unb64(token)
+    except ValueError as exc:
+        raise TokenError(f"malformed token: {exc}") from None
+    # Only the exact text sign() wrote: base64 decoding alone would skip stray characters and
+    # ignore the last character's spare bits, letting several spellings stand for one token.
+    if _b64(raw) != token or len(raw) < 1 + _NONCE_BYTES + _TAG_BYTES + _FIELDS.size:
+        raise TokenError("malformed token: not a token nudge wrote")
+    if raw[:1] != VERSION:
+        raise TokenError("malformed token: unknown version")
+    nonce = raw[1 : 1 + _NONCE_BYTES]
+    try:
+        plain = _cipher(secret).decrypt(nonce, raw[1 + _NONCE_BYTES :], VERSION)
+    except InvalidTag:  # another key, or any change to the token
+        raise TokenError("bad signature") from None
+    try:
+        issued, who, what = _FIELDS.unpack_from(plain)
+        fields = plain[_FIELDS.size :]
+        if who + what > len(fields):
+            raise ValueError("field lengths beyond the token")
+        return fields[:who].decode(), fields[who + what :].decode(), fields[who : who + what].decode(), issued
+    except ValueError as exc:  # authentic yet unreadable: sign() never writes one
+        raise TokenError(f"malformed token: {exc}") from None
+
+
+def _open_legacy(secret: bytes, token: str) -> tuple[str, str, str, int]:
+    """A token from before opaque tokens, checked exactly as it was then."""
     try:
         body, mac_text = token.split(".")
         mac = _unb64(mac_text)
@@ -139,10 +207,7 @@ def verify(secret: bytes, token: str, now: datetime, max_age: timedelta = MAX_AG
         customer_id, email, campaign, issued = json.loads(_unb64(body))
     except (ValueError, TypeError) as exc:
         raise TokenError(f"malformed token: {exc}") from None
-    issued_at = datetime.fromtimestamp(issued, timezone.utc)
-    if now - issued_at > max_age:
-        raise TokenError("expired token")
-    return Unsubscribe(customer_id, email, campaign, issued_at)
+    return customer_id, email, campaign, issued
 
 
 def fresh_secret() -> str:

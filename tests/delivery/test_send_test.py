@@ -11,6 +11,7 @@ from engine.store.tables import coupons, deliveries
 from tests.support.helpers import email_campaign, write_workspace
 from tests.support.smtpserver import SmtpServer
 from tests.support.store import seed
+from tests.support.tokens import readable
 
 AT = "2026-06-01T09:00:00+00:00"
 
@@ -38,6 +39,8 @@ def test_a_test_send_reaches_only_the_test_address_and_records_nothing(workspace
     assert result.stdout.startswith("sent: '[TEST] ") and "sent to marketer@shop.example through smtp" in result.stdout
     assert [m["To"] for m in received] == ["marketer@shop.example"]
     assert received[0]["Subject"].startswith("[TEST] ") and "BACK-PREVIEW" in received[0].get_body().get_content()
+    token = received[0]["List-Unsubscribe"].strip("<>").rsplit("/", 1)[1]
+    assert readable(token, "marketer@shop.example", "send-test", "lapsed-buyers") == []
     store = open_store(f"sqlite:///{workspace_dir / 'nudge.db'}", create=False)
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(deliveries)).scalar_one() == 0

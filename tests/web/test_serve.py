@@ -25,6 +25,7 @@ from engine.web.serve import App
 from tests.support.helpers import Clock, email_campaign, make_runner, write_workspace
 from tests.support.pgserver import free_port
 from tests.support.store import seed
+from tests.support.tokens import GOLDEN_LEGACY, legacy_sign, readable
 
 SECRET = b"test-secret"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
@@ -85,14 +86,35 @@ def test_get_confirms_and_one_click_post_unsubscribes(shop):
 def test_tampered_expired_and_incomplete_requests_are_refused(shop):
     client = Client(App(shop, SECRET, None, lambda: NOW))
     token = sign(SECRET, "ann", "ann@example.com", "promo", NOW)
-    _body, mac = token.split(".")
-    forged = sign(SECRET, "bob", "bob@example.com", "promo", NOW).split(".")[0] + "." + mac
-    assert client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"}).status_code == 400
-    assert client.get("/unsubscribe/garbage").status_code == 400
-    old = sign(SECRET, "ann", "ann@example.com", "promo", NOW - timedelta(days=500))
-    assert client.post(f"/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"}).status_code == 410
+    flipped = token[:20] + ("A" if token[20] != "A" else "B") + token[21:]
+    other_key = sign(b"another-shop-secret", "bob", "bob@example.com", "promo", NOW)
+    _body, mac = GOLDEN_LEGACY.split(".")
+    spliced = legacy_sign(SECRET, "bob", "bob@example.com", "promo", NOW).split(".")[0] + "." + mac
+    for forged in (flipped, token[:-4], token + "A", other_key, spliced, "garbage"):
+        for method in ("GET", "POST"):
+            answer = client.open(f"/unsubscribe/{forged}", method=method, data={"List-Unsubscribe": "One-Click"})
+            assert answer.status_code == 400 and "not valid" in answer.get_data(as_text=True), forged
+    expired = sign(SECRET, "ann", "ann@example.com", "promo", NOW - timedelta(days=500))
+    expired_legacy = legacy_sign(SECRET, "ann", "ann@example.com", "promo", NOW - timedelta(days=500))
+    for old in (expired, expired_legacy):
+        answer = client.post(f"/unsubscribe/{old}", data={"List-Unsubscribe": "One-Click"})
+        assert answer.status_code == 410 and "expired" in answer.get_data(as_text=True)
     assert client.post(f"/unsubscribe/{token}").status_code == 400  # not a one-click request
     assert rows(shop, suppressions) == []
+
+
+def test_a_link_from_before_opaque_tokens_still_unsubscribes(shop):
+    """GOLDEN_LEGACY was made by the old code; links like it sit in customers' inboxes for 400 days."""
+    client = Client(App(shop, SECRET, None, lambda: NOW + timedelta(days=30)))
+    page = client.get(f"/unsubscribe/{GOLDEN_LEGACY}")
+    assert page.status_code == 200 and "ann@example.com" in page.get_data(as_text=True)
+    done = client.post(f"/unsubscribe/{GOLDEN_LEGACY}", data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200 and "You are unsubscribed" in done.get_data(as_text=True)
+    [row] = rows(shop, suppressions)
+    assert (row.email, row.reason, row.source) == ("ann@example.com", "unsubscribe", "promo")
+    with shop.engine.connect() as conn:
+        unsubscribed = dict(conn.execute(sa.select(customers.c.id, customers.c.unsubscribed_at)).all())
+    assert unsubscribed["ann"] is not None and unsubscribed["bob"] is None
 
 
 def test_event_webhook_verifies_signatures_and_applies_events_once(shop):
@@ -161,7 +183,13 @@ def test_the_link_in_a_sent_email_unsubscribes_through_a_real_server(store, tmp_
     seed(
         store,
         customers=[
-            {"id": "ann", "first_name": "Ann", "email": "ann@example.com", "email_opt_in": True, "country": "US"}
+            {
+                "id": "customer-1042",
+                "first_name": "Ann",
+                "email": "ann@example.com",
+                "email_opt_in": True,
+                "country": "US",
+            }
         ],
     )
     port = free_port()
@@ -176,6 +204,8 @@ def test_the_link_in_a_sent_email_unsubscribes_through_a_real_server(store, tmp_
     )
     [file] = (tmp_path / "outbox").glob("*.eml")
     link = email.message_from_bytes(file.read_bytes(), policy=policy.default)["List-Unsubscribe"].strip("<>")
+    token = link.rsplit("/", 1)[1]
+    assert readable(token, "ann@example.com", "customer-1042", "promo") == []
     server = make_server("127.0.0.1", port, App(store, SECRET, None, lambda: NOW), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

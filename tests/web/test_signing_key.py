@@ -1,7 +1,7 @@
 """The key that signs unsubscribe links without NUDGE_SECRET: a per-workspace secret file (mode
 0600, git-ignored, created once even by processes starting together), never the public development
 key; links that key signed are refused by a real `nudge serve`, links the workspace key signed keep
-working across restarts."""
+working across restarts, both the opaque ones sent now and the readable ones sent before."""
 
 from __future__ import annotations
 
@@ -23,11 +23,12 @@ import pytest
 import sqlalchemy as sa
 
 from engine.core.errors import UserInputError
-from engine.messages.unsubscribe import DEVELOPMENT_SECRET, SECRET_FILE, secret_from, sign, workspace_secret
+from engine.messages.unsubscribe import DEVELOPMENT_SECRET, SECRET_FILE, secret_from, workspace_secret
 from engine.store.tables import customers, suppressions
 from tests.support.helpers import email_campaign, wait_until, write_workspace
 from tests.support.pgserver import free_port
 from tests.support.store import ROOT, seed
+from tests.support.tokens import legacy_sign, readable
 
 AT = "2026-06-01T09:00:00+00:00"
 
@@ -84,6 +85,7 @@ def test_without_nudge_secret_forged_links_change_nothing_and_real_ones_work_aft
         customers=[
             {"id": "ann", "email": "ann@example.com", "email_opt_in": True, "country": "US"},
             {"id": "bob", "email": "bob@example.com", "email_opt_in": True, "country": "CA"},
+            {"id": "cyd", "email": "cyd@example.com", "email_opt_in": True, "country": "CA"},
         ],
     )
     port = free_port()
@@ -99,13 +101,16 @@ def test_without_nudge_secret_forged_links_change_nothing_and_real_ones_work_aft
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
     [eml] = (ws.root / "outbox").glob("*.eml")
     link = email.message_from_bytes(eml.read_bytes(), policy=policy.default)["List-Unsubscribe"].strip("<>")
+    assert readable(link.rsplit("/", 1)[1], "ann@example.com", "promo") == []
 
     base = f"http://127.0.0.1:{port}/unsubscribe/"
     now = datetime.now(timezone.utc)
+    # A link in mail sent before opaque tokens: readable, signed with this workspace's key.
+    before = base + legacy_sign(key_file.read_text().strip().encode(), "cyd", "cyd@example.com", "promo", now)
     with Serve(ws.root, port):
         # What the attacker did: sign with the public development key, naming anyone.
         for who in (("bob", "bob@example.com"), ("ann", "ann@example.com"), ("x", "stranger@example.com")):
-            forged = sign(DEVELOPMENT_SECRET, *who, "promo", now)
+            forged = legacy_sign(DEVELOPMENT_SECRET, *who, "promo", now)
             status, text = answer(base + forged, one_click=True)
             assert status == 410 and "not secret" in text, (status, text)
             assert answer(base + forged, one_click=False)[0] == 410
@@ -113,13 +118,17 @@ def test_without_nudge_secret_forged_links_change_nothing_and_real_ones_work_aft
         assert answer(link, one_click=False)[0] == 200  # the real link: the confirmation page
     key = key_file.read_bytes()
     with Serve(ws.root, port) as second:  # a new process reads the same key: the old link still works
-        status, text = answer(link, one_click=True)
-        assert status == 200 and "You are unsubscribed" in text
+        for old_or_new in (link, before):
+            status, text = answer(old_or_new, one_click=True)
+            assert status == 200 and "You are unsubscribed" in text
     assert key_file.read_bytes() == key and "development key" not in second.stderr
-    assert [(r.email, r.reason) for r in rows(store, suppressions)] == [("ann@example.com", "unsubscribe")]
+    assert sorted((r.email, r.reason) for r in rows(store, suppressions)) == [
+        ("ann@example.com", "unsubscribe"),
+        ("cyd@example.com", "unsubscribe"),
+    ]
     with store.engine.connect() as conn:
         unsubscribed = dict(conn.execute(sa.select(customers.c.id, customers.c.unsubscribed_at)).all())
-    assert unsubscribed["ann"] is not None and unsubscribed["bob"] is None
+    assert unsubscribed["ann"] is not None and unsubscribed["cyd"] is not None and unsubscribed["bob"] is None
 
 
 RACER = """
