@@ -134,7 +134,9 @@ class SmtpConnector:
     def _transaction(self, client: smtplib.SMTP, email: OutgoingEmail, handoff: HandOff) -> SendResult:
         message = mime_bytes(email)
         try:
-            code, text = client.mail(email.sender_address)
+            # SIZE lets a server refuse an oversized message before it is sent, as sendmail() did.
+            sized = [f"size={len(message)}"] if client.does_esmtp and client.has_extn("size") else []
+            code, text = client.mail(email.sender_address, sized)
             if code != 250:
                 client.rset()
                 return _outcome(email, code, text, "sender refused")

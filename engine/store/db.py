@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -132,7 +133,12 @@ class Store:
                     yield conn
             finally:
                 if raw is not None:
-                    raw.execute("PRAGMA synchronous=NORMAL")
+                    import sqlite3
+
+                    # A connection broken mid-transaction is thrown away by the pool anyway; its
+                    # error, not this one, is the one to report.
+                    with contextlib.suppress(sqlite3.Error):
+                        raw.execute("PRAGMA synchronous=NORMAL")
 
     def durability_warning(self) -> str | None:
         """Why a database crash could lose acknowledged ledger writes, if it could."""
