@@ -92,6 +92,12 @@ def _text_problem(text: str, where: str) -> str | None:
     return None
 
 
+def _name(key: Any) -> str:
+    """A key as a message names it: as written, unless it holds a line break or another control."""
+    text = str(key)
+    return text if text.isprintable() and len(text) <= 40 else _shown(key)
+
+
 def _shown(text: Any) -> str:
     shown = repr(text)
     return shown if len(shown) <= 42 else shown[:39] + "..."
@@ -117,7 +123,7 @@ def _value_problem(value: Any, where: str) -> str | None:
             if isinstance(item, dict):
                 for key, sub in item.items():
                     stack.append((key, f"{name}: key {_shown(key)}", depth + 1))
-                    stack.append((sub, f"{name}.{key}", depth + 1))
+                    stack.append((sub, f"{name}.{_name(key)}", depth + 1))
             else:
                 stack.extend((sub, name, depth + 1) for sub in item)
             continue
@@ -141,7 +147,7 @@ def check_values(raw: dict[str, Any]) -> None:
         if "\x00" not in joined and (joined.isascii() or _text_problem(joined, "") is None):
             return
     for key, value in raw.items():
-        reason = _value_problem(key, "column name") or _value_problem(value, str(key))
+        reason = _value_problem(key, "column name") or _value_problem(value, _name(key))
         if reason is not None:
             raise ValueError(reason)
 

@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer, StrictBoo
 
 from engine.core.durations import DURATION_PATTERN, format_duration, parse_duration
 from engine.core.fields import check_key_name
-from engine.core.values import number_problem
+from engine.core.values import number_problem, shown_number
 
 Duration = Annotated[
     timedelta,
@@ -59,6 +59,8 @@ def parse_percent(value: Any) -> float:
         except ValueError:
             raise ValueError(f"expected a percentage like 10%, got {value!r}") from None
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        if number_problem(value) is not None:  # no example to give: 10**400 * 100 is no float
+            raise ValueError(f"expected a percentage like 10%, got {shown_number(value)}")
         # A bare 0.1 could mean 10% or 0.1%: the marketer must say which.
         raise ValueError(f"write the percentage with %, e.g. {_example(value)}: a bare {value!r} is ambiguous")
     else:

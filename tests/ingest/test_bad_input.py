@@ -171,6 +171,10 @@ def event_line(**fields: object) -> str:
             "properties: key 'a\\x00b': contains a NUL character (\\0), which the store cannot keep",
         ),
         (
+            event_line(properties={"line\nbreak": 10**16}),  # one line per problem, whatever the name
+            "properties.'line\\nbreak': 10000000000000000 is beyond ±1e15 (send a larger integer as a string)",
+        ),
+        (
             event_line(properties={"deep": json.loads("[" * 40 + "]" * 40)}),
             "properties.deep: nested more than 32 levels deep",
         ),

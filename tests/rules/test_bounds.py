@@ -114,3 +114,11 @@ def test_a_template_name_longer_than_a_file_name_is_located_not_an_os_error(work
     code, lines = validate(workspace_dir, rule(due_in="soon") + email)  # a file that fails validation anyway
     assert code == 2 and all(":" in line and "error: " in line for line in lines), lines
     assert not any("File name too long" in line for line in lines)
+
+
+@pytest.mark.parametrize("holdout", ["1" + "0" * 400, "1.0e+400", ".nan"])
+def test_a_percentage_given_as_an_enormous_number_is_located(workspace_dir, holdout):
+    code, lines = validate(workspace_dir, rule() + f"holdout: {holdout}\n")
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("8:10: error: expected a percentage like 10%, got "), (
+        lines
+    )
