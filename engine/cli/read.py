@@ -106,7 +106,10 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
         write_json(data, sys.stdout)
         return
     title = f"{customer_id} in {campaign_name} at {local_time(at, workspace.config.timezone)}"
-    _print_explain(title, tree, fired, position, f"[bold]{outcome}[/]" + (f" — {why}" if why else ""), workspace)
+    from rich.markup import escape
+
+    verdict = f"[bold]{outcome}[/]" + (f" — {escape(why)}" if why else "")
+    _print_explain(title, tree, fired, position, verdict, workspace)
 
 
 def _print_explain(title: str, tree: Any, fired: Any, position: Any, verdict: str, workspace: Any) -> None:

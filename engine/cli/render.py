@@ -25,7 +25,7 @@ EXCLUSION_HEADERS = {
     Exclusion.HOLDOUT: "hold-\nout",
     Exclusion.EXCLUSIVE: "excl-\nusive",
     Exclusion.FREQUENCY_CAP: "freq.\ncap",
-    Exclusion.GLOBAL_HOLDOUT: "global\nctrl",
+    Exclusion.GLOBAL_HOLDOUT: "global\nholdout",
     Exclusion.WHEN_FALSE: "when\nfalse",
 }
 
@@ -121,17 +121,21 @@ def trigger_tree(found: Any, console: Console, zone: str) -> None:
 
 
 def explain_tree(node: Node, console: Console, title: str) -> None:
+    from rich.markup import escape
+
     def label(n: Node) -> str:
+        # Rule text and values are the user's: `in: [demo-00001]` must not be read as markup.
         mark = "[green]✔ pass[/]" if n.passed else "[red]✘ fail[/]"
-        value = "" if n.value is None else f"  [dim]value: {json.dumps(n.value, default=json_default)}[/]"
-        return f"{mark}  {n.label}{value}"
+        shown = escape(json.dumps(n.value, default=json_default, ensure_ascii=False))
+        value = "" if n.value is None else f"  [dim]value: {shown}[/]"
+        return f"{mark}  {escape(n.label)}{value}"
 
     def add(parent: Tree, n: Node) -> None:
         branch = parent.add(label(n))
         for child in n.children:
             add(branch, child)
 
-    tree = Tree(title)
+    tree = Tree(escape(title))
     add(tree, node)
     console.print(tree, highlight=False)
 

@@ -64,12 +64,12 @@ class Outcome(StrEnum):
 class Exclusion(StrEnum):
     """The dry run's `excluded` keys, in the order they apply."""
 
+    GLOBAL_HOLDOUT = "global_holdout"  # only when config.yaml sets limits.global_holdout
     NO_CONSENT = "no_consent"
     COOLDOWN = "cooldown"
     HOLDOUT = "holdout"
     EXCLUSIVE = "exclusive"  # only on a campaign with `exclusive: GROUP`
     FREQUENCY_CAP = "frequency_cap"
-    GLOBAL_HOLDOUT = "global_holdout"  # only when config.yaml sets limits.global_holdout
     WHEN_FALSE = "when_false"  # only on a journey step with `when`
 
 

@@ -303,9 +303,10 @@ def load_campaign_file(
     return LoadedCampaign(campaign, str(file), located), problems
 
 
-def load_rules(root: Path, groups: Iterable[str] = ()) -> Rules:
+def load_rules(root: Path, groups: Iterable[str] | None = None) -> Rules:
     """Load every rule file in DIR/rules, collecting all problems rather than stopping at the first.
-    `groups`: the exclusive groups config.yaml declares (limits.exclusive)."""
+    `groups`: the exclusive groups config.yaml declares (limits.exclusive); None when the config
+    could not be read, and then nothing is checked against it (its own error says what is wrong)."""
     rules_dir, templates_dir = root / "rules", root / "templates"
     result = Rules()
     if not rules_dir.is_dir():
@@ -330,7 +331,8 @@ def load_rules(root: Path, groups: Iterable[str] = ()) -> Rules:
             continue
         result.campaigns[name] = loaded
     result.problems += _unknown_received(result)
-    result.problems += _undeclared_groups(result, set(groups))
+    if groups is not None:
+        result.problems += _undeclared_groups(result, set(groups))
     return result
 
 
@@ -383,7 +385,7 @@ def load_workspace(root: Path, *, need_rules: bool = True) -> Workspace:
         config = load_config(root)
     except UserInputError as exc:
         problems += exc.problems
-    rules = load_rules(root, config.limits.exclusive if config is not None else ()) if need_rules else Rules()
+    rules = load_rules(root, config.limits.exclusive if config is not None else None) if need_rules else Rules()
     problems += rules.problems
     if problems:
         raise UserInputError(problems)

@@ -268,3 +268,16 @@ def test_an_at_outside_the_years_the_store_keeps_is_a_usage_error(demo_ws, at):
     result = nudge(demo_ws, "dry-run", "--at", at)
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert result.stderr == f"--at: error: {at!r} is outside the years 1900-2200\n"
+
+
+def test_explain_prints_list_values_that_look_like_markup(demo_ws):
+    rule = demo_ws / "rules" / "birthday.yaml"
+    rule.write_text(
+        rule.read_text().replace(
+            "  birthday: {in: 0d}",
+            "  all:\n    - attribute: id\n      in: [demo-00001, '[x]']\n    - birthday: {in: 0d}",
+        )
+    )
+    assert nudge(demo_ws, "validate").exit_code == 0
+    shown = nudge(demo_ws, "explain", "demo-00001", "--campaign", "birthday", "--at", AT).stdout
+    assert "attribute id in [demo-00001, [x]]" in shown or "attribute id in ['demo-00001', '[x]']" in shown, shown

@@ -91,6 +91,14 @@ def test_an_undeclared_group_is_an_error_at_the_rule_line(workspace_dir):
     assert f"{rule}:6:12: error: exclusive group 'winbak' is not in config.yaml limits.exclusive" in result.stderr
 
 
+def test_a_config_that_does_not_load_does_not_also_make_every_group_undeclared(workspace_dir):
+    config = workspace_dir / "config.yaml"
+    config.write_text(config.read_text() + "tasks_x: 1\n")
+    result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
+    assert result.exit_code == 2 and "unknown field 'tasks_x'" in result.stderr
+    assert "exclusive group" not in result.stderr
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_two_processes_planning_the_group_at_once_give_nobody_two_offers(kind, tmp_path, request):
     from tests.support.store import make_store
