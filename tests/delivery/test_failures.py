@@ -87,3 +87,35 @@ def test_a_campaign_failing_on_its_data_is_logged_counted_paused_and_resumed(sto
         phases = dict(conn.execute(sa.select(occurrences.c.campaign, occurrences.c.status)).all())
     assert phases == {"spenders": "done", "promo": "done"}
     assert failing_line(store, clock) == []
+
+
+def test_a_campaign_failing_while_it_sends_leaves_nothing_stuck_and_the_others_run(store, tmp_path, monkeypatch):
+    from engine.delivery import dispatch
+
+    seed(store, customers=people(3))
+    calls = {
+        "campaign": "calls",
+        "schedule": {"every": "1h"},
+        "priority": 90,
+        "audience": {"attribute": "country", "eq": "US"},
+        "actions": [{"task": {"queue": "care", "title": "Call {{ customer.id }}", "due_in": "1d"}}],
+    }
+    ws = write_workspace(tmp_path, [calls, email_campaign("promo", schedule={"every": "1h"})])
+    clock = Clock(START)
+    daemon = Daemon(runner=make_runner(ws, store, clock), started_at=clock.now)
+    real_task_row = dispatch.task_row
+    failures = iter([OverflowError("date value out of range")])  # what due_in: 99999999d once did
+
+    def task_row(*args, **kwargs):
+        for failure in failures:
+            raise failure
+        return real_task_row(*args, **kwargs)
+
+    monkeypatch.setattr(dispatch, "task_row", task_row)
+    daemon.step(clock.now)
+    assert statuses(store)["promo"] == ["sent"] * 3  # the other campaign ran
+    assert failing_line(store, clock) == ['nudge_occurrences_failing{campaign="calls"} 1.0']
+    clock.advance(timedelta(minutes=1))
+    daemon.step(clock.now)  # resumed after its pause: the rows it held are settled and sent
+    assert sorted(statuses(store)["calls"]) == ["sent"] * 3
+    assert failing_line(store, clock) == []
