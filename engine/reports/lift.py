@@ -50,13 +50,12 @@ class Lift:
     variants: dict[str, Arm] = field(default_factory=dict)
 
     def difference(self) -> tuple[float, float, float] | None:
-        """(contacted rate − holdout rate, low, high) at 95%; None without both groups."""
-        p1, p0 = self.contacted.rate, self.holdout.rate
-        if p1 is None or p0 is None:
+        """(contacted rate − holdout rate, low, high) at 95%; None without both groups. Newcombe's
+        interval, as for variants: the normal approximation claimed an effect from a holdout of
+        0 of 3 and gave a zero-width interval for 0 of 3 against 0 of 1."""
+        if not self.contacted.customers or not self.holdout.customers:
             return None
-        se = math.sqrt(p1 * (1 - p1) / self.contacted.customers + p0 * (1 - p0) / self.holdout.customers)
-        diff = p1 - p0
-        return diff, diff - Z95 * se, diff + Z95 * se
+        return difference_interval(self.contacted, self.holdout)
 
     def as_json(self) -> dict[str, Any]:
         diff = self.difference()

@@ -109,3 +109,12 @@ def test_no_effect_gives_an_interval_around_zero(store):
         [result] = lift(conn, {}, default=("purchase", timedelta(days=7)))
     low, high = result.as_json()["lift"]["ci95"]
     assert low < 0 < high and not result.as_json()["lift"]["significant"]
+
+
+def test_a_tiny_holdout_never_shows_an_effect_or_a_zero_width_interval():
+    from engine.reports.lift import Arm, Lift
+
+    tiny = Lift("promo", contacted=Arm(53, 8), holdout=Arm(3, 0)).difference()
+    assert tiny is not None and tiny[1] < 0 < tiny[2]  # 8 of 53 against 0 of 3 proves nothing
+    nothing = Lift("promo", contacted=Arm(3, 0), holdout=Arm(1, 0)).difference()
+    assert nothing is not None and nothing[2] - nothing[1] > 0.5  # 0 of 3 against 0 of 1: wide open

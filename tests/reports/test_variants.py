@@ -125,13 +125,22 @@ def test_report_numbers_match_a_hand_computation(store):
     assert data["goal"] == {"event": "email_click", "within": "2d"}
     assert (data["contacted"]["customers"], data["contacted"]["converted"]) == (20, 8)
     assert (data["holdout"]["customers"], data["holdout"]["converted"]) == (10, 1)
-    # The lift by hand, on arms of unequal size (20 contacted, 10 held out): 40% against 10%,
-    # each arm's variance over its own size, and relative to the holdout's rate.
-    se = math.sqrt(0.4 * 0.6 / 20 + 0.1 * 0.9 / 10)
+
+    # The lift by hand, on arms of unequal size (20 contacted, 10 held out): 40% against 10%, each
+    # arm's Wilson interval over its own size (Newcombe), and relative to the holdout's rate.
+    def wilson(p: float, n: int) -> tuple[float, float]:
+        z = 1.959964
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+        return centre - half, centre + half
+
+    (low1, high1), (low0, high0) = wilson(0.4, 20), wilson(0.1, 10)
+    low = 0.3 - math.sqrt((0.4 - low1) ** 2 + (high0 - 0.1) ** 2)
+    high = 0.3 + math.sqrt((high1 - 0.4) ** 2 + (0.1 - low0) ** 2)
     assert data["lift"]["difference"] == pytest.approx(0.3)
-    assert data["lift"]["ci95"] == pytest.approx([0.3 - 1.959964 * se, 0.3 + 1.959964 * se])
+    assert data["lift"]["ci95"] == pytest.approx([low, high])
     assert data["lift"]["relative"] == pytest.approx(3.0)  # +300%: three times the holdout's 10%
-    assert data["lift"]["significant"] is (0.3 - 1.959964 * se > 0)
+    assert data["lift"]["significant"] is (low > 0)
     arms = {v["name"]: v for v in data["variants"]}
     assert (arms["a"]["converted"], arms["b"]["converted"]) == (6, 2)
     # Wilson 95% for 6/10 by hand: centre (0.6 + z²/20)/(1 + z²/10), half z·sqrt(0.024 + z²/400)/(1 + z²/10)
