@@ -115,3 +115,23 @@ def test_a_character_yaml_refuses_is_located():
 def test_a_value_yaml_cannot_construct_is_located_not_a_traceback(text, message):
     [found] = problems_of(text)
     assert found == f"rules/x.yaml:{message}"
+
+
+def test_validate_reports_two_alias_bombs_and_a_cycle_at_once_in_seconds(workspace_dir):
+    from click.testing import CliRunner
+
+    from engine.cli.main import main
+
+    rules = workspace_dir / "rules"
+    (rules / "laughs-a.yaml").write_text(laughs())
+    (rules / "laughs-b.yaml").write_text(laughs(levels=12, width=12))
+    (rules / "cycle.yaml").write_text("campaign: &c [*c]\n")
+    started = time.perf_counter()
+    result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
+    assert time.perf_counter() - started < 10
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert sorted(line.split(": error: ")[0] for line in result.stderr.splitlines()) == [
+        f"{rules / 'cycle.yaml'}:1:15",
+        f"{rules / 'laughs-a.yaml'}:6:15",
+        f"{rules / 'laughs-b.yaml'}:6:10",
+    ]
