@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -30,6 +30,10 @@ def _runner(env: Env, workspace, store, **kwargs):
     )
 
 
+# `run --at` this far in the past is almost certainly a replay that should have been a dry run.
+PAST_RUN = timedelta(days=1)
+
+
 @click.command(name="run")
 @click.argument("campaigns", nargs=-1)
 @click.option("--at", "at_text", help="The occurrence instant (default: now). Re-running one sends nothing new.")
@@ -44,6 +48,15 @@ def run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: 
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     chosen = workspace.select(campaigns)
+    behind = datetime.now(timezone.utc) - at
+    if behind > PAST_RUN:
+        # Replaying the past is for dry runs; a run sends for real, now, as of that instant.
+        click.echo(
+            f"warning: --at is {behind.days} days ago: messages leave now, but who gets them, quiet hours "
+            "and coupon expiry are as of --at (a coupon valid for 14d may already have expired); "
+            "`nudge dry-run --at` shows that instant without sending",
+            err=True,
+        )
     store = env.store(workspace, create=True)
     runner = _runner(env, workspace, store)
     try:

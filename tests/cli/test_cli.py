@@ -281,3 +281,10 @@ def test_explain_prints_list_values_that_look_like_markup(demo_ws):
     assert nudge(demo_ws, "validate").exit_code == 0
     shown = nudge(demo_ws, "explain", "demo-00001", "--campaign", "birthday", "--at", AT).stdout
     assert "attribute id in [demo-00001, [x]]" in shown or "attribute id in ['demo-00001', '[x]']" in shown, shown
+
+
+def test_a_run_at_a_past_instant_warns_that_it_sends_now(demo_ws):
+    result = nudge(demo_ws, "run", "birthday", "--at", AT)
+    assert result.exit_code == 0, result.stderr
+    assert "warning: --at is" in result.stderr and "messages leave now" in result.stderr
+    assert "warning" not in nudge(demo_ws, "run", "birthday").stderr  # now: nothing to warn about
