@@ -28,6 +28,7 @@ def export_customer_command(env: Env, customer_id: str, output: Path | None) -> 
         write_json(data, sys.stdout)
         return
     partial = output.with_name(output.name + ".partial")
+    output.parent.mkdir(parents=True, exist_ok=True)  # exports/ (git-ignored) need not exist yet
     with partial.open("w", encoding="utf-8") as out:
         write_json(data, out)
     partial.replace(output)  # never a half-written export under the name asked for

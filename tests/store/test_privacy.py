@@ -101,7 +101,7 @@ def test_export_then_forget_leaves_nothing_personal_and_contacts_nobody_twice(st
     assert exported["messages"][0]["email"] == "ada.old@example.net"
     assert len(exported["coupons"]) == 1 and exported["tasks"][0]["title"] == "Call Adalind Lovelace"
     assert exported["suppressions"][0]["reason"] == "unsubscribe"
-    target = tmp_path / "ada.json"
+    target = tmp_path / "exports" / "ada.json"  # a folder that does not exist yet is made
     nudge(ws, "export-customer", "cust-ada-7", "-o", str(target))
     assert json.loads(target.read_text()) == exported
 
