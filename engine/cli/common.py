@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -51,6 +52,12 @@ def handles_errors(func):
             return func(*args, **kwargs)
         except NudgeError as exc:
             _fail(exc)
+        except BrokenPipeError:
+            # `nudge deliveries | head`: the reader took what it wanted; that is not an error. Point
+            # stdout at nothing so the interpreter's own flush at exit does not complain either.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except OSError as exc:
             # An output file that cannot be written, a folder that does not exist.
             where = f": {exc.filename}" if exc.filename else ""

@@ -288,3 +288,15 @@ def test_a_run_at_a_past_instant_warns_that_it_sends_now(demo_ws):
     assert result.exit_code == 0, result.stderr
     assert "warning: --at is" in result.stderr and "messages leave now" in result.stderr
     assert "warning" not in nudge(demo_ws, "run", "birthday").stderr  # now: nothing to warn about
+
+
+def test_a_reader_that_stops_early_is_not_an_error(demo_ws):
+    reader = subprocess.Popen(
+        [sys.executable, "-m", "engine", "--workspace", str(demo_ws), "catalog", "--format", "json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    reader.stdout.close()  # like `| head -1` that has what it wanted before nudge writes
+    _, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and err == b""
