@@ -328,7 +328,7 @@ def deliveries_command(
     from engine.cli.render import deliveries_table
     from engine.core.durations import parse_duration
     from engine.core.errors import Problem, UserInputError
-    from engine.reports.timeline import DELIVERY_COLUMNS, list_deliveries
+    from engine.reports.timeline import DELIVERY_COLUMNS, campaigns_in_ledger, list_deliveries
 
     try:
         span = parse_duration(since) if since else None
@@ -337,6 +337,10 @@ def deliveries_command(
     workspace, store = env.config_and_store(create=False, read_only=True)
     with store.engine.connect() as conn:
         rows = list_deliveries(conn, campaign, status, span, datetime.now(timezone.utc), limit)
+        known = campaigns_in_ledger(conn) if campaign and not rows else None
+    if known is not None and not any(k == campaign or k.startswith(f"{campaign}/") for k in known):
+        # A typo shows as an empty ledger otherwise; say what the ledger does hold.
+        click.echo(f"note: the ledger has no campaign {campaign!r}; it has {', '.join(known) or 'none'}", err=True)
     if fmt == "json":
         write_json(rows, sys.stdout)
     elif fmt == "csv":

@@ -26,6 +26,15 @@ def _plain(row: Any, names: Sequence[str]) -> dict[str, Any]:
     return {n: iso_utc(v) if isinstance(v, datetime) else v for n, v in ((n, getattr(row, n)) for n in names)}
 
 
+def of_campaign(campaign: str) -> sa.ColumnElement[bool]:
+    """Ledger rows of a campaign, or of every step of a journey named without its step."""
+    return sa.or_(deliveries.c.campaign == campaign, deliveries.c.campaign.startswith(f"{campaign}/", autoescape=True))
+
+
+def campaigns_in_ledger(conn: Connection) -> list[str]:
+    return list(conn.execute(sa.select(deliveries.c.campaign).distinct().order_by(deliveries.c.campaign)).scalars())
+
+
 def list_deliveries(
     conn: Connection,
     campaign: str | None = None,
@@ -40,7 +49,7 @@ def list_deliveries(
         deliveries.c.occurrence.desc(), deliveries.c.id.desc()
     )
     if campaign:
-        query = query.where(deliveries.c.campaign == campaign)
+        query = query.where(of_campaign(campaign))
     if status:
         query = query.where(deliveries.c.status == status)
     if customer_id:

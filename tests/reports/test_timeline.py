@@ -38,3 +38,13 @@ def test_deliveries_and_a_customer_timeline(workspace_dir):
     assert shown.exit_code == 0 and someone in shown.stdout and "Tasks" in shown.stdout
     missing = nudge(workspace_dir, "customer", "nobody")
     assert missing.exit_code == 2 and "no customer with id 'nobody'" in missing.stderr
+
+
+def test_a_journey_named_without_its_step_lists_every_step_and_a_typo_is_pointed_out(workspace_dir):
+    assert nudge(workspace_dir, "demo", "--customers", "400", "--at", AT).exit_code == 0
+    assert nudge(workspace_dir, "run", "churn-winback", "--at", AT).exit_code == 0
+    rows = json.loads(nudge(workspace_dir, "deliveries", "churn-winback", "--format", "json").stdout)
+    assert rows and {r["campaign"] for r in rows} == {"churn-winback/offer"}
+    typo = nudge(workspace_dir, "deliveries", "churn-winbak")
+    assert typo.exit_code == 0 and "note: the ledger has no campaign 'churn-winbak'" in typo.stderr
+    assert "churn-winback/offer" in typo.stderr
