@@ -14,6 +14,7 @@ from sqlalchemy.engine import Connection
 
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
 from engine.audience.trigger import triggered
+from engine.core.fields import ANONYMOUS_PREFIX
 from engine.core.status import (
     CAP_STATES,
     COOLDOWN_STATES,
@@ -184,7 +185,10 @@ class Planner:
         # Address and zone only where a delivery is planned: a dry run of a million need not read them.
         columns: list[Any] = [customers.c.id]
         columns += [customers.c.email, customers.c.timezone] if contact else [sa.null(), sa.null()]
-        consent = self._consent() if campaign.sends_email else sa.true()
+        # An anonymous profile (anon:ID) has no address and no consent, and gets no task or coupon
+        # either: nobody is there to reach until an alias names the customer (engine/ingest/profiles.py).
+        named = sa.func.substr(customers.c.id, 1, len(ANONYMOUS_PREFIX)) != ANONYMOUS_PREFIX
+        consent = sa.and_(self._consent(), named) if campaign.sends_email else named
         columns.append(consent.label("consent"))
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.clock import aware_utc, naive_utc
 from engine.core.durations import format_duration
+from engine.core.fields import ANONYMOUS_PREFIX
 from engine.core.status import CAP_STATES, COOLDOWN_STATES, Outcome
 from engine.rules.campaign import Campaign
 from engine.rules.config import Config
@@ -25,6 +26,8 @@ def _when(moment: datetime | None, zone: str) -> str:
 
 def _no_consent(conn: Connection, customer_id: str, config: Config) -> str:
     person = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).one()
+    if customer_id.startswith(ANONYMOUS_PREFIX):
+        return "an anonymous profile (anon:): nobody to reach until an alias names the customer"
     if not person.email:
         return "no email address on file"
     if person.unsubscribed_at is not None:

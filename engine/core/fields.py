@@ -23,6 +23,10 @@ CUSTOMER_FIELDS: dict[str, str] = {
 
 ATTRIBUTE_PREFIX = "attributes."
 
+# Customer ids of anonymous profiles (Segment's anonymousId without a userId): nobody any campaign
+# may reach, kept until an alias names the customer they are (engine/ingest/profiles.py).
+ANONYMOUS_PREFIX = "anon:"
+
 # Lengths of the store's columns that names from rule files go into (engine/store/tables.py; a
 # test keeps them equal): a name that validates must fit.
 CAMPAIGN_NAME_MAX = 100  # a campaign, or a journey step as CAMPAIGN/STEP

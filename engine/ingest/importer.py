@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from connectors.api import SourceError
 from connectors.registry import source_for
+from engine.core.clock import naive_utc
 from engine.core.errors import Problem, UnknownConnector, UserInputError
 from engine.ingest.bulk import CUSTOMER, indexes_deferred, insert_events
 from engine.ingest.parsing import KINDS, REQUIRED, ImportResult, Parsed, batches, parse_rows
@@ -20,7 +21,15 @@ from engine.store import Store, dialect_insert
 from engine.store.privacy import forgotten_among
 from engine.store.tables import customers, events, forgotten
 
-__all__ = ["KINDS", "ImportResult", "import_file", "import_rows", "load_rows"]
+__all__ = [
+    "KINDS",
+    "ImportResult",
+    "create_missing_customers",
+    "import_file",
+    "import_rows",
+    "load_rows",
+    "sqlite_write_lock",
+]
 
 BATCH = 5_000
 # Files at least this large are read and validated in a second process while this one writes.
@@ -48,13 +57,39 @@ def _upsert_customers(conn: Connection, store: Store, rows: list[dict[str, Any]]
         conn.execute(stmt.on_conflict_do_update(index_elements=[customers.c.id], set_=updates), values)
 
 
-def _known_customers(conn: Connection, ids: set[str]) -> set[str]:
+def _known_customers(conn: Connection, ids: set[str], lock: bool = False) -> set[str]:
+    """Which of these ids the store has. `lock` (PostgreSQL): held FOR KEY SHARE, as the events'
+    foreign key would, until the transaction ends, so that an alias merging one of them waits for
+    these events, or they for it (then the profile is not found and is created again), instead of
+    the foreign key failing once the alias deletes the profile (engine/ingest/profiles.py)."""
     found: set[str] = set()
     ordered = sorted(ids)
     for start in range(0, len(ordered), 1000):
-        chunk = ordered[start : start + 1000]
-        found.update(conn.execute(sa.select(customers.c.id).where(customers.c.id.in_(chunk))).scalars())
+        query = sa.select(customers.c.id).where(customers.c.id.in_(ordered[start : start + 1000]))
+        if lock:
+            query = query.with_for_update(read=True, key_share=True)
+        found.update(conn.execute(query).scalars())
     return found
+
+
+def sqlite_write_lock(conn: Connection) -> None:
+    """SQLite: take the store's write lock now, so that what is read next stays true until the
+    commit (the driver begins a transaction only at the first write: a read before it could see a
+    profile that an alias merges, i.e. deletes, before this transaction writes)."""
+    driver = conn.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_missing_customers(conn: Connection, store: Store, ids: set[str], now: datetime) -> int:
+    """Customers with these ids, where the store has none: no address, no consent, nothing an
+    existing customer has is changed. Returns how many were created."""
+    if not ids:
+        return 0
+    stmt = dialect_insert(store.dialect, customers).on_conflict_do_nothing(index_elements=[customers.c.id])
+    stamp = naive_utc(now)
+    values = [{"id": i, "email_opt_in": False, "attributes": {}, "updated_at": stamp} for i in sorted(ids)]
+    return len(conn.execute(stmt.returning(customers.c.id), values).all())
 
 
 def _customer_of(kind: str) -> Callable[[Any], str]:
@@ -74,8 +109,21 @@ def _not_forgotten(
     return kept
 
 
-def _insert_events(conn: Connection, rows: list[Parsed], path: str, result: ImportResult) -> int:
-    known = _known_customers(conn, {record[CUSTOMER] for _, record in rows})
+def _insert_events(
+    conn: Connection, rows: list[Parsed], path: str, result: ImportResult, create: tuple[Store, datetime] | None
+) -> int:
+    """Insert event records of known customers; the others are rejected, or their customers
+    created (`create`: HTTP ingestion, where a pipeline sends track before identify)."""
+    named = {record[CUSTOMER] for _, record in rows}
+    if create is None:
+        known = _known_customers(conn, named)
+    else:
+        store, now = create
+        if store.is_sqlite:
+            sqlite_write_lock(conn)
+        known = _known_customers(conn, named, lock=not store.is_sqlite)
+        result.created += create_missing_customers(conn, store, named - known, now)
+        known = named
     good = []
     for line, record in rows:
         if record[CUSTOMER] in known:
@@ -97,11 +145,13 @@ def load_rows(
     now: datetime,
     batch_size: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
+    create_customers: bool = False,
 ) -> None:
     """Validate and write rows in the caller's transaction; rejects are collected in `result`
-    (the caller decides to commit or roll back)."""
+    (the caller decides to commit or roll back). `create_customers`: an event of a customer the
+    store has not seen creates it instead of being rejected."""
     parsed = batches(parse_rows(raw_rows, result.kind, untyped, path, result, now), batch_size)
-    write_batches(conn, store, parsed, result, path=path, now=now, on_progress=on_progress)
+    write_batches(conn, store, parsed, result, path=path, now=now, on_progress=on_progress, create=create_customers)
 
 
 def write_batches(
@@ -113,8 +163,9 @@ def write_batches(
     path: str,
     now: datetime,
     on_progress: Callable[[int], None] | None = None,
+    create: bool = False,
 ) -> None:
-    """Write batches of parsed rows in the caller's transaction."""
+    """Write batches of parsed rows in the caller's transaction (`create`: see load_rows)."""
     kind = result.kind
     customer_of = _customer_of(kind)
     any_forgotten = conn.execute(sa.select(forgotten.c.id_hash).limit(1)).first() is not None
@@ -128,7 +179,7 @@ def write_batches(
             _upsert_customers(conn, store, list(latest.values()), now)
             result.written += len(latest)
         else:
-            result.written += _insert_events(conn, batch, path, result)
+            result.written += _insert_events(conn, batch, path, result, (store, now) if create else None)
         if on_progress is not None:
             on_progress(result.read)
     result.rejected.sort(key=lambda p: p.line or 0)

@@ -27,6 +27,7 @@ class ImportResult:
     kind: str
     read: int = 0
     written: int = 0
+    created: int = 0  # customers an event named that the store had not seen (HTTP ingestion only)
     rejected: list[Problem] = field(default_factory=list)
     forgotten: int = 0  # rows of customers erased with `nudge forget`: skipped, never re-created
     statistics: str | None = None  # why the planner statistics could not be refreshed afterwards

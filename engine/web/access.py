@@ -4,6 +4,7 @@ query string (unsubscribe and preference tokens stand for a customer)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
@@ -33,7 +34,8 @@ class AccessLogHandler(WSGIRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         started = getattr(self, "_started", None)
         duration = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
-        path = redacted_path(self.path)
+        # No path when the request line itself could not be read (send_error answers it).
+        path = redacted_path(getattr(self, "path", "") or "")
         status = int(code) if str(code).isdigit() else None
         log.info(
             "%s %s %s %s ms",
@@ -43,6 +45,21 @@ class AccessLogHandler(WSGIRequestHandler):
             duration,
             extra={"method": self.command, "path": path, "status": status, "duration_ms": duration},
         )
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """What the HTTP server answers before the app sees a request (a request line it cannot
+        read, a URI or a header too long): JSON with `error`, as every error answer of nudge serve,
+        instead of http.server's HTML page."""
+        reason = message or self.responses.get(code, ("error",))[0]
+        self.log_error("code %d, message %s", code, reason)
+        self.send_response(code, message)
+        self.send_header("Connection", "close")
+        body = (json.dumps({"error": reason}) + "\n").encode()
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_error(self, format: str, *args) -> None:
         log.warning("%s %s", redacted_path(getattr(self, "path", "")), format % args)

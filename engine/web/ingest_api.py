@@ -1,6 +1,8 @@
-"""POST /v1/identify, /v1/track, /v1/batch: events and customers over HTTP in the Segment Tracking
-API shape, authenticated with the write key (HTTP Basic, key as user name), bounded, and stored
-all or nothing through the importer's own validation."""
+"""POST /v1/identify, /v1/track, /v1/page, /v1/screen, /v1/group, /v1/alias, /v1/batch: events and
+customers over HTTP in the Segment Tracking API shape, authenticated with the write key (HTTP
+Basic, key as user name), bounded, and stored all or nothing through the importer's own
+validation. Every answer under /v1 is JSON with `success`; an error also has `message` (Segment's
+shape) and `error` (what every other error answer of nudge serve has)."""
 
 from __future__ import annotations
 
@@ -15,12 +17,13 @@ from datetime import datetime
 import sqlalchemy as sa
 from werkzeug.wrappers import Request, Response
 
+from engine.ingest.segment import KINDS as MESSAGES
 from engine.ingest.segment import PayloadError, store_messages
 from engine.store import Store
 from engine.store.db import is_outage
 
 log = logging.getLogger("nudge.ingest")
-KINDS = ("identify", "track", "batch")
+KINDS = (*MESSAGES, "batch")
 MAX_INGEST_BODY = 512 * 1024  # Segment's own limit for a batch request
 
 
@@ -35,6 +38,12 @@ def _no_constant(name: str) -> float:
 
 def _reply(status: int, **body: object) -> Response:
     return Response(json.dumps(body) + "\n", status=status, mimetype="application/json")
+
+
+def _failed(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """Segment's shape (`success`, `message`) with the `error` every error answer of nudge serve has."""
+    body = {"success": False, "message": message, "error": message}
+    return Response(json.dumps(body) + "\n", status=status, mimetype="application/json", headers=headers)
 
 
 def _authorised(request: Request, write_key: str) -> bool:
@@ -56,37 +65,42 @@ def _store_refused(exc: sa.exc.DBAPIError) -> Response:
     kind = type(exc.orig).__name__
     if is_outage(exc):
         log.warning("ingest: store unavailable (%s)", kind)
-        return _reply(503, success=False, message="store unavailable: retry later")
+        return _failed(503, "store unavailable: retry later")
     if isinstance(exc, (sa.exc.DataError, sa.exc.IntegrityError)):
         log.warning("ingest: the store refused a value of the payload (%s)", kind)
-        return _reply(400, success=False, message=f"the store cannot keep a value of this payload ({kind})")
+        return _failed(400, f"the store cannot keep a value of this payload ({kind})")
     log.error("ingest: the store failed on a payload (%s)", kind)
-    return _reply(500, success=False, message=f"internal error ({kind}): the payload was not stored")
+    return _failed(500, f"internal error ({kind}): the payload was not stored")
 
 
 def ingest(request: Request, kind: str, store: Store, write_key: str | None, clock: Callable[[], datetime]) -> Response:
+    if kind not in KINDS:
+        return _failed(404, f"no endpoint /v1/{kind[:100]}: use {', '.join(KINDS)}")
+    if request.method != "POST":
+        return _failed(405, f"{request.method} is not allowed: use POST", {"Allow": "POST"})
     if write_key is None:
-        return _reply(404, success=False, message="ingestion is off: set ingest.write_key_env in config.yaml")
+        return _failed(404, "ingestion is off: set ingest.write_key_env in config.yaml")
     if not _authorised(request, write_key):
-        return Response(
-            '{"success": false, "message": "unauthorised: HTTP Basic with the write key as user name"}\n',
-            status=401,
-            mimetype="application/json",
-            headers={"WWW-Authenticate": 'Basic realm="nudge"'},
-        )
+        reason = "unauthorised: HTTP Basic with the write key as user name"
+        return _failed(401, reason, {"WWW-Authenticate": 'Basic realm="nudge"'})
     if request.content_length is not None and request.content_length > MAX_INGEST_BODY:
-        return _reply(413, success=False, message=f"body larger than {MAX_INGEST_BODY} bytes")
+        return _failed(413, f"body larger than {MAX_INGEST_BODY} bytes")
     raw = request.stream.read(MAX_INGEST_BODY + 1)
     if len(raw) > MAX_INGEST_BODY:
-        return _reply(413, success=False, message=f"body larger than {MAX_INGEST_BODY} bytes")
+        return _failed(413, f"body larger than {MAX_INGEST_BODY} bytes")
     try:
         payload = json.loads(raw, parse_constant=_no_constant)
         written = store_messages(store, kind, payload, clock())
     except (ValueError, RecursionError) as exc:  # PayloadError, and JSON that does not parse
         reason = str(exc) if isinstance(exc, (PayloadError, _NotJson)) else "body is not JSON"
-        return _reply(400, success=False, message=reason)
+        return _failed(400, reason)
     except sa.exc.DBAPIError as exc:
         return _store_refused(exc)
     if kind == "batch":
-        log.info("ingested a batch: %d customers, %d events", written["customers"], written["events"])
+        log.info(
+            "ingested a batch: %d customers, %d events, %d profiles merged",
+            written["customers"],
+            written["events"],
+            written["merged"],
+        )
     return _reply(200, success=True, **written)

@@ -88,7 +88,8 @@ class App:
                 Rule("/health", endpoint="health", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
                 Rule("/metrics", endpoint="metrics", methods=["GET"]),
-                Rule("/v1/<any(identify, track, batch):kind>", endpoint="v1", methods=["POST"]),
+                # Any path and method: engine.web.ingest_api answers the unknown ones (404, 405) itself.
+                Rule("/v1/<path:kind>", endpoint="v1"),
             ]
         )
 

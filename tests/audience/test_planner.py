@@ -72,6 +72,25 @@ def test_consent_applies_only_to_campaigns_that_email(store):
     assert sorted(tasks.targeted) == ["no-email", "no-optin", "ok", "suppressed", "unsub"]
 
 
+def test_an_anonymous_profile_is_reached_by_no_campaign(store):
+    # Even one imported with an address and consent: `anon:` ids are HTTP ingestion's anonymous
+    # profiles, nobody anyone may reach by email, task or coupon until an alias names them.
+    seed(
+        store,
+        customers=[
+            {"id": "ok", "country": "US", "email": "ok@x.com", "email_opt_in": True},
+            {"id": "anon:v-1", "country": "US", "email": "v@x.com", "email_opt_in": True},
+            {"id": "anon:v-2", "country": "US"},
+            {"id": "anonymous", "country": "US"},
+        ],
+    )
+    with store.engine.connect() as conn:
+        mailing = planner(store, conn).plan(campaign())
+        tasks = planner(store, conn).plan(campaign(email=False))
+    assert mailing.targeted == ["ok"] and mailing.excluded["no_consent"] == 3
+    assert tasks.targeted == ["anonymous", "ok"] and tasks.excluded["no_consent"] == 2
+
+
 def test_cooldown_reads_the_ledger_of_this_campaign_only(store):
     seed(
         store,

@@ -52,6 +52,15 @@ def test_each_kind_of_missing_consent_is_named(store, tmp_path):
     assert why(store, ws, "promo", "nomail") == ("no_consent", "no email address on file")
 
 
+def test_an_anonymous_profile_is_named_as_such(store, tmp_path):
+    seed(store, customers=[{"id": "anon:v-1", "email": "v@example.com", "email_opt_in": True, "country": "US"}])
+    ws = write_workspace(tmp_path, [email_campaign()])
+    assert why(store, ws, "promo", "anon:v-1") == (
+        "no_consent",
+        "an anonymous profile (anon:): nobody to reach until an alias names the customer",
+    )
+
+
 def _ledger(store, campaign: str, customer: str, occurrence: datetime, status: str = "sent") -> None:
     with store.engine.begin() as conn:
         conn.execute(
