@@ -10,7 +10,15 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.core.fields import CUSTOMER_FIELDS
-from engine.core.values import EARLIEST, LATEST, instant_problem, number_problem, parse_bool, parse_instant
+from engine.core.values import (
+    EARLIEST,
+    LATEST,
+    MAX_NUMBER,
+    instant_problem,
+    number_problem,
+    parse_bool,
+    parse_instant,
+)
 
 _INT = re.compile(r"^-?(0|[1-9]\d*)$")
 _FLOAT = re.compile(r"^-?\d+\.\d+$")
@@ -103,53 +111,64 @@ def _shown(text: Any) -> str:
     return shown if len(shown) <= 42 else shown[:39] + "..."
 
 
-def _value_problem(value: Any, where: str) -> str | None:
-    """What the store cannot keep in one value, walked without recursion: NUL or a lone surrogate
-    in any text (a property name too), a number that is not finite or beyond ±1e15, nesting
-    deeper than MAX_NESTING."""
-    stack: list[tuple[Any, str, int]] = [(value, where, 0)]
+def _values_problem(row: dict[str, Any]) -> str | None:
+    """What the store cannot keep in a row, walked without recursion: NUL or a lone surrogate in
+    any text (a column or property name too), a number that is not finite or beyond ±1e15,
+    nesting deeper than MAX_NESTING. Leaves are checked in place and names built only for a
+    message: this runs for every row of an import."""
+    stack: list[tuple[Any, str, int]] = [(row, "", 0)]
     while stack:
         item, name, depth = stack.pop()
-        if isinstance(item, str):
-            reason = _text_problem(item, name)
-        elif isinstance(item, (int, float)):
-            reason = number_problem(item)
-            if reason is not None:
-                hint = " (send a larger integer as a string)" if isinstance(item, int) else ""
-                reason = f"{name}: {reason}{hint}"
-        elif isinstance(item, (dict, list)):
-            if depth >= MAX_NESTING:
-                return f"{name}: nested more than {MAX_NESTING} levels deep"
-            if isinstance(item, dict):
-                for key, sub in item.items():
-                    stack.append((key, f"{name}: key {_shown(key)}", depth + 1))
-                    stack.append((sub, f"{name}.{_name(key)}", depth + 1))
-            else:
-                stack.extend((sub, name, depth + 1) for sub in item)
-            continue
-        else:
-            continue
-        if reason is not None:
-            return reason
+        if depth > MAX_NESTING:
+            return f"{name}: nested more than {MAX_NESTING} levels deep"
+        pairs = item.items() if isinstance(item, dict) else ((None, sub) for sub in item)
+        for key, sub in pairs:
+            if (
+                key is not None
+                and (type(key) is not str or "\x00" in key or not key.isascii())
+                and (reason := _leaf_problem(key, f"{name}: key {_shown(key)}" if name else "column name"))
+            ):
+                return reason
+            kind = type(sub)
+            if kind is dict or kind is list:
+                stack.append((sub, _child(name, key), depth + 1))
+            elif (
+                (kind is str and ("\x00" in sub or not sub.isascii()))
+                or ((kind is int or kind is float) and not -MAX_NUMBER <= sub <= MAX_NUMBER)  # NaN fails it too
+            ) and (reason := _leaf_problem(sub, _child(name, key))):
+                return reason
     return None
 
 
+def _child(name: str, key: Any) -> str:
+    if key is None:
+        return name
+    return f"{name}.{_name(key)}" if name else _name(key)
+
+
+def _leaf_problem(value: Any, name: str) -> str | None:
+    if isinstance(value, str):
+        return _text_problem(value, name)
+    reason = number_problem(value)
+    if reason is None:
+        return None
+    return f"{name}: {reason}" + (" (send a larger integer as a string)" if isinstance(value, int) else "")
+
+
 def check_values(raw: dict[str, Any]) -> None:
-    """Every value of a row as both stores keep it (see _value_problem), or a ValueError.
+    """Every value of a row as both stores keep it (see _values_problem), or a ValueError.
     PostgreSQL refuses NUL in text and JSON and reads JSON numbers as double precision; SQLite
     would keep NUL and Infinity and break every later reader."""
     try:  # a flat row of text (every CSV row): a scan in C; anything else is walked below
-        keys, values = "".join(raw), "".join(v for v in raw.values() if v is not None)
+        joined = "".join(raw) + "".join(v for v in raw.values() if v is not None)
     except TypeError:
         pass
     else:
-        joined = keys + values
         if "\x00" not in joined and (joined.isascii() or _text_problem(joined, "") is None):
             return
-    for key, value in raw.items():
-        reason = _value_problem(key, "column name") or _value_problem(value, _name(key))
-        if reason is not None:
-            raise ValueError(reason)
+    reason = _values_problem(raw)
+    if reason is not None:
+        raise ValueError(reason)
 
 
 def customer_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
