@@ -19,6 +19,11 @@ from engine.core.errors import RenderError
 MAX_OUTPUT = 2_000_000  # characters one rendered template may produce
 MAX_SEQUENCE = 100_000  # length of a string or list built by `*`
 MAX_EXPONENT = 1_000
+# Brackets and blocks inside one another: Jinja parses and compiles them recursively, and past
+# about 70 levels that is a RecursionError. Counted on the tokens (no recursion) before parsing.
+MAX_NESTING = 30
+MAX_LOOPS = 16  # `for` inside `for`: each is a Python loop, and Python allows 20 nested blocks
+_BLOCKS = frozenset({"if", "for", "macro", "call", "filter", "block", "with", "autoescape", "trans", "set"})
 # A template failing for one customer (a type error on their data, a bound) is that message's
 # failure, never a crash of the run.
 RENDER_FAILURES = (
@@ -43,6 +48,10 @@ class NudgeEnvironment(SandboxedEnvironment):
         super().__init__(*args, **kwargs)
         self.inline_cache: dict[str, jinja2.Template] = {}
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
+        _check_nesting(self, source, name, filename)
+        return super()._parse(source, name, filename)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
@@ -55,6 +64,40 @@ class NudgeEnvironment(SandboxedEnvironment):
         if operator == "**" and isinstance(right, (int, float)) and abs(right) > MAX_EXPONENT:
             raise SecurityError(f"an exponent above {MAX_EXPONENT}")
         return super().call_binop(context, operator, left, right)
+
+
+def _check_nesting(env: jinja2.Environment, source: str, name: str | None, filename: str | None) -> None:
+    """A TemplateSyntaxError at the line where nesting passes MAX_NESTING (or loops MAX_LOOPS)."""
+    depth, tokens = 0, list(env._tokenize(source, name, filename))
+    opened: list[str] = []  # the block tags open here, innermost last
+    for index, token in enumerate(tokens):
+        if token.type in ("lparen", "lbracket", "lbrace"):
+            depth += 1
+        elif token.type in ("rparen", "rbracket", "rbrace"):
+            depth -= 1
+        elif token.type == "name" and index and tokens[index - 1].type == "block_begin":
+            if token.value.startswith("end"):
+                depth -= 1
+                if opened:
+                    opened.pop()
+            elif token.value in _BLOCKS and not _assigns(tokens, index):
+                depth += 1
+                opened.append(token.value)
+        if depth > MAX_NESTING or opened.count("for") > MAX_LOOPS:
+            what = f"{MAX_LOOPS} loops" if opened.count("for") > MAX_LOOPS else f"{MAX_NESTING} levels"
+            raise jinja2.TemplateSyntaxError(f"nested more than {what} deep", token.lineno, name, filename)
+
+
+def _assigns(tokens: list[Any], index: int) -> bool:
+    """`{% set x = … %}` opens no block (`{% set x %}…{% endset %}` does)."""
+    if tokens[index].value != "set":
+        return False
+    for token in tokens[index + 1 :]:
+        if token.type == "block_end":
+            return False
+        if token.type == "assign":
+            return True
+    return False
 
 
 class TemplateOutside(jinja2.TemplateNotFound):

@@ -106,3 +106,26 @@ def test_a_link_to_proc_environ_fails_validate_and_preview_never_shows_the_secre
     assert preview.returncode == 2 and "Traceback" not in preview.stderr
     shown = preview.stdout + preview.stderr + (page.read_text(errors="replace") if page.exists() else "")
     assert "s3cret-signing-key" not in shown and "SG.api-key-value" not in shown
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("{{ " + "(" * 500 + "1" + ")" * 500 + " }}", "nested more than 30 levels deep"),
+        ("{% if 1 %}" * 500 + "x" + "{% endif %}" * 500, "nested more than 30 levels deep"),
+        ("{{ " + "[" * 200 + "]" * 200 + " }}", "nested more than 30 levels deep"),
+        ("{% for i in [1] %}" * 17 + "x" + "{% endfor %}" * 17, "nested more than 16 loops deep"),
+    ],
+)
+def test_nesting_past_the_bound_is_a_syntax_error_not_a_recursion_error(tmp_path, text, message):
+    env = make_environment(tmp_path)
+    with pytest.raises(RenderError) as refused:
+        render_string(env, text, {})
+    assert message in str(refused.value)
+
+
+def test_nesting_up_to_the_bound_renders(tmp_path):
+    env = make_environment(tmp_path)
+    assert render_string(env, "{{ " + "(" * 30 + "1" + ")" * 30 + " }}", {}) == "1"
+    loops = "{% set n = 1 %}" + "{% for i in [1] %}" * 16 + "{{ n }}" + "{% endfor %}" * 16
+    assert render_string(env, loops, {}) == "1"

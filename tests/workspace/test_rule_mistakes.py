@@ -82,3 +82,20 @@ def test_lifecycle_and_value_tier_values_are_checked(workspace_dir):
     result = validate(workspace_dir)
     assert f"{rule}:6:11: error: lifecycle has no value 'at-risk'" in result.stderr
     assert f"{rule}:8:11: error: value_tier has no value 'a': its values are A, B, C" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ " + "(" * 500 + "1" + ")" * 500 + " }}", "{% if 1 %}" * 500 + "x" + "{% endif %}" * 500],
+)
+def test_a_template_nested_too_deep_is_a_located_error_not_a_traceback(workspace_dir, template):
+    (workspace_dir / "templates" / "deep.html.j2").write_text("<p>\n" + template + "\n</p>\n")
+    write_rule(
+        workspace_dir,
+        'campaign: probe\nschedule: "0 9 * * *"\naudience: {attribute: country, eq: US}\n'
+        "actions: [{email: {template: deep.html.j2, subject: Hi}}]\n",
+    )
+    result = validate(workspace_dir)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    deep = workspace_dir / "templates" / "deep.html.j2"
+    assert f"{deep}:2: error: template syntax error: nested more than 30 levels deep" in result.stderr
