@@ -220,6 +220,11 @@ def read_yaml(file: Path, display: str | None = None) -> Located:
         text = data.decode("utf-8")
     except FileNotFoundError:
         raise UserInputError([Problem(shown, None, None, "file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:  # located like any other problem: the line and column of the byte
+        line = data.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x}; save the file as UTF-8"
+        raise UserInputError([Problem(shown, line, col, message)]) from None
+    except OSError as exc:
         raise UserInputError([Problem(shown, None, None, f"cannot read file: {exc}")]) from None
     return parse_yaml(text, shown)

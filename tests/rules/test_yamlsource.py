@@ -135,3 +135,11 @@ def test_validate_reports_two_alias_bombs_and_a_cycle_at_once_in_seconds(workspa
         f"{rules / 'laughs-a.yaml'}:6:15",
         f"{rules / 'laughs-b.yaml'}:6:10",
     ]
+
+
+def test_a_byte_that_is_not_utf8_is_located(tmp_path):
+    file = tmp_path / "latin1.yaml"
+    file.write_bytes(b"campaign: probe\ndescription: Caf\xe9\n")
+    with pytest.raises(UserInputError) as caught:
+        read_yaml(file)
+    assert str(caught.value) == f"{file}:2:17: error: not UTF-8 text: byte 0xe9; save the file as UTF-8"
