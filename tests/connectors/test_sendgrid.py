@@ -243,7 +243,10 @@ def test_a_key_in_config_is_refused_and_a_missing_one_is_clear(workspace_dir):
     result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
     assert result.exit_code == 2 and "SG.oops" not in result.output
     assert result.stderr.startswith(f"{config}:4:5: error: 'api_key': secrets do not belong in config.yaml")
-    config.write_text("email:\n  connector: sendgrid\n  unsubscribe_url: https://shop.example/u\n")
+    config.write_text(
+        "email:\n  connector: sendgrid\n  unsubscribe_url: https://shop.example/u\n"
+        "limits: {exclusive: {winback: 60d}}\n"  # the standard rules' group
+    )
     run = CliRunner().invoke(
         main, ["--workspace", str(workspace_dir), "run", "birthday"], env={"SENDGRID_API_KEY": "", "NUDGE_SECRET": "s"}
     )

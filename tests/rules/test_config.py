@@ -12,9 +12,13 @@ def validate(workspace_dir):
     return CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
 
 
+# The standard rules of the workspace put lapsed-buyers and churn-winback in one exclusive group.
+STANDARD_GROUP = "limits: {exclusive: {winback: 60d}}\n"
+
+
 def write_config(workspace_dir, text: str):
     config = workspace_dir / "config.yaml"
-    config.write_text(text)
+    config.write_text(text + ("" if "limits:" in text else STANDARD_GROUP))  # appended: line numbers hold
     return config
 
 
