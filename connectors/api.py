@@ -25,6 +25,10 @@ __all__ = [
     "OutgoingEmail",
     "SendResult",
     "SendStatus",
+    "OutgoingSms",
+    "OutgoingWebhook",
+    "SmsConnector",
+    "WebhookConnector",
     "SinkError",
     "SourceError",
     "SourceReader",
@@ -106,6 +110,49 @@ class EmailConnector(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+@dataclass(frozen=True)
+class OutgoingSms:
+    """One rendered text message; `to` is an E.164 number, `text` already carries the opt-out hint."""
+
+    delivery_id: int
+    to: str
+    text: str
+    sender: str | None = None  # a number or alphanumeric sender; None: the connector's configured one
+    encoding: str = "GSM-7"  # GSM-7 | UCS-2, as engine.messages.sms counted it
+    segments: int = 1
+
+
+class SmsConnector(Protocol):
+    """Built from config by ``from_config(sms_config, workspace_dir, environ)``; same contract as email."""
+
+    def send(self, batch: list[OutgoingSms], handoff: HandOff = hand_all) -> list[SendResult]:
+        """Send a batch; one result per message. Ask `handoff` right before each message leaves and
+        send only what it returns (the rest: NOT_OURS). Raise ConnectorFatal only if none left."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutgoingWebhook:
+    """One rendered webhook call: `body` is JSON text, already checked to parse."""
+
+    delivery_id: int
+    url: str
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)  # Idempotency-Key and the signature included
+
+
+class WebhookConnector(Protocol):
+    """Posts webhook calls. 2xx: SENT; 4xx (but 429): FAILED with the status and the first 200 bytes
+    of the answer; 5xx, 429, timeouts and broken connections: RETRY, pending and never `failed`
+    (the request may have been processed: the Idempotency-Key lets the receiver drop the repeat)."""
+
+    def send(self, batch: list[OutgoingWebhook], handoff: HandOff = hand_all) -> list[SendResult]: ...
+
+    def close(self) -> None: ...
 
 
 class TaskSink(Protocol):

@@ -4,6 +4,9 @@ party's do (pyproject.toml), so there is one list, not two.
     [project.entry-points."nudge.email"]
     myprovider = "mypackage.module:MyConnector"     # from_config(email_config, workspace_dir, environ)
 
+    [project.entry-points."nudge.sms"]
+    mygateway = "mypackage.module:MySms"             # from_config(sms_config, workspace_dir, environ)
+
     [project.entry-points."nudge.task_sinks"]
     myhelpdesk = "mypackage.module:MySink"          # from_config(tasks_config, workspace_dir)
 
@@ -24,6 +27,7 @@ from engine.core.errors import UnknownConnector
 
 class Group(StrEnum):
     EMAIL = "nudge.email"
+    SMS = "nudge.sms"
     TASK_SINKS = "nudge.task_sinks"
     SOURCES = "nudge.sources"
 

@@ -1,6 +1,6 @@
 """The ledger: who gets which campaign occurrence, and what became of it.
 
-A row is unique per (campaign, customer, occurrence) and is written before anything leaves.
+A row is unique per (campaign, customer, occurrence, channel) and is written before anything leaves.
 States: pending → sending → sent | failed | unknown; held_out rows are recorded, never contacted.
 A pending row with ``not_before`` in the future is deferred (quiet hours).
 """
@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from engine.core.channels import NO_CHANNEL
 from engine.core.status import DeliveryStatus, OccurrencePhase
 from engine.messages.coupons import new_code
 from engine.store.db import dialect_insert
@@ -152,8 +153,10 @@ class PlannedRow:
     actions: str  # indexes of the actions that apply, "0,2"
     counts_toward_cap: bool
     variant: str | None = None
-    reason: str | None = None  # why a journey step was skipped
+    reason: str | None = None  # why a journey step, or a channel the customer refused, was skipped
     exclusive_group: str | None = None
+    channel: str = NO_CHANNEL  # email | sms | webhook | none (coupons and tasks only)
+    phone: str | None = None
 
 
 def record_plan(
@@ -170,7 +173,12 @@ def record_plan(
     stmt = (
         dialect_insert(conn.dialect.name, deliveries)
         .on_conflict_do_nothing(
-            index_elements=[deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence],
+            index_elements=[
+                deliveries.c.campaign,
+                deliveries.c.customer_id,
+                deliveries.c.occurrence,
+                deliveries.c.channel,
+            ],
         )
         .returning(deliveries.c.id, deliveries.c.customer_id, deliveries.c.status, deliveries.c.actions)
     )
@@ -187,6 +195,8 @@ def record_plan(
             "variant": r.variant,
             "reason": r.reason,
             "exclusive_group": r.exclusive_group,
+            "channel": r.channel,
+            "phone": r.phone,
             "created_at": now,
             "updated_at": now,
         }

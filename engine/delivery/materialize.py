@@ -12,6 +12,7 @@ from engine.audience.compiler import compile_condition
 from engine.audience.planner import Classified, Planner, variant_for
 from engine.audience.trigger import fix_horizon
 from engine.core.clock import naive_utc
+from engine.core.channels import NO_CHANNEL
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import SKIPPING, DeliveryStatus, Outcome
 from engine.delivery import ledger
@@ -52,7 +53,17 @@ def _plan_rows(
         if item.outcome in SKIPPING:
             # A journey step that does not reach this customer: recorded, so the journey goes on.
             rows.append(
-                ledger.PlannedRow(item.customer_id, DeliveryStatus.SKIPPED, None, None, "", False, None, item.outcome)
+                ledger.PlannedRow(
+                    item.customer_id,
+                    DeliveryStatus.SKIPPED,
+                    None,
+                    None,
+                    "",
+                    False,
+                    None,
+                    item.outcome,
+                    channel=campaign.channels[0] if campaign.channels else NO_CHANNEL,
+                )
             )
             continue
         rows.append(
@@ -67,6 +78,7 @@ def _plan_rows(
                 if targeted and any(i in applies for i in email_indexes)
                 else None,
                 exclusive_group=campaign.exclusive,
+                channel=campaign.channels[0] if campaign.channels else NO_CHANNEL,
             )
         )
     return rows

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
+from engine.core.channels import Channel
 from engine.core.fields import CAMPAIGN_NAME_MAX, COUPON_NAME_MAX, MAX_ACTIONS, TASK_QUEUE_MAX, TEMPLATE_NAME_MAX
 from engine.rules.base import StrictModel
 from engine.rules.conditions import Condition, FollowedBy
@@ -135,6 +136,37 @@ class TaskSpec(StrictModel):
     when: Condition | None = None
 
 
+class SmsSpec(StrictModel):
+    text: str | dict[str, str] = Field(
+        description="Jinja template of the text; or a mapping by locale, e.g. {default: ..., zh-CN: ...}"
+    )
+    when: Condition | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _has_default(cls, value: str | dict[str, str]) -> str | dict[str, str]:
+        if isinstance(value, dict) and "default" not in value:
+            raise ValueError("a text by locale needs a `default` entry for customers of any other locale")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("an SMS needs a text")
+        return value
+
+
+class WebhookSpec(StrictModel):
+    url_env: str = Field(
+        pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the URL to POST to (a secret)"
+    )
+    body: str = Field(description="file in templates/ rendering the JSON body, e.g. vip_followup.json.j2")
+    when: Condition | None = None
+
+    @field_validator("body")
+    @classmethod
+    def _inside(cls, value: str) -> str:
+        checked = _inside_templates(value)
+        assert checked is not None
+        return checked
+
+
 class EmailAction(StrictModel):
     email: EmailSpec
     when: Condition | None = None
@@ -150,35 +182,58 @@ class TaskAction(StrictModel):
     when: Condition | None = None
 
 
+class SmsAction(StrictModel):
+    sms: SmsSpec
+    when: Condition | None = None
+
+
+class WebhookAction(StrictModel):
+    webhook: WebhookSpec
+    when: Condition | None = None
+
+
+# The action vocabulary: its YAML key → model. The key is also the model's one field.
+ACTION_KINDS: dict[str, type[StrictModel]] = {
+    "email": EmailAction,
+    "sms": SmsAction,
+    "webhook": WebhookAction,
+    "coupon": CouponAction,
+    "task": TaskAction,
+}
+_KIND_OF: dict[type, str] = {model: kind for kind, model in ACTION_KINDS.items()}
+# Actions that are messages to the customer, and their channel.
+MESSAGE_CHANNEL: dict[type, Channel] = {EmailAction: Channel.EMAIL, SmsAction: Channel.SMS, WebhookAction: Channel.WEBHOOK}
+
+
 def _action_kind(value: Any) -> str | None:
     if isinstance(value, dict):
-        for kind in ("email", "coupon", "task"):
-            if kind in value:
-                return TAG_PREFIX + kind
-        return None
-    kinds: dict[type, str] = {EmailAction: "email", CouponAction: "coupon", TaskAction: "task"}
-    return TAG_PREFIX + kinds[type(value)] if type(value) in kinds else None
+        return next((TAG_PREFIX + kind for kind in ACTION_KINDS if kind in value), None)
+    kind = _KIND_OF.get(type(value))
+    return TAG_PREFIX + kind if kind else None
 
 
 Action = Annotated[
     Annotated[EmailAction, Tag(TAG_PREFIX + "email")]
+    | Annotated[SmsAction, Tag(TAG_PREFIX + "sms")]
+    | Annotated[WebhookAction, Tag(TAG_PREFIX + "webhook")]
     | Annotated[CouponAction, Tag(TAG_PREFIX + "coupon")]
     | Annotated[TaskAction, Tag(TAG_PREFIX + "task")],
     Discriminator(
         _action_kind,
         custom_error_type="action_kind",
-        custom_error_message="an action needs one of: email, coupon, task",
+        custom_error_message="an action needs one of: " + ", ".join(ACTION_KINDS),
     ),
 ]
 
 
-def action_spec(action: Any) -> EmailSpec | CouponSpec | TaskSpec:
-    """The inner spec of an action item."""
-    if isinstance(action, EmailAction):
-        return action.email
-    if isinstance(action, CouponAction):
-        return action.coupon
-    return action.task
+def action_spec(action: Any) -> Any:
+    """The inner spec of an action item (EmailSpec, SmsSpec, WebhookSpec, CouponSpec or TaskSpec)."""
+    return getattr(action, _KIND_OF[type(action)])
+
+
+def action_channel(action: Any) -> Channel | None:
+    """The channel of a message action; None for coupons and tasks."""
+    return MESSAGE_CHANNEL.get(type(action))
 
 
 def action_when(action: Any) -> Any:
@@ -246,6 +301,11 @@ class Campaign(StrictModel):
         description="an exclusive group named in config.yaml limits.exclusive: at most one campaign of the "
         "group reaches a customer within the group's window",
     )
+    topic: str | None = Field(
+        None,
+        json_schema_extra={"pattern": r"^[a-z][a-z0-9_-]{0,63}$"},
+        description="the subscription topic (config.yaml topics); default: the first topic in config",
+    )
     audience: Condition
     cooldown: Duration = Field(timedelta(days=30), description="not targeted again within this; 0d: every occurrence")
     holdout: Percent = Field(0.0, description="deterministic control group, e.g. 10%")
@@ -306,7 +366,18 @@ class Campaign(StrictModel):
 
     @property
     def sends_email(self) -> bool:
-        return any(isinstance(a, EmailAction) for a in self.actions)
+        return Channel.EMAIL in self.channels
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        """The channels of its message actions, in the order they first appear (the first reachable
+        one carries the coupons and tasks)."""
+        found: list[Channel] = []
+        for action in self.actions:
+            channel = action_channel(action)
+            if channel is not None and channel not in found:
+                found.append(channel)
+        return tuple(found)
 
     @property
     def variants(self) -> list[Variant]:

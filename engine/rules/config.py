@@ -17,6 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from connectors.registry import Group, available
 from engine.core.errors import Problem, UserInputError
 from engine.rules.base import StrictModel
+from engine.rules.channels_config import IMPLICIT_TOPIC, Caps, ConsentConfig, SmsConfig, Topic, check_topics
 from engine.rules.problems import validate
 from engine.rules.types import Duration, Percent
 from engine.rules.yamlsource import read_yaml
@@ -151,11 +152,6 @@ class TasksConfig(StrictModel):
         return _registered(Group.TASK_SINKS, value)
 
 
-class FrequencyCap(StrictModel):
-    max: int = Field(ge=0)
-    per: Duration
-
-
 def _clock(value: Any) -> time:
     if isinstance(value, int):  # YAML reads 21:00 unquoted as sexagesimal minutes
         return time(value // 60 % 24, value % 60)
@@ -227,7 +223,9 @@ class DeliveryConfig(StrictModel):
 
 
 class Limits(StrictModel):
-    frequency_cap: FrequencyCap | None = None
+    frequency_cap: Caps | None = Field(
+        None, description="{max, per} for email, or per channel: {email: {max, per}, sms: ..., all: ...}"
+    )
     quiet_hours: QuietHours | None = None
     global_holdout: Percent = Field(
         0.0, description="customers never contacted by any campaign, to measure the whole programme, e.g. 5%"
@@ -269,6 +267,25 @@ class Config(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     retention: Retention = Retention()
     ingest: IngestConfig | None = None
+    sms: SmsConfig = SmsConfig()
+    topics: dict[str, Topic] = Field(
+        default_factory=dict, description="subscription topics a customer can leave one by one; the first is the default"
+    )
+    consent: ConsentConfig = ConsentConfig()
+
+    @field_validator("topics")
+    @classmethod
+    def _topic_names(cls, value: dict[str, Topic]) -> dict[str, Topic]:
+        return check_topics(value)
+
+    @property
+    def default_topic(self) -> str:
+        """A campaign's topic when it names none: the first topic in config, else the implicit one."""
+        return next(iter(self.topics), IMPLICIT_TOPIC)
+
+    def topic_required(self, name: str) -> bool:
+        topic = self.topics.get(name)
+        return topic is not None and topic.required
 
     @field_validator("timezone")
     @classmethod

@@ -54,7 +54,7 @@ def is_outage(exc: BaseException) -> bool:
 
 # The newest migration. Kept here so that opening a store does not import alembic (a quarter of a
 # second of every command's start-up); a test checks it against alembic's own view of the folder.
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 
 def head_revision() -> str:
@@ -94,12 +94,25 @@ class Store:
         """Bring the schema to the newest revision; safe to call from several processes."""
         from alembic import command
 
-        with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-            cfg = _alembic_config()
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        with self.engine.connect() as conn:
+            if self.is_sqlite:
+                # A migration that rebuilds a table (SQLite cannot drop a constraint in place) drops
+                # the old copy; with foreign keys on, that would cascade into the rows pointing at it
+                # (events at customers, coupons and tasks at deliveries). SQLite's own procedure:
+                # keys off outside the transaction, rebuild, check, keys on.
+                conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+                conn.commit()
+            with conn.begin():
+                if self.dialect == "postgresql":
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
+                cfg = _alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
+                if self.is_sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first() is not None:
+                    raise RuntimeFailure("migration left rows whose parent is missing; nothing was changed")
+            if self.is_sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
     def analyze(self, table: sa.Table | None = None) -> None:
         """Refresh planner statistics (after imports), so the intended indexes are chosen. On

@@ -61,11 +61,16 @@ customers = Table(
     Column("signed_up_at", DateTime),  # naive UTC, like every timestamp in the store
     Column("email_opt_in", Boolean, nullable=False, server_default="0"),
     Column("unsubscribed_at", DateTime),
+    Column("sms_opt_in", Boolean, nullable=False, server_default="0"),
+    Column("sms_unsubscribed_at", DateTime),
+    # consent.double_opt_in: the address counts as opted in only from this instant on.
+    Column("email_confirmed_at", DateTime),
     Column("attributes", Json, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Index("ix_customers_birthday", "birth_month", "birth_day"),
     Index("ix_customers_email", "email"),
     Index("ix_customers_timezone", "timezone"),
+    Index("ix_customers_phone", "phone"),
 )
 
 events = Table(
@@ -127,7 +132,12 @@ deliveries = Table(
     Column("variant", String(32)),  # the A/B variant, decided at planning
     Column("handed_at", DateTime),  # given to the email connector: only then can it be `unknown`
     Column("exclusive_group", String(64)),  # `exclusive: GROUP` of its campaign when planned
-    UniqueConstraint("campaign", "customer_id", "occurrence", name="uq_deliveries_once"),
+    # email | sms | webhook, or "none" for a row of coupons and tasks only (engine/core/channels.py).
+    # A campaign with several channels has one row per channel; its coupons and tasks hang off
+    # the first row the customer can be reached on.
+    Column("channel", String(16), nullable=False, server_default="email"),
+    Column("phone", String(64)),  # the E.164 number an SMS row went to
+    UniqueConstraint("campaign", "customer_id", "occurrence", "channel", name="uq_deliveries_once"),
     Index("ix_deliveries_customer_time", "customer_id", "occurrence"),
     Index("ix_deliveries_campaign_customer", "campaign", "customer_id", "occurrence"),
     Index("ix_deliveries_status", "status", "campaign", "occurrence"),
@@ -177,6 +187,34 @@ suppressions = Table(
     Column("reason", String(32), nullable=False),  # unsubscribe | bounce | spamreport | manual ...
     Column("source", String(64)),
     Column("created_at", DateTime, nullable=False),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    # A customer's choice per subscription topic; no row: subscribed (SPEC: missing means subscribed).
+    Column("customer_id", String(255), ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True),
+    Column("topic", String(64), primary_key=True),
+    Column("subscribed", Boolean, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+consent_log = Table(
+    "consent_log",
+    metadata,
+    # Append-only: every change of consent with its source, the proof a regulator asks for. Not a
+    # foreign key: `nudge forget` keeps the entries with the id and address hashed.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("customer_id", String(255), nullable=False),
+    Column("at", DateTime, nullable=False),
+    Column("channel", String(16)),  # email | sms | NULL (a topic applies to every channel)
+    Column("topic", String(64)),
+    Column("change", String(32), nullable=False),  # engine/core/channels.py ConsentChange
+    Column("old_value", String(64)),
+    Column("new_value", String(64)),
+    Column("source", String(255), nullable=False),  # ConsentSource, with detail: "import customers.csv"
+    Column("address", String(320)),  # the address or number concerned, when one is
+    Index("ix_consent_log_customer", "customer_id", "at"),
 )
 
 forgotten = Table(

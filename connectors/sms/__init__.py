@@ -1,0 +1,1 @@
+"""SMS connectors: the JSON-file outbox (the embedded default) and Twilio."""
