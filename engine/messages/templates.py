@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable, Mapping
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ class InsideLoader(jinja2.BaseLoader):
 def make_environment(templates_dir: Path) -> SandboxedEnvironment:
     """The one Jinja environment: sandboxed, strict about undefined names, HTML autoescaped, and
     loading only files that are inside templates/ after symlinks are resolved."""
-    return NudgeEnvironment(
+    env = NudgeEnvironment(
         loader=InsideLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(
@@ -153,6 +154,19 @@ def make_environment(templates_dir: Path) -> SandboxedEnvironment:
         ),
         keep_trailing_newline=True,
     )
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_value}
+    return env
+
+
+def _json_value(value: Any) -> Any:
+    """What `tojson` (webhook bodies) writes for a value json.dumps cannot: an undefined name fails
+    naming it, as everywhere else (json.dumps alone says "StrictUndefined is not JSON
+    serializable"), and a time is ISO 8601 text."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    raise TypeError(f"tojson cannot write a {type(value).__name__}")
 
 
 class LastEvents(dict):
