@@ -28,6 +28,7 @@ from engine.core.errors import UnknownConnector
 class Group(StrEnum):
     EMAIL = "nudge.email"
     SMS = "nudge.sms"
+    WEBHOOK = "nudge.webhook"
     TASK_SINKS = "nudge.task_sinks"
     SOURCES = "nudge.sources"
 

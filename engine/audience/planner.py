@@ -12,9 +12,11 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.audience.caps import ALL_CHANNELS, CapCheck
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
+from engine.audience.consent import ConsentFacts, channel_consent, consented, named, refused_channels
 from engine.audience.trigger import triggered
-from engine.core.fields import ANONYMOUS_PREFIX
+from engine.core.channels import Channel
 from engine.core.status import (
     CAP_STATES,
     COOLDOWN_STATES,
@@ -25,9 +27,9 @@ from engine.core.status import (
     Outcome,
 )
 from engine.rules.campaign import Campaign
+from engine.rules.channels_config import FrequencyCap
 from engine.rules.config import Config
 from engine.rules.journey import journey_of
-from engine.store.privacy import address_hash_sql
 from engine.store.tables import customers, deliveries, suppressions
 
 STREAM_BATCH = 10_000
@@ -75,25 +77,16 @@ def variant_for(campaign: str, customer_id: str, weights: list[tuple[str, float]
     return weights[-1][0]
 
 
-def consent_clause(dialect: str = "sqlite", hashed: bool = False, any_suppressed: bool = True) -> sa.ColumnElement:
-    """May this customer be emailed? Opted in, not unsubscribed, address not suppressed — also as
-    the hash a forgotten customer's suppression is kept as (`hashed`: there are such rows).
-    `any_suppressed` False (the table is empty) leaves out the per-customer lookup."""
-    same = suppressions.c.email == sa.func.lower(customers.c.email)
-    if hashed:
-        same = sa.or_(same, suppressions.c.email == address_hash_sql(customers.c.email, dialect))
-    allowed: list[sa.ColumnElement[bool]] = [customers.c.email.is_not(None), customers.c.email_opt_in.is_(True)]
-    allowed.append(customers.c.unsubscribed_at.is_(None))
-    if any_suppressed:
-        allowed.append(~sa.exists(sa.select(suppressions.c.email).where(same)))
-    return sa.and_(*allowed)
-
-
 class Classified(NamedTuple):
     customer_id: str
     outcome: Outcome
     email: str | None
     timezone: str | None
+    phone: str | None = None
+    # Targeted: the campaign's channels this customer gets a message on, in the campaign's order
+    # (the first carries its coupons and tasks); `refused`: the others, with the reason.
+    channels: tuple[Channel, ...] = ()
+    refused: tuple[tuple[Channel, str], ...] = ()
 
 
 @dataclass
@@ -136,6 +129,7 @@ class Planner:
     config: Config
     segments: dict[str, Any]
     at: datetime
+    # (customer, channel or "all") → messages planned here, across the campaigns of this planning.
     cap_used: Counter = field(default_factory=Counter)
     # Exclusive group → customers an earlier campaign planned here reaches: campaigns planned at one
     # instant see each other before anything is in the ledger (a dry run writes nothing).
@@ -165,31 +159,43 @@ class Planner:
             return deliveries.c.occurrence > at - span, deliveries.c.occurrence < at + span
         return deliveries.c.occurrence > at - span, deliveries.c.occurrence <= at
 
-    def _consent(self) -> sa.ColumnElement:
-        """The consent test, without the parts that cannot match here: hashing every address costs
-        and most stores have no suppressions kept as hashes (`nudge forget`); a store without
-        any suppression needs no lookup per customer."""
+    def facts(self) -> ConsentFacts:
+        """What shapes the consent SQL, probed once: hashing every address costs and most stores
+        have no suppressions kept as hashes (`nudge forget`); a store without any suppression
+        needs no lookup per customer."""
         if self._suppressed is None:
             rows = sa.select(suppressions.c.email).limit(1)
             hashed = rows.where(suppressions.c.email.like("sha256:%"))
             any_row = self.conn.execute(rows).first() is not None
             self._suppressed = (any_row, any_row and self.conn.execute(hashed).first() is not None)
         any_row, any_hashed = self._suppressed
-        return consent_clause(self.conn.dialect.name, hashed=any_hashed, any_suppressed=any_row)
+        return ConsentFacts(
+            dialect=self.conn.dialect.name,
+            any_suppressed=any_row,
+            any_hashed=any_hashed,
+            double_opt_in=self.config.consent.double_opt_in,
+        )
+
+    def topic(self, campaign: Campaign) -> str | None:
+        """The topic whose leavers this campaign skips; None for a required topic (nobody leaves it)."""
+        name = campaign.topic or self.config.default_topic
+        return None if self.config.topic_required(name) else name
+
+    def capped(self, campaign: Campaign) -> bool:
+        """Do its messages count against a frequency cap (marketing on a capped channel)?"""
+        caps = self.config.limits.frequency_cap
+        return caps is not None and caps.applies_to(campaign.channels) and self.topic(campaign) is not None
 
     def _any(self, conditions: tuple) -> bool:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
     def _query(self, campaign: Campaign, ctx: EvalContext, contact: bool = True) -> sa.Select:
         at = ctx.at_utc
-        # Address and zone only where a delivery is planned: a dry run of a million need not read them.
+        # Addresses and zone only where a delivery is planned: a dry run of a million need not read them.
         columns: list[Any] = [customers.c.id]
-        columns += [customers.c.email, customers.c.timezone] if contact else [sa.null(), sa.null()]
-        # An anonymous profile (anon:ID) has no address and no consent, and gets no task or coupon
-        # either: nobody is there to reach until an alias names the customer (engine/ingest/profiles.py).
-        named = sa.func.substr(customers.c.id, 1, len(ANONYMOUS_PREFIX)) != ANONYMOUS_PREFIX
-        consent = sa.and_(self._consent(), named) if campaign.sends_email else named
-        columns.append(consent.label("consent"))
+        contacts = [customers.c.email, customers.c.phone, customers.c.timezone]
+        columns += contacts if contact else [sa.null(), sa.null(), sa.null()]
+        columns += self._consent_columns(campaign)
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.
         states = tuple(DeliveryStatus) if step is not None and step.is_entry else COOLDOWN_STATES
@@ -205,23 +211,7 @@ class Planner:
             columns.append(sa.exists(recent).label("cooling"))
         else:
             columns.append(sa.false().label("cooling"))
-        cap = self.config.limits.frequency_cap
-        capped = (
-            ()
-            if cap is None
-            else (
-                deliveries.c.counts_toward_cap.is_(True),
-                deliveries.c.status.in_(CAP_STATES),
-                *self._window(at, cap.per),
-            )
-        )
-        if cap is not None and campaign.sends_email and self._any(capped):
-            used = (
-                sa.select(sa.func.count()).where(deliveries.c.customer_id == customers.c.id, *capped).scalar_subquery()
-            )
-            columns.append(used.label("cap_used"))
-        else:
-            columns.append(sa.literal(0).label("cap_used"))
+        columns += self._cap_columns(campaign, at)
         columns.append(self._exclusive_column(campaign, at))
         when = step.step_when if step is not None else None
         columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
@@ -229,6 +219,40 @@ class Planner:
         if campaign.trigger is not None:
             query = query.where(triggered(self.conn, campaign, self.at))
         return query
+
+    def _consent_columns(self, campaign: Campaign) -> list[Any]:
+        """One boolean per channel of the campaign (its topic included); a campaign of coupons and
+        tasks only has one: is the profile a named customer."""
+        if not campaign.channels:
+            return [named().label("consent")]
+        facts, topic = self.facts(), self.topic(campaign)
+        return [channel_consent(c, facts, topic).label(f"consent_{c}") for c in campaign.channels]
+
+    def cap_limits(self, campaign: Campaign) -> list[tuple[str, FrequencyCap]]:
+        """The caps its messages count against: (channel or "all", cap), in a fixed order."""
+        caps = self.config.limits.frequency_cap
+        if caps is None or not self.capped(campaign):
+            return []
+        found: list[tuple[str, FrequencyCap]] = [(str(c), cap) for c in campaign.channels if (cap := caps.of(c))]
+        return found + ([(ALL_CHANNELS, caps.all)] if caps.all is not None else [])
+
+    def _cap_columns(self, campaign: Campaign, at: datetime) -> list[sa.ColumnElement]:
+        """Per cap: the customer's messages in the ledger within its window, either side of `at`."""
+        columns: list[sa.ColumnElement] = []
+        for key, cap in self.cap_limits(campaign):
+            counted: tuple[Any, ...] = (
+                deliveries.c.counts_toward_cap.is_(True),
+                deliveries.c.status.in_(CAP_STATES),
+                *self._window(at, cap.per),
+            )
+            if key != ALL_CHANNELS:
+                counted += (deliveries.c.channel == key,)
+            if self._any(counted):
+                used = sa.select(sa.func.count()).where(deliveries.c.customer_id == customers.c.id, *counted)
+                columns.append(used.scalar_subquery().label(f"cap_{key}"))
+            else:
+                columns.append(sa.literal(0).label(f"cap_{key}"))
+        return columns
 
     def exclusive_window(self, campaign: Campaign) -> timedelta | None:
         """The campaign's exclusive group window, where it applies: at a journey's entry only (its
@@ -270,7 +294,6 @@ class Planner:
         `contact`, email and time zone are not read (None).
         """
         ctx = self.context()
-        cap = self.config.limits.frequency_cap if campaign.sends_email else None
         query = self._query(campaign, ctx, contact).order_by(customers.c.id)
         if only is not None:
             query = query.where(customers.c.id == only)
@@ -279,12 +302,19 @@ class Planner:
         held_out = holdout_test(campaign.campaign, campaign.holdout)
         group = campaign.exclusive if self.exclusive_window(campaign) is not None else None
         taken = self.group_taken.setdefault(group, set()) if group is not None else None
+        channels = campaign.channels
+        caps = CapCheck(self.cap_limits(campaign), self.cap_used)
+        consent_end = 4 + max(len(channels), 1)  # id, email, phone, zone, then one consent column per channel
         for rows in result.partitions():
-            for customer_id, email, zone, consent, cooling, used, exclusive, when in rows:
+            for row in rows:
+                customer_id, email, phone, zone = row[:4]
+                consents = row[4:consent_end]
+                cooling, used, (exclusive, when) = row[consent_end], row[consent_end + 1 : -2], row[-2:]
+                reached: tuple[Channel, ...] = ()
                 # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
                 if in_global is not None and in_global(customer_id):
                     outcome = Outcome.GLOBAL_HOLDOUT
-                elif not consent:
+                elif not any(consents):
                     outcome = Outcome.NO_CONSENT
                 elif cooling:
                     outcome = Outcome.COOLDOWN
@@ -292,17 +322,18 @@ class Planner:
                     outcome = Outcome.HELD_OUT
                 elif taken is not None and (exclusive or customer_id in taken):
                     outcome = Outcome.EXCLUSIVE
-                elif cap is not None and (used or 0) + self.cap_used[customer_id] >= cap.max:
+                elif channels and not (reached := caps.room(customer_id, consented(channels, consents), used)):
                     outcome = Outcome.FREQUENCY_CAP
                 elif not when:
                     outcome = Outcome.WHEN_FALSE
                 else:
-                    if cap is not None:
-                        self.cap_used[customer_id] += 1
+                    caps.take(customer_id, reached)
                     if taken is not None and only is None:
                         taken.add(customer_id)
-                    outcome = Outcome.TARGETED
-                yield Classified(customer_id, outcome, email, zone)
+                    refused = refused_channels(channels, consents, reached) if len(reached) < len(channels) else ()
+                    yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused)
+                    continue
+                yield Classified(customer_id, outcome, email, zone, phone)
 
     def first_targeted(self, campaign: Campaign) -> str | None:
         """The first customer (by id) this campaign would contact now: a sample to render for."""
@@ -328,7 +359,7 @@ class Planner:
             result.excluded[Exclusion.EXCLUSIVE] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
         targeted = result.targeted
-        for customer_id, outcome, _, _ in self.classify(campaign, contact=False):
+        for customer_id, outcome, *_ in self.classify(campaign, contact=False):
             result.matched += 1
             if outcome is Outcome.TARGETED:
                 targeted.append(customer_id)

@@ -11,19 +11,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.api import ConnectorFatal, OutgoingEmail, SendResult, SendStatus
+from connectors.api import ConnectorFatal, SendResult, SendStatus
+from engine.core.channels import NO_CHANNEL, Channel
 from engine.core.clock import naive_utc
 from engine.core.errors import RenderError, RuntimeFailure
 from engine.core.status import DeliveryStatus
 from engine.delivery import issued, ledger
+from engine.delivery.outgoing import address_of, build_messages
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.delivery.suppressions import suppress, suppressed_among
 from engine.delivery.tasks import store_and_hand_off, task_row
 from engine.messages.actions import reads, render_actions
 from engine.messages.context import build_contexts
-from engine.messages.email import build_email, unsubscribe_link
+from engine.messages.email import unsubscribe_link
 from engine.messages.unsubscribe import sign
-from engine.rules.campaign import Campaign, EmailAction
+from engine.rules.campaign import Campaign
 from engine.rules.journey import journey_of
 from engine.store.db import is_outage
 
@@ -33,18 +35,14 @@ Result = tuple[int, str, str | None, str | None]
 
 @dataclass
 class _Prepared:
-    emails: list[OutgoingEmail] = field(default_factory=list)
+    messages: dict[Channel, list[Any]] = field(default_factory=dict)  # what each channel's connector sends
     task_rows: list[dict[str, Any]] = field(default_factory=list)
     outcome: dict[int, tuple[str, str | None]] = field(default_factory=dict)  # delivery id → (status, reason)
+    addresses: dict[int, str] = field(default_factory=dict)  # delivery id → the address it goes to
 
-
-def emails_customer(campaign: Campaign, row: Any) -> bool:
-    """Does this ledger row carry an email action?"""
-    return any(
-        isinstance(campaign.actions[i], EmailAction)
-        for i in ledger.action_indexes(row.actions)
-        if i < len(campaign.actions)
-    )
+    @property
+    def handed(self) -> set[int]:
+        return {m.delivery_id for batch in self.messages.values() for m in batch}
 
 
 def _prepare_one(
@@ -60,22 +58,14 @@ def _prepare_one(
         default_sender=config.email.from_,
         applies=set(ledger.action_indexes(row.actions)),
         variant=row.variant,
+        opt_out=not config.topic_required(campaign.topic or config.default_topic),
     )
-    if rendered.emails and not row.email:
-        raise RenderError("customer has no email address")
-    for email in rendered.emails:
-        prepared.emails.append(
-            build_email(
-                delivery_id=row.id,
-                sender=email.sender,
-                to=row.email,
-                subject=email.subject,
-                body=email.body,
-                is_html=email.is_html,
-                unsubscribe_url=context["unsubscribe_url"],
-                campaign=campaign.campaign,
-            )
-        )
+    built = build_messages(runner, row, rendered, context)
+    if built:
+        prepared.messages.setdefault(Channel(row.channel), []).extend(built)
+        address = address_of(row)
+        if address:
+            prepared.addresses[row.id] = address
     prepared.task_rows += [
         task_row(row.id, row.customer_id, campaign.campaign, task, naive_utc(at), runner.now())
         for task in rendered.tasks
@@ -83,33 +73,33 @@ def _prepare_one(
 
 
 def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection) -> _Prepared:
-    coupons = issued.coupons_for(conn, [r.id for r in rows])
+    ids = [r.customer_id for r in rows]
+    coupons = issued.coupons_for(conn, campaign.campaign, naive_utc(at), ids)
     step = journey_of(campaign)
-    earlier = issued.earlier_coupons(conn, step.step_names[: step.index], [r.customer_id for r in rows]) if step else {}
+    earlier = issued.earlier_coupons(conn, step.step_names[: step.index], ids) if step else {}
     contexts = build_contexts(
         conn,
-        [r.customer_id for r in rows],
+        ids,
         at,
         campaign,
-        {r.customer_id: {**earlier.get(r.customer_id, {}), **coupons.get(r.id, {})} for r in rows},
+        {r.customer_id: {**earlier.get(r.customer_id, {}), **coupons.get(r.customer_id, {})} for r in rows},
         segments=runner.workspace.segments,
         need_last=reads(runner.workspace.environment(), campaign, "last"),
     )
     prepared = _Prepared()
-    # An unsubscribe, bounce or spam report may have come in since this occurrence was planned.
-    blocked = suppressed_among(conn, [r.email for r in rows if r.email])
+    # An unsubscribe, STOP, bounce or spam report may have come in since this occurrence was planned.
+    blocked = suppressed_among(conn, [a for r in rows if (a := address_of(r)) and r.channel != NO_CHANNEL])
     for row in rows:
         context = contexts.get(row.customer_id)
+        address = address_of(row)
         if context is None:
             prepared.outcome[row.id] = (DeliveryStatus.FAILED, "customer no longer in the store")
-        elif row.email and row.email.lower() in blocked and emails_customer(campaign, row):
-            prepared.outcome[row.id] = (
-                DeliveryStatus.FAILED,
-                f"address suppressed ({blocked[row.email.lower()]}) since planning",
-            )
+        elif address and address in blocked and row.channel != NO_CHANNEL:
+            noun = "number" if row.channel == Channel.SMS else "address"
+            prepared.outcome[row.id] = (DeliveryStatus.FAILED, f"{noun} suppressed ({blocked[address]}) since planning")
         else:
             try:
-                _prepare_one(runner, campaign, at, row, context, prepared)
+                _prepare_one(runner, campaign, at, row, dict(context), prepared)
             except RenderError as exc:
                 prepared.outcome[row.id] = (DeliveryStatus.FAILED, f"template: {exc}")
     return prepared
@@ -139,16 +129,19 @@ class HandOffGate:
         return owned
 
 
-def _send(gate: HandOffGate, emails: list[OutgoingEmail]) -> tuple[dict[int, SendResult], str | None]:
-    """Results by delivery id, and why sending stopped (None if it did not)."""
-    if not emails:
-        return {}, None
-    try:
-        sent, stopped = gate.runner.outputs.email().send(emails, gate), None
-    except (ConnectorFatal, RuntimeFailure) as exc:
-        # Only what reached an outcome is recorded; everything else did not leave.
-        sent, stopped = getattr(exc, "partial", []), str(exc)
-    return {r.delivery_id: r for r in sent if r.status != SendStatus.NOT_OURS}, stopped
+def _send(gate: HandOffGate, prepared: _Prepared) -> tuple[dict[int, SendResult], str | None]:
+    """Each channel's messages through its connector: results by delivery id, and why sending
+    stopped (None if it did not). A channel that stops does not keep the others from sending."""
+    results: dict[int, SendResult] = {}
+    stopped: str | None = None
+    for channel, batch in prepared.messages.items():
+        try:
+            sent = gate.runner.outputs.connector(channel).send(batch, gate)
+        except (ConnectorFatal, RuntimeFailure) as exc:
+            # Only what reached an outcome is recorded; everything else did not leave.
+            sent, stopped = getattr(exc, "partial", []), stopped or str(exc)
+        results.update((r.delivery_id, r) for r in sent if r.status != SendStatus.NOT_OURS)
+    return results, stopped
 
 
 def _final(rows: Sequence[Any], prepared: _Prepared, results: dict[int, SendResult], retry: set[int]) -> list[Result]:
@@ -184,8 +177,8 @@ def send_batch(
     for delivery_id, why in refused.items():
         prepared.outcome.setdefault(delivery_id, (DeliveryStatus.FAILED, why))
     gate = HandOffGate(runner, claim, token)
-    results, stopped = _send(gate, prepared.emails)
-    emailed = {e.delivery_id for e in prepared.emails} - gate.refused
+    results, stopped = _send(gate, prepared)
+    emailed = prepared.handed - gate.refused
     # Only messages handed to the connector can be retried: refused, or never reached it.
     retry = {
         i for i in emailed if (i in results and results[i].status == SendStatus.RETRY) or (i not in results and stopped)
@@ -198,8 +191,7 @@ def send_batch(
                     conn, [row_id], token, runner.now(), reason=f"not sent yet, retried on the next run: {reason}"
                 )
     final = _final([r for r in rows if r.id not in gate.refused], prepared, results, retry)
-    addressed = {e.delivery_id: e.to for e in prepared.emails}
-    bad = {addressed[i] for i, r in results.items() if r.bad_address and i in addressed}
+    bad = {prepared.addresses[i] for i, r in results.items() if r.bad_address and i in prepared.addresses}
     with runner.store.engine.begin() as conn:
         ledger.record_results(conn, final, token, runner.now())
         if bad:

@@ -4,21 +4,35 @@ earlier steps issued in the current pass."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.store.tables import coupons
+from engine.store.tables import coupons, deliveries
 
 
-def coupons_for(conn: Connection, delivery_ids: Sequence[int]) -> dict[int, dict[str, dict[str, Any]]]:
-    """Coupons of these deliveries, as templates see them: {delivery id: {name: {...}}}."""
-    found: dict[int, dict[str, dict[str, Any]]] = {}
-    if not delivery_ids:
+def coupons_for(
+    conn: Connection, campaign: str, occurrence: datetime, customer_ids: Sequence[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Coupons of this occurrence for these customers, as templates see them: {customer: {name: {...}}}.
+    By customer, not by row: a campaign on several channels issues them on one row (the first
+    channel reached) and its text message names the same code as its email."""
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    if not customer_ids:
         return found
-    for row in conn.execute(sa.select(coupons).where(coupons.c.delivery_id.in_(list(delivery_ids)))):
-        found.setdefault(row.delivery_id, {})[row.name] = _coupon(row)
+    query = (
+        sa.select(coupons)
+        .join(deliveries, deliveries.c.id == coupons.c.delivery_id)
+        .where(
+            deliveries.c.campaign == campaign,
+            deliveries.c.occurrence == occurrence,
+            deliveries.c.customer_id.in_(list(set(customer_ids))),
+        )
+    )
+    for row in conn.execute(query):
+        found.setdefault(row.customer_id, {})[row.name] = _coupon(row)
     return found
 
 

@@ -203,6 +203,16 @@ def record_plan(
         for r in rows
     ]
     inserted = conn.execute(stmt, values).all()
+    issued = _coupons(campaign, occurrence, inserted, coupon_specs, now)
+    if issued:
+        conn.execute(sa.insert(coupons), issued)
+    return len(inserted)
+
+
+def _coupons(
+    campaign: str, occurrence: datetime, inserted: Sequence[Any], coupon_specs: dict[int, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """A fresh code for each coupon action of each new pending row (the row that carries them)."""
     issued = []
     for row in inserted:
         if row.status != DeliveryStatus.PENDING:
@@ -223,9 +233,7 @@ def record_plan(
                         "expires_at": occurrence + spec.valid_for,
                     }
                 )
-    if issued:
-        conn.execute(sa.insert(coupons), issued)
-    return len(inserted)
+    return issued
 
 
 def action_indexes(actions: str | None) -> list[int]:

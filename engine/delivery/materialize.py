@@ -9,16 +9,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.audience.compiler import compile_condition
-from engine.audience.planner import Classified, Planner, variant_for
+from engine.audience.planner import Planner
 from engine.audience.trigger import fix_horizon
 from engine.core.clock import naive_utc
-from engine.core.channels import NO_CHANNEL
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import SKIPPING, DeliveryStatus, Outcome
 from engine.delivery import ledger
-from engine.delivery.quiet import release_time
+from engine.delivery.planned_rows import RowShaper
 from engine.delivery.runner import OccurrenceReport, Runner
-from engine.rules.campaign import Campaign, CouponAction, EmailAction, action_when
+from engine.rules.actions import CouponAction, action_when
+from engine.rules.campaign import Campaign
 from engine.store.locks import exclusive
 from engine.store.tables import customers
 
@@ -36,60 +36,13 @@ def _when_sets(conn: sa.Connection, campaign: Campaign, ids: list[str], planner:
     return found
 
 
-def _plan_rows(
-    runner: Runner, campaign: Campaign, at: datetime, batch: list[Classified], when: dict[int, set[str]]
-) -> list[ledger.PlannedRow]:
-    quiet = runner.workspace.config.limits.quiet_hours if campaign.sends_email else None
-    weights = [(v.name, v.weight) for v in campaign.variants]
-    email_indexes = [i for i, a in enumerate(campaign.actions) if isinstance(a, EmailAction) and a.email.variants]
-    rows = []
-    for item in batch:
-        applies = [i for i in range(len(campaign.actions)) if i not in when or item.customer_id in when[i]]
-        targeted = item.outcome == Outcome.TARGETED
-        not_before = None
-        if quiet is not None and targeted:
-            opening = release_time(at, item.timezone or runner.workspace.config.timezone, quiet.start, quiet.end)
-            not_before = naive_utc(opening) if opening else None
-        if item.outcome in SKIPPING:
-            # A journey step that does not reach this customer: recorded, so the journey goes on.
-            rows.append(
-                ledger.PlannedRow(
-                    item.customer_id,
-                    DeliveryStatus.SKIPPED,
-                    None,
-                    None,
-                    "",
-                    False,
-                    None,
-                    item.outcome,
-                    channel=campaign.channels[0] if campaign.channels else NO_CHANNEL,
-                )
-            )
-            continue
-        rows.append(
-            ledger.PlannedRow(
-                customer_id=item.customer_id,
-                status=DeliveryStatus.PENDING if targeted else DeliveryStatus.HELD_OUT,
-                email=item.email,
-                not_before=not_before,
-                actions=ledger.format_actions(applies),
-                counts_toward_cap=campaign.sends_email and targeted,
-                variant=variant_for(campaign.campaign, item.customer_id, weights)
-                if targeted and any(i in applies for i in email_indexes)
-                else None,
-                exclusive_group=campaign.exclusive,
-                channel=campaign.channels[0] if campaign.channels else NO_CHANNEL,
-            )
-        )
-    return rows
-
-
 def planning_keys(campaign: Campaign, runner: Runner) -> list[str]:
     """What planning must be serialised on: the campaign (its cooldown); or every emailing campaign
     at once when a frequency cap spans them, and every campaign of its exclusive group — both when
     both apply."""
     keys = []
-    if campaign.sends_email and runner.workspace.config.limits.frequency_cap is not None:
+    caps = runner.workspace.config.limits.frequency_cap
+    if caps is not None and caps.applies_to(campaign.channels):
         keys.append("plan:frequency-cap")
     if campaign.exclusive is not None:
         keys.append(f"plan:exclusive:{campaign.exclusive}")
@@ -121,6 +74,7 @@ def _materialize(
             conn=reader, config=runner.workspace.config, segments=runner.workspace.segments, at=at, lookahead=True
         )
         batch: list[Any] = []
+        shaper = RowShaper(runner.workspace.config, campaign, at, marketing=planner.topic(campaign) is not None)
 
         def flush() -> None:
             chosen = [
@@ -130,13 +84,19 @@ def _materialize(
             ]
             reached = [b.customer_id for b in chosen if b.outcome not in SKIPPING]  # skipped rows run no action
             when = _when_sets(reader, campaign, reached, planner) if reached else {}
-            rows = _plan_rows(runner, campaign, at, chosen, when)
+            rows = [
+                row
+                for item in chosen
+                for row in shaper.rows(
+                    item, [i for i in range(len(campaign.actions)) if i not in when or item.customer_id in when[i]]
+                )
+            ]
             with runner.store.engine.begin() as writer:
                 report.recorded += ledger.record_plan(
                     writer, campaign.campaign, occurrence, rows, coupon_specs, runner.now()
                 )
             report.held_out += sum(1 for r in rows if r.status == DeliveryStatus.HELD_OUT)
-            report.skipped += sum(1 for r in rows if r.status == DeliveryStatus.SKIPPED)
+            report.skipped += sum(1 for b in chosen if b.outcome in SKIPPING)
             report.deferred += sum(1 for r in rows if r.not_before is not None and r.not_before > runner.now())
             if not ledger.heartbeat(runner.store.engine, claim, runner.worker, runner.now()):
                 raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")

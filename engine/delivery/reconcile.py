@@ -1,14 +1,16 @@
 """After a crash: rows a dead worker left in `sending` are settled by asking the connector, never
 resent blindly — sent if it knows the message left, pending if it certainly did not (or the row
-carried no email), otherwise unknown."""
+carried no message), otherwise unknown."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
+from engine.core.channels import NO_CHANNEL, Channel
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
-from engine.delivery.dispatch import emails_customer
 from engine.delivery.runner import Runner
 from engine.rules.campaign import Campaign
 from engine.store.tables import deliveries
@@ -31,8 +33,8 @@ def reconcile(runner: Runner, campaign: Campaign | None, claim: ledger.Claim) ->
         for row in ledger.orphans(conn, claim.campaign, claim.occurrence):
             # Never handed to the connector (the worker died, or the store went away, before it):
             # certainly not sent. Otherwise ask the connector what it knows.
-            handed = campaign is not None and emails_customer(campaign, row) and row.handed_at is not None
-            status, reason = settle(runner.outputs.email().was_sent(row.id) if handed else False)
+            handed = campaign is not None and row.channel != NO_CHANNEL and row.handed_at is not None
+            status, reason = settle(_was_sent(runner, row) if handed else False)
             conn.execute(
                 sa.update(deliveries)
                 .where(deliveries.c.id == row.id, deliveries.c.status == DeliveryStatus.SENDING)
@@ -44,3 +46,9 @@ def reconcile(runner: Runner, campaign: Campaign | None, claim: ledger.Claim) ->
                     sent_at=runner.now() if status == DeliveryStatus.SENT else None,
                 )
             )
+
+
+def _was_sent(runner: Runner, row: Any) -> bool | None:
+    """Ask the row's connector; one that cannot tell (an HTTP API without a look-up) says None."""
+    asked = getattr(runner.outputs.connector(Channel(row.channel)), "was_sent", None)
+    return asked(row.id) if asked is not None else None

@@ -4,17 +4,22 @@ a test send and delivery all use, so what a marketer previews is what the custom
 from __future__ import annotations
 
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
 
+from engine.core.errors import RenderError
+from engine.core.locales import pick
+from engine.messages.sms import MAX_SEGMENTS, measure, with_opt_out
 from engine.messages.template_checks import globals_read
 from engine.messages.templates import render_file, render_string
 from engine.messages.textify import html_to_text
-from engine.rules.campaign import Campaign, EmailAction, TaskAction
+from engine.messages.webhook import render_body
+from engine.rules.actions import EmailAction, SmsAction, TaskAction, WebhookAction
+from engine.rules.campaign import Campaign
 
 HTML_SUFFIXES = (".html", ".htm", ".html.j2", ".htm.j2")
 
@@ -42,10 +47,97 @@ class RenderedTask:
     due_in: timedelta | None
 
 
+@dataclass(frozen=True)
+class RenderedSms:
+    index: int
+    text: str  # with the opt-out hint, as the customer will read it
+    encoding: str
+    segments: int
+
+
+@dataclass(frozen=True)
+class RenderedWebhook:
+    index: int
+    url_env: str
+    body: str  # JSON text, checked to parse
+
+
 @dataclass
 class RenderedActions:
     emails: list[RenderedEmail] = field(default_factory=list)
+    sms: list[RenderedSms] = field(default_factory=list)
+    webhooks: list[RenderedWebhook] = field(default_factory=list)
     tasks: list[RenderedTask] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Render:
+    """What every renderer needs for one customer."""
+
+    env: SandboxedEnvironment
+    context: Mapping[str, Any]
+    default_sender: str
+    variant: str | None
+    opt_out: bool
+    default_locale: str
+
+    @property
+    def locale(self) -> str | None:
+        customer = self.context.get("customer")
+        return customer.get("locale") if isinstance(customer, Mapping) else None
+
+
+def _email(job: _Render, index: int, action: Any, out: RenderedActions) -> None:
+    template, subject, sender = action.email.content(job.variant)
+    out.emails.append(
+        RenderedEmail(
+            index=index,
+            sender=sender or job.default_sender,
+            subject=render_string(job.env, subject, job.context),
+            body=render_file(job.env, template, job.context),
+            is_html=template.endswith(HTML_SUFFIXES),
+            variant=job.variant,
+        )
+    )
+
+
+def _sms(job: _Render, index: int, action: Any, out: RenderedActions) -> None:
+    source = action.sms.text
+    template = pick(source, job.locale, job.default_locale) if isinstance(source, dict) else source
+    text = render_string(job.env, template, job.context).strip()
+    if job.opt_out:
+        text = with_opt_out(text, job.locale or job.default_locale)
+    size = measure(text)
+    if size.segments > MAX_SEGMENTS:
+        raise RenderError(f"text message is {size.segments} segments long ({size.encoding}): at most {MAX_SEGMENTS}")
+    out.sms.append(RenderedSms(index=index, text=text, encoding=size.encoding, segments=size.segments))
+
+
+def _webhook(job: _Render, index: int, action: Any, out: RenderedActions) -> None:
+    body = render_body(job.env, action.webhook.body, job.context)
+    out.webhooks.append(RenderedWebhook(index=index, url_env=action.webhook.url_env, body=body))
+
+
+def _task(job: _Render, index: int, action: Any, out: RenderedActions) -> None:
+    task = action.task
+    out.tasks.append(
+        RenderedTask(
+            index=index,
+            queue=task.queue,
+            title=render_string(job.env, task.title, job.context).strip(),
+            body=render_string(job.env, task.body, job.context) if task.body else None,
+            due_in=task.due_in,
+        )
+    )
+
+
+# One renderer per kind of action; coupons are issued at planning, not rendered.
+RENDERERS: dict[type, Callable[[_Render, int, Any, RenderedActions], None]] = {
+    EmailAction: _email,
+    SmsAction: _sms,
+    WebhookAction: _webhook,
+    TaskAction: _task,
+}
 
 
 def render_actions(
@@ -56,37 +148,21 @@ def render_actions(
     default_sender: str,
     applies: Collection[int] | None = None,
     variant: str | None = None,
+    opt_out: bool = True,
+    default_locale: str = "en",
 ) -> RenderedActions:
-    """Render every email and task of `campaign` that applies (all when `applies` is None).
+    """Render every message and task of `campaign` that applies (all when `applies` is None).
+    `opt_out`: end marketing texts with the opt-out hint (not for a required topic's).
 
     Raises RenderError for the first template that fails for this customer."""
     rendered = RenderedActions()
+    job = _Render(env, context, default_sender, variant, opt_out, default_locale)
     for index, action in enumerate(campaign.actions):
         if applies is not None and index not in applies:
             continue
-        if isinstance(action, EmailAction):
-            template, subject, sender = action.email.content(variant)
-            rendered.emails.append(
-                RenderedEmail(
-                    index=index,
-                    sender=sender or default_sender,
-                    subject=render_string(env, subject, context),
-                    body=render_file(env, template, context),
-                    is_html=template.endswith(HTML_SUFFIXES),
-                    variant=variant,
-                )
-            )
-        elif isinstance(action, TaskAction):
-            task = action.task
-            rendered.tasks.append(
-                RenderedTask(
-                    index=index,
-                    queue=task.queue,
-                    title=render_string(env, task.title, context).strip(),
-                    body=render_string(env, task.body, context) if task.body else None,
-                    due_in=task.due_in,
-                )
-            )
+        renderer = RENDERERS.get(type(action))
+        if renderer is not None:
+            renderer(job, index, action, rendered)
     return rendered
 
 
@@ -103,6 +179,11 @@ def template_sources(campaign: Campaign) -> tuple[list[str], list[str]]:
                 template, subject, _ = action.email.content(arm)
                 files.append(template)
                 inline.append(subject)
+        elif isinstance(action, SmsAction):
+            source = action.sms.text
+            inline += list(source.values()) if isinstance(source, dict) else [source]
+        elif isinstance(action, WebhookAction):
+            files.append(action.webhook.body)
         elif isinstance(action, TaskAction):
             inline += [action.task.title, action.task.body or ""]
     return files, inline

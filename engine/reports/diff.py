@@ -22,7 +22,8 @@ from sqlalchemy.engine import Connection
 
 from engine.audience.planner import Planner
 from engine.core.errors import Problem, UserInputError
-from engine.rules.campaign import Campaign, EmailAction
+from engine.rules.actions import EmailAction
+from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, walk
 from engine.rules.journey import expand
 from engine.workspace.loader import Workspace, action_groups, conditions_of, load_workspace

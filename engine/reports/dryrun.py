@@ -13,7 +13,8 @@ from engine.core.clock import aware_utc
 from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import build_contexts
-from engine.rules.campaign import Campaign, action_when
+from engine.rules.actions import action_when
+from engine.rules.campaign import Campaign
 from engine.workspace.loader import Workspace
 
 

@@ -269,7 +269,8 @@ class Config(StrictModel):
     ingest: IngestConfig | None = None
     sms: SmsConfig = SmsConfig()
     topics: dict[str, Topic] = Field(
-        default_factory=dict, description="subscription topics a customer can leave one by one; the first is the default"
+        default_factory=dict,
+        description="subscription topics a customer can leave one by one; the first is the default",
     )
     consent: ConsentConfig = ConsentConfig()
 

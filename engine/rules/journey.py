@@ -13,8 +13,9 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from engine.rules.actions import CouponAction, CouponSpec
 from engine.rules.base import StrictModel
-from engine.rules.campaign import Campaign, CouponAction, CouponSpec
+from engine.rules.campaign import Campaign
 from engine.rules.conditions import AllOf, ConditionKind, Not
 
 

@@ -66,6 +66,8 @@ def append(conn: Connection, entries: Sequence[ConsentEntry], at: datetime) -> i
 def log_for(conn: Connection, customer_id: str) -> list[dict[str, Any]]:
     """One customer's consent history, oldest first."""
     rows = conn.execute(
-        sa.select(consent_log).where(consent_log.c.customer_id == customer_id).order_by(consent_log.c.at, consent_log.c.id)
+        sa.select(consent_log)
+        .where(consent_log.c.customer_id == customer_id)
+        .order_by(consent_log.c.at, consent_log.c.id)
     )
     return [dict(r._mapping) for r in rows]

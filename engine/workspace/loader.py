@@ -13,7 +13,8 @@ from engine.core.errors import Problem, UserInputError
 from engine.core.fields import TEMPLATE_NAME_MAX, check_attribute_name
 from engine.messages.template_checks import Names, TemplateSource, check_inline, check_template_file
 from engine.messages.templates import make_environment
-from engine.rules.campaign import Campaign, CouponAction, EmailAction, SegmentsFile, TaskAction, action_when
+from engine.rules.actions import CouponAction, EmailAction, TaskAction, action_when
+from engine.rules.campaign import Campaign, SegmentsFile
 from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.rules.config import Config, load_config
 from engine.rules.journey import expand
