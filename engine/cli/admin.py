@@ -277,6 +277,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
     from engine.messages.unsubscribe import secret_from
     from engine.web.access import AccessLogHandler
     from engine.web.serve import App
+    from engine.web.twilio_api import TwilioHooks
 
     configure(log_format)
     workspace, store = env.config_and_store(create=True)
@@ -300,6 +301,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         workspace.config.email.sendgrid.webhook_public_key,
         lambda: datetime.now(timezone.utc),
         write_key=write_key,
+        twilio=TwilioHooks.from_config(workspace.config.sms, os.environ),
     )
     server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
     logging.getLogger("nudge.serve").info(

@@ -5,6 +5,8 @@ GET  /unsubscribe/TOKEN   a confirmation page; it does not unsubscribe by itself
 POST /unsubscribe/TOKEN   body List-Unsubscribe=One-Click: unsubscribe (idempotent)
 POST /sendgrid/events     ECDSA-verified events: bounce, dropped, spamreport, unsubscribe →
                           suppression; delivered, open, click → events in the store (replays are no-ops)
+POST /twilio/inbound, /twilio/status   Twilio's signed SMS replies (STOP, START) and delivery
+                          receipts (engine.web.twilio_api)
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from engine.store.tables import deliveries
 from engine.web.access import redacted_path
 from engine.web.ingest_api import ingest
 from engine.web.observe import health, metrics_text
+from engine.web.twilio_api import TwilioHooks, inbound, status_callback
 
 log = logging.getLogger("nudge.serve")
 SUPPRESSING = {
@@ -77,14 +80,18 @@ class App:
         clock: Callable[[], datetime],
         max_body: int = MAX_BODY,
         write_key: str | None = None,
+        twilio: TwilioHooks | None = None,
     ):
         self.store, self.secret, self.clock, self.max_body = store, secret, clock, max_body
         self.write_key = write_key  # None: the /v1 ingestion endpoints are off
+        self.twilio = twilio  # None: the /twilio endpoints answer 404
         self.webhook = EventWebhook(public_key) if public_key else None
         self.urls = Map(
             [
                 Rule("/unsubscribe/<token>", endpoint="unsubscribe", methods=["GET", "POST"]),
                 Rule("/sendgrid/events", endpoint="events", methods=["POST"]),
+                Rule("/twilio/inbound", endpoint="twilio_inbound", methods=["POST"]),
+                Rule("/twilio/status", endpoint="twilio_status", methods=["POST"]),
                 Rule("/health", endpoint="health", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
                 Rule("/metrics", endpoint="metrics", methods=["GET"]),
@@ -124,6 +131,12 @@ class App:
 
     def v1(self, request: Request, kind: str) -> Response:
         return ingest(request, kind, self.store, self.write_key, self.clock)
+
+    def twilio_inbound(self, request: Request) -> Response:
+        return inbound(request, self.store, self.twilio, self.clock())
+
+    def twilio_status(self, request: Request) -> Response:
+        return status_callback(request, self.store, self.twilio, self.clock())
 
     # --- unsubscribe ---------------------------------------------------------------------
 

@@ -175,7 +175,11 @@ def test_twilio_sends_the_text_from_the_configured_sender_with_the_status_callba
     [message] = server.accepted
     assert (result.status, result.provider_id) == ("sent", message["sid"])
     assert message["body"] == "生日快乐！优惠码 BDAY20 回T退订"
-    assert (message["from"], message["status_callback"], message["messaging_service_sid"]) == (SENDER, callback, None)
+    assert (message["from"], message["messaging_service_sid"]) == (SENDER, None)
+    # The receipt names the ledger row even when this answer (and so the SID) is lost.
+    assert message["status_callback"] == callback + "?nudge_delivery=1"
+    sender.send([text(TEST_DELIVERY_ID), text(2)])
+    assert [m["status_callback"] for m in server.accepted[1:]] == [callback, callback + "?nudge_delivery=2"]
 
 
 def test_twilio_sends_through_a_messaging_service_named_by_the_environment(server):
