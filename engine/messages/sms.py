@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from engine.core.locales import DEFAULT_KEY, pick
+
 Encoding = Literal["GSM-7", "UCS-2"]
 
 # GSM 03.38 basic character set, in table order (0x1B, the escape to the extension table, left out).
@@ -67,12 +69,12 @@ def measure(text: str) -> SmsMeasure:
 
 # --- the opt-out hint -------------------------------------------------------------------------
 
-# By language (the part of a locale before "-"); "en" is also the default.
+# By language (the part of a locale before "-"); English when nothing in the chain has a hint.
 OPT_OUT_HINTS = {
     "en": "Reply STOP to opt out",
     "zh": "回T退订",
+    DEFAULT_KEY: "Reply STOP to opt out",
 }
-DEFAULT_LANGUAGE = "en"
 
 # Words that already tell the reader how to leave. Latin keywords must stand alone (not inside
 # "STOPPED" or "Ltd"), with an ASCII-only boundary because Chinese characters count as word
@@ -83,13 +85,10 @@ _CARRIES_OPT_OUT = re.compile(
 )
 
 
-def opt_out_hint(locale: str | None) -> str:
-    """The hint in the customer's language: the full tag, then its language, then English."""
-    tag = (locale or "").strip().lower().replace("_", "-")
-    for candidate in (tag, tag.split("-")[0]):
-        if candidate in OPT_OUT_HINTS:
-            return OPT_OUT_HINTS[candidate]
-    return OPT_OUT_HINTS[DEFAULT_LANGUAGE]
+def opt_out_hint(locale: str | None, default: str = "en") -> str:
+    """The hint in the customer's language, through the one locale chain (`zh-TW`, `zh`, the
+    workspace default), else English."""
+    return pick(OPT_OUT_HINTS, locale, default)
 
 
 def carries_opt_out(text: str) -> bool:
@@ -97,13 +96,13 @@ def carries_opt_out(text: str) -> bool:
     return _CARRIES_OPT_OUT.search(text) is not None
 
 
-def with_opt_out(text: str, locale: str | None) -> str:
+def with_opt_out(text: str, locale: str | None, default: str = "en") -> str:
     """The text ending with the opt-out hint, unless it already carries one (SPEC: every marketing SMS)."""
     if carries_opt_out(text):
         return text
     body = text.rstrip()
     if not body:
-        return opt_out_hint(locale)
+        return opt_out_hint(locale, default)
     # A text laid out in lines gets the hint on a line of its own; a one-liner keeps it inline.
     separator = "\n" if "\n" in body else " "
-    return f"{body}{separator}{opt_out_hint(locale)}"
+    return f"{body}{separator}{opt_out_hint(locale, default)}"

@@ -102,7 +102,8 @@ def refusal(request: Request, hooks: TwilioHooks | None) -> Response | None:
         return _text(403, f"missing {SIGNATURE_HEADER}")
     validator = RequestValidator(hooks.auth_token)
     if not any(validator.validate(url, request.form, signature) for url in _signed_urls(request, hooks)):
-        # Said once in the log: behind a proxy, a Host header not passed on breaks every request.
+        # Logged: behind a proxy that does not pass the Host on, every request fails here, and the
+        # log is where the operator finds out why.
         log.warning("Twilio signature did not match %s (behind a proxy, pass the Host header on)", request.path)
         return _text(403, "invalid signature")
     return None

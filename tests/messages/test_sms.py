@@ -87,6 +87,13 @@ def test_the_hint_follows_the_customers_language(locale, hint):
     assert opt_out_hint(locale) == hint
 
 
+def test_an_unknown_language_falls_back_to_the_workspace_default_then_english():
+    assert opt_out_hint("fr", default="zh-CN") == "回T退订"
+    assert opt_out_hint(None, default="zh-CN") == "回T退订"
+    assert opt_out_hint("fr", default="de") == "Reply STOP to opt out"
+    assert with_opt_out("Bonjour", "fr", default="zh-CN") == "Bonjour 回T退订"
+
+
 def test_the_hint_is_appended_once():
     assert with_opt_out("Your code SAVE20 ends Sunday.", "en") == "Your code SAVE20 ends Sunday. Reply STOP to opt out"
     assert with_opt_out("生日快乐！优惠码 BDAY20", "zh-CN") == "生日快乐！优惠码 BDAY20 回T退订"
