@@ -276,6 +276,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
     from engine.cli.logs import configure
     from engine.messages.unsubscribe import secret_from
     from engine.web.access import AccessLogHandler
+    from engine.web.preferences import workspace_topics
     from engine.web.serve import App
     from engine.web.twilio_api import TwilioHooks
 
@@ -302,6 +303,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         lambda: datetime.now(timezone.utc),
         write_key=write_key,
         twilio=TwilioHooks.from_config(workspace.config.sms, os.environ),
+        preferences=workspace_topics(workspace.root, workspace.config),
     )
     server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
     logging.getLogger("nudge.serve").info(

@@ -26,6 +26,7 @@ from engine.core.durations import format_duration
 from engine.core.errors import AlreadyRunning, RuntimeFailure, StoreUnavailable, UserInputError
 from engine.core.status import DeliveryStatus
 from engine.delivery import ledger
+from engine.delivery.confirmations import send_confirmations
 from engine.delivery.failures import Pause, record_failure
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
 from engine.delivery.reloading import Reloader
@@ -175,6 +176,8 @@ class Daemon:
         self._chore("metrics refresh", lambda: self.refresh_metrics(now))
         self._chore("retention", lambda: self.apply_retention(now))
         reports: list[OccurrenceReport] = []
+        if self.workspace.config.consent.double_opt_in:
+            self._chore("confirmation emails", lambda: reports.extend(send_confirmations(self.runner, now)))
         campaigns = self.enabled()
         for campaign in campaigns:
             if self.stop.is_set():

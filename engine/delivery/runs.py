@@ -7,6 +7,7 @@ from datetime import datetime
 
 from engine.core.clock import aware_utc
 from engine.core.errors import RuntimeFailure
+from engine.delivery.confirmations import send_confirmations
 from engine.delivery.ledger import unfinished
 from engine.delivery.occurrence import OccurrenceReport, Runner, run_occurrence
 from engine.rules.campaign import Campaign
@@ -39,6 +40,11 @@ def resume_unfinished(runner: Runner, campaigns: list[Campaign], summary: RunSum
 def run_campaigns(runner: Runner, campaigns: list[Campaign], at: datetime) -> RunSummary:
     """Highest priority first, so the frequency cap favours it. One failing campaign does not stop the rest."""
     summary = RunSummary()
+    if runner.workspace.config.consent.double_opt_in:
+        try:
+            summary.reports += send_confirmations(runner, at)
+        except RuntimeFailure as exc:
+            summary.failures.append(str(exc))
     resume_unfinished(runner, campaigns, summary)
     for campaign in campaigns:
         if runner.should_stop():

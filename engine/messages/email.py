@@ -25,6 +25,23 @@ def unsubscribe_link(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/{quote(token, safe='')}"
 
 
+def page_link(base_url: str, page: str, token: str) -> str:
+    """A page of `nudge serve` beside /unsubscribe (e.g. /preferences/TOKEN): the configured
+    unsubscribe URL says where customers reach the server, behind a proxy's path prefix too."""
+    head, _, last = base_url.rstrip("/").rpartition("/")
+    root = head if last == "unsubscribe" else base_url.rstrip("/")
+    return f"{root}/{page}/{quote(token, safe='')}"
+
+
+def links(base_url: str, token: str) -> dict[str, str]:
+    """What every email's template gets: `unsubscribe_url` (opened: the preference page; POSTed by
+    a mail client: one-click, leaving the campaign's topic) and `preferences_url`."""
+    return {
+        "unsubscribe_url": unsubscribe_link(base_url, token),
+        "preferences_url": page_link(base_url, "preferences", token),
+    }
+
+
 def build_email(
     *,
     delivery_id: int,

@@ -1,8 +1,9 @@
 """`nudge serve`: the one-click unsubscribe endpoint (RFC 8058), SendGrid's signed Event Webhook,
 health and metrics, and event ingestion (engine.web.ingest_api).
 
-GET  /unsubscribe/TOKEN   a confirmation page; it does not unsubscribe by itself (link scanners GET)
-POST /unsubscribe/TOKEN   body List-Unsubscribe=One-Click: unsubscribe (idempotent)
+GET  /unsubscribe/TOKEN   303 to the preference page; it changes nothing by itself (link scanners GET)
+POST /unsubscribe/TOKEN   body List-Unsubscribe=One-Click: leave the campaign's topic (idempotent)
+GET|POST /preferences/TOKEN, /confirm/TOKEN   the preference centre and double opt-in (engine.web.preferences)
 POST /sendgrid/events     ECDSA-verified events: bounce, dropped, spamreport, unsubscribe →
                           suppression; delivered, open, click → events in the store (replays are no-ops)
 POST /twilio/inbound, /twilio/status   Twilio's signed SMS replies (STOP, START) and delivery
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from html import escape
 from typing import Any
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -28,7 +30,7 @@ from werkzeug.wrappers import Request, Response
 
 from engine.core.clock import naive_utc
 from engine.core.status import DeliveryStatus
-from engine.delivery.suppressions import suppress, unsubscribe_customer
+from engine.delivery.suppressions import suppress
 from engine.ingest.importer import import_rows
 from engine.messages.unsubscribe import DEVELOPMENT_KEY_REASON, TokenError, verify
 from engine.store import Store
@@ -37,6 +39,7 @@ from engine.store.tables import deliveries
 from engine.web.access import redacted_path
 from engine.web.ingest_api import ingest
 from engine.web.observe import health, metrics_text
+from engine.web.preferences import PreferenceCentre, TopicBook
 from engine.web.twilio_api import TwilioHooks, inbound, status_callback
 
 log = logging.getLogger("nudge.serve")
@@ -81,14 +84,19 @@ class App:
         max_body: int = MAX_BODY,
         write_key: str | None = None,
         twilio: TwilioHooks | None = None,
+        preferences: TopicBook | None = None,
     ):
         self.store, self.secret, self.clock, self.max_body = store, secret, clock, max_body
         self.write_key = write_key  # None: the /v1 ingestion endpoints are off
         self.twilio = twilio  # None: the /twilio endpoints answer 404
         self.webhook = EventWebhook(public_key) if public_key else None
+        # config.yaml's topics and each campaign's: the preference page and one-click read them.
+        self.centre = PreferenceCentre(store, secret, clock, preferences or TopicBook())
         self.urls = Map(
             [
                 Rule("/unsubscribe/<token>", endpoint="unsubscribe", methods=["GET", "POST"]),
+                Rule("/preferences/<token>", endpoint="preferences", methods=["GET", "POST"]),
+                Rule("/confirm/<token>", endpoint="confirm", methods=["GET", "POST"]),
                 Rule("/sendgrid/events", endpoint="events", methods=["POST"]),
                 Rule("/twilio/inbound", endpoint="twilio_inbound", methods=["POST"]),
                 Rule("/twilio/status", endpoint="twilio_status", methods=["POST"]),
@@ -163,19 +171,17 @@ class App:
                 status=410 if expired else 400,
             )
         if request.method == "GET":
-            form = (
-                f"<p>Unsubscribe <strong>{escape(who.email)}</strong> from all marketing email?</p>"
-                '<form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">'
-                '<button type="submit" style="font-size: 16px; padding: 8px 20px;">Unsubscribe</button>'
-                "</form>"
-            )
-            return page("Unsubscribe", form)
+            # Relative, so it stays under the path prefix a proxy may serve nudge at.
+            return Response(status=303, headers={"Location": f"../preferences/{quote(token, safe='')}"})
         if request.form.get("List-Unsubscribe") != "One-Click":
             return page("Not unsubscribed", "<p>Expected List-Unsubscribe=One-Click.</p>", status=400)
-        with self.store.engine.begin() as conn:
-            unsubscribe_customer(conn, who.customer_id, who.email, who.campaign, self.clock())
-        log.info("unsubscribed a customer from campaign %s", who.campaign)
-        return page("You are unsubscribed", "<p>You will not receive marketing email from us again.</p>")
+        return self.centre.one_click(who)
+
+    def preferences(self, request: Request, token: str) -> Response:
+        return self.centre.preferences(request, token)
+
+    def confirm(self, request: Request, token: str) -> Response:
+        return self.centre.confirm(request, token)
 
     # --- SendGrid Event Webhook ------------------------------------------------------------------
 

@@ -67,11 +67,15 @@ def rows(store, table) -> list:
         return conn.execute(sa.select(table)).all()
 
 
-def test_get_confirms_and_one_click_post_unsubscribes(shop):
+def test_get_opens_the_preference_page_and_one_click_post_unsubscribes(shop):
     client = Client(App(shop, SECRET, None, lambda: NOW))
     token = sign(SECRET, "ann", "ann@example.com", "promo", NOW)
-    page = client.get(f"/unsubscribe/{token}")
-    assert page.status_code == 200 and "ann@example.com" in page.get_data(as_text=True)
+    moved = client.get(f"/unsubscribe/{token}")
+    assert moved.status_code == 303 and moved.headers["Location"] == f"../preferences/{token}"
+    # Relative (a proxy may serve nudge under a path prefix), resolved as a browser does.
+    assert urllib.parse.urljoin(f"/unsubscribe/{token}", moved.headers["Location"]) == f"/preferences/{token}"
+    page = client.get(f"/preferences/{token}")
+    assert page.status_code == 200 and "a***@example.com" in page.get_data(as_text=True)
     assert rows(shop, suppressions) == []  # a GET alone changes nothing
     done = client.post(f"/unsubscribe/{token}", data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200
@@ -106,8 +110,9 @@ def test_tampered_expired_and_incomplete_requests_are_refused(shop):
 def test_a_link_from_before_opaque_tokens_still_unsubscribes(shop):
     """GOLDEN_LEGACY was made by the old code; links like it sit in customers' inboxes for 400 days."""
     client = Client(App(shop, SECRET, None, lambda: NOW + timedelta(days=30)))
-    page = client.get(f"/unsubscribe/{GOLDEN_LEGACY}")
-    assert page.status_code == 200 and "ann@example.com" in page.get_data(as_text=True)
+    assert client.get(f"/unsubscribe/{GOLDEN_LEGACY}").status_code == 303
+    page = client.get(f"/preferences/{GOLDEN_LEGACY}")
+    assert page.status_code == 200 and "a***@example.com" in page.get_data(as_text=True)
     done = client.post(f"/unsubscribe/{GOLDEN_LEGACY}", data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200 and "You are unsubscribed" in done.get_data(as_text=True)
     [row] = rows(shop, suppressions)
@@ -329,8 +334,9 @@ def test_the_access_log_never_shows_an_unsubscribe_token(shop, caplog):
         server.shutdown()
     logged = " ".join(record.getMessage() for record in caplog.records)
     assert "/unsubscribe/[token]" in logged and token not in logged and "utm" not in logged
-    [access] = [r for r in caplog.records if r.name == "nudge.serve.access"]
-    assert (access.method, access.path, access.status) == ("GET", "/unsubscribe/[token]", 200)
+    link, page = [r for r in caplog.records if r.name == "nudge.serve.access"]  # the link, then the page it opens
+    assert (link.method, link.path, link.status) == ("GET", "/unsubscribe/[token]", 303)
+    assert (page.method, page.path, page.status) == ("GET", "/preferences/[token]", 200)
 
 
 def test_every_error_answer_is_json(shop):
