@@ -102,6 +102,10 @@ class CampaignPlan:
     held_out: list[str] = field(default_factory=list)
     variants: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # journey steps: recorded `skipped`, journey goes on
+    channels: dict[str, int] = field(default_factory=dict)  # messages per channel to the targeted
+    # Targeted customers reached on only some of the campaign's channels, and which: what their
+    # rendered sample shows (kept only for them, so a million fully reached cost nothing here).
+    partial: dict[str, tuple[str, ...]] = field(default_factory=dict)
     journey: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -115,6 +119,8 @@ class CampaignPlan:
         }
         if self.variants:
             data["variants"] = dict(self.variants)
+        if self.channels:
+            data["channels"] = dict(self.channels)
         if self.journey is not None:
             data["journey"] = dict(self.journey)
             data["skipped"] = len(self.skipped)
@@ -359,10 +365,15 @@ class Planner:
             result.excluded[Exclusion.EXCLUSIVE] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
         targeted = result.targeted
-        for customer_id, outcome, *_ in self.classify(campaign, contact=False):
+        result.channels = {str(c): 0 for c in campaign.channels}
+        for customer_id, outcome, _, _, _, reached, _ in self.classify(campaign, contact=False):
             result.matched += 1
             if outcome is Outcome.TARGETED:
                 targeted.append(customer_id)
+                for channel in reached:
+                    result.channels[channel] += 1
+                if len(reached) < len(campaign.channels):
+                    result.partial[customer_id] = tuple(reached)
                 arm = variant_for(campaign.campaign, customer_id, weights) if weights else None
                 if arm is not None:
                     result.variants[arm] = result.variants.get(arm, 0) + 1

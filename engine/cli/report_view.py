@@ -23,18 +23,42 @@ def _table(title: str | None = None, gap: int = 1) -> Table:
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, padding=(0, gap, 0, 0), pad_edge=False)
 
 
-def delivery_table(counts: dict[str, dict[str, int]]) -> Table:
-    """Deliveries by state, one row per campaign (a journey's steps as CAMPAIGN/STEP)."""
+# The ledger's channel as the table shows it: "none" is a row of coupons and tasks only.
+_VIA = {"email": "email", "sms": "sms", "webhook": "hook", "none": "—"}
+
+
+def delivery_table(counts: dict[str, dict[str, Any]]) -> Group:
+    """Deliveries by state, one row per campaign (a journey's steps as CAMPAIGN/STEP) with the
+    channel it went by; a campaign on several channels gets a line per channel below it
+    (`targeted` counts customers, the rest messages). `unknown` deliveries a provider confirmed
+    later are a line below the table, so it fits 80 columns."""
     table = _table("Deliveries", gap=0)
-    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out", "resolved")
-    labels = {"pending": "waiting", "held_out": "held\nout", "resolved": "unknown\n→sent"}
+    columns = ("targeted", "sent", "failed", "unknown", "pending", "held_out")
+    labels = {"pending": "waiting", "held_out": "held\nout"}
     longest = max((len(name) for name in counts), default=8)
     table.add_column("campaign", min_width=min(longest, 30), overflow="fold")  # a step's name stays whole
+    table.add_column("via")
     for name in columns:
         table.add_column(labels.get(name, name), justify="right")
     for name, row in counts.items():
-        table.add_row(name, *(f"{row[c] + (row['sending'] if c == 'unknown' else 0):,}" for c in columns))
-    return table
+        channels = sorted(row.get("channels", {}))
+        via = _VIA.get(channels[0], channels[0]) if len(channels) == 1 else "all"
+        table.add_row(name, via, *(_cell(row, c) for c in columns))
+        if len(channels) > 1:
+            for channel in channels:
+                table.add_row(
+                    "", _VIA.get(channel, channel), "", *(_cell(row["channels"][channel], c) for c in columns[1:])
+                )
+    resolved = [f"{name} {row['resolved']:,}" for name, row in counts.items() if row.get("resolved")]
+    notes = (
+        [Text("unknown, then confirmed sent by the provider: " + ", ".join(resolved), style="dim")] if resolved else []
+    )
+    return Group(table, *notes)
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    value = row.get(column, 0) + (row.get("sending", 0) if column == "unknown" else 0)
+    return f"{value:,}"
 
 
 def _arm(arm: dict[str, Any]) -> str:

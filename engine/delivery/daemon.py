@@ -35,7 +35,7 @@ from engine.rules.schedule import latest_fire, next_fire, trigger_for
 from engine.store.db import Store, is_outage
 from engine.store.locks import exclusive
 from engine.store.privacy import apply_retention
-from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Rules, Workspace, load_rules, runnable
+from engine.workspace.loader import SEGMENTS_FILE, LoadedCampaign, Rules, Workspace, config_topics, load_rules, runnable
 
 log = logging.getLogger("nudge.daemon")
 T = TypeVar("T")
@@ -92,7 +92,8 @@ class Daemon:
 
     def load_rules(self) -> Rules:
         """What a reload reads (in the reloader's thread: nothing here may touch the store)."""
-        return load_rules(self.workspace.root, self.workspace.config.limits.exclusive)
+        config = self.workspace.config
+        return load_rules(self.workspace.root, config.limits.exclusive, config_topics(config))
 
     def reload(self) -> None:
         """Pick up edited rule files (loaded off this thread, see Reloader); keep the last good

@@ -23,7 +23,7 @@ from engine.delivery.suppressions import suppress, suppressed_among
 from engine.delivery.tasks import store_and_hand_off, task_row
 from engine.messages.actions import reads, render_actions
 from engine.messages.context import build_contexts
-from engine.messages.email import unsubscribe_link
+from engine.messages.email import links
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign
 from engine.rules.journey import journey_of
@@ -50,7 +50,7 @@ def _prepare_one(
 ) -> None:
     config = runner.workspace.config
     token = sign(runner.outputs.secret, row.customer_id, row.email or "", campaign.campaign, runner.clock())
-    context["unsubscribe_url"] = unsubscribe_link(config.email.unsubscribe_base, token)
+    context.update(links(config.email.unsubscribe_base, token))
     rendered = render_actions(
         runner.workspace.environment(),
         campaign,

@@ -21,7 +21,7 @@ from engine.core.errors import Problem, RenderError, RuntimeFailure, UserInputEr
 from engine.delivery.outlets import Outputs
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import build_contexts
-from engine.messages.email import build_email, unsubscribe_link
+from engine.messages.email import build_email, links
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, children
@@ -114,10 +114,9 @@ def send_test(
         context = build_contexts(
             conn, [chosen], at, campaign, {chosen: preview_coupons(campaign, at)}, segments=workspace.segments
         )[chosen]
-    link = unsubscribe_link(
-        workspace.config.email.unsubscribe_base, sign(outputs.secret, "send-test", to, campaign.campaign, at)
-    )
-    context["unsubscribe_url"] = link
+    urls = links(workspace.config.email.unsubscribe_base, sign(outputs.secret, "send-test", to, campaign.campaign, at))
+    context.update(urls)
+    link = urls["unsubscribe_url"]
     try:
         rendered = render_actions(
             workspace.environment(), campaign, context, default_sender=workspace.config.email.from_

@@ -33,6 +33,13 @@ def page_link(base_url: str, page: str, token: str) -> str:
     return f"{root}/{page}/{quote(token, safe='')}"
 
 
+# What a dry run, a preview and validate put where a customer's own links will be.
+SAMPLE_LINKS = {
+    "unsubscribe_url": "https://example.invalid/unsubscribe/SAMPLE",
+    "preferences_url": "https://example.invalid/preferences/SAMPLE",
+}
+
+
 def links(base_url: str, token: str) -> dict[str, str]:
     """What every email's template gets: `unsubscribe_url` (opened: the preference page; POSTed by
     a mail client: one-click, leaving the campaign's topic) and `preferences_url`."""

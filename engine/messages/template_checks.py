@@ -16,7 +16,9 @@ from engine.core.errors import Problem
 from engine.core.fields import CUSTOMER_FIELDS
 from engine.messages.templates import TemplateOutside, resolve_inside
 
-CONTEXT_NAMES = frozenset({"customer", "campaign", "coupons", "at", "last", "matched", "unsubscribe_url"})
+CONTEXT_NAMES = frozenset(
+    {"customer", "campaign", "coupons", "at", "last", "matched", "unsubscribe_url", "preferences_url"}
+)
 CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"attributes"}
 CAMPAIGN_KEYS = frozenset({"name", "description", "priority"})
 

@@ -13,7 +13,8 @@ from engine.core.clock import aware_utc
 from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import build_contexts
-from engine.rules.actions import action_when
+from engine.messages.email import SAMPLE_LINKS
+from engine.rules.actions import action_channel, action_when
 from engine.rules.campaign import Campaign
 from engine.workspace.loader import Workspace
 
@@ -69,9 +70,15 @@ def pick_samples(campaign: Campaign, targeted: list[str], n: int) -> list[Pick]:
 
 
 def render_samples(
-    conn: Connection, workspace: Workspace, campaign: Campaign, picks: list[Pick], at: datetime
+    conn: Connection,
+    workspace: Workspace,
+    campaign: Campaign,
+    picks: list[Pick],
+    at: datetime,
+    partial: dict[str, tuple[str, ...]] | None = None,
 ) -> list[Sample]:
-    """Render the email and task texts of a campaign for some customers (each for their variant)."""
+    """Render the messages and task texts of a campaign for some customers (each for their variant,
+    and only on the channels they are reached on: `partial` names those of who is not reached on all)."""
     env = workspace.environment()
     preview = preview_coupons(campaign, at)
     ids = sorted({p.customer_id for p in picks})
@@ -79,27 +86,47 @@ def render_samples(
     samples = []
     for pick in picks:
         sample = Sample(pick.customer_id, variant=pick.variant, note=pick.note)
-        context = {**contexts[pick.customer_id], "unsubscribe_url": "https://example.invalid/unsubscribe/PREVIEW"}
+        context = {**contexts[pick.customer_id], **SAMPLE_LINKS}
         for i, action in enumerate(campaign.actions):
             if action_when(action) is not None:
                 sample.parts[f"action_{i}_when"] = "evaluated at run time"
         if pick.variant:
             sample.parts["variant"] = pick.variant
+        reached = (partial or {}).get(pick.customer_id)
+        applies = None if reached is None else channel_actions(campaign, reached)
+        if reached is not None:
+            sample.parts["channels"] = ", ".join(reached) or "none"
         try:
             rendered = render_actions(
-                env, campaign, context, default_sender=workspace.config.email.from_, variant=pick.variant
+                env,
+                campaign,
+                context,
+                default_sender=workspace.config.email.from_,
+                variant=pick.variant,
+                applies=applies,
             )
         except RenderError as exc:
             sample.error = str(exc)
         else:
             for email in rendered.emails:
                 sample.parts.update(subject=email.subject, body=email.body, text=email.text)
+            for text in rendered.sms:
+                sample.parts["sms"] = text.text
+                plural = "s" if text.segments > 1 else ""
+                sample.parts["sms_encoding"] = f"{text.encoding}, {text.segments} segment{plural}"
+            for call in rendered.webhooks:
+                sample.parts["webhook_body"] = call.body
             for task in rendered.tasks:
                 sample.parts["task_title"] = task.title
                 if task.body:
                     sample.parts["task_body"] = task.body
         samples.append(sample)
     return samples
+
+
+def channel_actions(campaign: Campaign, reached: tuple[str, ...]) -> set[int]:
+    """The actions a customer reached on these channels gets: their messages, coupons and tasks."""
+    return {i for i, a in enumerate(campaign.actions) if (c := action_channel(a)) is None or c in reached}
 
 
 @dataclass
@@ -136,5 +163,5 @@ def dry_run(conn: Connection, workspace: Workspace, campaigns: list[Campaign], a
         result.plans.append(plan)
         if render > 0:
             picks = pick_samples(campaign, plan.targeted, render)
-            result.samples[campaign.campaign] = render_samples(conn, workspace, campaign, picks, at)
+            result.samples[campaign.campaign] = render_samples(conn, workspace, campaign, picks, at, plan.partial)
     return result

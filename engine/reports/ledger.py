@@ -63,18 +63,32 @@ def list_tasks(conn: Connection, queue: str | None = None, status: str = "open")
     return [{k: _iso(v) for k, v in row._mapping.items()} for row in conn.execute(query)]
 
 
-def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str, dict[str, int]]:
-    """Ledger rows per campaign and state (pending includes messages waiting for quiet hours)."""
-    query = sa.select(deliveries.c.campaign, deliveries.c.status, sa.func.count()).group_by(
-        deliveries.c.campaign, deliveries.c.status
-    )
+def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """Ledger rows per campaign and state (pending includes messages waiting for quiet hours), and
+    per channel under `channels`. `targeted` counts customers (once per occurrence), not messages:
+    a campaign on several channels writes a row per channel."""
+    columns = (deliveries.c.campaign, deliveries.c.status, deliveries.c.channel)
+    query = sa.select(*columns, sa.func.count()).group_by(*columns)
     if campaigns:
         query = query.where(deliveries.c.campaign.in_(list(campaigns)))
-    counts: dict[str, dict[str, int]] = {}
-    for campaign, status, number in conn.execute(query):
-        counts.setdefault(campaign, {str(s): 0 for s in DeliveryStatus})[status] = number
-    for row in counts.values():
-        row["targeted"] = sum(n for s, n in row.items() if s != DeliveryStatus.HELD_OUT)
+    counts: dict[str, dict[str, Any]] = {}
+    for campaign, status, channel, number in conn.execute(query):
+        row = counts.setdefault(campaign, {**{str(s): 0 for s in DeliveryStatus}, "channels": {}})
+        row[status] += number
+        by_channel = row["channels"].setdefault(channel, {str(s): 0 for s in DeliveryStatus})
+        by_channel[status] += number
+    reached = (
+        sa.select(deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence)
+        .where(deliveries.c.status != DeliveryStatus.HELD_OUT)
+        .distinct()
+    )
+    if campaigns:
+        reached = reached.where(deliveries.c.campaign.in_(list(campaigns)))
+    people = reached.subquery()
+    by_campaign = sa.select(people.c.campaign, sa.func.count()).group_by(people.c.campaign)
+    targeted: dict[str, int] = {c: n for c, n in conn.execute(by_campaign)}
+    for campaign, row in counts.items():
+        row["targeted"] = targeted.get(campaign, 0)
         row["resolved"] = 0
     # `unknown` deliveries the provider later confirmed (web/serve.py marks them so).
     resolved = sa.select(deliveries.c.campaign, sa.func.count()).where(deliveries.c.reason.like("resolved:%"))

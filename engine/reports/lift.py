@@ -132,27 +132,37 @@ def lift(
 def _measure(conn: Connection, goal: Goal, group: list[str], revenue_property: str, found: dict[str, Lift]) -> None:
     dialect = conn.dialect.name
     event, window = goal
+    # One entry per customer and occurrence: a campaign on several channels has a ledger row per
+    # channel, and a customer reached by email and text is one contacted customer, not two.
+    reached = (
+        sa.select(
+            deliveries.c.campaign,
+            deliveries.c.customer_id,
+            deliveries.c.occurrence,
+            sa.func.min(deliveries.c.status).label("status"),  # never both: held out means no message at all
+            sa.func.max(deliveries.c.variant).label("variant"),
+        )
+        .where(deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.HELD_OUT]))
+        .where(deliveries.c.campaign.in_(group))
+        .group_by(deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence)
+        .subquery("reached")
+    )
     in_window = (
-        events.c.customer_id == deliveries.c.customer_id,
+        events.c.customer_id == reached.c.customer_id,
         events.c.type == event,
-        within_after(events.c.occurred_at, deliveries.c.occurrence, window, dialect),
+        within_after(events.c.occurred_at, reached.c.occurrence, window, dialect),
     )
     converted = sa.case((sa.exists(sa.select(events.c.pk).where(*in_window)), 1), else_=0)
     amount = json_value(events.c.properties, revenue_property, NUMBER, dialect)
     revenue = sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(*in_window).scalar_subquery()
-    query = (
-        sa.select(
-            deliveries.c.campaign,
-            deliveries.c.status,
-            deliveries.c.variant,
-            sa.func.count(),
-            sa.func.sum(converted),
-            sa.func.sum(revenue),
-        )
-        .where(deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.HELD_OUT]))
-        .where(deliveries.c.campaign.in_(group))
-        .group_by(deliveries.c.campaign, deliveries.c.status, deliveries.c.variant)
-    )
+    query = sa.select(
+        reached.c.campaign,
+        reached.c.status,
+        reached.c.variant,
+        sa.func.count(),
+        sa.func.sum(converted),
+        sa.func.sum(revenue),
+    ).group_by(reached.c.campaign, reached.c.status, reached.c.variant)
     for campaign, status, variant, count, conversions, money in conn.execute(query):
         entry = found.setdefault(campaign, Lift(campaign, Arm(), Arm(), goal=goal))
         arm = entry.contacted if status == DeliveryStatus.SENT else entry.holdout

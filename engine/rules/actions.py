@@ -207,6 +207,11 @@ def action_spec(action: Any) -> Any:
     return getattr(action, _KIND_OF[type(action)])
 
 
+def action_kind(action: Any) -> str:
+    """The YAML key of an action item: email, sms, webhook, coupon or task."""
+    return _KIND_OF[type(action)]
+
+
 def action_channel(action: Any) -> Channel | None:
     """The channel of a message action; None for coupons and tasks."""
     return MESSAGE_CHANNEL.get(type(action))

@@ -74,7 +74,7 @@ def expand(campaign: Campaign) -> list[Campaign]:
     exit_on = campaign.exit_on.event if campaign.exit_on else None
     shared = {
         key: getattr(campaign, key)
-        for key in ("description", "enabled", "schedule", "priority", "goal", "exit_on", "exclusive")
+        for key in ("description", "enabled", "schedule", "priority", "goal", "exit_on", "exclusive", "topic")
     }
     found: list[Campaign] = []
     for index, step in enumerate(campaign.steps):

@@ -52,13 +52,14 @@ class LedgerCollector(Collector):
 
     def _deliveries(self, conn: sa.Connection) -> GaugeMetricFamily:
         family = GaugeMetricFamily(
-            "nudge_deliveries", "Ledger rows by campaign and status", labels=["campaign", "status"]
+            "nudge_deliveries",
+            "Ledger rows by campaign, status and channel (email, sms, webhook; none: coupons and tasks only)",
+            labels=["campaign", "status", "channel"],
         )
-        counts = sa.select(deliveries.c.campaign, deliveries.c.status, sa.func.count()).group_by(
-            deliveries.c.campaign, deliveries.c.status
-        )
-        for campaign, status, number in conn.execute(counts):
-            family.add_metric([campaign, status], number)
+        columns = (deliveries.c.campaign, deliveries.c.status, deliveries.c.channel)
+        counts = sa.select(*columns, sa.func.count()).group_by(*columns)
+        for campaign, status, channel, number in conn.execute(counts):
+            family.add_metric([campaign, status, channel], number)
         return family
 
     def _queue(self, conn: sa.Connection) -> Iterator[GaugeMetricFamily]:

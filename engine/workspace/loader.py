@@ -10,17 +10,21 @@ from typing import Any
 
 from engine.audience.compiler import ConditionError, EvalContext, compile_condition
 from engine.core.errors import Problem, UserInputError
-from engine.core.fields import TEMPLATE_NAME_MAX, check_attribute_name
-from engine.messages.template_checks import Names, TemplateSource, check_inline, check_template_file
+from engine.core.fields import check_attribute_name
 from engine.messages.templates import make_environment
-from engine.rules.actions import CouponAction, EmailAction, TaskAction, action_when
+from engine.rules.actions import (
+    action_kind,
+    action_when,
+)
 from engine.rules.campaign import Campaign, SegmentsFile
-from engine.rules.conditions import ConditionKind, matched_names, walk
+from engine.rules.channels_config import IMPLICIT_TOPIC
+from engine.rules.conditions import ConditionKind, walk
 from engine.rules.config import Config, load_config
 from engine.rules.journey import expand
 from engine.rules.nesting import nesting_problem, segment_depths
 from engine.rules.problems import validate
 from engine.rules.yamlsource import Located, read_yaml
+from engine.workspace.template_problems import action_groups, raw_template_problems, template_problems
 
 SEGMENTS_FILE = "segments.yaml"
 RULE_SUFFIXES = (".yaml", ".yml")
@@ -165,46 +169,6 @@ def load_segments(rules_dir: Path) -> tuple[dict[str, Any], list[Problem]]:
     return segments, problems
 
 
-def action_groups(campaign: Campaign) -> list[tuple[list[Any], tuple]]:
-    """The campaign's action lists with their YAML path: its actions, or each journey step's."""
-    if campaign.steps is None:
-        return [(campaign.actions, ("actions",))]
-    return [(step.actions, ("steps", i, "actions")) for i, step in enumerate(campaign.steps)]
-
-
-def _template_problems(
-    campaign: Campaign, located: Located, templates_dir: Path, segments: dict[str, Any]
-) -> list[Problem]:
-    env = make_environment(templates_dir)
-    leaves, ambiguous = matched_names(campaign.audience, segments)
-    problems: list[Problem] = []
-
-    def inline(text: str, loc: tuple, names: Names) -> None:
-        line, col = located.position(loc)
-        problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), names))
-
-    coupons: frozenset[str] = frozenset()
-    for group, (actions, base) in enumerate(action_groups(campaign)):
-        # A journey step's templates also see the coupons of the steps before it.
-        coupons |= {a.coupon.name for a in actions if isinstance(a, CouponAction)}
-        # A journey's later steps target "due for this step", so no audience event is matched there.
-        names = (
-            Names(coupons, frozenset(leaves), frozenset(ambiguous), trigger=campaign.trigger is not None)
-            if group == 0
-            else Names(coupons)
-        )
-        for i, action in enumerate(actions):
-            if isinstance(action, EmailAction):
-                for name, subject, loc in _email_contents(action, base + (i,)):
-                    problems.extend(_file_problems(env, name, templates_dir, names, located, loc, campaign.campaign))
-                    inline(subject, loc + ("subject",), names)
-            elif isinstance(action, TaskAction):
-                inline(action.task.title, base + (i, "task", "title"), names)
-                if action.task.body:
-                    inline(action.task.body, base + (i, "task", "body"), names)
-    return problems
-
-
 def conditions_of(campaign: Campaign) -> list[tuple[Any, tuple]]:
     """Every condition tree of a campaign with its YAML path: the audience, each journey step's
     `when`, then each action's `when`."""
@@ -218,66 +182,8 @@ def conditions_of(campaign: Campaign) -> list[tuple[Any, tuple]]:
             if action.when is not None:
                 found.append((when, base + (i, "when")))
             else:
-                key = (
-                    "email"
-                    if isinstance(action, EmailAction)
-                    else "coupon"
-                    if isinstance(action, CouponAction)
-                    else "task"
-                )
-                found.append((when, base + (i, key, "when")))
+                found.append((when, base + (i, action_kind(action), "when")))
     return found
-
-
-def _raw_template_problems(raw: dict[str, Any], located: Located, templates_dir: Path) -> list[Problem]:
-    """Missing template files, read from the raw YAML of a file that did not validate."""
-    problems = []
-    steps = raw.get("steps")
-    groups = [(raw.get("actions"), ("actions",))] + [
-        (step.get("actions"), ("steps", k, "actions"))
-        for k, step in enumerate(steps if isinstance(steps, list) else [])
-        if isinstance(step, dict)
-    ]
-    for actions, base in groups:
-        for i, action in enumerate(actions if isinstance(actions, list) else []):
-            email = action.get("email") if isinstance(action, dict) else None
-            name = email.get("template") if isinstance(email, dict) else None
-            inside = (
-                isinstance(name, str)
-                and 0 < len(name) <= TEMPLATE_NAME_MAX
-                and not name.startswith("/")
-                and ".." not in name
-            )
-            if inside and not (templates_dir / str(name)).is_file():
-                line, col = located.position(base + (i, "email", "template"))
-                problems.append(Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}"))
-    return problems
-
-
-def _email_contents(action: EmailAction, at: tuple) -> list[tuple[str, str, tuple]]:
-    """(template, subject, YAML path) of an email, one per A/B variant when it tests any."""
-    spec = action.email
-    if spec.variants:
-        return [(v.template, v.subject, at + ("email", "variants", k)) for k, v in enumerate(spec.variants)]
-    assert spec.template is not None and spec.subject is not None
-    return [(spec.template, spec.subject, at + ("email",))]
-
-
-def _file_problems(
-    env: Any, name: str, templates_dir: Path, names: Names, located: Located, loc: tuple, campaign: str
-) -> list[Problem]:
-    found = check_template_file(env, name, templates_dir, names)
-    if found and found[0].message == "template not found":
-        line, col = located.position(loc + ("template",))
-        return [Problem(located.path, line, col, f"template {name!r} not found in {templates_dir}")]
-    if found and found[0].line is None and "leads outside templates/" in found[0].message:
-        line, col = located.position(loc + ("template",))
-        return [Problem(located.path, line, col, found[0].message)]
-    # The template may serve several campaigns: say which one it fails for, once per message.
-    unique = {p.message: p for p in reversed(found)}
-    return [
-        Problem(p.path, p.line, p.col, f"{p.message} (campaign {campaign!r})") for p in found if unique[p.message] is p
-    ]
 
 
 def load_campaign_file(
@@ -292,7 +198,7 @@ def load_campaign_file(
     except UserInputError as exc:
         # The shape is wrong somewhere; what can still be checked on the raw file is reported too.
         raw = located.data if "located" in locals() and isinstance(located.data, dict) else {}
-        return None, exc.problems + _raw_template_problems(raw, located, templates_dir) if raw else exc.problems
+        return None, exc.problems + raw_template_problems(raw, located, templates_dir) if raw else exc.problems
     problems: list[Problem] = []
     depths = segment_depths(segments)
     for condition, loc in conditions_of(campaign):
@@ -300,14 +206,15 @@ def load_campaign_file(
             problems.append(Problem(located.path, *located.position(loc), reason))
             continue
         problems += _condition_problems(condition, loc, located, segments)
-    problems += _template_problems(campaign, located, templates_dir, segments)
+    problems += template_problems(campaign, located, templates_dir, segments)
     return LoadedCampaign(campaign, str(file), located), problems
 
 
-def load_rules(root: Path, groups: Iterable[str] | None = None) -> Rules:
+def load_rules(root: Path, groups: Iterable[str] | None = None, topics: Iterable[str] | None = None) -> Rules:
     """Load every rule file in DIR/rules, collecting all problems rather than stopping at the first.
     `groups`: the exclusive groups config.yaml declares (limits.exclusive); None when the config
-    could not be read, and then nothing is checked against it (its own error says what is wrong)."""
+    could not be read, and then nothing is checked against it (its own error says what is wrong).
+    `topics`: the subscription topics it declares (or the implicit one), likewise."""
     rules_dir, templates_dir = root / "rules", root / "templates"
     result = Rules()
     if not rules_dir.is_dir():
@@ -334,7 +241,33 @@ def load_rules(root: Path, groups: Iterable[str] | None = None) -> Rules:
     result.problems += _unknown_received(result)
     if groups is not None:
         result.problems += _undeclared_groups(result, set(groups))
+    if topics is not None:
+        result.problems += _unknown_topics(result, list(topics))
     return result
+
+
+def config_topics(config: Config) -> list[str]:
+    """The topics campaigns may name: config.yaml's, or the one implicit topic without them."""
+    return list(config.topics) or [IMPLICIT_TOPIC]
+
+
+def _unknown_topics(rules: Rules, topics: list[str]) -> list[Problem]:
+    """`topic: NAME` must be a topic of config.yaml (without `topics:` there, only the implicit one)."""
+    problems = []
+    for loaded in rules.campaigns.values():
+        topic = loaded.campaign.topic
+        if topic is not None and topic not in topics:
+            line, col = loaded.located.position(("topic",))
+            hint = f"did you mean {_nearest_name(topic, topics)!r}? " if topics else ""
+            message = f"topic {topic!r} is not in config.yaml topics ({', '.join(topics)}); {hint}declare it there"
+            problems.append(Problem(loaded.path, line, col, message))
+    return problems
+
+
+def _nearest_name(word: str, choices: list[str]) -> str:
+    import difflib
+
+    return (difflib.get_close_matches(word, choices, n=1, cutoff=0.0) or choices)[0]
 
 
 def _undeclared_groups(rules: Rules, groups: set[str]) -> list[Problem]:
@@ -386,7 +319,13 @@ def load_workspace(root: Path, *, need_rules: bool = True) -> Workspace:
         config = load_config(root)
     except UserInputError as exc:
         problems += exc.problems
-    rules = load_rules(root, config.limits.exclusive if config is not None else None) if need_rules else Rules()
+    rules = (
+        load_rules(root, config.limits.exclusive, config_topics(config))
+        if need_rules and config is not None
+        else load_rules(root)
+        if need_rules
+        else Rules()
+    )
     problems += rules.problems
     if problems:
         raise UserInputError(problems)

@@ -19,14 +19,20 @@ from sqlalchemy.engine import Connection
 from engine.audience.planner import Planner
 from engine.core.errors import Problem, RenderError
 from engine.core.fields import CUSTOMER_FIELDS, STANDARD_EVENT_TYPES
+from engine.core.locales import DEFAULT_KEY
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import MatchedEvents, build_contexts
+from engine.messages.email import SAMPLE_LINKS
 from engine.messages.templates import LastEvents
+from engine.rules.actions import EmailAction, SmsAction
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.rules.journey import expand, journey_of
 from engine.store.tables import events
 from engine.workspace.loader import LoadedCampaign, Workspace
+
+# Customers without a locale (until config.yaml names its own default: `locales.default`).
+DEFAULT_LOCALE = "en"
 
 
 class SampleProperties(dict[str, Any]):
@@ -108,27 +114,58 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
     return "a sample customer", context
 
 
-def _problem(loaded: LoadedCampaign, unit: Campaign, who: str, exc: RenderError) -> Problem:
+def _action_path(unit: Campaign, index: int) -> tuple:
     step = journey_of(unit)
-    base: tuple = ("steps", step.index, "actions") if step is not None else ("actions",)
-    index = next((i for i, a in enumerate(unit.actions) if hasattr(a, "email")), 0)
-    line, col = loaded.located.position(base + (index,))
-    return Problem(loaded.path, line, col, f"does not render for {who}: {exc}")
+    return (("steps", step.index, "actions") if step is not None else ("actions",)) + (index,)
 
 
-def render_problems(workspace: Workspace, conn: Connection | None, at: datetime | None = None) -> list[Problem]:
-    """One render of each campaign's actions; a problem for each campaign that fails."""
+def _renders(unit: Campaign, action: Any, default_locale: str) -> list[tuple[str | None, str | None, str]]:
+    """(variant, locale, label) to render an action as: every A/B variant of an email, every
+    locale of a text written by locale; once otherwise."""
+    if isinstance(action, EmailAction) and action.email.variants:
+        return [(v.name, None, f" (variant {v.name})") for v in action.email.variants]
+    if isinstance(action, SmsAction) and isinstance(action.sms.text, dict):
+        return [(None, default_locale if key == DEFAULT_KEY else key, f" ({key})") for key in action.sms.text]
+    return [(None, None, "")]
+
+
+def _sms_note(loaded: LoadedCampaign, loc: tuple, label: str, text: Any) -> Problem:
+    line, col = loaded.located.position(loc)
+    plural = "s" if text.segments > 1 else ""
+    return Problem(
+        loaded.path,
+        line,
+        col,
+        f"text message{label}: {text.encoding}, {text.segments} segment{plural} "
+        f"({len(text.text)} characters with the opt-out hint)",
+        "note",
+    )
+
+
+def render_problems(
+    workspace: Workspace, conn: Connection | None, at: datetime | None = None
+) -> tuple[list[Problem], list[Problem]]:
+    """Each action of each campaign rendered once (each variant, each locale of a text); the
+    problems of those that fail, and a note per text message with its encoding and segments."""
     at = at or datetime.now(timezone.utc)
     env = workspace.environment()
-    problems = []
+    problems: list[Problem] = []
+    notes: list[Problem] = []
     units = [(loaded, unit) for loaded in workspace.campaigns.values() for unit in expand(loaded.campaign)]
     for loaded, unit in units:
         who, context = _sample(conn, workspace, unit, at)
-        context["unsubscribe_url"] = "https://example.invalid/unsubscribe/SAMPLE"
-        arms: list[str | None] = [v.name for v in unit.variants] or [None]
-        for variant in arms:
-            try:
-                render_actions(env, unit, context, default_sender=workspace.config.email.from_, variant=variant)
-            except RenderError as exc:
-                problems.append(_problem(loaded, unit, who + (f" (variant {variant})" if variant else ""), exc))
-    return problems
+        context.update(SAMPLE_LINKS)
+        for index, action in enumerate(unit.actions):
+            for variant, locale, label in _renders(unit, action, DEFAULT_LOCALE):
+                job = {**context, "customer": {**context["customer"], "locale": locale}} if locale else context
+                loc = _action_path(unit, index)
+                try:
+                    rendered = render_actions(
+                        env, unit, job, default_sender=workspace.config.email.from_, applies={index}, variant=variant
+                    )
+                except RenderError as exc:
+                    line, col = loaded.located.position(loc)
+                    problems.append(Problem(loaded.path, line, col, f"does not render for {who}{label}: {exc}"))
+                    continue
+                notes += [_sms_note(loaded, loc, label, text) for text in rendered.sms]
+    return problems, notes

@@ -48,18 +48,19 @@ def _template_syntax(templates_dir: Path) -> list[Problem]:
 class Validation:
     workspace: Workspace
     warnings: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)  # facts worth a look: each text's encoding and segments
 
 
-def _against_store(workspace: Workspace, store: Store | None) -> tuple[list[Problem], list[Problem]]:
-    """(errors, warnings): one render per campaign, and the rules compared with the store's catalog."""
+def _against_store(workspace: Workspace, store: Store | None) -> tuple[list[Problem], list[Problem], list[Problem]]:
+    """(errors, warnings, notes): one render per action, and the rules compared with the store's catalog."""
     if store is None:
-        return render_problems(workspace, None), []
+        return *render_problems(workspace, None), []
     with store.engine.connect() as conn:
-        errors = render_problems(workspace, conn)
+        errors, notes = render_problems(workspace, conn)
         filled = conn.execute(sa.select(sa.func.count()).select_from(customer_metrics)).scalar_one() > 0
         warnings = store_warnings(workspace, build_catalog(conn), filled)
         conn.rollback()
-    return errors, warnings
+    return errors, warnings, notes
 
 
 def validate_workspace(root: Path, open_store: Callable[[Workspace], Store | None] | None = None) -> Validation:
@@ -75,10 +76,12 @@ def validate_workspace(root: Path, open_store: Callable[[Workspace], Store | Non
         problems += exc.problems
     problems += [p for p in _template_syntax(root / "templates") if p not in problems]
     warnings: list[Problem] = []
+    notes: list[Problem] = []
     if workspace is not None and not problems and open_store is not None:
-        errors, warnings = _against_store(workspace, open_store(workspace))
+        errors, found, notes = _against_store(workspace, open_store(workspace))
         problems += errors
+        warnings = found + warnings
     if problems:
         raise UserInputError(problems + warnings)
     assert workspace is not None
-    return Validation(workspace, warnings)
+    return Validation(workspace, warnings, notes)

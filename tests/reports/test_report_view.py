@@ -48,9 +48,10 @@ def ran(workspace_dir, store):
     return workspace_dir
 
 
-def _row(text: str, name: str) -> list[str]:
-    """The cells after `name` on the one table row that starts with it."""
-    rows = [line.split()[1:] for line in text.splitlines() if line.split()[:1] == [name]]
+def _row(text: str, name: str, channel: str | None = None) -> list[str]:
+    """The cells after `name` (and its channel, in the deliveries table) on the one table row that starts with it."""
+    first = [name, channel] if channel else [name]
+    rows = [line.split()[len(first) :] for line in text.splitlines() if line.split()[: len(first)] == first]
     [cells] = [r for r in rows if r and all(re.fullmatch(r"[\d,.%–…]+", cell) for cell in r)]
     return cells
 
@@ -64,8 +65,11 @@ def test_the_report_is_readable_at_80_and_120_columns_with_the_json_numbers(ran,
     assert "*" not in text  # no footnote about a mark no row carries
     for entry in data["campaigns"]:
         row = [entry["targeted"], entry["sent"], entry["failed"], entry["unknown"] + entry["sending"]]
-        row += [entry["pending"], entry["held_out"], entry["resolved"]]
-        assert _row(text, entry["campaign"]) == [f"{n:,}" for n in row]
+        row += [entry["pending"], entry["held_out"]]
+        via = {"email": "email", "none": "—"}[next(iter(entry["channels"]))]
+        assert _row(text, entry["campaign"], via) == [f"{n:,}" for n in row]
+        if entry["resolved"]:
+            assert f"{entry['campaign']} {entry['resolved']:,}" in text
         measured = entry["measurement"]
         block = text.split(f"{entry['campaign']} — goal: ")[1].split("\n\n")[0]
         for arm in ("contacted", "holdout"):
