@@ -217,6 +217,43 @@ consent_log = Table(
     Index("ix_consent_log_customer", "customer_id", "at"),
 )
 
+products = Table(
+    "products",
+    metadata,
+    # `nudge import products`; events name products by their `product_id` property.
+    Column("id", String(255), primary_key=True),
+    Column("name", Text),
+    Column("category", String(255)),
+    Column("price", Float),
+    Column("currency", String(3)),
+    Column("url", Text),
+    Column("image_url", Text),
+    Column("in_stock", Boolean, nullable=False, server_default="1"),
+    Column("attributes", Json, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index("ix_products_category", "category", "in_stock"),
+)
+
+audience_history = Table(
+    "audience_history",
+    metadata,
+    # One row per planned occurrence: the funnel as the planner counted it, and how long planning
+    # took. A dry run writes nothing, so this is what the daemon and `nudge run` saw.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("campaign", String(100), nullable=False),
+    Column("occurrence", DateTime, nullable=False),
+    Column("recorded_at", DateTime, nullable=False),
+    Column("matched", Integer, nullable=False),
+    Column("excluded", Json, nullable=False),  # {no_consent: n, cooldown: n, ...}
+    Column("targeted", Integer, nullable=False),
+    Column("held_out", Integer, nullable=False, server_default="0"),
+    Column("variants", Json),
+    Column("locales", Json),
+    Column("channels", Json),
+    Column("planning_seconds", Float),
+    UniqueConstraint("campaign", "occurrence", name="uq_audience_history_occurrence"),
+)
+
 forgotten = Table(
     "forgotten",
     metadata,
