@@ -2,7 +2,8 @@
 
 Per campaign the funnel (matched → each exclusion → targeted) as an inline SVG chart, sample
 customers, and for each sample the subject, the HTML email in sandboxed frames at desktop and
-phone widths, the text part, coupons and tasks; render failures with the customer and reason.
+phone widths, the text part, a text message as the phone shows it (with its encoding and segments), a webhook's
+JSON body, coupons and tasks; render failures with the customer and reason.
 No network: styles, chart and the little script that sizes the frames are inline."""
 
 from __future__ import annotations
@@ -56,6 +57,10 @@ def _sample_view(sample: Sample, coupons: dict[str, dict[str, Any]]) -> dict[str
         "subject": parts.get("subject"),
         "html": parts.get("body"),
         "text": parts.get("text"),
+        "sms": parts.get("sms"),
+        "sms_encoding": parts.get("sms_encoding"),
+        "webhook_body": parts.get("webhook_body"),
+        "channels": parts.get("channels"),
         "task_title": parts.get("task_title"),
         "task_body": parts.get("task_body"),
         "coupons": [{"name": name, **spec} for name, spec in coupons.items()],
