@@ -1,6 +1,7 @@
 """What the store holds, so a marketer writes rules against real names and values: event types
 with counts and first/last time, each type's property names with their JSON types and most
-frequent values, customer fields and custom attributes with fill rate and most frequent values.
+frequent values, customer fields and custom attributes with fill rate and most frequent values,
+and the product catalogue by category.
 
 Property and attribute statistics read the most recent SAMPLE events and customers: enough to
 name what exists without scanning a store of millions."""
@@ -17,7 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.clock import iso_utc
 from engine.core.fields import CUSTOMER_FIELDS
-from engine.store.tables import customers, events
+from engine.store.tables import customers, events, products
 
 SAMPLE = 100_000
 TOP = 5
@@ -83,10 +84,12 @@ class Catalog:
     fields: dict[str, FieldStats] = field(default_factory=dict)
     attributes: dict[str, FieldStats] = field(default_factory=dict)
     sampled_customers: int = 0
+    products: dict[str, Any] = field(default_factory=lambda: {"count": 0, "in_stock": 0, "categories": []})
 
     def as_json(self) -> dict[str, Any]:
         return {
             "customers": self.customers,
+            "products": self.products,
             "event_types": [e.as_json() for e in sorted(self.events.values(), key=lambda e: -e.count)],
             "customer_fields": {k: v.as_json(self.sampled_customers) for k, v in self.fields.items()},
             "attributes": {k: v.as_json(self.sampled_customers) for k, v in sorted(self.attributes.items())},
@@ -106,9 +109,22 @@ def _json_type(value: Any) -> str:
     return "array" if isinstance(value, list) else "object"
 
 
+def product_summary(conn: Connection) -> dict[str, Any]:
+    """The product catalogue (`nudge import products`): how many, how many in stock, per category
+    (one GROUP BY on the category index)."""
+    in_stock = sa.func.sum(sa.case((products.c.in_stock, 1), else_=0))
+    query = sa.select(products.c.category, sa.func.count(), in_stock).group_by(products.c.category)
+    groups = sorted(conn.execute(query).all(), key=lambda row: (row[0] is None, row[0] or ""))
+    return {
+        "count": sum(row[1] for row in groups),
+        "in_stock": sum(int(row[2] or 0) for row in groups),
+        "categories": [{"category": c, "products": n, "in_stock": int(k or 0)} for c, n, k in groups],
+    }
+
+
 def build_catalog(conn: Connection, sample: int = SAMPLE) -> Catalog:
     """Read the catalog from the store (one GROUP BY over events, then recent samples)."""
-    catalog = Catalog()
+    catalog = Catalog(products=product_summary(conn))
     catalog.customers = conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one()
     grouped = sa.select(
         events.c.type, sa.func.count(), sa.func.min(events.c.occurred_at), sa.func.max(events.c.occurred_at)

@@ -204,6 +204,14 @@ def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> No
     """`nudge diff`: one row per changed campaign, then what changed and who moves in and out."""
     if not changes:
         console.print(f"No campaign changed since {base}.")
+    stock = data["products"]
+    title = f"Products ({stock['count']:,}, {stock['in_stock']:,} in stock)"
+    shelf = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name, justify in (("category", "left"), ("products", "right"), ("in stock", "right")):
+        shelf.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for group in stock["categories"]:
+        shelf.add_row(group["category"] or "(none)", f"{group['products']:,}", f"{group['in_stock']:,}")
+    console.print(shelf)
         return
     table = Table(title=f"Audience changes since {base}", title_justify="left", box=box.SIMPLE_HEAD)
     for name in ("campaign", "change", "matched", "targeted", "audience"):

@@ -77,21 +77,24 @@ def migrate(env: Env) -> None:
 
 
 @click.command(name="import")
-@click.argument("kind", type=click.Choice(["customers", "events"]))
+@click.argument("kind", type=click.Choice(["customers", "events", "products"]))
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--skip-invalid", is_flag=True, help="Load the valid rows and report the rejects.")
 @pass_env
 @handles_errors
 def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
-    """Load customers or events from a CSV or JSON Lines file."""
+    """Load customers, events or the product catalogue from a CSV or JSON Lines file."""
     from engine.ingest.importer import import_file
+    from engine.ingest.products import import_products
 
     workspace = env.workspace(need_rules=False)
     store = env.store(workspace, create=True)
     with progress(f"importing {kind}") as tick:
-        result = import_file(
-            store, kind, file, now=datetime.now(timezone.utc), skip_invalid=skip_invalid, on_progress=tick
-        )
+        now = datetime.now(timezone.utc)
+        if kind == "products":
+            result = import_products(store, file, now=now, skip_invalid=skip_invalid, on_progress=tick)
+        else:
+            result = import_file(store, kind, file, now=now, skip_invalid=skip_invalid, on_progress=tick)
     for item in result.rejected:
         click.echo(str(item), err=True)
     skipped = f", {len(result.rejected)} rejected" if result.rejected else ""
