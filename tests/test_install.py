@@ -39,7 +39,7 @@ def test_a_wheel_installs_into_a_clean_venv_and_runs_a_workspace(tmp_path):
     assert missing.strip() == "[]"
     run(nudge, "init", tmp_path / "shop", cwd=tmp_path)
     shop = tmp_path / "shop"
-    assert "ok: 5 campaigns" in run(nudge, "validate", cwd=shop)
+    assert "ok: 7 campaigns" in run(nudge, "validate", cwd=shop)
     run(nudge, "demo", "--customers", "200", "--at", "2026-06-01T12:00:00+08:00", cwd=shop)
     run(nudge, "run", "--at", "2026-06-01T12:00:00+08:00", cwd=shop)
     assert list((shop / "outbox").glob("*.eml"))  # the migrations, templates and scaffold were all in the wheel

@@ -54,11 +54,11 @@ class Validation:
 def _against_store(workspace: Workspace, store: Store | None) -> tuple[list[Problem], list[Problem], list[Problem]]:
     """(errors, warnings, notes): one render per action, and the rules compared with the store's catalog."""
     if store is None:
-        return *render_problems(workspace, None), []
+        return render_problems(workspace, None)
     with store.engine.connect() as conn:
-        errors, notes = render_problems(workspace, conn)
+        errors, rendered, notes = render_problems(workspace, conn)
         filled = conn.execute(sa.select(sa.func.count()).select_from(customer_metrics)).scalar_one() > 0
-        warnings = store_warnings(workspace, build_catalog(conn), filled)
+        warnings = rendered + store_warnings(workspace, build_catalog(conn), filled)
         conn.rollback()
     return errors, warnings, notes
 

@@ -42,7 +42,7 @@ def demo_ws(workspace_dir: Path) -> Path:
 def test_validate_accepts_the_standard_campaigns(workspace_dir):
     result = nudge(workspace_dir, "validate")
     assert result.exit_code == 0
-    assert "ok: 5 campaigns, 3 segments" in result.output
+    assert "ok: 7 campaigns, 3 segments" in result.output
 
 
 def test_validate_reports_every_problem_with_file_line_and_column(workspace_dir):
@@ -135,6 +135,7 @@ def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
     assert [c["campaign"] for c in data["campaigns"]] == [
         "low-satisfaction",
         "birthday",
+        "birthday-text",
         "churn-winback/offer",  # a journey: one entry per step, in order
         "churn-winback/reminder",
         "churn-winback/call",
@@ -144,7 +145,10 @@ def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
     spec_keys = {"campaign", "matched", "excluded", "targeted", "customers", "held_out"}
     for plan in data["campaigns"]:
         journey = "/" in plan["campaign"]
-        assert set(plan) == spec_keys | ({"journey", "skipped"} if journey else set())
+        tasks_only = plan["campaign"] in ("low-satisfaction", "churn-winback/call")  # no message: no channels
+        assert spec_keys | ({"journey", "skipped"} if journey else set()) <= set(plan)
+        assert ("channels" in plan) != tasks_only
+        assert set(plan) - spec_keys <= {"journey", "skipped", "channels", "locales", "variants", "render_failures"}
         assert set(plan["excluded"]) >= {"no_consent", "cooldown", "holdout", "frequency_cap"}
         extra = {"when_false", "exclusive"}  # a journey step with `when`; a campaign in an exclusive group
         assert set(plan["excluded"]) - {"no_consent", "cooldown", "holdout", "frequency_cap"} <= extra
@@ -212,12 +216,14 @@ def test_init_scaffolds_a_workspace_that_validates(tmp_path):
     target = tmp_path / "shop"
     assert nudge(tmp_path, "init", str(target)).exit_code == 0
     assert sorted(p.name for p in (target / "rules").iterdir()) == [
+        "birthday-text.yaml",
         "birthday.yaml",
         "browse-abandonment.yaml",
         "churn-winback.yaml",
         "lapsed-buyers.yaml",
         "low-satisfaction.yaml",
         "segments.yaml",
+        "vip-followup.yaml",
     ]
     assert nudge(target, "validate").exit_code == 0
     again = nudge(tmp_path, "init", str(target))

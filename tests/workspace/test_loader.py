@@ -20,12 +20,13 @@ def test_defaults_and_parsed_values(workspace_dir):
     assert [c.campaign for c in ws.select()] == [
         "low-satisfaction",
         "birthday",
+        "birthday-text",
         "churn-winback/offer",
         "churn-winback/reminder",
         "churn-winback/call",
         "lapsed-buyers",
         "browse-abandonment",
-    ]
+    ]  # vip-followup is disabled until its CRM is set up
 
 
 def test_a_campaign_id_defined_twice_is_reported_at_the_second(workspace_dir):

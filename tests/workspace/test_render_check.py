@@ -17,7 +17,7 @@ def test_an_unknown_filter_is_found_at_validate_for_a_synthetic_customer(workspa
     template.write_text(template.read_text().replace('customer.first_name or "friend"', "customer.first_name | upper2"))
     result = nudge(workspace_dir, "validate")
     assert result.exit_code == 2
-    assert f"{workspace_dir / 'rules' / 'birthday.yaml'}:11:5: error: does not render for a sample customer: " in (
+    assert f"{workspace_dir / 'rules' / 'birthday.yaml'}:12:5: error: does not render for a sample customer: " in (
         result.stderr
     )
     assert "birthday.html.j2:4: No filter named 'upper2'." in result.stderr
