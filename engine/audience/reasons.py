@@ -70,6 +70,15 @@ NO_CONSENT: dict[Channel, Callable[[Connection, Any, Config], str]] = {
 }
 
 
+def refused_because(conn: Connection, customer_id: str, channel: Channel, config: Config, planned: str) -> str:
+    """Why a targeted customer does not get the campaign's message on `channel`: the consent fact
+    behind it, or the planner's own words (a frequency cap)."""
+    if planned.startswith("frequency cap"):
+        return planned
+    person = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).one()
+    return NO_CONSENT[channel](conn, person, config)
+
+
 def _no_consent(conn: Connection, customer_id: str, campaign: Campaign, config: Config) -> str:
     if customer_id.startswith(ANONYMOUS_PREFIX):
         return "an anonymous profile (anon:): nobody to reach until an alias names the customer"

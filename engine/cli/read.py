@@ -68,7 +68,7 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     from engine.audience.explain import explain
     from engine.audience.journey import journey_state
     from engine.audience.planner import Planner
-    from engine.audience.reasons import reason
+    from engine.audience.reasons import reason, refused_because
     from engine.cli.output import local_time, write_json
 
     workspace = env.workspace()
@@ -83,8 +83,15 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
     with store.engine.connect() as conn:
         planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
         tree = explain(conn, campaign, planner.context(), customer_id)
-        outcome = next((row.outcome for row in planner.classify(entry, only=customer_id)), "not_in_audience")
+        found = next(iter(planner.classify(entry, only=customer_id)), None)
+        outcome = found.outcome if found is not None else "not_in_audience"
         why = reason(conn, entry, workspace.config, customer_id, outcome, at)
+        if found is not None and found.refused:  # targeted, but not on every channel of the campaign
+            refused = [
+                f"not by {c}: {refused_because(conn, customer_id, c, workspace.config, text)}"
+                for c, text in found.refused
+            ]
+            why = "; ".join([f"by {', '.join(found.channels)}", *refused])
         position = journey_state(conn, campaign, workspace.config.timezone, at, customer_id) if campaign.steps else None
         fired = _trigger(conn, campaign, at, customer_id, workspace.config.timezone)
         conn.rollback()
@@ -99,6 +106,8 @@ def explain_command(env: Env, customer_id: str, campaign_name: str, at_text: str
             "reason": why,
             "audience": tree.as_json(),
         }
+        if found is not None and entry.channels:
+            data["channels"] = {str(c): c in found.channels for c in entry.channels}
         if position is not None:
             data["journey"] = position.as_json()
         if fired is not None:
@@ -147,20 +156,29 @@ def _trigger(conn: Any, campaign: Any, at: datetime, customer_id: str, zone: str
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=Path("preview.html"), show_default=True
 )
+@click.option("--locale", help="Render every sample in this locale (e.g. zh-CN) instead of each customer's own.")
 @pass_env
 @handles_errors
-def preview_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, samples: int, output: Path) -> None:
+def preview_command(
+    env: Env, campaigns: tuple[str, ...], at_text: str | None, samples: int, output: Path, locale: str | None
+) -> None:
     """A self-contained HTML page of the dry run: funnels and the emails as customers will see them."""
     from engine.reports.dryrun import dry_run
     from engine.reports.preview import render_preview, write_preview
+    from engine.rules.locale_config import known_locale
 
+    if locale is not None:
+        try:
+            known_locale(locale)
+        except ValueError as exc:
+            raise UserInputError([Problem("--locale", None, None, str(exc))]) from None
     workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     chosen = workspace.select(campaigns)
     store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
         with progress("planning and rendering"):
-            result = dry_run(conn, workspace, chosen, at, render=samples)
+            result = dry_run(conn, workspace, chosen, at, render=samples, locale=locale)
         conn.rollback()
     write_preview(output, render_preview(result, chosen, workspace.config.timezone, str(workspace.root)))
     click.echo(f"preview of {len(chosen)} campaigns written to {output} (open it in a browser)")
