@@ -29,6 +29,7 @@ from engine.audience.operators import (
     json_kind,
     not_followed_by,
     window_clauses,
+    without_clause,
 )
 from engine.audience.received import compile_received
 from engine.core.clock import aware_utc
@@ -91,11 +92,14 @@ def _attribute(cond: AttributeCondition, ctx: EvalContext, loc: tuple) -> Column
 
 
 def event_filters(cond: EventCondition, ctx: EvalContext, loc: tuple = ()) -> list[ColumnElement]:
-    """WHERE clauses on ``events`` for the type, the window (never after ``at``) and ``where``."""
+    """WHERE clauses on ``events`` for the type, the window (never after ``at``), ``where`` and
+    ``without``."""
     clauses = [events.c.type == cond.event, *window_clauses(events.c.occurred_at, cond, ctx.at_utc)]
     for key, test in (cond.where or {}).items():
         ops = test if isinstance(test, Ops) else Ops(eq=test)
         clauses.append(json_compare(events.c.properties, key, ops, ctx, loc + ("where", key)))
+    if cond.without is not None:
+        clauses.append(without_clause(cond.without, ctx))
     return clauses
 
 

@@ -19,8 +19,10 @@ from engine.audience.compiler import (
     event_filters,
     json_kind,
 )
+from engine.audience.operators import other_events
 from engine.audience.received import received_value
 from engine.core.clock import aware_utc, iso_utc
+from engine.core.durations import format_duration
 from engine.core.errors import Problem, UserInputError
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import (
@@ -90,7 +92,45 @@ def _event_value(conn: Connection, cond: EventCondition, ctx: EvalContext, custo
         )
         # With `same`, explain's pass/fail is exact (the compiled test); this is any later one.
         found[f"next_{follow.type}_at"] = iso_utc(later)
+    if cond.without is not None:
+        found["without"] = _without_value(conn, cond, ctx, customer_id)
     return found
+
+
+def _without_value(conn: Connection, cond: EventCondition, ctx: EvalContext, customer_id: str) -> str | None:
+    """In words, for the most recent event `without` let through: "no purchase of category shoes
+    ever"; when it let none through, for the most recent one it stopped, the event that stopped
+    it: "purchase of category shoes at 2026-05-01T09:00:00+00:00". None: no such event at all."""
+    spec = cond.without
+    assert spec is not None
+    newest = (events.c.occurred_at.desc(), events.c.pk.desc())
+    mine = events.c.customer_id == customer_id
+    kept = conn.execute(
+        sa.select(events.c.properties).where(mine, *event_filters(cond, ctx)).order_by(*newest).limit(1)
+    ).first()
+    if kept is not None:
+        span = f"within {format_duration(spec.within)}" if spec.within is not None else "ever"
+        return f"no {spec.type}{_same_values(spec.same, kept.properties)} {span}"
+    plain = cond.model_copy(update={"without": None})
+    other, clauses = other_events(spec, ctx)
+    stopped = (
+        sa.select(events.c.properties, other.c.occurred_at)
+        .where(mine, *event_filters(plain, ctx), *clauses)
+        .order_by(*newest, other.c.occurred_at.desc())
+        .limit(1)
+    )
+    found = conn.execute(stopped).first()
+    if found is None:
+        return None
+    return f"{spec.type}{_same_values(spec.same, found.properties)} at {iso_utc(found.occurred_at)}"
+
+
+def _same_values(keys: list[str], properties: dict[str, Any] | None) -> str:
+    """ " of category shoes and size 42": the values an event of the other type would have to share."""
+    if not keys:
+        return ""
+    values = properties or {}
+    return " of " + " and ".join(f"{key} {values.get(key, '(missing)')}" for key in keys)
 
 
 def _birthday_value(conn: Connection, cond: BirthdayCondition, ctx: EvalContext, customer_id: str) -> Any:

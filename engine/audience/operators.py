@@ -14,7 +14,7 @@ from engine.audience.context import EvalContext
 from engine.core.errors import ConditionError
 from engine.core.fields import BOOL, DATETIME, STRING
 from engine.core.values import parse_bool, parse_instant
-from engine.rules.conditions import Ops
+from engine.rules.conditions import Ops, Without
 from engine.store.sqljson import BOOLEAN, NUMBER, TEXT, json_present, json_same, json_value
 from engine.store.tables import events
 
@@ -163,3 +163,28 @@ def not_followed_by(
         *keyed,
     )
     return ~sa.exists(later)
+
+
+def other_events(spec: Without, ctx: EvalContext) -> tuple[Any, list[ColumnElement]]:
+    """An alias of `events` and the clauses that make its rows the events `without` forbids for
+    the matched event (a row of `events` in the enclosing query): the same customer, `spec.type`,
+    up to `at` (or within `spec.within`), not the event itself, the same values of `same`. A
+    property missing on the matched event matches nothing, as for `not_followed_by`."""
+    other = events.alias("without_event")
+    clauses = [
+        other.c.customer_id == events.c.customer_id,
+        other.c.type == spec.type,
+        other.c.occurred_at <= ctx.at_utc,
+        other.c.pk != events.c.pk,  # "bought a category only once": an event is not its own other
+        *(json_same(other.c.properties, events.c.properties, key, ctx.dialect) for key in spec.same),
+    ]
+    if spec.within is not None:
+        clauses.append(other.c.occurred_at > ctx.at_utc - spec.within)
+    return other, clauses
+
+
+def without_clause(spec: Without, ctx: EvalContext) -> ColumnElement:
+    """`without`: no such other event — a correlated NOT EXISTS that the (customer, type, time)
+    index answers for each matched event."""
+    _, clauses = other_events(spec, ctx)
+    return ~sa.exists(sa.select(sa.literal(1)).where(*clauses))

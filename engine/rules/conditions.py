@@ -102,6 +102,18 @@ class FollowedBy(StrictModel):
     )
 
 
+class Without(StrictModel):
+    """A cross-event test: "viewed a category they never bought" is `event: product_view` with
+    {type: purchase, same: [category]}. The matched event counts only when the customer has no
+    other event of `type` sharing its values of the `same` properties (up to `at`, or within)."""
+
+    type: str = Field(min_length=1, description="the event type that must not exist")
+    same: list[PropertyName] = Field(
+        default_factory=list, description="properties whose values that event would share with the matched one"
+    )
+    within: Duration | None = Field(None, description="only such events in (at - DURATION, at] count")
+
+
 def window_problem(within: Any, before: Any, between: Any) -> None:
     """One window at most, and one that can contain something."""
     if between is not None and (within is not None or before is not None):
@@ -171,6 +183,11 @@ class EventCondition(StrictModel):
         None,
         description="the most recent matching event has no later event of this type "
         "(or {type, same: [PROPERTY, ...]}: none with the same values of these properties)",
+    )
+    without: Without | None = Field(
+        None,
+        description="the matched event counts only if the customer has no other event of this type "
+        "with the same values of the `same` properties: {type, same: [PROPERTY, ...], within?}",
     )
     as_: str | None = Field(
         None,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.core.durations import format_duration
-from engine.rules.conditions import Aggregate, ConditionKind, EventCondition, Ops
+from engine.rules.conditions import Aggregate, ConditionKind, EventCondition, Ops, Without
 
 
 def _value(value: Any) -> str:
@@ -39,7 +39,16 @@ def _event(cond: EventCondition) -> str:
     if follow is not None:
         same = f" with the same {', '.join(follow.same)}" if follow.same else ""
         parts.append(f"not followed by {follow.type}{same}")
+    if cond.without is not None:
+        parts.append(describe_without(cond.without))
     return " ".join(parts)
+
+
+def describe_without(spec: Without) -> str:
+    """`without: {type: purchase, same: [category]}` → "without purchase of the same category"."""
+    same = f" of the same {', '.join(spec.same)}" if spec.same else ""
+    within = f" within {format_duration(spec.within)}" if spec.within is not None else ""
+    return f"without {spec.type}{same}{within}"
 
 
 def _received(cond: Any) -> str:

@@ -78,6 +78,8 @@ class _Checker:
 
     def event(self, node: Any, loc: tuple) -> None:
         self.follow_up(node.not_followed_by, loc)
+        if node.without is not None:
+            self.event_type(node.without.type, loc + ("without", "type"))
         kind = self.catalog.events.get(node.event)
         if not self.event_type(node.event, loc + ("event",)) or kind is None:
             return

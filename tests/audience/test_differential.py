@@ -51,7 +51,26 @@ def event_conditions(draw):
         rule[aggregate] = {"of": "amount", **draw(amount_ops)}
     if draw(st.integers(0, 3)) == 0:
         rule["not_followed_by"] = draw(st.sampled_from(["purchase", "email_open"]))
+    if draw(st.integers(0, 3)) == 0:
+        rule["without"] = draw(withouts())
     return rule
+
+
+@st.composite
+def withouts(draw):
+    # amount is often missing: a missing value matches nothing
+    same = draw(st.sampled_from([[], ["category"], ["amount"], ["category", "amount"]]))
+    spec = {"type": draw(st.sampled_from(["purchase", "product_view"])), "same": same}
+    if draw(st.booleans()):
+        spec["within"] = draw(durations)
+    return spec
+
+
+@st.composite
+def without_conditions(draw):
+    """An event leaf with `without`, alone or negated: the cross-event test, hit often."""
+    rule = {**draw(event_conditions()), "without": draw(withouts())}
+    return {"not": rule} if draw(st.booleans()) else rule
 
 
 @st.composite
@@ -205,3 +224,9 @@ def test_sqlite_matches_reference(sqlite_store, data, rule):
 @given(data=shops(), rule=conditions)
 def test_postgres_matches_reference(pg_store, data, rule):
     _check(pg_store, data, rule)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=shops(), rule=without_conditions())
+def test_without_matches_reference(store, data, rule):
+    _check(store, data, rule)

@@ -77,7 +77,7 @@ def _event(cond: EventCondition, history: list[dict], at: datetime) -> bool:
             ops = test if isinstance(test, Ops) else Ops(eq=test)
             if not _test(_typed(e["properties"].get(key), ops), ops, at):
                 return False
-        return True
+        return cond.without is None or not any(_forbids(cond.without, e, other, at) for other in history)
 
     matching = sorted((e for e in history if keep(e)), key=lambda e: (e["occurred_at"], e["seq"]))
     name, ops = cond.aggregate
@@ -107,6 +107,18 @@ def _event(cond: EventCondition, history: list[dict], at: datetime) -> bool:
         return _test(None, ops, at)
     value = {"avg": sum(numbers) / len(numbers), "min": min(numbers), "max": max(numbers)}[name]
     return _test(value, ops, at)
+
+
+def _forbids(spec: Any, event: dict, other: dict, at: datetime) -> bool:
+    """Is `other` an event that `without: spec` forbids for the matched `event`?"""
+    t = other["occurred_at"]
+    return (
+        other is not event
+        and other["type"] == spec.type
+        and t <= at
+        and (spec.within is None or t > at - spec.within)
+        and all(_same_json(event["properties"].get(k), other["properties"].get(k)) for k in spec.same)
+    )
 
 
 def _birthday(cond: BirthdayCondition, customer: dict, at: datetime, default_zone: str) -> bool:
