@@ -30,7 +30,8 @@ from engine.delivery.reconcile import reconcile
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.delivery.suppressions import suppress, suppressed_among
 from engine.messages.email import build_email, links, page_link
-from engine.messages.templates import render_file
+from engine.messages.email_html import render_email_body
+from engine.messages.formatting import rendering_locale, settings_of
 from engine.messages.unsubscribe import sign
 from engine.rules.actions import EmailAction
 from engine.rules.campaign import Campaign
@@ -170,19 +171,19 @@ def _email(runner: Runner, row: Any, person: Any) -> OutgoingEmail:
     token = sign(runner.outputs.secret, row.customer_id, row.email, CONFIRM_CAMPAIGN, runner.clock())
     urls = links(config.email.unsubscribe_base, token)
     customer = dict(person._mapping)
-    context = {"customer": customer, "at": runner.clock(), **urls}
+    env = runner.workspace.environment()
+    locale = rendering_locale(customer.get("locale"), settings_of(env))
+    context = {"customer": customer, "at": runner.clock(), "locale": locale, "preheader": "", **urls}
     context["confirm_url"] = page_link(config.email.unsubscribe_base, "confirm", token)
     tags = chain(customer.get("locale"))
-    template = next(
-        (n for t in tags if (runner.workspace.templates_dir / (n := f"confirm_email.{t}.html.j2")).is_file()), TEMPLATE
-    )
     subject = next((SUBJECTS[t] for t in tags if t in SUBJECTS), SUBJECTS["en"])
     return build_email(
         delivery_id=row.id,
         sender=config.email.from_,
         to=row.email,
         subject=subject,
-        body=render_file(runner.workspace.environment(), template, context),
+        # The same path as every campaign email: the locale's template, CSS inlined.
+        body=render_email_body(env, TEMPLATE, context, customer.get("locale")).body,
         is_html=True,
         unsubscribe_url=urls["unsubscribe_url"],
         campaign=CONFIRM_CAMPAIGN,

@@ -16,8 +16,20 @@ from engine.core.errors import Problem
 from engine.core.fields import CUSTOMER_FIELDS
 from engine.messages.templates import TemplateOutside, resolve_inside
 
+# `locale`: the customer's, else config's `locales.default`; `preheader`: an email's, or "".
 CONTEXT_NAMES = frozenset(
-    {"customer", "campaign", "coupons", "at", "last", "matched", "unsubscribe_url", "preferences_url"}
+    {
+        "customer",
+        "campaign",
+        "coupons",
+        "at",
+        "last",
+        "matched",
+        "unsubscribe_url",
+        "preferences_url",
+        "locale",
+        "preheader",
+    }
 )
 CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"attributes"}
 CAMPAIGN_KEYS = frozenset({"name", "description", "priority"})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
+import re
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -14,6 +16,8 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from engine.core.errors import RenderError
+from engine.core.locales import template_names
+from engine.messages.formatting import DEFAULT_SETTINGS, FILTERS, RenderSettings, finalize
 
 # Bounds a template cannot pass: Jinja's sandbox blocks unsafe attributes but not a string or
 # list multiplied into gigabytes, nor a huge power.
@@ -45,9 +49,32 @@ class NudgeEnvironment(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**"})
 
-    def __init__(self, *args: Any, **kwargs: Any):
+    def __init__(self, *args: Any, settings: RenderSettings = DEFAULT_SETTINGS, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.inline_cache: dict[str, jinja2.Template] = {}
+        self.settings = settings
+        # (template, locale) → the file that locale reads, until a file is added to or removed
+        # from the folder (its mtime changes): one stat per message instead of one per candidate.
+        self.localized_cache: dict[tuple[str, str | None], tuple[int, str]] = {}
+
+    def localized_name(self, name: str, locale: str | None) -> str:
+        """The most specific of `name`'s locale variants that exists (`x.zh-CN.html.j2`,
+        `x.zh.html.j2`, …, `name`), through the one locale resolver."""
+        loader = self.loader
+        if not isinstance(loader, InsideLoader):
+            return name
+        try:
+            stamp = (loader.templates_dir / name).parent.stat().st_mtime_ns
+        except OSError:
+            return name
+        known = self.localized_cache.get((name, locale))
+        if known is not None and known[0] == stamp:
+            return known[1]
+        found = next(
+            (c for c in template_names(name, locale, self.settings.default_locale) if _exists(loader, c)), name
+        )
+        self.localized_cache[(name, locale)] = (stamp, found)
+        return found
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> Any:
         _check_nesting(self, source, name, filename)
@@ -101,6 +128,37 @@ def _assigns(tokens: list[Any], index: int) -> bool:
     return False
 
 
+# A locale tag between a template's stem and its suffixes: `welcome.zh-CN.html.j2`.
+_TAG = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+
+
+def locale_variants(env: jinja2.Environment, name: str) -> dict[str, str]:
+    """Locale tag → file of each locale variant of template `name` in templates/
+    (`{"zh-CN": "welcome.zh-CN.html.j2"}` for `welcome.html.j2`)."""
+    loader = env.loader
+    folder, slash, base = name.rpartition("/")
+    stem, dot, suffix = base.partition(".")
+    if not isinstance(loader, InsideLoader) or not dot:
+        return {}
+    try:
+        siblings = sorted(p.name for p in (loader.templates_dir / folder).glob(f"{glob.escape(stem)}.*.{suffix}"))
+    except OSError:
+        return {}
+    found = {}
+    for sibling in siblings:
+        tag = sibling[len(stem) + 1 : -len(suffix) - 1]
+        if _TAG.fullmatch(tag):
+            found[tag] = f"{folder}{slash}{sibling}"
+    return found
+
+
+def _exists(loader: InsideLoader, name: str) -> bool:
+    try:
+        return resolve_inside(loader.templates_dir, name).is_file()
+    except TemplateOutside:
+        return False
+
+
 class TemplateOutside(jinja2.TemplateNotFound):
     """A template name whose file, once symlinks are followed, is not inside templates/."""
 
@@ -143,17 +201,22 @@ class InsideLoader(jinja2.BaseLoader):
         return text, os.path.normpath(self.templates_dir / template), uptodate
 
 
-def make_environment(templates_dir: Path) -> SandboxedEnvironment:
-    """The one Jinja environment: sandboxed, strict about undefined names, HTML autoescaped, and
-    loading only files that are inside templates/ after symlinks are resolved."""
+def make_environment(templates_dir: Path, settings: RenderSettings = DEFAULT_SETTINGS) -> SandboxedEnvironment:
+    """The one Jinja environment: sandboxed, strict about undefined names, HTML (and MJML)
+    autoescaped, loading only files that are inside templates/ after symlinks are resolved, with
+    the locale-aware filters (money, date, number, full_name) and `settings` from config."""
     env = NudgeEnvironment(
         loader=InsideLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         autoescape=jinja2.select_autoescape(
-            enabled_extensions=("html", "htm", "xml", "html.j2", "htm.j2"), default_for_string=False
+            enabled_extensions=("html", "htm", "xml", "mjml", "html.j2", "htm.j2", "mjml.j2"),
+            default_for_string=False,
         ),
         keep_trailing_newline=True,
+        finalize=finalize,
+        settings=settings,
     )
+    env.filters.update(FILTERS)
     env.policies["json.dumps_kwargs"] = {"sort_keys": True, "default": _json_value}
     return env
 

@@ -10,6 +10,13 @@ import html
 import re
 
 _DROP = re.compile(r"<(script|style|head|title)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+# Comments (Outlook's conditional ones hold its ghost tables and button spacers) and elements
+# hidden with display:none (an email's preheader, shown only in the inbox list). The hidden
+# element must not hold another of its kind: a preheader never does.
+_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+_HIDDEN = re.compile(
+    r"<(div|span|p)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*display\s*:\s*none[^>]*>.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
 _LINK = re.compile(r"<a\b[^>]*?href\s*=\s*([\"'])(.*?)\1[^>]*>(.*?)</a\s*>", re.IGNORECASE | re.DOTALL)
 _BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _ITEM = re.compile(r"<li\b[^>]*>", re.IGNORECASE)
@@ -28,7 +35,7 @@ def _link(match: re.Match) -> str:
 
 
 def html_to_text(markup: str) -> str:
-    text = _DROP.sub("", markup)
+    text = _DROP.sub("", _HIDDEN.sub("", _COMMENT.sub("", markup)))
     text = _WHITESPACE.sub(" ", text)
     text = _LINK.sub(_link, text)
     text = _BREAK.sub("\n", text)

@@ -14,6 +14,7 @@ from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import build_contexts
 from engine.messages.email import SAMPLE_LINKS
+from engine.messages.formatting import rendering_locale, settings_of
 from engine.rules.actions import action_channel, action_when
 from engine.rules.campaign import Campaign
 from engine.workspace.loader import Workspace
@@ -25,6 +26,7 @@ class Sample:
     parts: dict[str, str] = field(default_factory=dict)
     error: str | None = None
     variant: str | None = None  # the A/B variant rendered
+    locale: str | None = None  # the locale rendered in (the customer's, the default's, or --locale)
     note: str | None = None  # e.g. a variant nobody targeted now gets, rendered for another customer
 
     def as_json(self) -> dict[str, Any]:
@@ -76,9 +78,11 @@ def render_samples(
     picks: list[Pick],
     at: datetime,
     partial: dict[str, tuple[str, ...]] | None = None,
+    locale: str | None = None,
 ) -> list[Sample]:
     """Render the messages and task texts of a campaign for some customers (each for their variant,
-    and only on the channels they are reached on: `partial` names those of who is not reached on all)."""
+    and only on the channels they are reached on: `partial` names those of who is not reached on all),
+    in each customer's locale, or in `locale` for all of them."""
     env = workspace.environment()
     preview = preview_coupons(campaign, at)
     ids = sorted({p.customer_id for p in picks})
@@ -87,6 +91,10 @@ def render_samples(
     for pick in picks:
         sample = Sample(pick.customer_id, variant=pick.variant, note=pick.note)
         context = {**contexts[pick.customer_id], **SAMPLE_LINKS}
+        if locale is not None:
+            context["customer"] = {**context["customer"], "locale": locale}
+        sample.locale = rendering_locale(context["customer"].get("locale"), settings_of(env))
+        sample.parts["locale"] = sample.locale
         for i, action in enumerate(campaign.actions):
             if action_when(action) is not None:
                 sample.parts[f"action_{i}_when"] = "evaluated at run time"
@@ -110,6 +118,7 @@ def render_samples(
         else:
             for email in rendered.emails:
                 sample.parts.update(subject=email.subject, body=email.body, text=email.text)
+                sample.parts["template"] = email.template or ""
             for text in rendered.sms:
                 sample.parts["sms"] = text.text
                 plural = "s" if text.segments > 1 else ""
@@ -153,15 +162,23 @@ class DryRun:
         return data
 
 
-def dry_run(conn: Connection, workspace: Workspace, campaigns: list[Campaign], at: datetime, render: int = 0) -> DryRun:
-    """Plan campaigns (highest priority first, as the run would) and render `render` samples each
-    (an A/B test: at least one per variant)."""
-    planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at)
+def dry_run(
+    conn: Connection,
+    workspace: Workspace,
+    campaigns: list[Campaign],
+    at: datetime,
+    render: int = 0,
+    locale: str | None = None,
+) -> DryRun:
+    """Plan campaigns (highest priority first, as the run would), counting the targeted by locale,
+    and render `render` samples each (an A/B test: at least one per variant), in `locale` if given."""
+    planner = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=at, count_locales=True)
     result = DryRun(at=at, plans=[])
     for campaign in campaigns:
         plan = planner.plan(campaign)
         result.plans.append(plan)
         if render > 0:
             picks = pick_samples(campaign, plan.targeted, render)
-            result.samples[campaign.campaign] = render_samples(conn, workspace, campaign, picks, at, plan.partial)
+            samples = render_samples(conn, workspace, campaign, picks, at, plan.partial, locale)
+            result.samples[campaign.campaign] = samples
     return result

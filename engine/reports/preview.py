@@ -52,6 +52,8 @@ def _sample_view(sample: Sample, coupons: dict[str, dict[str, Any]]) -> dict[str
     return {
         "customer": sample.customer_id,
         "variant": sample.variant,
+        "locale": sample.locale,
+        "template": parts.get("template"),
         "note": sample.note,
         "error": sample.error,
         "subject": parts.get("subject"),

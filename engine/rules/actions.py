@@ -30,13 +30,25 @@ def _inside_templates(value: str | None) -> str | None:
     return value
 
 
+# A subject, preheader or SMS text: a Jinja template, or a mapping of them by locale.
+ByLocale = str | dict[str, str]
+
+
+def _by_locale(value: ByLocale | None, what: str) -> ByLocale | None:
+    if isinstance(value, dict) and "default" not in value:
+        raise ValueError(f"{what} by locale needs a `default` entry for customers of any other locale")
+    if isinstance(value, str) and not value.strip():
+        raise ValueError(f"{what} is empty")
+    return value
+
+
 class Variant(StrictModel):
     """One arm of an A/B test of an email's content."""
 
     name: str = Field(pattern=r"^[a-z0-9_]+$", max_length=32, description="short name, recorded on the ledger row")
     weight: float = Field(gt=0, le=100, description="share of the targeted customers, in percent")
     template: str = Field(description="file in templates/")
-    subject: str = Field(description="Jinja template for the subject line")
+    subject: ByLocale = Field(description="Jinja template for the subject line; or a mapping by locale")
     from_: str | None = Field(None, alias="from")
 
     @field_validator("template")
@@ -44,10 +56,22 @@ class Variant(StrictModel):
     def _inside(cls, value: str | None) -> str | None:
         return _inside_templates(value)
 
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: ByLocale) -> ByLocale:
+        checked = _by_locale(value, "a subject")
+        assert checked is not None
+        return checked
+
 
 class EmailSpec(StrictModel):
     template: str | None = Field(None, description="file in templates/, e.g. lapsed_buyers.html.j2")
-    subject: str | None = Field(None, description="Jinja template for the subject line")
+    subject: ByLocale | None = Field(
+        None, description="Jinja template for the subject line; or a mapping by locale, e.g. {default: ..., zh-CN: ...}"
+    )
+    preheader: ByLocale | None = Field(
+        None, description="the line inboxes show after the subject (Jinja; or a mapping by locale)"
+    )
     from_: str | None = Field(None, alias="from")
     when: Condition | None = None
     variants: list[Variant] | None = Field(
@@ -58,6 +82,16 @@ class EmailSpec(StrictModel):
     @classmethod
     def _inside(cls, value: str | None) -> str | None:
         return _inside_templates(value)
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: ByLocale | None) -> ByLocale | None:
+        return _by_locale(value, "a subject")
+
+    @field_validator("preheader")
+    @classmethod
+    def _preheader(cls, value: ByLocale | None) -> ByLocale | None:
+        return _by_locale(value, "a preheader")
 
     @model_validator(mode="after")
     def _content_once(self) -> EmailSpec:
@@ -74,7 +108,7 @@ class EmailSpec(StrictModel):
             raise ValueError(f"variant weights must add up to 100, got {sum(v.weight for v in self.variants):g}")
         return self
 
-    def content(self, variant: str | None = None) -> tuple[str, str, str | None]:
+    def content(self, variant: str | None = None) -> tuple[str, ByLocale, str | None]:
         """(template, subject, from) of the variant named (the only content when there are none)."""
         if self.variants is None:
             assert self.template is not None and self.subject is not None
@@ -102,26 +136,33 @@ class CouponSpec(StrictModel):
 
 class TaskSpec(StrictModel):
     queue: str = Field(min_length=1, max_length=TASK_QUEUE_MAX)
-    title: str = Field(min_length=1, description="Jinja template")
+    title: ByLocale = Field(description="Jinja template; or a mapping by the customer's locale")
     body: str | None = Field(None, description="Jinja template")
     due_in: Duration | None = None
     when: Condition | None = None
 
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: ByLocale) -> ByLocale:
+        checked = _by_locale(value, "a task title")
+        assert checked is not None
+        return checked
+
 
 class SmsSpec(StrictModel):
-    text: str | dict[str, str] = Field(
+    text: ByLocale = Field(
         description="Jinja template of the text; or a mapping by locale, e.g. {default: ..., zh-CN: ...}"
     )
     when: Condition | None = None
 
     @field_validator("text")
     @classmethod
-    def _has_default(cls, value: str | dict[str, str]) -> str | dict[str, str]:
-        if isinstance(value, dict) and "default" not in value:
-            raise ValueError("a text by locale needs a `default` entry for customers of any other locale")
+    def _has_default(cls, value: ByLocale) -> ByLocale:
         if isinstance(value, str) and not value.strip():
             raise ValueError("an SMS needs a text")
-        return value
+        checked = _by_locale(value, "a text")
+        assert checked is not None
+        return checked
 
 
 class WebhookSpec(StrictModel):

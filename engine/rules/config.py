@@ -18,8 +18,10 @@ from connectors.registry import Group, available
 from engine.core.errors import Problem, UserInputError
 from engine.rules.base import StrictModel
 from engine.rules.channels_config import IMPLICIT_TOPIC, Caps, ConsentConfig, SmsConfig, Topic, check_topics
+from engine.rules.locale_config import CURRENCY_PATTERN, LocalesConfig, known_currency
 from engine.rules.problems import validate
 from engine.rules.types import Duration, Percent
+from engine.rules.ui_config import UiConfig
 from engine.rules.yamlsource import read_yaml
 
 # Keys whose values are credentials, wherever they appear (a webhook's Authorization header too).
@@ -113,6 +115,9 @@ class EmailConfig(StrictModel):
         None,
         description="public https:// base URL of `nudge serve` as customers reach it; "
         "required for every connector but the outbox",
+    )
+    inline_css: bool = Field(
+        True, description="move <style> rules into style attributes (Gmail drops <style>); media queries stay"
     )
 
     @field_validator("connector")
@@ -267,12 +272,22 @@ class Config(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     retention: Retention = Retention()
     ingest: IngestConfig | None = None
+    ui: UiConfig | None = None  # the dashboard on `nudge serve`
     sms: SmsConfig = SmsConfig()
     topics: dict[str, Topic] = Field(
         default_factory=dict,
         description="subscription topics a customer can leave one by one; the first is the default",
     )
     consent: ConsentConfig = ConsentConfig()
+    locales: LocalesConfig = LocalesConfig()
+    currency: str = Field(
+        "USD", pattern=CURRENCY_PATTERN, description="ISO 4217: coupons' amount_off and the money filter's default"
+    )
+
+    @field_validator("currency")
+    @classmethod
+    def _currency(cls, value: str) -> str:
+        return known_currency(value)
 
     @field_validator("topics")
     @classmethod

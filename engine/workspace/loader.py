@@ -11,6 +11,7 @@ from typing import Any
 from engine.audience.compiler import ConditionError, EvalContext, compile_condition
 from engine.core.errors import Problem, UserInputError
 from engine.core.fields import check_attribute_name
+from engine.messages.formatting import RenderSettings
 from engine.messages.templates import make_environment
 from engine.rules.actions import (
     action_kind,
@@ -66,7 +67,7 @@ class Workspace:
     def environment(self):
         """The workspace's Jinja environment, built once (it caches compiled templates)."""
         if self._environment is None:
-            self._environment = make_environment(self.templates_dir)
+            self._environment = make_environment(self.templates_dir, render_settings(self.config))
         return self._environment
 
     def select(self, names: list[str] | tuple[str, ...] = ()) -> list[Campaign]:
@@ -83,6 +84,17 @@ class Workspace:
             )
         whole = runnable(self.campaigns[n].campaign for n in names if n in self.campaigns)
         return whole + [steps[n] for n in names if n not in self.campaigns and steps[n] not in whole]
+
+
+def render_settings(config: Config) -> RenderSettings:
+    """What config says about rendering messages: locale, currency, time zone, CSS inlining."""
+    return RenderSettings(
+        config.locales.default,
+        tuple(config.locales.supported),
+        config.currency,
+        config.timezone,
+        config.email.inline_css,
+    )
 
 
 def runnable(campaigns: Iterable[Campaign]) -> list[Campaign]:

@@ -19,20 +19,17 @@ from sqlalchemy.engine import Connection
 from engine.audience.planner import Planner
 from engine.core.errors import Problem, RenderError
 from engine.core.fields import CUSTOMER_FIELDS, STANDARD_EVENT_TYPES
-from engine.core.locales import DEFAULT_KEY
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import MatchedEvents, build_contexts
 from engine.messages.email import SAMPLE_LINKS
 from engine.messages.templates import LastEvents
-from engine.rules.actions import EmailAction, SmsAction
+from engine.rules.actions import EmailAction
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import ConditionKind, matched_names, walk
 from engine.rules.journey import expand, journey_of
 from engine.store.tables import events
 from engine.workspace.loader import LoadedCampaign, Workspace
-
-# Customers without a locale (until config.yaml names its own default: `locales.default`).
-DEFAULT_LOCALE = "en"
+from engine.workspace.locale_check import email_warnings, written_locales
 
 
 class SampleProperties(dict[str, Any]):
@@ -119,14 +116,19 @@ def _action_path(unit: Campaign, index: int) -> tuple:
     return (("steps", step.index, "actions") if step is not None else ("actions",)) + (index,)
 
 
-def _renders(unit: Campaign, action: Any, default_locale: str) -> list[tuple[str | None, str | None, str]]:
-    """(variant, locale, label) to render an action as: every A/B variant of an email, every
-    locale of a text written by locale; once otherwise."""
+def _renders(workspace: Workspace, action: Any) -> list[tuple[str | None, str | None, str]]:
+    """(variant, locale, label) to render an action as: every A/B variant of an email, in every
+    locale it is written in (config's `locales.default` first); once otherwise."""
+    arms: list[str | None] = [None]
     if isinstance(action, EmailAction) and action.email.variants:
-        return [(v.name, None, f" (variant {v.name})") for v in action.email.variants]
-    if isinstance(action, SmsAction) and isinstance(action.sms.text, dict):
-        return [(None, default_locale if key == DEFAULT_KEY else key, f" ({key})") for key in action.sms.text]
-    return [(None, None, "")]
+        arms = [v.name for v in action.email.variants]
+    locales: list[str | None] = [*written_locales(workspace.environment(), workspace.config, action)] or [None]
+    found = []
+    for arm in arms:
+        for locale in locales:
+            words = [f"variant {arm}" for _ in [arm] if arm] + [tag for tag in [locale] if tag]
+            found.append((arm, locale, f" ({', '.join(words)})" if words else ""))
+    return found
 
 
 def _sms_note(loaded: LoadedCampaign, loc: tuple, label: str, text: Any) -> Problem:
@@ -144,28 +146,35 @@ def _sms_note(loaded: LoadedCampaign, loc: tuple, label: str, text: Any) -> Prob
 
 def render_problems(
     workspace: Workspace, conn: Connection | None, at: datetime | None = None
-) -> tuple[list[Problem], list[Problem]]:
-    """Each action of each campaign rendered once (each variant, each locale of a text); the
-    problems of those that fail, and a note per text message with its encoding and segments."""
+) -> tuple[list[Problem], list[Problem], list[Problem]]:
+    """Each action of each campaign rendered (each variant, each locale it is written in): the
+    errors of those that fail, naming the locale; warnings (a subject not translated, an email
+    Gmail clips); a note per text message with its encoding and segments."""
     at = at or datetime.now(timezone.utc)
     env = workspace.environment()
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     notes: list[Problem] = []
     units = [(loaded, unit) for loaded in workspace.campaigns.values() for unit in expand(loaded.campaign)]
     for loaded, unit in units:
         who, context = _sample(conn, workspace, unit, at)
         context.update(SAMPLE_LINKS)
         for index, action in enumerate(unit.actions):
-            for variant, locale, label in _renders(unit, action, DEFAULT_LOCALE):
+            line, col = loaded.located.position(_action_path(unit, index))
+            for variant, locale, label in _renders(workspace, action):
                 job = {**context, "customer": {**context["customer"], "locale": locale}} if locale else context
-                loc = _action_path(unit, index)
                 try:
                     rendered = render_actions(
                         env, unit, job, default_sender=workspace.config.email.from_, applies={index}, variant=variant
                     )
                 except RenderError as exc:
-                    line, col = loaded.located.position(loc)
                     problems.append(Problem(loaded.path, line, col, f"does not render for {who}{label}: {exc}"))
                     continue
-                notes += [_sms_note(loaded, loc, label, text) for text in rendered.sms]
-    return problems, notes
+                notes += [_sms_note(loaded, _action_path(unit, index), label, text) for text in rendered.sms]
+                if isinstance(action, EmailAction):
+                    warnings += [
+                        Problem(loaded.path, line, col, f"email{label}: {message}", "warning")
+                        for email in rendered.emails
+                        for message in email_warnings(workspace.config, action, variant, locale, email)
+                    ]
+    return problems, warnings, notes

@@ -10,7 +10,7 @@ from typing import Any
 from engine.core.errors import Problem
 from engine.core.fields import TEMPLATE_NAME_MAX
 from engine.messages.template_checks import Names, TemplateSource, check_inline, check_template_file
-from engine.messages.templates import make_environment
+from engine.messages.templates import locale_variants, make_environment
 from engine.rules.actions import CouponAction, EmailAction, SmsAction, TaskAction, WebhookAction
 from engine.rules.campaign import Campaign
 from engine.rules.conditions import matched_names
@@ -31,9 +31,11 @@ def template_problems(
     leaves, ambiguous = matched_names(campaign.audience, segments)
     problems: list[Problem] = []
 
-    def inline(text: str, loc: tuple, names: Names) -> None:
-        line, col = located.position(loc)
-        problems.extend(check_inline(env, text, TemplateSource(located.path, line, col), names))
+    def inline(text: str | dict[str, str], loc: tuple, names: Names) -> None:
+        # A text by locale: each entry, at its own key.
+        for key, one in text.items() if isinstance(text, dict) else [(None, text)]:
+            line, col = located.position(loc + ((key,) if key else ()))
+            problems.extend(check_inline(env, one, TemplateSource(located.path, line, col), names))
 
     coupons: frozenset[str] = frozenset()
     for group, (actions, base) in enumerate(action_groups(campaign)):
@@ -48,12 +50,15 @@ def template_problems(
         for i, action in enumerate(actions):
             if isinstance(action, EmailAction):
                 for name, subject, loc in _email_contents(action, base + (i,)):
-                    problems.extend(_file_problems(env, name, templates_dir, names, located, loc, campaign.campaign))
+                    for each in [name, *locale_variants(env, name).values()]:
+                        problems.extend(
+                            _file_problems(env, each, templates_dir, names, located, loc, campaign.campaign)
+                        )
                     inline(subject, loc + ("subject",), names)
+                if action.email.preheader:
+                    inline(action.email.preheader, base + (i, "email", "preheader"), names)
             elif isinstance(action, SmsAction):
-                texts = action.sms.text
-                for key, text in texts.items() if isinstance(texts, dict) else [(None, texts)]:
-                    inline(text, base + (i, "sms", "text") + ((key,) if key else ()), names)
+                inline(action.sms.text, base + (i, "sms", "text"), names)
             elif isinstance(action, WebhookAction):
                 loc = base + (i, "webhook")
                 body = action.webhook.body
@@ -95,7 +100,7 @@ def raw_template_problems(raw: dict[str, Any], located: Located, templates_dir: 
     return problems
 
 
-def _email_contents(action: EmailAction, at: tuple) -> list[tuple[str, str, tuple]]:
+def _email_contents(action: EmailAction, at: tuple) -> list[tuple[str, str | dict[str, str], tuple]]:
     """(template, subject, YAML path) of an email, one per A/B variant when it tests any."""
     spec = action.email
     if spec.variants:

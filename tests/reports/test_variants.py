@@ -198,7 +198,7 @@ def test_the_samples_show_every_variant_labelled_and_the_table_shows_the_split(s
                 assert f"<p>{sample.variant.upper()}</p>" in sample.parts["body"]
                 assert sample.variant == variant_for("promo", sample.customer_id, [("a", 50), ("b", 50)])
     page = render_preview(planned, [campaign], "UTC", str(tmp_path))
-    labels = re.findall(r'<h3>Customer (c\d+) <span class="variant">variant ([ab])</span></h3>', page)
+    labels = re.findall(r'<h3>Customer (c\d+) <span class="variant">variant ([ab])</span>', page)
     assert [(s.customer_id, s.variant) for s in samples] == labels
     split = planned.plans[0].variants
     assert f"variant a</span> {split['a']} targeted (50% weight)" in page
