@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from engine.cli.common import Env, handles_errors, pass_env
+from engine.cli.common import Env, handles_errors, known_topics, pass_env
 from engine.cli.output import make_console, write_json
 
 
@@ -238,11 +238,13 @@ def suppressions_list(env: Env, fmt: str) -> None:
 @handles_errors
 def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
     """Never email these addresses again."""
+    from engine.core.channels import ConsentSource
     from engine.delivery.suppressions import suppress
 
     _workspace, store = env.config_and_store(create=True)
     with store.engine.begin() as conn:
-        added = suppress(conn, addresses, reason, "operator", datetime.now(timezone.utc))
+        now = datetime.now(timezone.utc)
+        added = suppress(conn, addresses, reason, "operator", now, consent_source=ConsentSource.OPERATOR)
     click.echo(f"{added} added, {len(set(a.lower() for a in addresses)) - added} already suppressed")
 
 
@@ -252,11 +254,12 @@ def suppressions_add(env: Env, addresses: tuple[str, ...], reason: str) -> None:
 @handles_errors
 def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
     """Allow email to these addresses again (consent still applies)."""
+    from engine.core.channels import ConsentSource
     from engine.delivery.suppressions import unsuppress
 
     _workspace, store = env.config_and_store(create=False)
     with store.engine.begin() as conn:
-        removed = unsuppress(conn, addresses)
+        removed = unsuppress(conn, addresses, ConsentSource.OPERATOR, datetime.now(timezone.utc))
     click.echo(f"{removed} removed")
 
 
@@ -303,6 +306,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         lambda: datetime.now(timezone.utc),
         write_key=write_key,
         twilio=TwilioHooks.from_config(workspace.config.sms, os.environ),
+        topics=known_topics(workspace.config),
         preferences=workspace_topics(workspace.root, workspace.config),
     )
     server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
@@ -371,7 +375,8 @@ def customer_command(env: Env, customer_id: str, fmt: str) -> None:
         workspace, journeys = env.workspace(need_rules=False), []
     store = env.store(workspace, create=False, read_only=True)
     with store.engine.connect() as conn:
-        found = customer_timeline(conn, customer_id, journeys, workspace.config.timezone)
+        topics = known_topics(workspace.config).names
+        found = customer_timeline(conn, customer_id, journeys, workspace.config.timezone, topics)
     if fmt == "json":
         write_json(found, sys.stdout)
     else:

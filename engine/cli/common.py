@@ -17,6 +17,8 @@ from engine.core.errors import NudgeError, Problem, UserInputError
 
 # `nudge --help` must not pay for SQLAlchemy, pydantic and the rule models: they load on first use.
 if TYPE_CHECKING:
+    from engine.ingest.contact import KnownTopics
+    from engine.rules.config import Config
     from engine.workspace.loader import Workspace
 
 
@@ -92,6 +94,15 @@ def parse_at(value: str | None, zone: str) -> datetime:
     if not 1900 <= moment.year <= 2200 or not 1900 <= moment.astimezone(timezone.utc).year <= 2200:
         raise UserInputError([Problem("--at", None, None, f"{value!r} is outside the years 1900-2200")])
     return moment.astimezone(timezone.utc)
+
+
+def known_topics(config: Config) -> KnownTopics:
+    """config.yaml's topics as the importer and identify check `topics.NAME` against them (the one
+    implicit topic when config names none)."""
+    from engine.ingest.contact import KnownTopics
+
+    required = frozenset(name for name, topic in config.topics.items() if topic.required)
+    return KnownTopics(tuple(config.topics) or (config.default_topic,), required)
 
 
 class Env:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from engine.cli.output import json_default, local_time
+from engine.cli.render_consent import consent_view
 from engine.core.status import Exclusion
 
 if TYPE_CHECKING:
@@ -296,6 +297,7 @@ def customer_view(data: dict[str, Any], console: Console, zone: str) -> None:
     for journey in data.get("journeys", []):
         due = f" at {_when(journey['next_due_at'], zone)}" if journey["next_due_at"] else ""
         console.print(f"journey {journey['journey']}: {journey['summary']}{due}", highlight=False)
+    consent_view(data, console, zone)
     deliveries_table(data["messages"], console, zone)
     if data["coupons"]:
         coupons_table = Table(title="Coupons", title_justify="left", box=box.SIMPLE_HEAD)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from engine.cli.common import Env, handles_errors, parse_at, pass_env, shown
+from engine.cli.common import Env, handles_errors, known_topics, parse_at, pass_env, shown
 from engine.cli.progress import progress
 from engine.core.errors import Problem
 
@@ -89,16 +89,18 @@ def import_command(env: Env, kind: str, file: Path, skip_invalid: bool) -> None:
 
     workspace = env.workspace(need_rules=False)
     store = env.store(workspace, create=True)
+    topics = known_topics(workspace.config)
     with progress(f"importing {kind}") as tick:
         now = datetime.now(timezone.utc)
         if kind == "products":
             result = import_products(store, file, now=now, skip_invalid=skip_invalid, on_progress=tick)
         else:
-            result = import_file(store, kind, file, now=now, skip_invalid=skip_invalid, on_progress=tick)
+            result = import_file(store, kind, file, now=now, skip_invalid=skip_invalid, on_progress=tick, topics=topics)
     for item in result.rejected:
         click.echo(str(item), err=True)
     skipped = f", {len(result.rejected)} rejected" if result.rejected else ""
     skipped += f", {result.forgotten} forgotten (nudge forget) skipped" if result.forgotten else ""
+    skipped += f", {result.consent_logged} changes of consent logged" if result.consent_logged else ""
     click.echo(f"{kind}: {result.read} rows read, {result.written} written{skipped}")
     if result.statistics:
         click.echo(f"warning: imported, but the planner statistics were not refreshed: {result.statistics}", err=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +14,7 @@ from engine.core.clock import aware_utc
 from engine.core.errors import Refused
 from engine.ingest.importer import import_rows
 from engine.store import Store
-from engine.store.tables import coupons, customers, deliveries, events, tasks
+from engine.store.tables import consent_log, coupons, customers, deliveries, events, subscriptions, tasks
 
 PREFIX = "demo-"
 FIRST = [
@@ -91,6 +91,20 @@ PRODUCTS = [  # id, name, category, price
 ]
 
 
+# A valid number per country, written as a shop's export has it (national format): the importer
+# makes them E.164 with the customer's country, as it does real ones.
+PHONES: dict[str, Callable[[int], str]] = {
+    "CN": lambda i: f"138 {i // 10000 % 10000:04d} {i % 10000:04d}",
+    "US": lambda i: f"(201) 555-{i % 10000:04d}",
+    "DE": lambda i: f"030 {2000000 + i % 1000000}",
+    "FR": lambda i: f"06 {i // 10000 % 10000:04d} {i % 10000:04d}",
+    "GB": lambda i: f"07400 {i % 1000000:06d}",
+    "JP": lambda i: f"090-{1000 + i // 10000 % 9000:04d}-{i % 10000:04d}",
+    "BR": lambda i: f"(11) 9{6000 + i // 10000 % 4000:04d}-{i % 10000:04d}",
+    "AU": lambda i: f"04{12 + i // 1000000 % 80:02d} {i // 1000 % 1000:03d} {i % 1000:03d}",
+}
+
+
 def _customer(rng: random.Random, index: int, at: datetime) -> dict[str, Any]:
     country, zone, city, _ = rng.choices(PLACES, weights=[p[3] for p in PLACES])[0]
     first, last = rng.choice(FIRST), rng.choice(LAST)
@@ -99,7 +113,7 @@ def _customer(rng: random.Random, index: int, at: datetime) -> dict[str, Any]:
         "first_name": first,
         "last_name": last,
         "email": f"{first}.{last}.{index}@example.com".lower(),
-        "phone": f"+1-555-{index:04d}",
+        "phone": PHONES[country](index),
         "country": country,
         "city": city,
         "locale": {"CN": "zh-CN", "JP": "ja-JP", "DE": "de-DE", "FR": "fr-FR", "BR": "pt-BR"}.get(country, "en-US"),
@@ -107,6 +121,8 @@ def _customer(rng: random.Random, index: int, at: datetime) -> dict[str, Any]:
         "email_opt_in": rng.random() < 0.8,
         "attributes": {"loyalty_points": rng.randint(0, 5000), "channel": rng.choice(["web", "app", "store"])},
     }
+    # SMS consent from a stream of its own, so adding it left every other demo number as it was.
+    row["sms_opt_in"] = random.Random(f"{index}/sms").random() < 0.6
     if rng.random() < 0.85:  # some customers have no zone: the workspace zone applies
         row["timezone"] = zone
     if rng.random() < 0.03:
@@ -193,6 +209,8 @@ def clear_demo(store: Store) -> None:
         conn.execute(sa.delete(tasks).where(tasks.c.delivery_id.in_(demo_deliveries)))
         conn.execute(sa.delete(deliveries).where(deliveries.c.customer_id.like(like)))
         conn.execute(sa.delete(events).where(events.c.customer_id.like(like)))
+        conn.execute(sa.delete(subscriptions).where(subscriptions.c.customer_id.like(like)))
+        conn.execute(sa.delete(consent_log).where(consent_log.c.customer_id.like(like)))
         conn.execute(sa.delete(customers).where(customers.c.id.like(like)))
 
 

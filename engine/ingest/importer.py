@@ -13,10 +13,14 @@ from sqlalchemy.engine import Connection
 
 from connectors.api import SourceError
 from connectors.registry import source_for
+from engine.core.channels import ConsentSource
 from engine.core.clock import naive_utc
 from engine.core.errors import Problem, UnknownConnector, UserInputError
 from engine.ingest.bulk import CUSTOMER, indexes_deferred, insert_events
+from engine.ingest.contact import KnownTopics
+from engine.ingest.customer_batch import sqlite_write_lock, write_customers
 from engine.ingest.parsing import KINDS, REQUIRED, ImportResult, Parsed, batches, parse_rows
+from engine.ingest.rows import NO_TOPICS
 from engine.store import Store, dialect_insert
 from engine.store.privacy import forgotten_among
 from engine.store.tables import customers, events, forgotten
@@ -24,6 +28,7 @@ from engine.store.tables import customers, events, forgotten
 __all__ = [
     "KINDS",
     "ImportResult",
+    "KnownTopics",
     "create_missing_customers",
     "import_file",
     "import_rows",
@@ -35,26 +40,6 @@ BATCH = 5_000
 # Files at least this large are read and validated in a second process while this one writes.
 READER_PROCESS_BYTES = 8 * 1024 * 1024
 IMPORT_CACHE_KIB = -65536  # negative: KiB, as SQLite takes it. 64 MB: 128 MB measured no faster
-
-
-def _upsert_customers(conn: Connection, store: Store, rows: list[dict[str, Any]], now: datetime) -> None:
-    # executemany needs one column set per statement: group rows by the fields they name.
-    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(frozenset(row), []).append({**row, "updated_at": now})
-    for keys, group in groups.items():
-        stmt = dialect_insert(store.dialect, customers)
-        merged_attributes = (
-            customers.c.attributes.op("||")(stmt.excluded.attributes)
-            if store.dialect == "postgresql"
-            else sa.func.json_patch(customers.c.attributes, stmt.excluded.attributes)
-        )
-        updates = {k: stmt.excluded[k] for k in keys if k not in ("id", "attributes")}
-        updates["attributes"] = merged_attributes
-        updates["updated_at"] = stmt.excluded.updated_at
-        defaults = {"email_opt_in": False}
-        values = [{**defaults, **row} if "email_opt_in" not in keys else row for row in group]
-        conn.execute(stmt.on_conflict_do_update(index_elements=[customers.c.id], set_=updates), values)
 
 
 def _known_customers(conn: Connection, ids: set[str], lock: bool = False) -> set[str]:
@@ -70,15 +55,6 @@ def _known_customers(conn: Connection, ids: set[str], lock: bool = False) -> set
             query = query.with_for_update(read=True, key_share=True)
         found.update(conn.execute(query).scalars())
     return found
-
-
-def sqlite_write_lock(conn: Connection) -> None:
-    """SQLite: take the store's write lock now, so that what is read next stays true until the
-    commit (the driver begins a transaction only at the first write: a read before it could see a
-    profile that an alias merges, i.e. deletes, before this transaction writes)."""
-    driver = conn.connection.driver_connection
-    if driver is not None and not driver.in_transaction:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_missing_customers(conn: Connection, store: Store, ids: set[str], now: datetime) -> int:
@@ -146,12 +122,22 @@ def load_rows(
     batch_size: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
     create_customers: bool = False,
+    topics: KnownTopics = NO_TOPICS,
+    source: str | None = None,
 ) -> None:
     """Validate and write rows in the caller's transaction; rejects are collected in `result`
     (the caller decides to commit or roll back). `create_customers`: an event of a customer the
-    store has not seen creates it instead of being rejected."""
-    parsed = batches(parse_rows(raw_rows, result.kind, untyped, path, result, now), batch_size)
-    write_batches(conn, store, parsed, result, path=path, now=now, on_progress=on_progress, create=create_customers)
+    store has not seen creates it instead of being rejected. `topics`: what a `topics.NAME` column
+    may name; `source`: the consent log's source (default: `import` and the file's name)."""
+    parsed = batches(parse_rows(raw_rows, result.kind, untyped, path, result, now, topics), batch_size)
+    write_batches(
+        conn, store, parsed, result, path=path, now=now, on_progress=on_progress, create=create_customers, source=source
+    )
+
+
+def imported_from(path: str) -> str:
+    """The consent log's source for rows of this file: `import customers.csv`."""
+    return f"{ConsentSource.IMPORT} {Path(path).name or path}"
 
 
 def write_batches(
@@ -164,8 +150,9 @@ def write_batches(
     now: datetime,
     on_progress: Callable[[int], None] | None = None,
     create: bool = False,
+    source: str | None = None,
 ) -> None:
-    """Write batches of parsed rows in the caller's transaction (`create`: see load_rows)."""
+    """Write batches of parsed rows in the caller's transaction (`create`, `source`: see load_rows)."""
     kind = result.kind
     customer_of = _customer_of(kind)
     any_forgotten = conn.execute(sa.select(forgotten.c.id_hash).limit(1)).first() is not None
@@ -176,7 +163,9 @@ def write_batches(
             for _, row in batch:  # the last row for an id wins, as if applied in order
                 latest.pop(row["id"], None)
                 latest[row["id"]] = row
-            _upsert_customers(conn, store, list(latest.values()), now)
+            if latest:
+                logged = write_customers(conn, store, list(latest.values()), now, source or imported_from(path))
+                result.consent_logged += logged
             result.written += len(latest)
         else:
             result.written += _insert_events(conn, batch, path, result, (store, now) if create else None)
@@ -196,10 +185,11 @@ def import_rows(
     skip_invalid: bool = False,
     batch_size: int = BATCH,
     on_progress: Callable[[int], None] | None = None,
+    topics: KnownTopics = NO_TOPICS,
 ) -> ImportResult:
     """Load rows in one transaction. Any rejected row rolls everything back unless skip_invalid."""
     result = ImportResult(kind=kind)
-    parsed = batches(parse_rows(raw_rows, kind, untyped, path, result, now), batch_size)
+    parsed = batches(parse_rows(raw_rows, kind, untyped, path, result, now, topics), batch_size)
     _write_all(store, parsed, result, path=path, now=now, skip_invalid=skip_invalid, on_progress=on_progress)
     return result
 
@@ -246,9 +236,11 @@ def import_file(
     skip_invalid: bool = False,
     on_progress: Callable[[int], None] | None = None,
     reader_process: bool | None = None,
+    topics: KnownTopics = NO_TOPICS,
 ) -> ImportResult:
     """Import a CSV or JSON Lines file of customers or events. A large one (or any, with
-    `reader_process`) is read and validated in a second process while this one writes."""
+    `reader_process`) is read and validated in a second process while this one writes.
+    `topics`: the subscription topics a `topics.NAME` column may name."""
     shown = str(file)
     if kind not in KINDS:
         raise UserInputError([Problem(shown, None, None, f"unknown import kind {kind!r}: use customers or events")])
@@ -263,10 +255,10 @@ def import_file(
         if reader_process or (reader_process is None and file.stat().st_size >= READER_PROCESS_BYTES):
             from engine.ingest.reader_process import parsed_batches
 
-            parsed = parsed_batches(file, kind, result, BATCH, now)
+            parsed = parsed_batches(file, kind, result, BATCH, now, topics)
         else:
             rows = reader.rows(file, REQUIRED[kind])
-            parsed = batches(parse_rows(rows, kind, reader.untyped, shown, result, now), BATCH)
+            parsed = batches(parse_rows(rows, kind, reader.untyped, shown, result, now, topics), BATCH)
         _write_all(store, parsed, result, path=shown, now=now, skip_invalid=skip_invalid, on_progress=on_progress)
     except SourceError as exc:
         raise UserInputError([Problem(shown, exc.line, None, str(exc))]) from None

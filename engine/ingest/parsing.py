@@ -11,7 +11,8 @@ from typing import Any
 from engine.core.clock import naive_utc
 from engine.core.errors import Problem
 from engine.ingest.bulk import event_record
-from engine.ingest.rows import customer_row, event_row
+from engine.ingest.contact import KnownTopics
+from engine.ingest.rows import NO_TOPICS, customer_row, event_row
 
 KINDS = ("customers", "events")
 # Columns a file of each kind must name (its header is checked before any row is read).
@@ -29,15 +30,23 @@ class ImportResult:
     written: int = 0
     created: int = 0  # customers an event named that the store had not seen (HTTP ingestion only)
     rejected: list[Problem] = field(default_factory=list)
+    consent_logged: int = 0  # entries appended to the consent log (customers: a change of consent)
     forgotten: int = 0  # rows of customers erased with `nudge forget`: skipped, never re-created
     statistics: str | None = None  # why the planner statistics could not be refreshed afterwards
 
 
 def parse_rows(
-    raw_rows: Iterable[tuple[int, Any]], kind: str, untyped: bool, path: str, result: ImportResult, now: datetime
+    raw_rows: Iterable[tuple[int, Any]],
+    kind: str,
+    untyped: bool,
+    path: str,
+    result: ImportResult,
+    now: datetime,
+    topics: KnownTopics = NO_TOPICS,
 ) -> Iterator[Parsed]:
     """Yield (line, parsed row); rejects are collected in `result`. An event may be at most
-    FUTURE_LEEWAY after `now` (a clock a little ahead; not a date typed wrong)."""
+    FUTURE_LEEWAY after `now` (a clock a little ahead; not a date typed wrong). `topics`: what a
+    customer's `topics.NAME` column may name."""
     first_line: dict[str, int] = {}  # customer id → the line that gave it (one row per customer)
     customers = kind == "customers"
     latest = naive_utc(now) + FUTURE_LEEWAY
@@ -47,7 +56,9 @@ def parse_rows(
             result.rejected.append(Problem(path, line, None, str(raw)))
             continue
         try:
-            row: Any = customer_row(raw, untyped) if customers else event_record(event_row(raw, untyped, latest))
+            row: Any = (
+                customer_row(raw, untyped, topics) if customers else event_record(event_row(raw, untyped, latest))
+            )
         except ValueError as exc:
             result.rejected.append(Problem(path, line, None, str(exc)))
             continue

@@ -61,7 +61,7 @@ def merge_anonymous(conn: Connection, store: Store, anonymous: str, user: str, n
         return Merged()
     if forgotten_among(conn, {user}):
         # The customer was erased (nudge forget): what was anonymous is now known to be theirs.
-        forget_customer(conn, anonymous, now)
+        forget_customer(conn, anonymous, now, consent_source=None)  # a profile never holds consent
         return Merged(profiles=1)
     merged = Merged(profiles=1, created=create_missing_customers(conn, store, {user}, now))
     _fill(conn, store, profile, user, now)

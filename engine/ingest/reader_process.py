@@ -9,6 +9,7 @@ header, a byte that is not UTF-8) arrives exactly as it would have in process.""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import subprocess
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from engine.core.errors import RuntimeFailure, SourceError
+from engine.ingest.contact import KnownTopics
 from engine.ingest.parsing import REQUIRED, ImportResult, Parsed, batches, parse_rows
+from engine.ingest.rows import NO_TOPICS
 
 
-def _read(file: str, kind: str, batch_size: int, now: datetime, out: IO[bytes]) -> None:
+def _read(file: str, kind: str, batch_size: int, now: datetime, topics: KnownTopics, out: IO[bytes]) -> None:
     """The reader: ("batch", read, rejected, rows) per batch, then ("done",) or what went wrong."""
     from connectors.registry import source_for
 
@@ -33,7 +36,7 @@ def _read(file: str, kind: str, batch_size: int, now: datetime, out: IO[bytes]) 
     try:
         reader = source_for(Path(file))
         tally = ImportResult(kind=kind)
-        rows = parse_rows(reader.rows(Path(file), REQUIRED[kind]), kind, reader.untyped, file, tally, now)
+        rows = parse_rows(reader.rows(Path(file), REQUIRED[kind]), kind, reader.untyped, file, tally, now, topics)
         for batch in batches(rows, batch_size):
             send(("batch", tally.read, tally.rejected, batch))
             tally.read, tally.rejected = 0, []
@@ -51,10 +54,11 @@ def _read(file: str, kind: str, batch_size: int, now: datetime, out: IO[bytes]) 
 
 
 def parsed_batches(
-    file: Path, kind: str, result: ImportResult, batch_size: int, now: datetime
+    file: Path, kind: str, result: ImportResult, batch_size: int, now: datetime, topics: KnownTopics = NO_TOPICS
 ) -> Generator[list[Parsed], None, None]:
     """Batches of parsed rows from `file`, read in a second process; counts and rejects go to `result`."""
-    command = [sys.executable, "-P", "-m", __name__, str(file), kind, str(batch_size), now.isoformat()]
+    known = json.dumps([list(topics.names), sorted(topics.required)])
+    command = [sys.executable, "-P", "-m", __name__, str(file), kind, str(batch_size), now.isoformat(), known]
     # The reader runs this very copy of nudge: its source folder first on the path, and (-P) not
     # the current directory, which could hold anything.
     source = str(Path(__file__).resolve().parents[2])
@@ -109,5 +113,7 @@ if __name__ == "__main__":
     # The batches get stdout to themselves: anything else printed here goes to stderr instead.
     batches_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), datetime.fromisoformat(sys.argv[4]), batches_out)
+    names, required = json.loads(sys.argv[5])
+    topics = KnownTopics(tuple(names), frozenset(required))
+    _read(sys.argv[1], sys.argv[2], int(sys.argv[3]), datetime.fromisoformat(sys.argv[4]), topics, batches_out)
     batches_out.close()

@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from engine.core.fields import CUSTOMER_FIELDS
+from engine.core.fields import BOOL, CUSTOMER_FIELDS, DATETIME
 from engine.core.values import (
     EARLIEST,
     LATEST,
@@ -19,6 +19,7 @@ from engine.core.values import (
     parse_bool,
     parse_instant,
 )
+from engine.ingest.contact import TOPIC_COLUMN, KnownTopics, locale_tag, phone_e164, topic_choice
 
 _INT = re.compile(r"^-?(0|[1-9]\d*)$")
 _FLOAT = re.compile(r"^-?\d+\.\d+$")
@@ -171,40 +172,59 @@ def check_values(raw: dict[str, Any]) -> None:
         raise ValueError(reason)
 
 
-def customer_row(raw: dict[str, Any], untyped: bool) -> dict[str, Any]:
-    """Columns to upsert for one customer; only the fields the row names are set."""
+# What an import may set: the fields rules read, and SMS consent (set here, read by the channels).
+IMPORTED_FIELDS = {**CUSTOMER_FIELDS, "sms_opt_in": BOOL, "sms_unsubscribed_at": DATETIME}
+# Columns the store fills itself; email_confirmed_at only a confirmation link sets (double opt-in).
+RESERVED = frozenset(("birth_month", "birth_day", "updated_at", "email_confirmed_at"))
+# A parsed customer row's topic choices, {topic: subscribed}: not a column (the writer takes it out).
+TOPICS = "topics"
+NO_TOPICS = KnownTopics()
+
+
+def customer_row(raw: dict[str, Any], untyped: bool, topics: KnownTopics = NO_TOPICS) -> dict[str, Any]:
+    """Columns to upsert for one customer; only the fields the row names are set. `topics`: the
+    topics a `topics.NAME` column may name."""
     check_values(raw)
     if raw.get("id") in (None, ""):
         raise ValueError("id: required")
     row: dict[str, Any] = {"id": _text(raw["id"], "id")}
     attributes: dict[str, Any] = {}
+    choices: dict[str, bool] = {}
     for key, value in raw.items():
-        if key == "id":
+        if key == "id" or key == "phone":
             continue
         if key == "attributes" and not untyped:
             if not isinstance(value, dict):
                 raise ValueError("attributes: expected an object")
             attributes.update(value)
-        elif key in CUSTOMER_FIELDS:
+        elif key in IMPORTED_FIELDS:
             row.update(_customer_field(key, value))
-        elif key in ("birth_month", "birth_day", "updated_at"):
+        elif key.startswith(TOPIC_COLUMN):
+            if (choice := topic_choice(key, value, topics)) is not None:
+                choices[choice[0]] = choice[1]
+        elif key in RESERVED:
             raise ValueError(f"{key}: reserved column name")
         elif value is not None:
             attributes[key] = typed(value) if untyped else value
+    if "phone" in raw:  # after the loop: the row's country is the region of a number without +CC
+        phone = raw["phone"]
+        row["phone"] = None if phone is None or phone == "" else phone_e164(phone, row.get("country"))
     row["attributes"] = attributes
+    if choices:
+        row[TOPICS] = choices
     return row
 
 
 def _customer_field(key: str, value: Any) -> dict[str, Any]:
     if value is None:
-        if key == "email_opt_in":
+        if key in ("email_opt_in", "sms_opt_in"):
             return {key: False}
         if key == "birthday":
             return {"birthday": None, "birth_month": None, "birth_day": None}
         return {key: None}
-    if key == "email_opt_in":
+    if key in ("email_opt_in", "sms_opt_in"):
         return {key: parse_bool(value, key)}
-    if key in ("signed_up_at", "unsubscribed_at"):
+    if key in ("signed_up_at", "unsubscribed_at", "sms_unsubscribed_at"):
         return {key: instant(value, key)}
     if key == "birthday":
         text, month, day = parse_birthday(value)
@@ -215,6 +235,8 @@ def _customer_field(key: str, value: Any) -> dict[str, Any]:
         return {key: str(value).strip().upper()}
     if key == "timezone":
         return {key: check_zone(value)}
+    if key == "locale":
+        return {key: locale_tag(value)}
     if key == "email":
         text = _text(value, key, 320).lower()
         if not _EMAIL.match(text):

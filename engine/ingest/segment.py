@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from engine.core.channels import ConsentSource
 from engine.core.clock import iso_utc
 from engine.core.fields import ANONYMOUS_PREFIX
+from engine.ingest.contact import TOPIC_COLUMN, KnownTopics
 from engine.ingest.importer import ImportResult, load_rows
 from engine.ingest.profiles import merge_anonymous
 from engine.store import Store
@@ -48,13 +50,15 @@ TRAITS = {
     "locale": "locale",
     "email_opt_in": "email_opt_in",
     "unsubscribed_at": "unsubscribed_at",
+    "sms_opt_in": "sms_opt_in",
+    "sms_unsubscribed_at": "sms_unsubscribed_at",
 }
 ADDRESS = {"country": "country", "city": "city", "state": "region", "region": "region"}
 MAX_BATCH = 1000
 
 
 # What an anonymous profile never keeps, whatever its traits say: an address or consent.
-CONTACT_FIELDS = ("email", "phone", "email_opt_in")
+CONTACT_FIELDS = ("email", "phone", "email_opt_in", "unsubscribed_at", "sms_opt_in", "sms_unsubscribed_at")
 VIEWS = {"page": "page_view", "screen": "screen_view"}
 KINDS = ("identify", "track", "page", "screen", "group", "alias")
 
@@ -99,12 +103,14 @@ def identify_row(message: dict[str, Any], where: str = "") -> dict[str, Any]:
     for key, value in traits.items():
         if key == "address" and isinstance(value, dict):
             row.update({ADDRESS[k]: v for k, v in value.items() if k in ADDRESS})
+        elif key == "subscriptions":
+            row.update(_subscriptions(value, where))
         elif key in TRAITS:
             row[TRAITS[key]] = value
         elif key != "id":
             row[key] = value
     if row["id"].startswith(ANONYMOUS_PREFIX):
-        for name in CONTACT_FIELDS:
+        for name in [*CONTACT_FIELDS, *(key for key in row if key.startswith(TOPIC_COLUMN))]:
             row.pop(name, None)
     # What Segment's own examples send, made to fit: a country by name ("USA") is kept as an
     # attribute rather than failing the batch; a birthday as a timestamp keeps its date.
@@ -115,6 +121,17 @@ def identify_row(message: dict[str, Any], where: str = "") -> dict[str, Any]:
     if isinstance(birthday, str) and re.match(r"^\d{4}-\d{2}-\d{2}T", birthday):
         row["birthday"] = birthday[:10]
     return row
+
+
+def _subscriptions(value: Any, where: str) -> dict[str, bool]:
+    """`traits.subscriptions: {TOPIC: bool}` → the import's `topics.TOPIC` columns (the topic names
+    are checked there, against config.yaml)."""
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}traits.subscriptions: expected an object of topic: true or false")
+    for topic, choice in value.items():
+        if not isinstance(choice, bool):
+            raise PayloadError(f"{where}traits.subscriptions.{topic}: expected true or false, got {choice!r}")
+    return {TOPIC_COLUMN + str(topic): choice for topic, choice in value.items()}
 
 
 def _properties(message: dict[str, Any], where: str) -> dict[str, Any]:
@@ -241,11 +258,19 @@ def split(kind: str, payload: Any, now: datetime) -> Messages:
     return found
 
 
-def store_messages(store: Store, kind: str, payload: Any, now: datetime) -> dict[str, int]:
+def _as_sent(message: str) -> str:
+    """A rejected row's message naming what the sender sent: `topics.NAME` came from `traits.subscriptions`."""
+    return "traits.subscriptions." + message[len(TOPIC_COLUMN) :] if message.startswith(TOPIC_COLUMN) else message
+
+
+def store_messages(
+    store: Store, kind: str, payload: Any, now: datetime, topics: KnownTopics | None = None
+) -> dict[str, int]:
     """Validate and store one request, all or nothing, in one transaction: customers first (a
     batch may identify a customer and track their events), then events (creating the customers
     they name that the store has not seen), then aliases (so a batch's anonymous events are merged
-    too)."""
+    too). `topics`: what `traits.subscriptions` may name; changes of consent are logged as
+    `http identify`."""
     found = split(kind, payload, now)
     written = {"customers": 0, "events": 0, "merged": 0}
     with store.engine.begin() as conn:  # an exception rolls everything back
@@ -253,10 +278,21 @@ def store_messages(store: Store, kind: str, payload: Any, now: datetime) -> dict
             if not rows:
                 continue
             result = ImportResult(kind=name)
-            load_rows(conn, store, rows, result, path=f"<{kind}>", untyped=False, now=now, create_customers=True)
+            load_rows(
+                conn,
+                store,
+                rows,
+                result,
+                path=f"<{kind}>",
+                untyped=False,
+                now=now,
+                create_customers=True,
+                topics=topics or KnownTopics(),
+                source=ConsentSource.HTTP_IDENTIFY,
+            )
             if result.rejected:
                 where = "batch[{}]: " if kind == "batch" else ""
-                raise PayloadError("; ".join(where.format(p.line) + p.message for p in result.rejected))
+                raise PayloadError("; ".join(where.format(p.line) + _as_sent(p.message) for p in result.rejected))
             written[name] = result.written
             written["customers"] += result.created
         # In profile order, the order the events' locks are taken in (PostgreSQL), so two requests

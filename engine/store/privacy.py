@@ -3,8 +3,10 @@ events kept no longer than the configured retention.
 
 Erasure keeps what the guarantees need and nothing that names the person: ledger, coupon and task
 rows stay (so a rerun never contacts anyone twice and the reports still add up) under a one-way
-hash of the id; a suppressed address stays suppressed as a hash of the address; the id's hash is
-remembered so a later import of the same customer is skipped, not silently re-created."""
+hash of the id; a suppressed address stays suppressed as a hash of the address; the consent log
+keeps its entries (the proof of what they agreed to, and when) under the id's hash with each
+address hashed, and a `forget` entry; the id's hash is remembered so a later import of the same
+customer is skipped, not silently re-created."""
 
 from __future__ import annotations
 
@@ -17,15 +19,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from engine.core.channels import ConsentChange, ConsentSource
 from engine.core.clock import iso_utc, naive_utc
 from engine.core.errors import Problem, UserInputError
+from engine.store.consent import ConsentEntry, append
 from engine.store.tables import (
+    audience_history,
+    consent_log,
     coupons,
     customer_metrics,
     customers,
     deliveries,
     events,
     forgotten,
+    subscriptions,
     suppressions,
     tasks,
 )
@@ -101,7 +108,27 @@ def export_customer(conn: Connection, customer_id: str) -> dict[str, Any]:
         ),
         "metrics": _rows(conn, sa.select(customer_metrics).where(customer_metrics.c.customer_id == customer_id)),
         "suppressions": _rows(conn, sa.select(suppressions).where(suppressions.c.email == address)) if address else [],
+        "subscriptions": _rows(conn, subscriptions_of(customer_id)),
+        "consent_log": _rows(conn, consent_log_of(customer_id)),
     }
+
+
+def subscriptions_of(customer_id: str) -> sa.Select:
+    """A customer's stored topic choices (a topic without one is subscribed), by topic."""
+    columns = (subscriptions.c.topic, subscriptions.c.subscribed, subscriptions.c.updated_at)
+    return sa.select(*columns).where(subscriptions.c.customer_id == customer_id).order_by(subscriptions.c.topic)
+
+
+CONSENT_COLUMNS = ("at", "channel", "topic", "change", "old_value", "new_value", "source", "address")
+
+
+def consent_log_of(customer_id: str) -> sa.Select:
+    """A customer's consent log, oldest first."""
+    return (
+        sa.select(*(consent_log.c[name] for name in CONSENT_COLUMNS))
+        .where(consent_log.c.customer_id == customer_id)
+        .order_by(consent_log.c.at, consent_log.c.id)
+    )
 
 
 @dataclass
@@ -123,19 +150,23 @@ def _redacted(reason: str) -> str:
     return _ADDRESS.sub("[address]", reason)
 
 
-def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgotten:
-    """Erase one customer's personal data in the caller's transaction (all or nothing)."""
-    person = conn.execute(sa.select(customers.c.email).where(customers.c.id == customer_id)).one_or_none()
+def forget_customer(
+    conn: Connection, customer_id: str, now: datetime, consent_source: str | None = ConsentSource.OPERATOR
+) -> Forgotten:
+    """Erase one customer's personal data in the caller's transaction (all or nothing). Their
+    consent log is kept hashed, with a `forget` entry from `consent_source` (None: no entry, for a
+    profile that never held consent)."""
+    person = conn.execute(
+        sa.select(customers.c.email, customers.c.phone).where(customers.c.id == customer_id)
+    ).one_or_none()
     if person is None:
         raise UserInputError([Problem("<customer>", None, None, f"no customer with id {customer_id!r} in the store")])
     kept = id_hash(customer_id)
     done = Forgotten(customer_id, kept)
-    # Every address they had, not only the current one: each may sit in suppressions and reasons.
-    addresses = {(person.email or "").strip().lower()} | {
-        (a or "").strip().lower()
-        for a in conn.execute(
-            sa.select(deliveries.c.email).where(deliveries.c.customer_id == customer_id).distinct()
-        ).scalars()
+    # Every address and number they had, not only the current ones: each may sit in suppressions.
+    sent_to = sa.select(deliveries.c.email, deliveries.c.phone).where(deliveries.c.customer_id == customer_id)
+    addresses = {
+        (a or "").strip().lower() for a in (*person, *(a for row in conn.execute(sent_to.distinct()) for a in row))
     }
     addresses.discard("")
     for row in conn.execute(
@@ -145,7 +176,9 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
     ).all():
         conn.execute(sa.update(deliveries).where(deliveries.c.id == row.id).values(reason=_redacted(row.reason)))
     done.messages = conn.execute(
-        sa.update(deliveries).where(deliveries.c.customer_id == customer_id).values(customer_id=kept, email=None)
+        sa.update(deliveries)
+        .where(deliveries.c.customer_id == customer_id)
+        .values(customer_id=kept, email=None, phone=None)
     ).rowcount
     done.coupons = conn.execute(
         sa.update(coupons).where(coupons.c.customer_id == customer_id).values(customer_id=kept)
@@ -153,6 +186,21 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
     done.tasks = conn.execute(
         sa.update(tasks).where(tasks.c.customer_id == customer_id).values(customer_id=kept, title=ERASED, body=None)
     ).rowcount
+    done.suppressed = _hash_suppressions(conn, addresses)
+    _keep_consent_hashed(conn, customer_id, kept, now, consent_source)
+    done.events = conn.execute(sa.delete(events).where(events.c.customer_id == customer_id)).rowcount
+    conn.execute(sa.delete(customer_metrics).where(customer_metrics.c.customer_id == customer_id))
+    conn.execute(sa.delete(subscriptions).where(subscriptions.c.customer_id == customer_id))
+    conn.execute(sa.delete(customers).where(customers.c.id == customer_id))
+    exists = conn.execute(sa.select(forgotten.c.id_hash).where(forgotten.c.id_hash == kept)).first()
+    if exists is None:
+        conn.execute(sa.insert(forgotten).values(id_hash=kept, forgotten_at=naive_utc(now)))
+    return done
+
+
+def _hash_suppressions(conn: Connection, addresses: set[str]) -> bool:
+    """Each suppressed address or number stays suppressed, as its hash; True if any was."""
+    suppressed = False
     for address in sorted(addresses):
         digest = address_hash(address)
         if conn.execute(sa.select(suppressions.c.email).where(suppressions.c.email == digest)).first() is not None:
@@ -162,19 +210,35 @@ def forget_customer(conn: Connection, customer_id: str, now: datetime) -> Forgot
             hashed = conn.execute(
                 sa.update(suppressions).where(suppressions.c.email == address).values(email=digest)
             ).rowcount
-        done.suppressed = done.suppressed or bool(hashed)
-    done.events = conn.execute(sa.delete(events).where(events.c.customer_id == customer_id)).rowcount
-    conn.execute(sa.delete(customer_metrics).where(customer_metrics.c.customer_id == customer_id))
-    conn.execute(sa.delete(customers).where(customers.c.id == customer_id))
-    exists = conn.execute(sa.select(forgotten.c.id_hash).where(forgotten.c.id_hash == kept)).first()
-    if exists is None:
-        conn.execute(sa.insert(forgotten).values(id_hash=kept, forgotten_at=naive_utc(now)))
-    return done
+        suppressed = suppressed or bool(hashed)
+    return suppressed
+
+
+def _keep_consent_hashed(conn: Connection, customer_id: str, kept: str, now: datetime, source: str | None) -> None:
+    """The consent log stays the proof of what was agreed to and when, naming nobody: the id and
+    every address become their hashes (the same hashes as the ledger's and the suppressions')."""
+    conn.execute(
+        sa.update(consent_log)
+        .where(consent_log.c.customer_id == customer_id)
+        .values(customer_id=kept, address=address_hash_sql(consent_log.c.address, conn.dialect.name))
+    )
+    if source is not None:
+        append(conn, [ConsentEntry(kept, ConsentChange.FORGET, source)], naive_utc(now))
 
 
 # The tables forget deletes from or rewrites: on PostgreSQL their old row versions stay in the heap
 # until VACUUM reclaims them.
-FORGET_TOUCHES = (customers, events, customer_metrics, deliveries, coupons, tasks, suppressions)
+FORGET_TOUCHES = (
+    customers,
+    events,
+    customer_metrics,
+    deliveries,
+    coupons,
+    tasks,
+    suppressions,
+    subscriptions,
+    consent_log,
+)
 
 
 def scrub_after_forget(engine: Engine) -> list[str]:
@@ -257,6 +321,9 @@ def forgotten_among(conn: Connection, ids: set[str]) -> set[str]:
 
 
 def apply_retention(conn: Connection, keep: timedelta, now: datetime) -> int:
-    """Delete events older than `keep`; returns how many went."""
+    """Delete events, and the audience history of occurrences, older than `keep`; returns how
+    many events went. (The history is counts, not personal data, but it grows by a row a campaign
+    every occurrence: it goes with the events it was computed from.)"""
     cutoff = naive_utc(now) - keep
+    conn.execute(sa.delete(audience_history).where(audience_history.c.occurrence < cutoff))
     return conn.execute(sa.delete(events).where(events.c.occurred_at < cutoff)).rowcount

@@ -17,6 +17,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from werkzeug.wrappers import Request, Response
 
+from engine.ingest.contact import KnownTopics
 from engine.ingest.segment import KINDS as MESSAGES
 from engine.ingest.segment import PayloadError, store_messages
 from engine.store import Store
@@ -73,7 +74,15 @@ def _store_refused(exc: sa.exc.DBAPIError) -> Response:
     return _failed(500, f"internal error ({kind}): the payload was not stored")
 
 
-def ingest(request: Request, kind: str, store: Store, write_key: str | None, clock: Callable[[], datetime]) -> Response:
+def ingest(
+    request: Request,
+    kind: str,
+    store: Store,
+    write_key: str | None,
+    clock: Callable[[], datetime],
+    topics: KnownTopics | None = None,
+) -> Response:
+    """One request to /v1/KIND; `topics`: what `traits.subscriptions` may name (config.yaml's)."""
     if kind not in KINDS:
         return _failed(404, f"no endpoint /v1/{kind[:100]}: use {', '.join(KINDS)}")
     if request.method != "POST":
@@ -90,7 +99,7 @@ def ingest(request: Request, kind: str, store: Store, write_key: str | None, clo
         return _failed(413, f"body larger than {MAX_INGEST_BODY} bytes")
     try:
         payload = json.loads(raw, parse_constant=_no_constant)
-        written = store_messages(store, kind, payload, clock())
+        written = store_messages(store, kind, payload, clock(), topics)
     except (ValueError, RecursionError) as exc:  # PayloadError, and JSON that does not parse
         reason = str(exc) if isinstance(exc, (PayloadError, _NotJson)) else "body is not JSON"
         return _failed(400, reason)

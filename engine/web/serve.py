@@ -31,6 +31,7 @@ from werkzeug.wrappers import Request, Response
 from engine.core.clock import naive_utc
 from engine.core.status import DeliveryStatus
 from engine.delivery.suppressions import suppress
+from engine.ingest.contact import KnownTopics
 from engine.ingest.importer import import_rows
 from engine.messages.unsubscribe import DEVELOPMENT_KEY_REASON, TokenError, verify
 from engine.store import Store
@@ -84,11 +85,13 @@ class App:
         max_body: int = MAX_BODY,
         write_key: str | None = None,
         twilio: TwilioHooks | None = None,
+        topics: KnownTopics | None = None,
         preferences: TopicBook | None = None,
     ):
         self.store, self.secret, self.clock, self.max_body = store, secret, clock, max_body
         self.write_key = write_key  # None: the /v1 ingestion endpoints are off
         self.twilio = twilio  # None: the /twilio endpoints answer 404
+        self.topics = topics  # what identify's traits.subscriptions may name (config.yaml's topics)
         self.webhook = EventWebhook(public_key) if public_key else None
         # config.yaml's topics and each campaign's: the preference page and one-click read them.
         self.centre = PreferenceCentre(store, secret, clock, preferences or TopicBook())
@@ -138,7 +141,7 @@ class App:
         return Response(metrics_text(self.store, self.clock), content_type=CONTENT_TYPE_LATEST)
 
     def v1(self, request: Request, kind: str) -> Response:
-        return ingest(request, kind, self.store, self.write_key, self.clock)
+        return ingest(request, kind, self.store, self.write_key, self.clock, self.topics)
 
     def twilio_inbound(self, request: Request) -> Response:
         return inbound(request, self.store, self.twilio, self.clock())

@@ -48,3 +48,38 @@ def test_a_journey_named_without_its_step_lists_every_step_and_a_typo_is_pointed
     typo = nudge(workspace_dir, "deliveries", "churn-winbak")
     assert typo.exit_code == 0 and "note: the ledger has no campaign 'churn-winbak'" in typo.stderr
     assert "churn-winback/offer" in typo.stderr
+
+
+def test_a_customer_shows_their_topic_choices_and_consent_log_in_the_workspace_zone(tmp_path):
+    from tests.support.helpers import write_workspace
+
+    topics = {"promotions": {"label": "Offers"}, "newsletter": {"label": "News"}}
+    config = {"store": "sqlite:///nudge.db", "timezone": "Asia/Shanghai", "topics": topics}
+    ws = write_workspace(tmp_path / "ws", [], config=config).root
+    people = tmp_path / "shop.csv"
+    people.write_text(
+        "id,email,phone,country,email_opt_in,sms_opt_in,sms_unsubscribed_at,topics.newsletter\n"
+        "c1,mei@example.com,138 0013 8000,CN,true,true,2026-05-31T16:30:00Z,false\n"
+    )
+    assert nudge(ws, "import", "customers", str(people)).exit_code == 0
+    story = json.loads(nudge(ws, "customer", "c1", "--format", "json").stdout)
+    assert [(s["topic"], s["subscribed"], s["chosen"]) for s in story["subscriptions"]] == [
+        ("newsletter", False, True),
+        ("promotions", True, False),  # never chosen: subscribed, as the default has it
+    ]
+    changes = {(e["channel"], e["topic"], e["change"], e["old_value"], e["new_value"]) for e in story["consent_log"]}
+    assert changes == {
+        ("email", None, "opt_in", "false", "true"),
+        ("sms", None, "opt_in", "false", "true"),
+        ("sms", None, "unsubscribe", None, "2026-05-31T16:30:00"),
+        (None, "newsletter", "topic", "true", "false"),
+    }
+    assert {e["source"] for e in story["consent_log"]} == {"import shop.csv"}
+    assert story["customer"]["phone"] == "+8613800138000" and story["customer"]["sms_opt_in"] is True
+    shown = nudge(ws, "customer", "c1")
+    assert shown.exit_code == 0, shown.output
+    text = " ".join(shown.stdout.split())  # the table may wrap: compare words
+    assert "topics: newsletter: left" in text and "promotions: subscribed (default)" in text
+    assert "Consent log (4)" in text and "import shop.csv" in text
+    assert "unsubscribe – → 2026-06-01 00:30:00 CST" in text  # the instant in the workspace's zone
+    assert "SMS unsubscribed 2026-06-01 00:30:00 CST" in text

@@ -52,9 +52,9 @@ class Served:
 
 @pytest.fixture
 def served(store, tmp_path) -> Iterator[Served]:
-    ws = write_workspace(
-        tmp_path / "ws", [], config={"store": store.url, "ingest": {"write_key_env": "SHOP_WRITE_KEY"}}
-    )
+    topics = {"promotions": {"label": "Offers"}, "newsletter": {"label": "News"}}
+    config = {"store": store.url, "ingest": {"write_key_env": "SHOP_WRITE_KEY"}, "topics": topics}
+    ws = write_workspace(tmp_path / "ws", [], config=config)
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "engine", "--workspace", str(ws.root), "serve", "--port", str(port)],
@@ -123,6 +123,19 @@ def test_identify_and_track_store_a_customer_and_an_event_once(served, store):
     assert person.email_opt_in is True and person.attributes == {"plan": "gold"}
     assert (event.customer_id, event.type, event.properties["amount"]) == ("u-1001", "purchase", 42.5)
     assert event.occurred_at.isoformat() == "2026-06-01T09:05:00"
+
+
+def test_identify_takes_the_phone_sms_consent_and_topic_choices_of_config(served, store):
+    traits = {"phone": "138 0013 8000", "address": {"country": "CN"}, "sms_opt_in": True}
+    body = {**IDENTIFY, "traits": {**traits, "subscriptions": {"newsletter": False}}}
+    assert served.post("/v1/identify", body)[0] == 200
+    (person,), _ = stored(store)
+    assert (person.phone, person.sms_opt_in) == ("+8613800138000", True)
+    status, answer = served.post("/v1/identify", {**IDENTIFY, "traits": {"subscriptions": {"deals": True}}})
+    assert status == 400, answer
+    assert "unknown topic 'deals': the topics in config.yaml are newsletter, promotions" in answer["message"]
+    status, answer = served.post("/v1/identify", {**IDENTIFY, "traits": {**traits, "phone": "12345"}})
+    assert status == 400 and "phone '12345': not a valid number for CN" in answer["message"], answer
 
 
 def test_the_write_key_is_required(served, store):
