@@ -38,9 +38,11 @@ BLAST = {
         {"email": {"template": "bench.html.j2", "subject": "{{ customer.first_name }}, 10% off"}},
     ],
 }
+# The standard layout (its <style> rules are inlined into every message) and a marketer's own rule.
 BLAST_TEMPLATE = (
-    '{% extends "_layout.html.j2" %}{% block content %}<h1>Hi {{ customer.first_name }}</h1>'
-    "<p>Your code: <strong>{{ coupons.promo.code }}</strong></p>{% endblock %}\n"
+    '{% extends "_layout.html.j2" %}{% block content %}<style>.offer { font-size: 18px; color: #b91c1c }</style>'
+    '<h1>Hi {{ customer.first_name }}</h1><p class="offer">Your code: <strong>{{ coupons.promo.code }}</strong></p>'
+    "{% endblock %}\n"
 )
 
 
@@ -70,7 +72,8 @@ def workspace(folder: Path, store_url: str, email: dict) -> Path:
         "store": store_url,
         "timezone": "Asia/Shanghai",
         "email": {"from": "Shop <hello@example.com>", **email},
-        "limits": {"exclusive": {"winback": "60d"}},  # the standard win-back campaigns' group
+        # the standard campaigns' exclusive groups: win-back offers, and the birthday email or text
+        "limits": {"exclusive": {"winback": "60d", "birthday": "300d"}},
     }
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     return folder
@@ -137,6 +140,26 @@ def deliver(ws: Path, at: str, store_url: str, label: str, env: dict | None = No
     engine.dispose()
     run.pop("stdout", None)
     return {**run, "sent": sent, "not_sent": other, "messages_per_second": sent / run["seconds"]}
+
+
+def inlining_cost(ws: Path, url: str, at: str, folder: Path) -> dict:
+    """The same delivery into memory with `<style>` rules inlined (the default) and not
+    (email.inline_css: false), in turns, best of two each: what inlining costs nudge's throughput."""
+    runs: dict[bool, list[dict]] = {True: [], False: []}
+    for minute, inline in ((4, False), (5, True), (6, False), (7, True)):
+        outbox = folder / f"css-{minute}"  # emptied after each run: memory is not unlimited
+        workspace(ws, url, {"connector": "outbox", "outbox": {"dir": str(outbox)}, "inline_css": inline})
+        print(f"[delivery] outbox in memory, CSS {'inlined' if inline else 'not inlined'}", file=sys.stderr)
+        later = datetime.fromisoformat(at).replace(minute=minute).isoformat()
+        runs[inline].append(deliver(ws, later, url, f"inline_css {inline}"))
+        shutil.rmtree(outbox, ignore_errors=True)
+    best = {inline: max(r["messages_per_second"] for r in found) for inline, found in runs.items()}
+    return {
+        "inlined": best[True],
+        "not_inlined": best[False],
+        "ratio": best[True] / best[False],
+        "runs": {"inlined": runs[True], "not_inlined": runs[False]},
+    }
 
 
 REFERENCE_FILES = 50_000  # bounded: the file system's speed is flat well before this
@@ -268,6 +291,7 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
                     print(f"[{kind}] delivering to an outbox in memory", file=sys.stderr)
                     later = datetime.fromisoformat(at).replace(minute=2).isoformat()
                     result["delivery_outbox_memory"] = deliver(ws, later, url, "outbox in memory")
+                    result["css_inlining"] = inlining_cost(ws, url, at, folder)
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
             from tests.support.sendgrid_server import SendgridServer

@@ -82,6 +82,9 @@ def print_table(results: dict) -> None:
         lambda d: _f(d["delivery_outbox"]["messages_per_second"] / d["delivery_outbox_nofsync"]["messages_per_second"]),
     )
     row("delivery outbox in memory (tmpfs): msg/s", lambda d: _f(d["delivery_outbox_memory"]["messages_per_second"], 0))
+    row("delivery in memory, CSS inlined: msg/s", lambda d: _f(d["css_inlining"]["inlined"], 0))
+    row("delivery in memory, CSS not inlined: msg/s", lambda d: _f(d["css_inlining"]["not_inlined"], 0))
+    row("ratio CSS inlined / not inlined", lambda d: _f(d["css_inlining"]["ratio"]))
     row("delivery SendGrid sink: messages/s", lambda d: _f(d["delivery_sendgrid"]["messages_per_second"], 0))
     row("reference: sink's own requests/s", lambda d: _f(d["sendgrid_reference"]["requests_per_second"], 0))
     row(
