@@ -199,12 +199,6 @@ def catalog_tables(data: dict[str, Any], console: Console, zone: str) -> None:
     for key, stats in data["attributes"].items():
         people.add_row(f"attributes.{key}", f"{stats['fill_rate']:.0%}", _top(stats["top_values"]))
     console.print(people)
-
-
-def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> None:
-    """`nudge diff`: one row per changed campaign, then what changed and who moves in and out."""
-    if not changes:
-        console.print(f"No campaign changed since {base}.")
     stock = data["products"]
     title = f"Products ({stock['count']:,}, {stock['in_stock']:,} in stock)"
     shelf = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
@@ -213,6 +207,12 @@ def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> No
     for group in stock["categories"]:
         shelf.add_row(group["category"] or "(none)", f"{group['products']:,}", f"{group['in_stock']:,}")
     console.print(shelf)
+
+
+def diff_table(changes: list[dict[str, Any]], base: str, console: Console) -> None:
+    """`nudge diff`: one row per changed campaign, then what changed and who moves in and out."""
+    if not changes:
+        console.print(f"No campaign changed since {base}.")
         return
     table = Table(title=f"Audience changes since {base}", title_justify="left", box=box.SIMPLE_HEAD)
     for name in ("campaign", "change", "matched", "targeted", "audience"):
