@@ -24,6 +24,7 @@ from engine.delivery.tasks import store_and_hand_off, task_row
 from engine.messages.actions import reads, render_actions
 from engine.messages.context import build_contexts
 from engine.messages.email import links
+from engine.messages.shop import Shop
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign
 from engine.rules.journey import journey_of
@@ -72,7 +73,9 @@ def _prepare_one(
     ]
 
 
-def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection) -> _Prepared:
+def _prepare(
+    runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], conn: sa.Connection, shop: Shop | None
+) -> _Prepared:
     ids = [r.customer_id for r in rows]
     coupons = issued.coupons_for(conn, campaign.campaign, naive_utc(at), ids)
     step = journey_of(campaign)
@@ -85,6 +88,7 @@ def _prepare(runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[An
         {r.customer_id: {**earlier.get(r.customer_id, {}), **coupons.get(r.customer_id, {})} for r in rows},
         segments=runner.workspace.segments,
         need_last=reads(runner.workspace.environment(), campaign, "last"),
+        shop=shop,
     )
     prepared = _Prepared()
     # An unsubscribe, STOP, bounce or spam report may have come in since this occurrence was planned.
@@ -166,11 +170,18 @@ def _final(rows: Sequence[Any], prepared: _Prepared, results: dict[int, SendResu
 
 
 def send_batch(
-    runner: Runner, campaign: Campaign, at: datetime, rows: Sequence[Any], claim: ledger.Claim, token: str
+    runner: Runner,
+    campaign: Campaign,
+    at: datetime,
+    rows: Sequence[Any],
+    claim: ledger.Claim,
+    token: str,
+    shop: Shop | None = None,
 ) -> dict[str, int]:
-    """Render, hand over and record one claimed batch; counts by final status."""
+    """Render, hand over and record one claimed batch; counts by final status. `shop`: the
+    occurrence's product caches (recommendation rankings are the same for all its batches)."""
     with runner.store.engine.connect() as conn:
-        prepared = _prepare(runner, campaign, at, rows, conn)
+        prepared = _prepare(runner, campaign, at, rows, conn, shop)
         conn.rollback()
     # A row that failed to render added no email and no task, so what is prepared is all sendable.
     refused = store_and_hand_off(runner.store.engine, runner.outputs.sink, prepared.task_rows)
@@ -218,6 +229,7 @@ def send_batch(
 def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim, report: OccurrenceReport) -> None:
     """Send due rows batch by batch until none is due or we are asked to stop."""
     token = f"{runner.worker}:{os.urandom(4).hex()}"
+    shop = Shop(at)
     while not runner.should_stop():
         with runner.store.engine.begin() as conn:
             # Renewed in the claim's own transaction: a worker that lost the occurrence (stalled
@@ -227,5 +239,5 @@ def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Cla
             rows = ledger.claim_batch(conn, claim.campaign, claim.occurrence, token, runner.now(), runner.batch_size)
         if not rows:
             return
-        report.add(send_batch(runner, campaign, at, rows, claim, token))
+        report.add(send_batch(runner, campaign, at, rows, claim, token, shop))
         runner.progress(campaign.campaign, "sent", sum(report.counts.values()))

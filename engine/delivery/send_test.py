@@ -110,19 +110,20 @@ def send_test(
     if not campaign.sends_email:
         raise UserInputError([Problem(campaign.campaign, None, None, "this campaign sends no email")])
     chosen, outcome, why = _customer(store, workspace, campaign, at, customer)
-    with store.engine.connect() as conn:
+    urls = links(workspace.config.email.unsubscribe_base, sign(outputs.secret, "send-test", to, campaign.campaign, at))
+    link = urls["unsubscribe_url"]
+    with store.engine.connect() as conn:  # open while rendering: recommend() reads the store
         context = build_contexts(
             conn, [chosen], at, campaign, {chosen: preview_coupons(campaign, at)}, segments=workspace.segments
         )[chosen]
-    urls = links(workspace.config.email.unsubscribe_base, sign(outputs.secret, "send-test", to, campaign.campaign, at))
-    context.update(urls)
-    link = urls["unsubscribe_url"]
-    try:
-        rendered = render_actions(
-            workspace.environment(), campaign, context, default_sender=workspace.config.email.from_
-        )
-    except RenderError as exc:
-        raise UserInputError([Problem(campaign.campaign, None, None, f"does not render for {chosen}: {exc}")]) from None
+        context.update(urls)
+        try:
+            rendered = render_actions(
+                workspace.environment(), campaign, context, default_sender=workspace.config.email.from_
+            )
+        except RenderError as exc:
+            problem = Problem(campaign.campaign, None, None, f"does not render for {chosen}: {exc}")
+            raise UserInputError([problem]) from None
     email = rendered.emails[0]
     message = build_email(
         delivery_id=TEST_DELIVERY_ID,

@@ -12,9 +12,11 @@ import sqlalchemy as sa
 
 from engine.core.clock import aware_utc
 from engine.core.errors import Refused
+from engine.ingest.demo_catalogue import Taste, catalogue
 from engine.ingest.importer import import_rows
+from engine.ingest.products import load_products
 from engine.store import Store
-from engine.store.tables import consent_log, coupons, customers, deliveries, events, subscriptions, tasks
+from engine.store.tables import consent_log, coupons, customers, deliveries, events, products, subscriptions, tasks
 
 PREFIX = "demo-"
 FIRST = [
@@ -77,7 +79,7 @@ PLACES = [  # country, time zone, city, weight
     ("BR", "America/Sao_Paulo", "São Paulo", 6),
     ("AU", "Australia/Sydney", "Sydney", 5),
 ]
-PRODUCTS = [  # id, name, category, price
+PRODUCTS = [  # id, name, category, price: what a customer looks at next (demo_catalogue names it)
     ("p-101", "Trail Running Shoes", "shoes", 119.0),
     ("p-102", "Leather Boots", "shoes", 189.0),
     ("p-201", "Merino Sweater", "knitwear", 89.0),
@@ -144,14 +146,17 @@ def _events(rng: random.Random, customer_id: str, at: datetime) -> Iterator[dict
     activity = min(int(rng.paretovariate(1.3)), 60)
     quiet_since = rng.choice([0, 0, 0, 30, 120, 200, 400])
     span = 720
+    taste = Taste(customer_id)  # which product of the category, from the catalogue (a stream of its own)
     for _ in range(activity * 3):
         day = rng.uniform(quiet_since, span)
         product = rng.choice(PRODUCTS)
+        chosen = taste.pick(product[2])
+        named = {"product_id": chosen.id, "product_name": chosen.name, "category": product[2]}
         yield {
             "customer_id": customer_id,
             "type": "product_view",
             "occurred_at": at - timedelta(days=day),
-            "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]},
+            "properties": named,
         }
         if rng.random() < 0.3:
             yield {
@@ -160,20 +165,18 @@ def _events(rng: random.Random, customer_id: str, at: datetime) -> Iterator[dict
                 "occurred_at": min(at - timedelta(days=day) + timedelta(minutes=rng.randint(5, 600)), at),
                 "properties": {
                     "order_id": f"o-{customer_id}-{rng.randint(0, 10**9)}",
-                    "product_id": product[0],
-                    "product_name": product[1],
-                    "category": product[2],
+                    **named,
                     "amount": round(product[3] * rng.uniform(0.8, 2.5), 2),
                     "currency": "USD",
                 },
             }
     if rng.random() < 0.12:  # browsed in the last three days without buying
-        product = rng.choice(PRODUCTS)
+        chosen = taste.pick(rng.choice(PRODUCTS)[2])
         yield {
             "customer_id": customer_id,
             "type": "product_view",
             "occurred_at": at - timedelta(hours=rng.uniform(1, 70)),
-            "properties": {"product_id": product[0], "product_name": product[1], "category": product[2]},
+            "properties": {"product_id": chosen.id, "product_name": chosen.name, "category": chosen.category},
         }
     if rng.random() < 0.25:
         yield {
@@ -212,6 +215,7 @@ def clear_demo(store: Store) -> None:
         conn.execute(sa.delete(subscriptions).where(subscriptions.c.customer_id.like(like)))
         conn.execute(sa.delete(consent_log).where(consent_log.c.customer_id.like(like)))
         conn.execute(sa.delete(customers).where(customers.c.id.like(like)))
+        conn.execute(sa.delete(products).where(products.c.id.like(like)))
 
 
 def real_customers(store: Store) -> int:
@@ -235,6 +239,7 @@ def build_demo(store: Store, at: datetime, size: int = 3000, seed: int = 7, forc
     rng = random.Random(seed)
     people = [_customer(rng, i, at) for i in range(1, size + 1)]
     clear_demo(store)
+    load_products(store, enumerate(catalogue(), start=1), path="<demo>", untyped=False, now=at)
     import_rows(store, "customers", enumerate(people, start=1), path="<demo>", untyped=False, now=at)
     history = []
     for person in people:

@@ -1,4 +1,5 @@
-"""Template context for a batch of customers: ``customer``, ``last.TYPE`` and friends."""
+"""Template context for a batch of customers: ``customer``, ``last.TYPE``, ``products``,
+``recommend`` and friends."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from engine.audience.compiler import EvalContext, event_filters
 from engine.audience.trigger import trigger_events
 from engine.core.clock import aware_utc, naive_utc
 from engine.core.fields import CUSTOMER_FIELDS
+from engine.messages.shop import Shop
 from engine.messages.templates import LastEvents
 from engine.rules.conditions import matched_names
 from engine.store.tables import customers, events
@@ -102,6 +104,14 @@ def load_matched(conn: Connection, ids: Sequence[str], leaves: dict[str, Any], c
     return result
 
 
+def _named_products(*events_by_customer: Mapping[str, Any]) -> Iterator[Any]:
+    """The `product_id` of every event in these contexts: what `products[...]` is likely asked."""
+    for found in events_by_customer:
+        for event in found.values():
+            if isinstance(event, Mapping):
+                yield (event.get("properties") or {}).get("product_id")
+
+
 def build_contexts(
     conn: Connection,
     ids: Sequence[str],
@@ -110,9 +120,12 @@ def build_contexts(
     coupons: dict[str, dict[str, dict[str, Any]]] | None = None,
     segments: Mapping[str, Any] | None = None,
     need_last: bool = True,
+    shop: Shop | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Render contexts for a batch of customers of one campaign. `need_last=False` (no template
-    reads `last`) skips the query for each customer's latest event of every type."""
+    reads `last`) skips the query for each customer's latest event of every type. `shop`: the
+    occurrence's product caches (a new one when None); `products` and `recommend` read the store
+    through `conn` while templates render, so it stays open until they have."""
     people = load_customers(conn, ids)
     last = load_last_events(conn, ids, at) if need_last else {cid: LastEvents() for cid in ids}
     leaves, _ = matched_names(campaign.audience, segments)
@@ -121,6 +134,9 @@ def build_contexts(
     matched = load_matched(conn, ids, leaves, ctx) if leaves else {cid: MatchedEvents() for cid in ids}
     campaign_info = {"name": campaign.campaign, "description": campaign.description, "priority": campaign.priority}
     fired = trigger_events(conn, campaign, list(ids), at) if campaign.trigger is not None else {}
+    present = [cid for cid in ids if cid in people]
+    named = _named_products(*(last[cid] for cid in present), *(matched[cid] for cid in present), fired)
+    batch = (shop or Shop(at)).batch(conn, present, named)
     return {
         cid: {
             "customer": people[cid],
@@ -130,7 +146,8 @@ def build_contexts(
             "last": last[cid],
             "matched": matched[cid],
             **({"trigger": fired.get(cid)} if campaign.trigger is not None else {}),
+            "products": batch.products,
+            "recommend": batch.recommender(cid),
         }
-        for cid in ids
-        if cid in people
+        for cid in present
     }

@@ -14,6 +14,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.core.errors import Problem
 from engine.core.fields import CUSTOMER_FIELDS
+from engine.messages.recommend_checks import recommend_problems
 from engine.messages.templates import TemplateOutside, resolve_inside
 
 # `locale`: the customer's, else config's `locales.default`; `preheader`: an email's, or "".
@@ -29,6 +30,8 @@ CONTEXT_NAMES = frozenset(
         "preferences_url",
         "locale",
         "preheader",
+        "products",
+        "recommend",
     }
 )
 CUSTOMER_KEYS = frozenset(CUSTOMER_FIELDS) | {"attributes"}
@@ -123,6 +126,9 @@ def check_names(tree: nodes.Template, source: TemplateSource, names: Names) -> l
             message = f"undefined template variable 'campaign.{attr}': available are {', '.join(sorted(CAMPAIGN_KEYS))}"
         if message:
             problems.append(Problem(where[0], where[1], where[2] if source.line_offset else None, message))
+    for line, message in recommend_problems(tree):
+        at_line = source.line_offset + line if source.line_offset else line
+        problems.append(Problem(source.path, at_line, source.col if source.line_offset else None, message))
     return problems
 
 

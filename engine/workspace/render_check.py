@@ -22,6 +22,7 @@ from engine.core.fields import CUSTOMER_FIELDS, STANDARD_EVENT_TYPES
 from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import MatchedEvents, build_contexts
 from engine.messages.email import SAMPLE_LINKS
+from engine.messages.shop import sample_names
 from engine.messages.templates import LastEvents
 from engine.rules.actions import EmailAction
 from engine.rules.campaign import Campaign
@@ -96,6 +97,7 @@ def _sample(conn: Connection | None, workspace: Workspace, campaign: Campaign, a
         "coupons": coupons,
         "at": at,
         "last": SyntheticLast(_known_types(conn, campaign, workspace.segments), at),
+        **sample_names(),
         **(
             {"trigger": {"type": campaign.trigger.event, "occurred_at": at, "properties": SampleProperties()}}
             if campaign.trigger is not None
