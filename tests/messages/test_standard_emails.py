@@ -12,6 +12,7 @@ from engine.messages.actions import preview_coupons, render_actions
 from engine.messages.context import MatchedEvents
 from engine.messages.email import SAMPLE_LINKS
 from engine.messages.email_html import render_email_body
+from engine.messages.shop import sample_names
 from engine.messages.templates import LastEvents
 from engine.rules.actions import EmailAction
 from engine.rules.journey import expand
@@ -36,6 +37,7 @@ def context(unit, locale: str) -> dict:
         "at": AT,
         "last": LastEvents(),
         "matched": MatchedEvents(product_view={"type": "product_view", "occurred_at": AT, "properties": viewed}),
+        **sample_names(),  # products and recommend(): stand-in product cards
         **SAMPLE_LINKS,
     }
 
