@@ -19,7 +19,9 @@ from engine.rules.campaign import Campaign
 from engine.store.privacy import CONSENT_COLUMNS, consent_log_of, subscriptions_of
 from engine.store.tables import coupons, customers, deliveries, events, suppressions, tasks
 
-DELIVERY_COLUMNS = ("id", "campaign", "customer_id", "occurrence", "status", "reason", "variant", "sent_at")
+# `channel` last: a script that read the CSV's columns by position before channels existed reads on.
+# A campaign on several channels has a row per channel: without it the rows cannot be told apart.
+DELIVERY_COLUMNS = ("id", "campaign", "customer_id", "occurrence", "status", "reason", "variant", "sent_at", "channel")
 RECENT_EVENTS = 200
 
 
