@@ -1,4 +1,5 @@
-"""Hypothesis writes rules and data; the SQL compiler must pick exactly the ids the reference picks."""
+"""Hypothesis writes rules and data; the SQL compiler must pick exactly the ids the reference picks,
+and the planner must reach each of them on exactly the channels the reference's consent allows."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from engine.audience.compiler import EvalContext, audience_query, store_timezones
+from engine.audience.consent import REFUSED
+from engine.audience.planner import Planner
+from engine.core.status import Outcome
+from engine.rules.campaign import Campaign
 from engine.rules.conditions import Condition
-from engine.store.tables import customers, deliveries, events
-from tests.support.reference import matches
+from engine.rules.config import Config
+from engine.store.tables import consent_log, customers, deliveries, events, subscriptions, suppressions
+from tests.support.reference import _hashed, matches, reachable
 from tests.support.store import seed
 
 AT = datetime(2026, 3, 1, 0, 30, tzinfo=timezone.utc)
@@ -168,12 +174,10 @@ def shops(draw):
     return people, history, ledger
 
 
-def _check(store, data, rule) -> None:
-    people, history, ledger = data
+def _load(store, people, history, ledger) -> None:
     with store.engine.begin() as conn:
-        conn.execute(sa.delete(events))
-        conn.execute(sa.delete(deliveries))
-        conn.execute(sa.delete(customers))
+        for table in (events, deliveries, subscriptions, suppressions, consent_log, customers):
+            conn.execute(sa.delete(table))
     seed(store, customers=people, events=history)
     if ledger:
         with store.engine.begin() as conn:
@@ -189,17 +193,27 @@ def _check(store, data, rule) -> None:
                     for row in ledger
                 ],
             )
-    cond = CONDITION.validate_python(rule)
-    with store.engine.connect() as conn:
-        ctx = EvalContext(at=AT, timezone="UTC", dialect=store.dialect, timezones=store_timezones(conn))
-        got = list(conn.execute(audience_query(cond, ctx)).scalars())
-    # The importer gives identical rows one key; the oracle sees what the store kept, in import order.
+
+
+def _kept(history: list[dict]) -> list[dict]:
+    """The importer gives identical rows one key; the oracle sees what the store kept, in import order."""
     seen, kept = set(), []
     for seq, e in enumerate(history):
         key = (e["customer_id"], e["type"], e["occurred_at"], tuple(sorted(e["properties"].items())))
         if key not in seen:
             seen.add(key)
             kept.append({**e, "seq": seq})
+    return kept
+
+
+def _check(store, data, rule) -> None:
+    people, history, ledger = data
+    _load(store, people, history, ledger)
+    cond = CONDITION.validate_python(rule)
+    with store.engine.connect() as conn:
+        ctx = EvalContext(at=AT, timezone="UTC", dialect=store.dialect, timezones=store_timezones(conn))
+        got = list(conn.execute(audience_query(cond, ctx)).scalars())
+    kept = _kept(history)
     expected = sorted(
         p["id"]
         for p in people
@@ -230,3 +244,150 @@ def test_postgres_matches_reference(pg_store, data, rule):
 @given(data=shops(), rule=without_conditions())
 def test_without_matches_reference(store, data, rule):
     _check(store, data, rule)
+
+
+# --- consent per channel and topic ---------------------------------------------------------------
+
+TOPICS = {
+    "promotions": {"label": "Offers"},  # the first: a campaign naming no topic is in it
+    "newsletter": {"label": "News"},
+    "orders": {"label": "Your orders", "required": True},  # nobody leaves it; leaving rows are ignored
+}
+CHANNELS = ["email", "sms", "webhook"]
+PAST = (AT - timedelta(days=3)).isoformat()
+
+
+@st.composite
+def contacts(draw, data):
+    """The shop again, each person with consent facts: addresses, opt-ins, unsubscribes, suppressions
+    (plain or kept hashed, as `nudge forget` leaves them), topic choices, confirmations, and some
+    anonymous profiles (their events and ledger follow the new id)."""
+    people, history, ledger = data
+    facts: dict = {"suppressed": set(), "left": {}, "choices": [], "confirmed": set(), "shout": set()}
+    renamed, ids = [], {}
+    for n, original in enumerate(people):
+        person = dict(original)
+        if draw(st.integers(0, 7)) == 0:
+            person["id"] = f"anon:{n}"  # a profile nobody has named yet
+        ids[original["id"]] = person["id"]
+        _draw_addresses(draw, person, n, facts)
+        for topic in TOPICS:
+            choice = draw(st.sampled_from([None, None, True, False]))
+            if choice is not None:
+                facts["choices"].append((person["id"], topic, choice))
+                if not choice:
+                    facts["left"].setdefault(person["id"], set()).add(topic)
+        renamed.append(person)
+    history = [{**e, "customer_id": ids[e["customer_id"]]} for e in history]
+    ledger = [{**d, "customer_id": ids[d["customer_id"]]} for d in ledger]
+    return (renamed, history, ledger), facts
+
+
+def _draw_addresses(draw, person: dict, n: int, facts: dict) -> None:
+    if draw(st.integers(0, 4)):
+        person["email"] = f"p{n}@example.com"
+        if draw(st.booleans()):
+            facts["shout"].add(person["id"])  # stored upper-cased, as another writer may have left it
+    if draw(st.integers(0, 3)) == 0:
+        person["unsubscribed_at"] = PAST
+    if draw(st.booleans()):
+        facts["confirmed"].add(person["id"])
+    if draw(st.integers(0, 4)):
+        person["phone"] = f"+86138{n:08d}"
+    person["sms_opt_in"] = draw(st.booleans())
+    if draw(st.integers(0, 3)) == 0:
+        person["sms_unsubscribed_at"] = PAST
+    for field in ("email", "phone"):
+        how = draw(st.sampled_from(["no", "no", "plain", "hashed"]))
+        if how != "no" and person.get(field):
+            facts["suppressed"].add(person[field] if how == "plain" else _hashed(person[field]))
+
+
+@st.composite
+def reaching(draw):
+    """A campaign's message channels (a non-empty subset, in any order), its topic, double opt-in."""
+    channels = draw(st.permutations(CHANNELS))[: draw(st.integers(1, 3))]
+    return list(channels), draw(st.sampled_from([None, *TOPICS])), draw(st.booleans())
+
+
+ACTION = {
+    "email": {"email": {"template": "t.html.j2", "subject": "Hi"}},
+    "sms": {"sms": {"text": "Hi"}},
+    "webhook": {"webhook": {"url_env": "CRM_URL", "body": "crm.json.j2"}},
+}
+
+
+def _store_consent(store, facts: dict) -> None:
+    naive = AT.replace(tzinfo=None)
+    with store.engine.begin() as conn:
+        for address in facts["suppressed"]:
+            conn.execute(sa.insert(suppressions).values(email=address, reason="unsubscribe", created_at=naive))
+        for customer_id, topic, subscribed in facts["choices"]:
+            row = {"customer_id": customer_id, "topic": topic, "subscribed": subscribed, "updated_at": naive}
+            conn.execute(sa.insert(subscriptions).values(**row))
+        if facts["confirmed"]:
+            confirmed = customers.c.id.in_(sorted(facts["confirmed"]))
+            conn.execute(sa.update(customers).where(confirmed).values(email_confirmed_at=naive))
+        if facts["shout"]:
+            conn.execute(
+                sa.update(customers)
+                .where(customers.c.id.in_(sorted(facts["shout"])))
+                .values(email=sa.func.upper(customers.c.email))
+            )
+
+
+def _check_reach(store, data, facts, rule, reach) -> None:
+    people, history, ledger = data
+    channels, topic, double = reach
+    _load(store, people, history, ledger)
+    _store_consent(store, facts)
+    config = Config.model_validate({"topics": TOPICS, "consent": {"double_opt_in": double}})
+    campaign = Campaign.model_validate(
+        {
+            "campaign": "reach",
+            "schedule": "0 9 * * *",
+            "audience": rule,
+            "cooldown": "0d",
+            "actions": [ACTION[c] for c in channels],
+            **({"topic": topic} if topic else {}),
+        }
+    )
+    with store.engine.connect() as conn:
+        planner = Planner(conn=conn, config=config, segments={}, at=AT)
+        got = {c.customer_id: (c.outcome, c.channels, c.refused) for c in planner.classify(campaign)}
+    named = topic or next(iter(TOPICS))
+    kept = _kept(history)
+    expected = {}
+    for p in people:
+        mine = [d for d in ledger if d["customer_id"] == p["id"]]
+        if not matches(campaign.audience, p, [e for e in kept if e["customer_id"] == p["id"]], AT, ledger=mine):
+            continue
+        customer = {**p, "email_confirmed_at": p["id"] in facts["confirmed"]}
+        if p["id"] in facts["shout"]:
+            customer["email"] = p["email"].upper()  # what the store holds
+        reached = reachable(
+            customer,
+            channels,
+            None if TOPICS[named].get("required") else named,
+            suppressed=facts["suppressed"],
+            left=facts["left"].get(p["id"], set()),
+            double_opt_in=double,
+        )
+        refused = tuple((c, REFUSED[c]) for c in channels if c not in reached) if reached else ()
+        expected[p["id"]] = (Outcome.TARGETED if reached else Outcome.NO_CONSENT, reached, refused)
+    assert got == expected, (rule, reach)
+
+
+consenting_shops = shops().flatmap(contacts)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=consenting_shops, rule=conditions, reach=reaching())
+def test_sqlite_reaches_the_channels_the_reference_allows(sqlite_store, data, rule, reach):
+    _check_reach(sqlite_store, data[0], data[1], rule, reach)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=consenting_shops, rule=conditions, reach=reaching())
+def test_postgres_reaches_the_channels_the_reference_allows(pg_store, data, rule, reach):
+    _check_reach(pg_store, data[0], data[1], rule, reach)

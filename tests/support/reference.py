@@ -1,7 +1,10 @@
-"""A deliberately naive Python evaluator of the condition language: the oracle for differential tests."""
+"""A deliberately naive Python evaluator of the condition language, and of who may be reached on
+which channel: the oracle for differential tests."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -208,3 +211,52 @@ def matches(
 
 def as_utc(value: datetime | date) -> datetime:
     return value if isinstance(value, datetime) else datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+
+
+# --- consent per channel and topic (SPEC "Consent, topics and the preference centre") ------------
+
+
+def _hashed(address: str) -> str:
+    """How `nudge forget` keeps a suppressed address: written out here, not imported from the engine."""
+    return "sha256:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()
+
+
+def _suppressed(address: str, suppressed: set[str]) -> bool:
+    return address in suppressed or _hashed(address) in suppressed
+
+
+def _channel_allows(channel: str, customer: dict, suppressed: set[str], double_opt_in: bool) -> bool:
+    if channel == "email":
+        email = customer.get("email")
+        if not email or not customer.get("email_opt_in") or customer.get("unsubscribed_at"):
+            return False
+        if double_opt_in and not customer.get("email_confirmed_at"):
+            return False
+        return not _suppressed(email.lower(), suppressed)
+    if channel == "sms":
+        phone = customer.get("phone")
+        if not phone or not customer.get("sms_opt_in") or customer.get("sms_unsubscribed_at"):
+            return False
+        return not _suppressed(phone, suppressed)
+    if channel == "webhook":  # the shop's own systems: no address of the customer's to consent
+        return True
+    raise ValueError(channel)
+
+
+def reachable(
+    customer: dict,
+    channels: Sequence[str],
+    topic: str | None,
+    *,
+    suppressed: set[str],
+    left: set[str],
+    double_opt_in: bool = False,
+) -> tuple[str, ...]:
+    """The campaign's channels this customer may get its message on, in the campaign's order.
+
+    `topic` None: a required topic, which nobody can leave; `left`: the topics the customer left
+    (a subscriptions row with subscribed false); `suppressed`: suppression entries, plain or hashed.
+    An anonymous profile (`anon:…`) is nobody to reach."""
+    if customer["id"].startswith("anon:") or (topic is not None and topic in left):
+        return ()
+    return tuple(c for c in channels if _channel_allows(c, customer, suppressed, double_opt_in))
