@@ -12,14 +12,17 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
+import yaml
 from click.testing import CliRunner
 
 from engine.audience.planner import Planner
 from engine.cli.main import main
 from engine.delivery.occurrence import run_occurrence
-from engine.store.tables import deliveries
-from tests.support.helpers import Clock, email_campaign, make_runner, write_workspace
-from tests.support.store import ROOT, seed
+from engine.ingest.demo import build_demo
+from engine.store.tables import coupons, deliveries
+from engine.workspace.loader import load_workspace
+from tests.support.helpers import Clock, email_campaign, make_runner, nudge_process, write_workspace
+from tests.support.store import ROOT, make_store, seed
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 GROUP = {"limits": {"exclusive": {"winback": "60d"}}}
@@ -101,8 +104,6 @@ def test_a_config_that_does_not_load_does_not_also_make_every_group_undeclared(w
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_two_processes_planning_the_group_at_once_give_nobody_two_offers(kind, tmp_path, request):
-    from tests.support.store import make_store
-
     store = make_store(kind, tmp_path, request)
     seed(store, customers=shoppers(300))
     ws = write_workspace(
@@ -128,3 +129,51 @@ def test_two_processes_planning_the_group_at_once_give_nobody_two_offers(kind, t
     per_customer = Counter(sent)
     assert len(per_customer) == 300 and set(per_customer.values()) == {1}  # everyone once, nobody twice
     store.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_the_standard_win_back_campaigns_in_two_concurrent_runs_give_nobody_both_offers(
+    kind, tmp_path, request, workspace_dir
+):
+    """The standard churn-winback (20%, at risk) and lapsed-buyers (15%, lapsed) meet across time:
+    who enters the journey today may be lapsed in 30 days, inside the group's 60. Two `nudge run`
+    processes plan today and in 30 days at once, each both campaigns."""
+    store = make_store(kind, tmp_path, request)
+    today = datetime(2026, 6, 1, 2, 0, tzinfo=timezone.utc)
+    later = today + timedelta(days=30)
+    build_demo(store, today, size=600)
+    config = yaml.safe_load((workspace_dir / "config.yaml").read_text())
+    (workspace_dir / "config.yaml").write_text(yaml.safe_dump({**config, "store": store.url}))
+    contested = _offered_both_without_the_group(store, workspace_dir, today, later)
+    assert len(contested) >= 10  # the check below is not empty
+    runs = [
+        nudge_process(workspace_dir, "run", "churn-winback", "lapsed-buyers", "--at", at.isoformat())
+        for at in (today, later)
+    ]
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        assert run.returncode == 0, err.decode()
+    with store.engine.connect() as conn:
+        held = conn.execute(sa.select(coupons.c.customer_id, coupons.c.name).where(coupons.c.name.in_(WINBACK))).all()
+    offers: dict[str, set[str]] = {}
+    for customer_id, name in held:
+        offers.setdefault(customer_id, set()).add(name)
+    assert {name for names in offers.values() for name in names} == set(WINBACK)  # both campaigns gave offers
+    assert [c for c, names in offers.items() if len(names) > 1] == []  # 0 customers with two offers
+    assert sum(1 for c in contested if c in offers) >= len(contested) // 2  # the contested got one of them
+    store.dispose()
+
+
+WINBACK = ("comeback", "winback")  # churn-winback's 20% coupon, lapsed-buyers' 15%
+
+
+def _offered_both_without_the_group(store, root, today: datetime, later: datetime) -> set[str]:
+    """Who the journey would enter today and lapsed-buyers would reach in 30 days, each planned alone
+    on the empty ledger: the customers the group has to keep from getting both offers."""
+    workspace = load_workspace(root)
+    journey, lapsed = workspace.campaigns["churn-winback"].campaign, workspace.campaigns["lapsed-buyers"].campaign
+    offer = next(c for c in workspace.select([journey.campaign]) if c.campaign.endswith("/offer"))
+    with store.engine.connect() as conn:
+        entering = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=today).plan(offer)
+        reached = Planner(conn=conn, config=workspace.config, segments=workspace.segments, at=later).plan(lapsed)
+    return set(entering.targeted) & set(reached.targeted)
