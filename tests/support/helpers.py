@@ -92,14 +92,17 @@ def kill_when(process, reached, limit_seconds: float = 60) -> bool:
     raise AssertionError("the run neither finished nor reached the kill point")
 
 
-def nudge_process(workspace: Path, *args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen:
-    """A real `nudge` process on a workspace (this source tree's copy), for crash and concurrency tests."""
+def nudge_process(
+    workspace: Path, *args: str, stderr: Any = subprocess.PIPE, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """A real `nudge` process on a workspace (this source tree's copy), for crash and concurrency
+    tests; `env`: variables set beside the test's own (a connector's secrets)."""
     return subprocess.Popen(
         [sys.executable, "-m", "engine", "--workspace", str(workspace), *args],
         cwd=Path(__file__).resolve().parent.parent.parent,
         stdout=subprocess.DEVNULL,
         stderr=stderr,
-        env={**os.environ, "NUDGE_SECRET": os.environ.get("NUDGE_SECRET", "s")},
+        env={**os.environ, "NUDGE_SECRET": os.environ.get("NUDGE_SECRET", "s"), **(env or {})},
     )
 
 

@@ -8,7 +8,8 @@ errors `{"code", "message", "more_info", "status"}`). Scriptable per recipient:
 
 "stall" and "drop" take the message (it is recorded, as Twilio would queue it) and then give no
 answer: held until the test ends, or the connection closed. Every accepted message is recorded in
-`accepted`, so a test counts what arrived.
+`accepted`, so a test counts what arrived; `wait_for(n)` returns once n have (a test that acts
+mid-batch, without sleeping).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TwilioServer:
         self.requests = 0
         self.script: dict[str, str] = {}  # recipient → behaviour; stays until removed
         self.lock = threading.Lock()
+        self.taken = threading.Condition(self.lock)  # notified at each accepted message
         self.release = threading.Event()  # ends every stall
         owner = self
 
@@ -83,6 +85,11 @@ class TwilioServer:
     def arrived(self, to: str) -> int:
         """How many messages to this number were taken."""
         return sum(1 for m in self.accepted if m["to"] == to)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """True once `count` messages have been taken, False after `timeout` seconds."""
+        with self.taken:
+            return self.taken.wait_for(lambda: len(self.accepted) >= count, timeout)
 
     # --- behaviour ------------------------------------------------------------------------------
 
@@ -134,6 +141,7 @@ class TwilioServer:
                     "status_callback": form.get("StatusCallback"),
                 }
             )
+            self.taken.notify_all()
         if behaviour == "stall":
             self.release.wait(30)  # past the client's timeout: the answer never comes
             handler.close_connection = True
