@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from . import channels
 from .generate import AT, generate, scale_to_int
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,20 +119,20 @@ def segments(ws: Path, at: str, peer: bool, runs: int) -> dict:
     return result
 
 
-def deliver(ws: Path, at: str, store_url: str, label: str, env: dict | None = None) -> dict:
+def deliver(
+    ws: Path, at: str, store_url: str, label: str, env: dict | None = None, campaign: str = BLAST["campaign"]
+) -> dict:
     import sqlalchemy as sa
 
     nudge = (sys.executable, "-m", "engine")
-    run = phase(
-        "command", *nudge, "--workspace", str(ws), "run", "bench-blast", "--at", at, "--format", "json", env=env
-    )
+    run = phase("command", *nudge, "--workspace", str(ws), "run", campaign, "--at", at, "--format", "json", env=env)
     if "error" in run:
         raise SystemExit(f"nudge run ({label}) failed: {run['error']}")
     from engine.store.tables import deliveries
 
     engine = sa.create_engine(store_url)
     moment = datetime.fromisoformat(at).astimezone(timezone.utc).replace(tzinfo=None)
-    mine = (deliveries.c.campaign == "bench-blast", deliveries.c.occurrence == moment)
+    mine = (deliveries.c.campaign == campaign, deliveries.c.occurrence == moment)
     with engine.connect() as conn:
         sent = conn.execute(sa.select(sa.func.count()).where(*mine, deliveries.c.status == "sent")).scalar()
         other = conn.execute(
@@ -277,6 +278,8 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
             sent = result["delivery_outbox"]["sent"]
             result["outbox_reference"] = files_reference(ws / "outbox", sent, fsync=False)
             result["outbox_reference_fsync"] = files_reference(ws / "outbox", sent, fsync=True)
+            # Texts beside emails, both into their outboxes (fsync on), before the config changes below.
+            result["delivery_channels"] = channels.measure(ws, at, url, deliver)
             # The cost of durability: the same delivery, files not flushed (outbox.fsync: false).
             workspace(ws, url, {"connector": "outbox", "outbox": {"dir": "outbox-nofsync", "fsync": False}})
             print(f"[{kind}] delivering to the outbox without fsync", file=sys.stderr)

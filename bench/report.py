@@ -5,6 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
+from . import channels
+
 
 def _f(value: float, digits: int = 2) -> str:
     return f"{value:,.{digits}f}"
@@ -81,6 +83,7 @@ def print_table(results: dict) -> None:
         "ratio outbox delivery fsync / without",
         lambda d: _f(d["delivery_outbox"]["messages_per_second"] / d["delivery_outbox_nofsync"]["messages_per_second"]),
     )
+    channels.table_rows(row, _f)
     row("delivery outbox in memory (tmpfs): msg/s", lambda d: _f(d["delivery_outbox_memory"]["messages_per_second"], 0))
     row("delivery in memory, CSS inlined: msg/s", lambda d: _f(d["css_inlining"]["inlined"], 0))
     row("delivery in memory, CSS not inlined: msg/s", lambda d: _f(d["css_inlining"]["not_inlined"], 0))

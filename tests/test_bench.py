@@ -27,6 +27,10 @@ def test_benchmark_smoke_run(tmp_path):
         assert db["ingest_http"]["events"] > 0  # events posted to a running nudge serve
         assert db["delivery_outbox"]["sent"] > 0 and db["delivery_outbox"]["not_sent"] == 0
         assert db["delivery_sendgrid"]["sink_received"] == db["delivery_sendgrid"]["sent"]
+        # Texts beside emails: the same customers reached, every run, nothing left unsent.
+        runs = db["delivery_channels"]["runs"]
+        assert len({r["sent"] for r in runs["email"] + runs["sms"]}) == 1 and runs["sms"][0]["sent"] > 0
+        assert {r["not_sent"] for r in runs["email"] + runs["sms"]} == {0}
         if "css_inlining" in db:  # where /dev/shm is writable: the same delivery, CSS inlined and not
             runs = db["css_inlining"]["runs"]
             assert {r["sent"] for r in runs["inlined"] + runs["not_inlined"]} == {db["delivery_outbox"]["sent"]}
