@@ -7,6 +7,7 @@ import weakref
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from jinja2.sandbox import SandboxedEnvironment
@@ -189,7 +190,7 @@ def localized_context(context: Mapping[str, Any], settings: RenderSettings) -> d
     locale = rendering_locale(customer.get("locale") if isinstance(customer, Mapping) else None, settings)
     coupons = {
         name: {**coupon, "amount_off": Money(coupon["amount_off"], settings.currency)}
-        if isinstance(coupon, Mapping) and isinstance(coupon.get("amount_off"), (int, float))
+        if isinstance(coupon, Mapping) and isinstance(coupon.get("amount_off"), (int, float, Decimal))
         else coupon
         for name, coupon in (context.get("coupons") or {}).items()
     }
