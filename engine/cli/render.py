@@ -69,16 +69,21 @@ def dry_run_table(result: DryRun, console: Console, show_ids: int = 10, zone: st
             ids = sorted(plan.targeted)
             more = f" … and {len(ids) - show_ids} more" if len(ids) > show_ids else ""
             console.print(f"[bold]{plan.campaign}[/] targets: {', '.join(ids[:show_ids])}{more}", highlight=False)
+        if len(plan.locales) > 1:
+            counts = " · ".join(f"{locale} {count}" for locale, count in sorted(plan.locales.items()))
+            console.print(f"[bold]{plan.campaign}[/] by locale: {counts}", highlight=False)
     for campaign, samples in result.samples.items():
         for sample in samples:
             console.rule(
-                f"{campaign} → {sample.customer_id}" + (f" · variant {sample.variant}" if sample.variant else "")
+                f"{campaign} → {sample.customer_id}"
+                + (f" · variant {sample.variant}" if sample.variant else "")
+                + (f" · {sample.locale}" if sample.locale else "")
             )
             if sample.note:
                 console.print(f"[yellow]note:[/] {sample.note}", highlight=False)
             for part, text in sample.parts.items():
-                if part == "variant" or (part == "body" and "text" in sample.parts):
-                    continue  # the variant is in the heading; the terminal shows the text alternative
+                if part in ("variant", "locale") or (part == "body" and "text" in sample.parts):
+                    continue  # variant and locale are in the heading; the terminal shows the text alternative
                 console.print(f"[bold]{part}:[/]", highlight=False)
                 console.print(text.strip(), markup=False, highlight=False)
             if sample.error:
