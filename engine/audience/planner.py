@@ -87,6 +87,7 @@ class Classified(NamedTuple):
     # (the first carries its coupons and tasks); `refused`: the others, with the reason.
     channels: tuple[Channel, ...] = ()
     refused: tuple[tuple[Channel, str], ...] = ()
+    locale: str | None = None  # read only when the planner counts locales
 
 
 @dataclass
@@ -103,6 +104,7 @@ class CampaignPlan:
     variants: dict[str, int] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # journey steps: recorded `skipped`, journey goes on
     channels: dict[str, int] = field(default_factory=dict)  # messages per channel to the targeted
+    locales: Counter[str] = field(default_factory=Counter)  # targeted per locale they are served in
     # Targeted customers reached on only some of the campaign's channels, and which: what their
     # rendered sample shows (kept only for them, so a million fully reached cost nothing here).
     partial: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -116,6 +118,7 @@ class CampaignPlan:
             "targeted": len(self.targeted),
             "customers": sorted(self.targeted),
             "held_out": sorted(self.held_out),
+            **({"locales": dict(sorted(self.locales.items()))} if self.locales else {}),
         }
         if self.variants:
             data["variants"] = dict(self.variants)
@@ -144,6 +147,7 @@ class Planner:
     # (a neighbouring `--at`, a daemon ahead of a catch-up) counts. A dry run replaying the past
     # looks back only, so it shows what that instant saw.
     lookahead: bool = False
+    count_locales: bool = False  # the dry run's targeted per locale (reads customers.locale)
     _timezones: tuple[str, ...] | None = None
     _suppressed: tuple[bool, bool] | None = None  # are there suppressions; are some kept as hashes
 
@@ -199,8 +203,8 @@ class Planner:
         at = ctx.at_utc
         # Addresses and zone only where a delivery is planned: a dry run of a million need not read them.
         columns: list[Any] = [customers.c.id]
-        contacts = [customers.c.email, customers.c.phone, customers.c.timezone]
-        columns += contacts if contact else [sa.null(), sa.null(), sa.null()]
+        contacts = [customers.c.email, customers.c.phone, customers.c.timezone] if contact else [sa.null()] * 3
+        columns += [*contacts, customers.c.locale if self.count_locales else sa.null()]
         columns += self._consent_columns(campaign)
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.
@@ -310,11 +314,11 @@ class Planner:
         taken = self.group_taken.setdefault(group, set()) if group is not None else None
         channels = campaign.channels
         caps = CapCheck(self.cap_limits(campaign), self.cap_used)
-        consent_end = 4 + max(len(channels), 1)  # id, email, phone, zone, then one consent column per channel
+        consent_end = 5 + max(len(channels), 1)  # id, email, phone, zone, locale, a consent column per channel
         for rows in result.partitions():
             for row in rows:
-                customer_id, email, phone, zone = row[:4]
-                consents = row[4:consent_end]
+                customer_id, email, phone, zone, locale = row[:5]
+                consents = row[5:consent_end]
                 cooling, used, (exclusive, when) = row[consent_end], row[consent_end + 1 : -2], row[-2:]
                 reached: tuple[Channel, ...] = ()
                 # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
@@ -337,7 +341,7 @@ class Planner:
                     if taken is not None and only is None:
                         taken.add(customer_id)
                     refused = refused_channels(channels, consents, reached) if len(reached) < len(channels) else ()
-                    yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused)
+                    yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused, locale)
                     continue
                 yield Classified(customer_id, outcome, email, zone, phone)
 
@@ -346,11 +350,22 @@ class Planner:
         found = (c.customer_id for c in self.classify(campaign, contact=False) if c.outcome == Outcome.TARGETED)
         return next(found, None)
 
+    def exclusions(self, campaign: Campaign) -> dict[Exclusion, int]:
+        """The exclusions a plan of this campaign counts, all zero: the optional ones only where
+        they apply (the dry run's keys, and the audience history's)."""
+        found = CampaignPlan(campaign=campaign.campaign).excluded
+        if self.config.limits.global_holdout:
+            found[Exclusion.GLOBAL_HOLDOUT] = 0
+        step = journey_of(campaign)
+        if step is not None and step.step_when is not None:
+            found[Exclusion.WHEN_FALSE] = 0
+        if self.exclusive_window(campaign) is not None:
+            found[Exclusion.EXCLUSIVE] = 0
+        return found
+
     def plan(self, campaign: Campaign) -> CampaignPlan:
         """Counts and id lists for one campaign."""
-        result = CampaignPlan(campaign=campaign.campaign)
-        if self.config.limits.global_holdout:
-            result.excluded[Exclusion.GLOBAL_HOLDOUT] = 0
+        result = CampaignPlan(campaign=campaign.campaign, excluded=self.exclusions(campaign))
         step = journey_of(campaign)
         if step is not None:
             result.journey = {
@@ -359,17 +374,15 @@ class Planner:
                 "position": step.index + 1,
                 "of": step.step_count,
             }
-            if step.step_when is not None:
-                result.excluded[Exclusion.WHEN_FALSE] = 0
-        if self.exclusive_window(campaign) is not None:
-            result.excluded[Exclusion.EXCLUSIVE] = 0
         weights = [(v.name, v.weight) for v in campaign.variants]
         targeted = result.targeted
         result.channels = {str(c): 0 for c in campaign.channels}
-        for customer_id, outcome, _, _, _, reached, _ in self.classify(campaign, contact=False):
+        for customer_id, outcome, _, _, _, reached, _, locale in self.classify(campaign, contact=False):
             result.matched += 1
             if outcome is Outcome.TARGETED:
                 targeted.append(customer_id)
+                if self.count_locales:
+                    result.locales[self.config.locales.served(locale)] += 1
                 for channel in reached:
                     result.channels[channel] += 1
                 if len(reached) < len(campaign.channels):
