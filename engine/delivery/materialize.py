@@ -3,6 +3,7 @@ coupons, batch by batch, before anything leaves."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from engine.core.clock import naive_utc
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import SKIPPING, DeliveryStatus, Outcome
 from engine.delivery import ledger
+from engine.delivery.history import record_tally, start_tally
 from engine.delivery.planned_rows import RowShaper
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.rules.actions import CouponAction, action_when
@@ -69,10 +71,11 @@ def _materialize(
 ) -> None:
     coupon_specs = {i: a.coupon for i, a in enumerate(campaign.actions) if isinstance(a, CouponAction)}
     occurrence = naive_utc(at)
+    started = time.perf_counter()  # a duration for the audience history, not an instant: no clock
     with runner.store.engine.connect() as reader:
-        planner = Planner(
-            conn=reader, config=runner.workspace.config, segments=runner.workspace.segments, at=at, lookahead=True
-        )
+        config, segments = runner.workspace.config, runner.workspace.segments
+        planner = Planner(conn=reader, config=config, segments=segments, at=at, lookahead=True, count_locales=True)
+        tally = start_tally(reader, planner, campaign, occurrence)
         batch: list[Any] = []
         shaper = RowShaper(runner.workspace.config, campaign, at, marketing=planner.topic(campaign) is not None)
 
@@ -95,6 +98,8 @@ def _materialize(
                 report.recorded += ledger.record_plan(
                     writer, campaign.campaign, occurrence, rows, coupon_specs, runner.now()
                 )
+                # With the batch: a re-plan resumes from exactly what the committed batches counted.
+                record_tally(writer, campaign.campaign, occurrence, tally, time.perf_counter() - started, runner.now())
             report.held_out += sum(1 for r in rows if r.status == DeliveryStatus.HELD_OUT)
             report.skipped += sum(1 for b in chosen if b.outcome in SKIPPING)
             report.deferred += sum(1 for r in rows if r.not_before is not None and r.not_before > runner.now())
@@ -104,6 +109,7 @@ def _materialize(
 
         for item in planner.classify(campaign):
             report.matched += 1
+            tally.add(item)
             batch.append(item)
             if len(batch) >= PLAN_BATCH:
                 flush()
