@@ -1,4 +1,5 @@
-"""Operator commands: `nudge coupons export`, `nudge tasks list|done`, `nudge report`."""
+"""Operator commands: `nudge coupons export`, `nudge tasks list|done`, suppressions, `nudge serve`,
+`nudge deliveries` and `nudge customer` (`nudge report` is engine.cli.report)."""
 
 from __future__ import annotations
 
@@ -95,113 +96,6 @@ def tasks_done(env: Env, ids: tuple[int, ...]) -> None:
     click.echo(f"done: {', '.join(map(str, ids))}")
 
 
-@click.command(name="report")
-@click.argument("campaigns", nargs=-1)
-@click.option(
-    "--window",
-    default=None,
-    help="Override every campaign's goal window (default: each campaign's goal, 7d unless it says).",
-)
-@click.option(
-    "--global", "programme", is_flag=True, help="The whole programme against the global control group instead."
-)
-@click.option("--since", default="30d", show_default=True, help="With --global: the purchase window up to now.")
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
-@pass_env
-@handles_errors
-def report_command(
-    env: Env, campaigns: tuple[str, ...], window: str | None, programme: bool, since: str, fmt: str
-) -> None:
-    """Per campaign: deliveries by state, then conversion on its goal, contacted vs holdout, per variant."""
-    from engine.core.durations import parse_duration
-    from engine.core.errors import Problem, UserInputError
-    from engine.reports.journey import funnel
-    from engine.reports.ledger import delivery_counts
-    from engine.reports.lift import lift
-    from engine.rules.journey import expand
-
-    if programme:
-        _programme_report(env, since, fmt)
-        return
-    try:
-        span = parse_duration(window) if window else None
-    except ValueError as exc:
-        raise UserInputError([Problem("--window", None, None, str(exc))]) from None
-    try:  # the rules say each campaign's goal; a report still works while a rule file is broken
-        workspace = env.workspace()
-        rules = [loaded.campaign for loaded in workspace.campaigns.values()]
-    except UserInputError:
-        workspace, rules = env.workspace(need_rules=False), []
-    units = {unit.campaign: unit for campaign in rules for unit in expand(campaign)}
-    goals = {name: (unit.goal.event, span or unit.goal.within) for name, unit in units.items()}
-    journeys = [c for c in rules if c.steps and (not campaigns or c.campaign in campaigns)]
-    # A journey's name stands for its steps (CAMPAIGN/STEP in the ledger).
-    by_name = {c.campaign: c for c in rules}
-    names = tuple(
-        n for name in campaigns for n in ([s.campaign for s in expand(by_name[name])] if name in by_name else [name])
-    )
-    store = env.store(workspace, create=False, read_only=True)
-    default = ("purchase", span or parse_duration("7d"))
-    with store.engine.connect() as conn:
-        counts = delivery_counts(conn, names)
-        found = lift(conn, goals, names, workspace.config.metrics.revenue_property, default=default)
-        lifts = {entry.campaign: entry.as_json() for entry in found}
-        funnels = [funnel(conn, journey).as_json() for journey in journeys]  # the whole ledger, as above
-    if fmt == "json":
-        write_json(
-            {
-                "window": window or "per campaign goal",
-                "campaigns": [
-                    {"campaign": name, **row, "measurement": lifts.get(name)} for name, row in counts.items()
-                ],
-                "journeys": funnels,
-            },
-            sys.stdout,
-        )
-        return
-    console = make_console()
-    from engine.cli.report_view import funnel_table, report_tables
-
-    report_tables(counts, lifts, console)
-    for data in funnels:
-        console.print(funnel_table(data))
-
-
-def _programme_report(env: Env, since: str, fmt: str) -> None:
-    from engine.core.durations import parse_duration
-    from engine.core.errors import Problem, UserInputError
-    from engine.reports.lift import programme_lift
-
-    try:
-        span = parse_duration(since)
-    except ValueError as exc:
-        raise UserInputError([Problem("--since", None, None, str(exc))]) from None
-    workspace, store = env.config_and_store(create=False, read_only=True)
-    share = workspace.config.limits.global_holdout
-    if not share:
-        raise UserInputError(
-            [
-                Problem(
-                    str(workspace.root / "config.yaml"),
-                    None,
-                    None,
-                    "no global control group: set limits.global_holdout (e.g. 5%) and let campaigns run first",
-                )
-            ]
-        )
-    with store.engine.connect() as conn:
-        result = programme_lift(
-            conn, share, datetime.now(timezone.utc), span, workspace.config.metrics.revenue_property
-        ).as_json()
-    if fmt == "json":
-        write_json({"since": since, "global_holdout": share, **result}, sys.stdout)
-    else:
-        from engine.cli.report_view import report_tables
-
-        heading = "The whole programme: everyone else against the global control group"
-        report_tables({}, {"(all campaigns)": result}, make_console(), heading=heading)
-
-
 @click.group(name="suppressions")
 def suppressions_group() -> None:
     """Addresses never emailed again (unsubscribes, bounces, spam reports, manual)."""
@@ -270,15 +164,17 @@ def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
 @pass_env
 @handles_errors
 def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
-    """One-click unsubscribe and SendGrid's Event Webhook, over HTTP."""
+    """Unsubscribe and preferences, SendGrid's and Twilio's webhooks, ingestion, the dashboard (/ui/)."""
     import logging
     import os
 
     from werkzeug.serving import make_server
 
     from engine.cli.logs import configure
+    from engine.core.clock import utc_now
     from engine.messages.unsubscribe import secret_from
     from engine.web.access import AccessLogHandler
+    from engine.web.dashboard import dashboard_from_config
     from engine.web.preferences import workspace_topics
     from engine.web.serve import App
     from engine.web.twilio_api import TwilioHooks
@@ -308,6 +204,7 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         twilio=TwilioHooks.from_config(workspace.config.sms, os.environ),
         topics=known_topics(workspace.config),
         preferences=workspace_topics(workspace.root, workspace.config),
+        dashboard=dashboard_from_config(store, workspace, os.environ, utc_now, write_key, host),
     )
     server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
     logging.getLogger("nudge.serve").info(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from engine.cli import admin, deliver, metrics, privacy, read, setup
+from engine.cli import admin, deliver, metrics, privacy, read, report, setup
 from engine.cli.common import Env
 
 
@@ -46,7 +46,7 @@ for command in (
     deliver.send_test_command,
     admin.coupons,
     admin.tasks_group,
-    admin.report_command,
+    report.report_command,
     admin.suppressions_group,
     admin.serve_command,
     admin.deliveries_command,

@@ -5,6 +5,7 @@ and every number is the one `--format json` gives."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich import box
@@ -13,9 +14,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{100 * value:.1f}%"
+from engine.reports.words import arm_words, difference_words, percent
 
 
 def _table(title: str | None = None, gap: int = 1) -> Table:
@@ -61,25 +60,6 @@ def _cell(row: dict[str, Any], column: str) -> str:
     return f"{value:,}"
 
 
-def _arm(arm: dict[str, Any]) -> str:
-    if not arm["customers"]:
-        return "nobody"  # no control group: nothing to measure against
-    money = arm["revenue_per_customer"]
-    return f"{_pct(arm['conversion'])}  {arm['converted']:,} of {arm['customers']:,} converted" + (
-        "" if money is None else f", revenue per customer {money:,.2f}"
-    )
-
-
-def _difference(lift: dict[str, Any] | None) -> str:
-    if lift is None:
-        return "no holdout to compare with"
-    low, high = lift["ci95"]
-    relative = "" if lift["relative"] is None else f", {100 * lift['relative']:+.0f}% relative"
-    verdict = "the interval excludes zero" if lift["significant"] else "the interval includes zero: no effect shown"
-    interval = f"95% interval {100 * low:+.1f} … {100 * high:+.1f} pp"
-    return f"{100 * lift['difference']:+.1f} pp{relative} ({interval}): {verdict}"
-
-
 def measurement_block(name: str, data: dict[str, Any]) -> Group:
     """One campaign's conversion on its goal, contacted vs holdout, the difference, coupons."""
     goal = data["goal"]
@@ -87,9 +67,9 @@ def measurement_block(name: str, data: dict[str, Any]) -> Group:
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="dim", no_wrap=True)
     facts.add_column(overflow="fold")
-    facts.add_row("contacted", _arm(data["contacted"]))
-    facts.add_row("holdout", _arm(data["holdout"]))
-    facts.add_row("difference", _difference(data["lift"]))
+    facts.add_row("contacted", arm_words(data["contacted"]))
+    facts.add_row("holdout", arm_words(data["holdout"]))
+    facts.add_row("difference", difference_words(data["lift"]))
     used = data["coupons"]
     if used["issued"]:
         facts.add_row("coupons", f"{used['redeemed']:,} of {used['issued']:,} redeemed")
@@ -152,9 +132,37 @@ def variants_table(name: str, data: dict[str, Any]) -> Table:
     for arm in data["variants"]:
         low, high = arm["ci95"]
         interval = "–" if low is None else f"{100 * low:.1f}% … {100 * high:.1f}%"
-        table.add_row(arm["name"], f"{arm['customers']:,}", f"{arm['converted']:,}", _pct(arm["conversion"]), interval)
+        counts = (f"{arm['customers']:,}", f"{arm['converted']:,}")
+        table.add_row(arm["name"], *counts, percent(arm["conversion"]), interval)
     holdout = data["holdout"]
     table.add_row(
-        "(holdout)", f"{holdout['customers']:,}", f"{holdout['converted']:,}", _pct(holdout["conversion"]), ""
+        "(holdout)", f"{holdout['customers']:,}", f"{holdout['converted']:,}", percent(holdout["conversion"]), ""
     )
     return table
+
+
+def audience_table(audience: dict[str, list[dict[str, Any]]], zone: str) -> Group:
+    """Each campaign's audience at its last planned occurrence, against the one before (the
+    dashboard charts every occurrence); exclusions one by one are in `--format json`."""
+    from engine.cli.output import local_time
+
+    table = _table("Audience at the last occurrence", gap=1)
+    longest = max((len(name) for name in audience), default=8)
+    table.add_column("campaign", min_width=min(longest, 30), overflow="fold")
+    for column in ("last run", "matched", "targeted", "change", "runs", "plan s"):
+        table.add_column(column, justify="left" if column == "last run" else "right")
+    for name, rows in audience.items():
+        last = rows[-1]
+        change = "" if len(rows) < 2 else f"{last['targeted'] - rows[-2]['targeted']:+,}"
+        seconds = last["planning_seconds"]
+        table.add_row(
+            name,
+            local_time(datetime.fromisoformat(last["occurrence"]), zone)[:10],
+            f"{last['matched']:,}",
+            f"{last['targeted']:,}",
+            change,
+            f"{len(rows):,}",
+            "" if seconds is None else f"{seconds:.2f}",
+        )
+    note = Text("change: targeted against the occurrence before", style="dim")
+    return Group(table, note, Text(""))

@@ -8,6 +8,7 @@ POST /sendgrid/events     ECDSA-verified events: bounce, dropped, spamreport, un
                           suppression; delivered, open, click → events in the store (replays are no-ops)
 POST /twilio/inbound, /twilio/status   Twilio's signed SMS replies (STOP, START) and delivery
                           receipts (engine.web.twilio_api)
+GET  /ui/...              the read-only dashboard, behind its password (engine.web.dashboard)
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from engine.store import Store
 from engine.store.db import is_outage
 from engine.store.tables import deliveries
 from engine.web.access import redacted_path
+from engine.web.dashboard import Dashboard
 from engine.web.ingest_api import ingest
 from engine.web.observe import health, metrics_text
 from engine.web.preferences import PreferenceCentre, TopicBook
@@ -87,12 +89,14 @@ class App:
         twilio: TwilioHooks | None = None,
         topics: KnownTopics | None = None,
         preferences: TopicBook | None = None,
+        dashboard: Dashboard | None = None,
     ):
         self.store, self.secret, self.clock, self.max_body = store, secret, clock, max_body
         self.write_key = write_key  # None: the /v1 ingestion endpoints are off
         self.twilio = twilio  # None: the /twilio endpoints answer 404
         self.topics = topics  # what identify's traits.subscriptions may name (config.yaml's topics)
         self.webhook = EventWebhook(public_key) if public_key else None
+        self.dashboard = dashboard  # None: /ui/ answers 404 (config.yaml has no `ui`)
         # config.yaml's topics and each campaign's: the preference page and one-click read them.
         self.centre = PreferenceCentre(store, secret, clock, preferences or TopicBook())
         self.urls = Map(
@@ -106,6 +110,10 @@ class App:
                 Rule("/health", endpoint="health", methods=["GET"]),
                 Rule("/healthz", endpoint="healthz", methods=["GET"]),
                 Rule("/metrics", endpoint="metrics", methods=["GET"]),
+                # Any method: the dashboard asks for its password before it says anything else.
+                Rule("/ui", endpoint="ui"),
+                Rule("/ui/", endpoint="ui"),
+                Rule("/ui/<path:rest>", endpoint="ui"),
                 # Any path and method: engine.web.ingest_api answers the unknown ones (404, 405) itself.
                 Rule("/v1/<path:kind>", endpoint="v1"),
             ]
@@ -139,6 +147,11 @@ class App:
     def metrics(self, request: Request) -> Response:
         # content_type, not mimetype: werkzeug would add a second charset to the latter.
         return Response(metrics_text(self.store, self.clock), content_type=CONTENT_TYPE_LATEST)
+
+    def ui(self, request: Request, rest: str = "") -> Response:
+        if self.dashboard is None:
+            return json_error(404, "the dashboard is off: config.yaml has no ui: {password_env: NAME}")
+        return self.dashboard(request)
 
     def v1(self, request: Request, kind: str) -> Response:
         return ingest(request, kind, self.store, self.write_key, self.clock, self.topics)

@@ -140,3 +140,17 @@ def test_the_dry_run_table_fits_80_columns_with_every_count(ran):
         assert cells[0] == str(plan["matched"]) and cells[-1] == str(plan["targeted"])
         for name, share in plan.get("variants", {}).items():
             assert re.search(rf"^ +variant {name} \(\d+%\) +{share} *$", text, re.M)
+
+
+def test_the_audience_at_each_campaigns_last_occurrence_fits_80_columns(ran):
+    data = json.loads(nudge(ran, "report", "--format", "json"))
+    text = nudge(ran, "report", columns=80)
+    assert max(len(line.rstrip()) for line in text.splitlines()) <= 80
+    table = text.split("Audience at the last occurrence")[1]
+    for name, history in data["audience"].items():
+        [cells] = [line.split()[1:] for line in table.splitlines() if line.split()[:1] == [name]]
+        last = history[-1]
+        change = f"{last['targeted'] - history[-2]['targeted']:+,}"
+        assert cells[1:5] == [f"{last['matched']:,}", f"{last['targeted']:,}", change, str(len(history))]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d", cells[0])
+    assert {"winback-ab", "churn-winback/reminder"} <= set(data["audience"])
