@@ -238,27 +238,25 @@ def co_purchased(conn: Connection, anchors: Sequence[str], at: datetime, limit: 
     """Anchor product → the other products in stock bought by the customers who bought it (up to
     `at`), most such customers first, the first `limit` of each."""
     dialect = conn.dialect.name
-    moment = naive_utc(at)
     pid = product_id(events.c.properties, dialect)
-    other = events.alias("co_purchase")
-    qid = product_id(other.c.properties, dialect)
+    # Who bought what, once per customer and product: the property is read once per purchase
+    # (materialized), and the self-join below counts customers, not purchases. 4-5x faster than
+    # joining the buyers to their events and counting distinct customers (measured at 10k).
+    owned = (
+        sa.select(events.c.customer_id, pid.label("product"))
+        .where(events.c.type == PURCHASE, events.c.occurred_at <= naive_utc(at), pid.is_not(None))
+        .distinct()
+        .cte("owned")
+        .prefix_with("MATERIALIZED")
+    )
+    buyer, other = owned.alias("buyer"), owned.alias("other")
     found: dict[str, list[Product]] = {}
     for chunk in _chunks(sorted(set(anchors))):
-        buyers = (
-            sa.select(events.c.customer_id, pid.label("anchor"))
-            .where(events.c.type == PURCHASE, events.c.occurred_at <= moment, pid.in_(chunk))
-            .distinct()
-            .subquery()
-        )
-        same_buyer = sa.and_(
-            other.c.customer_id == buyers.c.customer_id, other.c.type == PURCHASE, other.c.occurred_at <= moment
-        )
-        together = sa.func.count(other.c.customer_id.distinct()).label("n")  # customers, not purchases
         pairs = (
-            sa.select(buyers.c.anchor, qid.label("product_id"), together)
-            .select_from(buyers.join(other, same_buyer))
-            .where(qid.is_not(None), qid != buyers.c.anchor)
-            .group_by(buyers.c.anchor, qid)
+            sa.select(buyer.c.product.label("anchor"), other.c.product.label("product_id"), sa.func.count().label("n"))
+            .select_from(buyer.join(other, other.c.customer_id == buyer.c.customer_id))
+            .where(buyer.c.product.in_(chunk), other.c.product != buyer.c.product)
+            .group_by(buyer.c.product, other.c.product)
             .subquery()
         )
         order = (pairs.c.n.desc(), _by_code_point(products.c.id, dialect))
