@@ -245,7 +245,7 @@ def test_a_key_in_config_is_refused_and_a_missing_one_is_clear(workspace_dir):
     assert result.stderr.startswith(f"{config}:4:5: error: 'api_key': secrets do not belong in config.yaml")
     config.write_text(
         "email:\n  connector: sendgrid\n  unsubscribe_url: https://shop.example/u\n"
-        "limits: {exclusive: {winback: 60d}}\n"  # the standard rules' group
+        "limits: {exclusive: {winback: 60d, birthday: 300d}}\n"  # the standard rules' groups
     )
     run = CliRunner().invoke(
         main, ["--workspace", str(workspace_dir), "run", "birthday"], env={"SENDGRID_API_KEY": "", "NUDGE_SECRET": "s"}

@@ -118,7 +118,7 @@ def test_outbox_asks_the_hand_off_once_per_batch(tmp_path):
 
 
 def test_outbox_flushes_each_file_before_its_name_and_the_folder_after(tmp_path, monkeypatch):
-    import connectors.sms.outbox as outbox_module
+    import connectors.outbox_files as outbox_module  # where both outboxes write their files
 
     synced: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -145,7 +145,7 @@ def test_outbox_flushes_each_file_before_its_name_and_the_folder_after(tmp_path,
 
 
 def test_a_full_disk_stops_the_batch_and_leaves_nothing_half_written(tmp_path, monkeypatch):
-    import connectors.sms.outbox as outbox_module
+    import connectors.outbox_files as outbox_module  # where both outboxes write their files
 
     opened = {"n": 0}
 

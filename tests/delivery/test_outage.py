@@ -167,7 +167,7 @@ def test_outbox_write_errors_leave_the_batch_pending(tmp_path, sqlite_store, mon
             {"id": f"c{i}", "email": f"c{i}@example.com", "email_opt_in": True, "country": "US"} for i in range(9)
         ],
     )
-    import connectors.email.outbox as outbox_module
+    import connectors.outbox_files as outbox_module  # where both outboxes write their files
 
     ws = write_workspace(tmp_path, [email_campaign()], config={"delivery": {"batch_size": 3}})
     at = datetime(2026, 6, 1, 9, 0).astimezone()

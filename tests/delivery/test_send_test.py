@@ -26,7 +26,7 @@ def test_a_test_send_reaches_only_the_test_address_and_records_nothing(workspace
     with SmtpServer() as sink:
         config.write_text(
             config.read_text().replace(
-                "  connector: outbox",
+                "  connector: outbox                # outbox (.eml files) | smtp | sendgrid | a registered name",
                 f"  connector: smtp\n  unsubscribe_url: https://shop.example/u\n"
                 f"  smtp: {{host: 127.0.0.1, port: {sink.port}}}",
             )

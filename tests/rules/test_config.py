@@ -12,8 +12,9 @@ def validate(workspace_dir):
     return CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
 
 
-# The standard rules of the workspace put lapsed-buyers and churn-winback in one exclusive group.
-STANDARD_GROUP = "limits: {exclusive: {winback: 60d}}\n"
+# The standard rules of the workspace put lapsed-buyers and churn-winback in one exclusive group,
+# birthday and birthday-text in another.
+STANDARD_GROUP = "limits: {exclusive: {winback: 60d, birthday: 300d}}\n"
 
 
 def write_config(workspace_dir, text: str):
