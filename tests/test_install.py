@@ -43,6 +43,8 @@ def test_a_wheel_installs_into_a_clean_venv_and_runs_a_workspace(tmp_path):
     run(nudge, "demo", "--customers", "200", "--at", "2026-06-01T12:00:00+08:00", cwd=shop)
     run(nudge, "run", "--at", "2026-06-01T12:00:00+08:00", cwd=shop)
     assert list((shop / "outbox").glob("*.eml"))  # the migrations, templates and scaffold were all in the wheel
+    run(nudge, "report", "--html", "-o", shop / "report.html", cwd=shop)  # and the dashboard's templates
+    assert 'data-chart="history"' in (shop / "report.html").read_text()
 
 
 def test_the_systemd_units_run_the_binary_the_readme_installs():
