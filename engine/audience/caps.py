@@ -4,7 +4,7 @@ the ledger and what the same planning already gave each customer."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.core.channels import Channel
 from engine.rules.channels_config import FrequencyCap
@@ -19,12 +19,14 @@ class CapCheck:
 
     limits: list[tuple[str, FrequencyCap]]
     planned: Counter
+    full: set[str] = field(default_factory=set)  # the caps the last `room` found used up, for `why`
 
     def room(self, customer_id: str, channels: tuple[Channel, ...], used: tuple) -> tuple[Channel, ...]:
         if not self.limits:
             return channels
         counts = {key: (u or 0) + self.planned[customer_id, key] for (key, _), u in zip(self.limits, used, strict=True)}
         maxima = dict((key, cap.max) for key, cap in self.limits)
+        self.full = {key for key in maxima if counts[key] >= maxima[key]}
         left = maxima[ALL_CHANNELS] - counts[ALL_CHANNELS] if ALL_CHANNELS in maxima else len(channels)
         open_: list[Channel] = []
         for channel in channels:
@@ -33,6 +35,10 @@ class CapCheck:
             if channel not in maxima or counts[channel] < maxima[channel]:
                 open_.append(channel)
         return tuple(open_)
+
+    def why(self, channel: Channel) -> str:
+        """Why the last `room` left this channel out: its own cap, or the cap on all channels."""
+        return f"frequency cap ({channel})" if channel in self.full else f"frequency cap ({ALL_CHANNELS} channels)"
 
     def take(self, customer_id: str, channels: tuple[Channel, ...]) -> None:
         keys = {key for key, _ in self.limits}

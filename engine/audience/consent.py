@@ -109,10 +109,15 @@ def consented(channels: tuple[Channel, ...], consents: tuple) -> tuple[Channel, 
     return tuple(c for c, ok in zip(channels, consents, strict=True) if ok)
 
 
-def refused_channels(channels: tuple[Channel, ...], consents: tuple, reached: tuple[Channel, ...]) -> tuple:
-    """The channels a targeted customer does not get, with the reason their ledger row is skipped."""
+def refused_channels(
+    channels: tuple[Channel, ...], consents: tuple, reached: tuple[Channel, ...], capped: Callable[[Channel], str]
+) -> tuple:
+    """The channels a targeted customer does not get, with the reason their ledger row is skipped
+    (`capped` words a frequency cap's)."""
+    if len(reached) == len(channels):  # everyone's case, and a campaign without messages
+        return ()
     refused = []
     for channel, ok in zip(channels, consents, strict=True):
         if channel not in reached:
-            refused.append((channel, REFUSED[channel] if not ok else f"frequency cap ({channel})"))
+            refused.append((channel, REFUSED[channel] if not ok else capped(channel)))
     return tuple(refused)

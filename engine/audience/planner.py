@@ -340,7 +340,7 @@ class Planner:
                     caps.take(customer_id, reached)
                     if taken is not None and only is None:
                         taken.add(customer_id)
-                    refused = refused_channels(channels, consents, reached) if len(reached) < len(channels) else ()
+                    refused = refused_channels(channels, consents, reached, caps.why)
                     yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused, locale)
                     continue
                 yield Classified(customer_id, outcome, email, zone, phone)

@@ -111,7 +111,7 @@ def test_the_all_cap_stops_the_second_channel(store, tmp_path):
     assert emails(tmp_path, "Hi DE") == ["de@example.com"]
     assert promo_rows(store) == {
         ("de", "email"): ("sent", None),
-        ("de", "sms"): ("skipped", "frequency cap (sms)"),
+        ("de", "sms"): ("skipped", "frequency cap (all channels)"),  # no SMS cap: the total stopped it
         ("us", "email"): ("sent", None),
         ("us", "sms"): ("sent", None),
     }
