@@ -268,15 +268,17 @@ def _when(value: str | None, zone: str) -> str:
 def deliveries_table(rows: list[dict[str, Any]], console: Console, zone: str) -> None:
     """`nudge deliveries`."""
     table = Table(title=f"Deliveries ({len(rows):,})", title_justify="left", box=box.SIMPLE_HEAD)
-    for name in ("id", "campaign", "customer", "occurrence", "status", "reason"):
+    for name in ("id", "campaign", "customer", "occurrence", "via", "status", "reason"):
         table.add_column(name, overflow="fold", justify="right" if name == "id" else "left")
     for row in rows:
         status = row["status"] + (f" ({row['variant']})" if row.get("variant") else "")
+        channel = row.get("channel") or "email"
         table.add_row(
             str(row["id"]),
             row["campaign"],
             row["customer_id"],
             _when(row["occurrence"], zone),
+            "—" if channel == "none" else channel,  # a row of coupons and tasks only
             status,
             row["reason"] or "",
         )

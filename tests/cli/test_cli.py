@@ -155,7 +155,7 @@ def test_dry_run_json_is_the_spec_shape_and_writes_nothing(demo_ws):
         assert plan["customers"] == sorted(plan["customers"]) and plan["held_out"] == sorted(plan["held_out"])
         assert plan["matched"] == plan["targeted"] + sum(plan["excluded"].values())
         assert plan["targeted"] == len(plan["customers"]) and plan["excluded"]["holdout"] == len(plan["held_out"])
-    reminder = data["campaigns"][3]
+    reminder = next(c for c in data["campaigns"] if c["campaign"] == "churn-winback/reminder")
     assert reminder["journey"] == {"journey": "churn-winback", "step": "reminder", "position": 2, "of": 3}
     assert reminder["excluded"]["when_false"] == 0 and reminder["skipped"] == 0
     lapsed = next(c for c in data["campaigns"] if c["campaign"] == "lapsed-buyers")
