@@ -171,34 +171,37 @@ def last_purchased(conn: Connection, ids: Sequence[str], at: datetime) -> dict[s
     return found
 
 
-def recent_views(conn: Connection, ids: Sequence[str], at: datetime) -> dict[str, list[Product]]:
-    """Customer → the products in stock they viewed, most recently viewed first (ties: by id)."""
+def recent_views(conn: Connection, ids: Sequence[str], at: datetime) -> dict[str, list[str]]:
+    """Customer → the ids of the products in stock they viewed, most recently viewed first (ties:
+    by id)."""
     dialect = conn.dialect.name
     pid = product_id(events.c.properties, dialect)
-    found: dict[str, list[Product]] = {}
+    found: dict[str, list[str]] = {}
     for chunk in _chunks(ids):
+        # The property read once per view (materialized), not once per mention in the query.
+        viewed = (
+            sa.select(events.c.customer_id, pid.label("product_id"), events.c.occurred_at)
+            .where(events.c.customer_id.in_(chunk), events.c.type == VIEW, events.c.occurred_at <= naive_utc(at))
+            .cte("viewed")
+            .prefix_with("MATERIALIZED")
+        )
         views = (
-            sa.select(events.c.customer_id, pid.label("product_id"), sa.func.max(events.c.occurred_at).label("seen"))
-            .where(
-                events.c.customer_id.in_(chunk),
-                events.c.type == VIEW,
-                events.c.occurred_at <= naive_utc(at),
-                pid.is_not(None),
-            )
-            .group_by(events.c.customer_id, pid)
+            sa.select(viewed.c.customer_id, viewed.c.product_id, sa.func.max(viewed.c.occurred_at).label("seen"))
+            .where(viewed.c.product_id.is_not(None))
+            .group_by(viewed.c.customer_id, viewed.c.product_id)
             .subquery()
         )
         order = (views.c.seen.desc(), _by_code_point(products.c.id, dialect))
         rank = sa.func.row_number().over(partition_by=views.c.customer_id, order_by=order)
         ranked = (
-            sa.select(views.c.customer_id, *_product_columns(), rank.label("rank"))
+            sa.select(views.c.customer_id, products.c.id, rank.label("rank"))
             .select_from(views.join(products, products.c.id == views.c.product_id))
             .where(products.c.in_stock)
             .subquery()
         )
         query = sa.select(ranked).order_by(ranked.c.customer_id, ranked.c.rank)
-        for row in conn.execute(query):
-            found.setdefault(row.customer_id, []).append(product_row(row))
+        for customer_id, product, _ in conn.execute(query):
+            found.setdefault(customer_id, []).append(product)
     return found
 
 
@@ -234,9 +237,10 @@ def best_sellers(conn: Connection, at: datetime, limit: int) -> dict[str, list[P
     return found
 
 
-def co_purchased(conn: Connection, anchors: Sequence[str], at: datetime, limit: int) -> dict[str, list[Product]]:
-    """Anchor product → the other products in stock bought by the customers who bought it (up to
-    `at`), most such customers first, the first `limit` of each."""
+def co_purchased(conn: Connection, anchors: Sequence[str] | None, at: datetime, limit: int) -> dict[str, list[str]]:
+    """Anchor product → the ids of the other products in stock bought by the customers who bought
+    it (up to `at`), most such customers first, the first `limit` of each. `anchors` None: every
+    product anyone bought (one pass, for an occurrence that needs many)."""
     dialect = conn.dialect.name
     pid = product_id(events.c.properties, dialect)
     # Who bought what, once per customer and product: the property is read once per purchase
@@ -250,24 +254,24 @@ def co_purchased(conn: Connection, anchors: Sequence[str], at: datetime, limit: 
         .prefix_with("MATERIALIZED")
     )
     buyer, other = owned.alias("buyer"), owned.alias("other")
-    found: dict[str, list[Product]] = {}
-    for chunk in _chunks(sorted(set(anchors))):
+    found: dict[str, list[str]] = {}
+    for chunk in [None] if anchors is None else _chunks(sorted(set(anchors))):
         pairs = (
             sa.select(buyer.c.product.label("anchor"), other.c.product.label("product_id"), sa.func.count().label("n"))
             .select_from(buyer.join(other, other.c.customer_id == buyer.c.customer_id))
-            .where(buyer.c.product.in_(chunk), other.c.product != buyer.c.product)
+            .where(other.c.product != buyer.c.product, *([] if chunk is None else [buyer.c.product.in_(chunk)]))
             .group_by(buyer.c.product, other.c.product)
             .subquery()
         )
         order = (pairs.c.n.desc(), _by_code_point(products.c.id, dialect))
         rank = sa.func.row_number().over(partition_by=pairs.c.anchor, order_by=order)
         ranked = (
-            sa.select(pairs.c.anchor, *_product_columns(), rank.label("rank"))
+            sa.select(pairs.c.anchor, products.c.id, rank.label("rank"))
             .select_from(pairs.join(products, products.c.id == pairs.c.product_id))
             .where(products.c.in_stock)
             .subquery()
         )
         query = sa.select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.anchor, ranked.c.rank)
-        for row in conn.execute(query):
-            found.setdefault(row.anchor, []).append(product_row(row))
+        for anchor, product, _ in conn.execute(query):
+            found.setdefault(anchor, []).append(product)
     return found
