@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from . import channels
+from . import channels, recommend
 from .generate import AT, generate, scale_to_int
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +141,10 @@ def deliver(
     engine.dispose()
     run.pop("stdout", None)
     return {**run, "sent": sent, "not_sent": other, "messages_per_second": sent / run["seconds"]}
+
+
+def outbox_in(folder: Path) -> dict:
+    return {"connector": "outbox", "outbox": {"dir": str(folder)}}
 
 
 def inlining_cost(ws: Path, url: str, at: str, folder: Path) -> dict:
@@ -295,6 +299,10 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
                     later = datetime.fromisoformat(at).replace(minute=2).isoformat()
                     result["delivery_outbox_memory"] = deliver(ws, later, url, "outbox in memory")
                     result["css_inlining"] = inlining_cost(ws, url, at, folder)
+                    print(f"[{kind}] a template calling recommend three times, and the plain one", file=sys.stderr)
+                    result["recommendations"] = recommend.measure(
+                        ws, at, url, deliver, lambda target: workspace(ws, url, outbox_in(target)), folder
+                    )
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
             from tests.support.sendgrid_server import SendgridServer

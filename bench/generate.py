@@ -39,9 +39,51 @@ def scale_to_int(text: str) -> int:
     return int(float(text[:-1] if text[-1] in "km" else text) * factor)
 
 
+def products_per_category(customers: int) -> int:
+    """One product per 100 customers (10,000 at 1m), at least 20 per category."""
+    return max(20, customers // 100 // len(CATEGORIES))
+
+
+def write_products(folder: Path, per_category: int, seed: int) -> Path:
+    """products.csv: each category's products, about 1 in 20 out of stock."""
+    rng = random.Random(f"{seed}/products")
+    path = folder / "products.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["id", "name", "category", "price", "currency", "url", "image_url", "in_stock"])
+        for category in CATEGORIES:
+            for index in range(per_category):
+                pid = f"{category}-{index}"
+                url = f"https://shop.example/products/{pid}"
+                price = f"{rng.uniform(10, 400):.2f}"
+                stock = "true" if rng.random() >= 0.05 else "false"
+                writer.writerow([pid, f"{category.title()} {index}", category, price, "USD", url, url + ".jpg", stock])
+    return path
+
+
+class Taste:
+    """Which product of a category a customer looks at: mostly near their own corner of the
+    catalogue (so buyers of a product share others: co-purchases), else a popular one. A random
+    stream of its own: the generator's other draws, and so every id and audience, stay as they were."""
+
+    def __init__(self, rng: random.Random, per_category: int):
+        self.rng, self.per_category = rng, per_category
+        self.home = rng.randrange(per_category)
+
+    def pick(self, category: str) -> str:
+        if self.rng.random() < 0.7:
+            index = (self.home + self.rng.randrange(5)) % self.per_category
+        else:
+            index = int(self.per_category * self.rng.random() ** 3)  # a few sell far more than the rest
+        return f"{category}-{index}"
+
+
 def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, int]:
-    """Write customers.csv and events.csv; return their paths and the number of events."""
+    """Write customers.csv, events.csv and products.csv (beside them); return the paths of the
+    first two and the number of events."""
     rng = random.Random(seed)
+    picks = random.Random(f"{seed}/taste")
+    per_category = products_per_category(customers)
     folder.mkdir(parents=True, exist_ok=True)
     people_file, events_file = folder / "customers.csv", folder / "events.csv"
     kinds, weights = zip(*EVENT_MIX, strict=False)
@@ -55,7 +97,9 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
                 *("bucket", "phone", "sms_opt_in"),
             ]
         )
-        history.writerow(["id", "customer_id", "type", "occurred_at", "amount", "category", "product_name", "score"])
+        history.writerow(
+            ["id", "customer_id", "type", "occurred_at", "amount", "category", "product_name", "score", "product_id"]
+        )
         for i in range(customers):
             cid = f"c{i:07d}"
             place = rng.randrange(len(ZONES))
@@ -74,14 +118,27 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
             # Pareto activity, mean about 10 events, capped so one customer cannot dominate a file.
             activity = min(int(rng.paretovariate(1.12) * 1.75) + (1 if rng.random() < 0.9 else 0), 2000)
             quiet = rng.choice((0, 0, 0, 45, 120, 300)) * 86400
+            taste = Taste(picks, per_category)
             for kind in rng.choices(kinds, weights, k=activity):
                 when = AT - timedelta(seconds=quiet + rng.randrange(max(span - quiet, 1)))
                 category = CATEGORIES[rng.randrange(5)]
                 amount = f"{rng.uniform(10, 400):.2f}" if kind == "purchase" else ""
                 score = rng.choice((1, 2, 3, 4, 4, 5, 5)) if kind == "survey" else ""
                 name = f"{category.title()} {rng.randrange(50)}" if kind in ("product_view", "purchase") else ""
+                product = taste.pick(category) if name else ""
                 history.writerow(
-                    [f"e{count}", cid, kind, when.strftime("%Y-%m-%dT%H:%M:%SZ"), amount, category, name, score]
+                    [
+                        f"e{count}",
+                        cid,
+                        kind,
+                        when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                        amount,
+                        category,
+                        name,
+                        score,
+                        product,
+                    ]
                 )
                 count += 1
+    write_products(folder, per_category, seed)
     return people_file, events_file, count

@@ -51,6 +51,7 @@ def _workspace(root: str):
 
 def do_import(root: str, customers_file: str, events_file: str) -> dict:
     from engine.ingest.importer import import_file
+    from engine.ingest.products import import_products
     from engine.rules.config import load_config, resolve_store_url
     from engine.store import open_store
 
@@ -62,7 +63,10 @@ def do_import(root: str, customers_file: str, events_file: str) -> dict:
     middle = time.perf_counter()
     history = import_file(store, "events", Path(events_file), now=now)
     end = time.perf_counter()
+    catalogue = Path(events_file).with_name("products.csv")  # the generator writes it beside them
+    shelf = import_products(store, catalogue, now=now) if catalogue.is_file() else None
     return {
+        "products": shelf.written if shelf else 0,
         "customers": people.written,
         "customer_seconds": middle - start,
         "events": history.written,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from . import channels
+from . import channels, recommend
 
 
 def _f(value: float, digits: int = 2) -> str:
@@ -88,6 +88,7 @@ def print_table(results: dict) -> None:
     row("delivery in memory, CSS inlined: msg/s", lambda d: _f(d["css_inlining"]["inlined"], 0))
     row("delivery in memory, CSS not inlined: msg/s", lambda d: _f(d["css_inlining"]["not_inlined"], 0))
     row("ratio CSS inlined / not inlined", lambda d: _f(d["css_inlining"]["ratio"]))
+    recommend.table_rows(row, _f)
     row("delivery SendGrid sink: messages/s", lambda d: _f(d["delivery_sendgrid"]["messages_per_second"], 0))
     row("reference: sink's own requests/s", lambda d: _f(d["sendgrid_reference"]["requests_per_second"], 0))
     row(
