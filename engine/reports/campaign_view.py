@@ -13,9 +13,12 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Connection
 
+from engine.core.clock import aware_utc, naive_utc
 from engine.core.durations import format_duration
 from engine.reports import charts
-from engine.reports.history import audience_history, deliveries_by_day, last_occurrences
+from engine.reports.history import audience_history, last_occurrences
+from engine.reports.ledger import OccurrenceCounts
+from engine.reports.lift import OccurrenceKey
 from engine.reports.measure_view import funnel_view, measurement_view
 from engine.reports.summary import Report
 from engine.rules.campaign import Campaign
@@ -115,6 +118,22 @@ def _days(since: date, until: date) -> list[str]:
     return [(since + timedelta(days=i)).isoformat() for i in range((until - since).days + 1)]
 
 
+def deliveries_by_day(
+    parts: dict[OccurrenceKey, OccurrenceCounts], zone: str, since: datetime | None
+) -> list[dict[str, Any]]:
+    """Ledger rows per local day of their occurrence (the workspace's time zone), channel and
+    status, oldest first: the report's per-occurrence counts, regrouped."""
+    local = ZoneInfo(zone)
+    days: dict[tuple[str, str, str], int] = {}
+    for (_, occurrence), counts in parts.items():
+        if since is not None and occurrence <= naive_utc(since):
+            continue
+        day = aware_utc(occurrence).astimezone(local).date().isoformat()
+        for (channel, status), number in counts.rows.items():
+            days[(day, channel, status)] = days.get((day, channel, status), 0) + number
+    return [{"day": d, "channel": c, "status": s, "count": n} for (d, c, s), n in sorted(days.items())]
+
+
 def per_day_view(rows: list[dict[str, Any]], first: date | None, today: date) -> list[dict[str, Any]]:
     """Deliveries per day, one chart per channel, bars stacked by status."""
     if not rows:
@@ -146,6 +165,7 @@ def campaign_view(
     history = audience_history(conn, units, since)
     today = now.astimezone(ZoneInfo(zone)).date()
     first = today - timedelta(days=days - 1) if days else None
+    mine = {key: counts for key, counts in report.by_occurrence.items() if key[0] in units}
     return {
         "name": campaign.campaign,
         "description": campaign.description,
@@ -157,7 +177,7 @@ def campaign_view(
         "range": range_key if range_key in RANGES else DEFAULT_RANGE,
         "ranges": list(RANGES),
         "histories": [history_view(history.get(u, []), u, zone) for u in units],
-        "per_day": per_day_view(deliveries_by_day(conn, units, zone, since), first, today),
+        "per_day": per_day_view(deliveries_by_day(mine, zone, since), first, today),
         "counts": {u: report.counts[u] for u in units if u in report.counts},
         "measurements": [measurement_view(u, report.lifts[u]) for u in units if u in report.lifts],
         "funnel": next((funnel_view(f) for f in report.funnels if f["journey"] == campaign.campaign), None),

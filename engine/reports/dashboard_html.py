@@ -18,6 +18,7 @@ import jinja2
 from sqlalchemy.engine import Connection
 
 from engine.reports.campaign_view import campaign_rows, campaign_view, local
+from engine.reports.rollup import KeptParts, live_parts
 from engine.reports.summary import build_report
 from engine.reports.timeline import campaigns_in_ledger
 from engine.rules.campaign import Campaign
@@ -95,9 +96,13 @@ def campaigns_page(conn: Connection, frame: Frame, rules: Sequence[Campaign]) ->
     )
 
 
-def campaign_page(conn: Connection, frame: Frame, config: Config, campaign: Campaign, range_key: str) -> str:
-    """One campaign's report; its numbers are `nudge report CAMPAIGN --format json`'s."""
-    report = build_report(conn, [campaign], [campaign.campaign], None, config.metrics.revenue_property)
+def campaign_page(
+    conn: Connection, frame: Frame, config: Config, campaign: Campaign, range_key: str, kept: KeptParts | None = None
+) -> str:
+    """One campaign's report; its numbers are `nudge report CAMPAIGN --format json`'s (`kept`: the
+    settled occurrences' parts as counted before)."""
+    source = live_parts if kept is None else functools.partial(kept.parts, now=frame.now)
+    report = build_report(conn, [campaign], [campaign.campaign], None, config.metrics.revenue_property, source=source)
     view = campaign_view(conn, campaign, report, frame.zone, frame.now, range_key)
     return render("campaign.html.j2", frame, campaign.campaign, "campaign", view=view)
 

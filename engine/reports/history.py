@@ -1,19 +1,18 @@
-"""Reading the audience history (engine.delivery.history writes it) and the ledger by day: what
-`nudge report` and the dashboard chart over time."""
+"""Reading the audience history (engine.delivery.history writes it) and each campaign's last
+occurrence: what `nudge report` and the dashboard chart over time."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.core.clock import aware_utc, iso_utc, naive_utc
 from engine.store import tables
-from engine.store.tables import deliveries, occurrences
+from engine.store.tables import occurrences
 
 HISTORY_COLUMNS = (
     "matched",
@@ -54,25 +53,3 @@ def last_occurrences(conn: Connection, campaigns: Sequence[str]) -> dict[str, da
         .group_by(occurrences.c.campaign)
     )
     return {name: aware_utc(moment) for name, moment in conn.execute(query) if moment is not None}
-
-
-def deliveries_by_day(
-    conn: Connection, names: Sequence[str], zone: str, since: datetime | None = None
-) -> list[dict[str, Any]]:
-    """Ledger rows of these campaigns per local day of their occurrence, channel and status,
-    oldest first. Grouped by occurrence in SQL (a campaign has few), by day in the workspace's
-    time zone here: SQLite cannot convert time zones, and a fixed offset is wrong across DST."""
-    columns = (deliveries.c.occurrence, deliveries.c.channel, deliveries.c.status)
-    query = sa.select(*columns, sa.func.count()).where(deliveries.c.campaign.in_(list(names))).group_by(*columns)
-    if since is not None:
-        query = query.where(deliveries.c.occurrence > naive_utc(since))
-    local = ZoneInfo(zone)
-    days: dict[tuple[str, str, str], int] = {}
-    for occurrence, channel, status, count in conn.execute(query):
-        day = aware_utc(occurrence).astimezone(local).date().isoformat()
-        key = (day, channel, status)
-        days[key] = days.get(key, 0) + count
-    return [
-        {"day": day, "channel": channel, "status": status, "count": count}
-        for (day, channel, status), count in sorted(days.items())
-    ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
 
@@ -67,34 +69,71 @@ def delivery_counts(conn: Connection, campaigns: Sequence[str] = ()) -> dict[str
     """Ledger rows per campaign and state (pending includes messages waiting for quiet hours), and
     per channel under `channels`. `targeted` counts customers (once per occurrence), not messages:
     a campaign on several channels writes a row per channel."""
-    columns = (deliveries.c.campaign, deliveries.c.status, deliveries.c.channel)
-    query = sa.select(*columns, sa.func.count()).group_by(*columns)
-    if campaigns:
-        query = query.where(deliveries.c.campaign.in_(list(campaigns)))
-    counts: dict[str, dict[str, Any]] = {}
-    for campaign, status, channel, number in conn.execute(query):
-        row = counts.setdefault(campaign, {**{str(s): 0 for s in DeliveryStatus}, "channels": {}})
-        row[status] += number
-        by_channel = row["channels"].setdefault(channel, {str(s): 0 for s in DeliveryStatus})
-        by_channel[status] += number
-    reached = (
-        sa.select(deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence)
-        .where(deliveries.c.status != DeliveryStatus.HELD_OUT)
-        .distinct()
-    )
-    if campaigns:
-        reached = reached.where(deliveries.c.campaign.in_(list(campaigns)))
-    people = reached.subquery()
-    by_campaign = sa.select(people.c.campaign, sa.func.count()).group_by(people.c.campaign)
-    targeted: dict[str, int] = {c: n for c, n in conn.execute(by_campaign)}
-    for campaign, row in counts.items():
-        row["targeted"] = targeted.get(campaign, 0)
-        row["resolved"] = 0
+    return merge_counts(occurrence_counts(conn, campaigns))
+
+
+@dataclass
+class OccurrenceCounts:
+    """One occurrence's ledger: rows by (channel, status), customers targeted, unknowns resolved."""
+
+    rows: Counter = field(default_factory=Counter)
+    targeted: int = 0
+    resolved: int = 0
+
+    def still_open(self) -> int:
+        """Rows that may still change state (the sending may go on, a provider may confirm)."""
+        return sum(n for (_, status), n in self.rows.items() if status in CHANGING)
+
+
+# States a row can still leave: the counts of an occurrence with none of them stay as they are.
+CHANGING = (DeliveryStatus.PENDING, DeliveryStatus.SENDING, DeliveryStatus.UNKNOWN)
+
+
+def occurrence_counts(
+    conn: Connection, campaigns: Sequence[str] = (), only: Collection[datetime] | None = None
+) -> dict[tuple[str, datetime], OccurrenceCounts]:
+    """The ledger per (campaign, occurrence), of `only` those occurrences if given."""
+
+    def scoped(query: sa.Select) -> sa.Select:
+        # Naming every state lets SQLite seek ix_deliveries_status (status, campaign, occurrence).
+        query = query.where(deliveries.c.status.in_(list(DeliveryStatus)))
+        if campaigns:
+            query = query.where(deliveries.c.campaign.in_(list(campaigns)))
+        return query if only is None else query.where(deliveries.c.occurrence.in_(list(only)))
+
+    key = (deliveries.c.campaign, deliveries.c.occurrence)
+    found: dict[tuple[str, datetime], OccurrenceCounts] = {}
+    columns = (*key, deliveries.c.channel, deliveries.c.status)
+    for campaign, occurrence, channel, status, number in conn.execute(
+        scoped(sa.select(*columns, sa.func.count())).group_by(*columns)
+    ):
+        found.setdefault((campaign, occurrence), OccurrenceCounts()).rows[(channel, status)] += number
+    reached = scoped(sa.select(*key, deliveries.c.customer_id)).where(deliveries.c.status != DeliveryStatus.HELD_OUT)
+    people = reached.distinct().subquery()
+    for campaign, occurrence, number in conn.execute(
+        sa.select(people.c.campaign, people.c.occurrence, sa.func.count()).group_by(
+            people.c.campaign, people.c.occurrence
+        )
+    ):
+        found[(campaign, occurrence)].targeted = number
     # `unknown` deliveries the provider later confirmed (web/serve.py marks them so).
-    resolved = sa.select(deliveries.c.campaign, sa.func.count()).where(deliveries.c.reason.like("resolved:%"))
-    if campaigns:
-        resolved = resolved.where(deliveries.c.campaign.in_(list(campaigns)))
-    for campaign, number in conn.execute(resolved.group_by(deliveries.c.campaign)):
-        if campaign in counts:
-            counts[campaign]["resolved"] = number
+    resolved = scoped(sa.select(*key, sa.func.count())).where(deliveries.c.reason.like("resolved:%"))
+    for campaign, occurrence, number in conn.execute(resolved.group_by(*key)):
+        found[(campaign, occurrence)].resolved = number
+    return found
+
+
+def merge_counts(parts: Mapping[tuple[str, datetime], OccurrenceCounts]) -> dict[str, dict[str, Any]]:
+    """Occurrences' counts summed per campaign, in `delivery_counts`' shape, by campaign name."""
+    counts: dict[str, dict[str, Any]] = {}
+    for (campaign, _), part in parts.items():
+        row = counts.setdefault(
+            campaign, {**{str(s): 0 for s in DeliveryStatus}, "channels": {}, "targeted": 0, "resolved": 0}
+        )
+        for (channel, status), number in part.rows.items():
+            row[status] += number
+            by_channel = row["channels"].setdefault(channel, {str(s): 0 for s in DeliveryStatus})
+            by_channel[status] += number
+        row["targeted"] += part.targeted
+        row["resolved"] += part.resolved
     return dict(sorted(counts.items()))

@@ -8,7 +8,7 @@ with a 95% confidence interval (normal approximation for two proportions).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -105,6 +105,7 @@ def within_after(moment: Any, start: Any, window: timedelta, dialect: str) -> sa
 
 
 Goal = tuple[str, timedelta]
+OccurrenceKey = tuple[str, datetime]  # (campaign, occurrence) as the ledger keeps them
 
 
 def lift(
@@ -115,62 +116,116 @@ def lift(
     default: Goal = ("purchase", timedelta(days=7)),
 ) -> list[Lift]:
     """Per campaign in the ledger: contacted vs holdout (and per variant) on its goal."""
-    query = sa.select(deliveries.c.campaign).distinct()
-    if campaigns:
-        query = query.where(deliveries.c.campaign.in_(list(campaigns)))
-    names = list(conn.execute(query).scalars())
+    return merge_lifts(measure_occurrences(conn, goals, campaigns, revenue_property, default).values())
+
+
+def measure_occurrences(
+    conn: Connection,
+    goals: Mapping[str, Goal],
+    campaigns: Sequence[str] = (),
+    revenue_property: str = "amount",
+    default: Goal = ("purchase", timedelta(days=7)),
+    only: Collection[datetime] | None = None,
+) -> dict[OccurrenceKey, Lift]:
+    """The measurement of each occurrence of these campaigns (of `only` those occurrences): they
+    add up to the campaign's, and one whose goal window has closed no longer changes (the
+    dashboard keeps those instead of measuring two years of the ledger at every request)."""
+    names = list(campaigns)
+    if not names:
+        names = list(conn.execute(sa.select(deliveries.c.campaign).distinct()).scalars())
     by_goal: dict[Goal, list[str]] = {}
     for name in names:
         by_goal.setdefault(goals.get(name, default), []).append(name)
-    found: dict[str, Lift] = {}
+    found: dict[OccurrenceKey, Lift] = {}
     for goal, group in by_goal.items():
-        _measure(conn, goal, group, revenue_property, found)
-        _redemptions(conn, {n: found[n] for n in group if n in found}, goal[1], conn.dialect.name)
+        _measure(conn, goal, group, revenue_property, found, only)
+        _redemptions(conn, group, found, goal[1], only)
+    return found
+
+
+def merge_lifts(parts: Iterable[Lift]) -> list[Lift]:
+    """Occurrences' measurements summed per campaign, by campaign name."""
+    found: dict[str, Lift] = {}
+    for part in parts:
+        entry = found.setdefault(part.campaign, Lift(part.campaign, Arm(), Arm(), goal=part.goal))
+        for mine, theirs in ((entry.contacted, part.contacted), (entry.holdout, part.holdout)):
+            _add(mine, theirs)
+        for name, arm in part.variants.items():
+            _add(entry.variants.setdefault(name, Arm()), arm)
+        entry.coupons_issued += part.coupons_issued
+        entry.coupons_redeemed += part.coupons_redeemed
     return [found[name] for name in sorted(found)]
 
 
-def _measure(conn: Connection, goal: Goal, group: list[str], revenue_property: str, found: dict[str, Lift]) -> None:
+def _add(total: Arm, part: Arm) -> None:
+    total.customers += part.customers
+    total.converted += part.converted
+    total.revenue += part.revenue
+
+
+def _ledger_rows(query: Any, group: list[str], only: Collection[datetime] | None, statuses: Sequence[str]) -> Any:
+    """Rows of these campaigns in these states (of `only` these occurrences). Naming the states
+    lets SQLite seek ix_deliveries_status (status, campaign, occurrence) instead of scanning."""
+    query = query.where(deliveries.c.status.in_(list(statuses)), deliveries.c.campaign.in_(group))
+    return query if only is None else query.where(deliveries.c.occurrence.in_(list(only)))
+
+
+def _measure(
+    conn: Connection,
+    goal: Goal,
+    group: list[str],
+    revenue_property: str,
+    found: dict[OccurrenceKey, Lift],
+    only: Collection[datetime] | None,
+) -> None:
     dialect = conn.dialect.name
     event, window = goal
+
+    def in_window(customer: Any, occurrence: Any) -> tuple[Any, ...]:
+        return (
+            events.c.customer_id == customer,
+            events.c.type == event,
+            within_after(events.c.occurred_at, occurrence, window, dialect),
+        )
+
     # One entry per customer and occurrence: a campaign on several channels has a ledger row per
-    # channel, and a customer reached by email and text is one contacted customer, not two.
-    reached = (
+    # channel, and a customer reached by email and text is one contacted customer, not two. Whether
+    # they converted is decided there, once (an aggregate subquery is not merged into the outer one).
+    bought = sa.exists(sa.select(events.c.pk).where(*in_window(deliveries.c.customer_id, deliveries.c.occurrence)))
+    reached = _ledger_rows(
         sa.select(
             deliveries.c.campaign,
             deliveries.c.customer_id,
             deliveries.c.occurrence,
             sa.func.min(deliveries.c.status).label("status"),  # never both: held out means no message at all
             sa.func.max(deliveries.c.variant).label("variant"),
-        )
-        .where(deliveries.c.status.in_([DeliveryStatus.SENT, DeliveryStatus.HELD_OUT]))
-        .where(deliveries.c.campaign.in_(group))
-        .group_by(deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence)
-        .subquery("reached")
+            sa.case((bought, 1), else_=0).label("bought"),
+        ),
+        group,
+        only,
+        (DeliveryStatus.SENT, DeliveryStatus.HELD_OUT),
     )
-    in_window = (
-        events.c.customer_id == reached.c.customer_id,
-        events.c.type == event,
-        within_after(events.c.occurred_at, reached.c.occurrence, window, dialect),
-    )
-    converted = sa.case((sa.exists(sa.select(events.c.pk).where(*in_window)), 1), else_=0)
+    reached = reached.group_by(deliveries.c.campaign, deliveries.c.customer_id, deliveries.c.occurrence).subquery()
     amount = json_value(events.c.properties, revenue_property, NUMBER, dialect)
-    revenue = sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(*in_window).scalar_subquery()
+    spent = sa.select(sa.func.coalesce(sa.func.sum(amount), 0.0)).where(
+        *in_window(reached.c.customer_id, reached.c.occurrence)
+    )
+    # The revenue is read only for who converted: most did not, and it reads each event's properties.
     query = sa.select(
         reached.c.campaign,
+        reached.c.occurrence,
         reached.c.status,
         reached.c.variant,
         sa.func.count(),
-        sa.func.sum(converted),
-        sa.func.sum(revenue),
-    ).group_by(reached.c.campaign, reached.c.status, reached.c.variant)
-    for campaign, status, variant, count, conversions, money in conn.execute(query):
-        entry = found.setdefault(campaign, Lift(campaign, Arm(), Arm(), goal=goal))
-        arm = entry.contacted if status == DeliveryStatus.SENT else entry.holdout
-        arm.customers += count
-        arm.converted += int(conversions or 0)
-        arm.revenue += float(money or 0)
+        sa.func.sum(reached.c.bought),
+        sa.func.sum(sa.case((reached.c.bought == 1, spent.scalar_subquery()), else_=0.0)),
+    ).group_by(reached.c.campaign, reached.c.occurrence, reached.c.status, reached.c.variant)
+    for campaign, occurrence, status, variant, count, conversions, money in conn.execute(query):
+        entry = found.setdefault((campaign, occurrence), Lift(campaign, Arm(), Arm(), goal=goal))
+        arm = Arm(count, int(conversions or 0), float(money or 0))
+        _add(entry.contacted if status == DeliveryStatus.SENT else entry.holdout, arm)
         if status == DeliveryStatus.SENT and variant is not None:
-            entry.variants[variant] = Arm(count, int(conversions or 0), float(money or 0))
+            _add(entry.variants.setdefault(variant, Arm()), arm)
 
 
 def _arm_json(arm: Arm) -> dict[str, Any]:
@@ -226,8 +281,15 @@ def verdict(variants: Mapping[str, Arm]) -> str:
     return f"no detectable difference yet: need about {more:,} more per arm (if the gap of {100 * diff:.1f} pp holds)"
 
 
-def _redemptions(conn: Connection, found: dict[str, Lift], window: timedelta, dialect: str) -> None:
+def _redemptions(
+    conn: Connection,
+    group: list[str],
+    found: dict[OccurrenceKey, Lift],
+    window: timedelta,
+    only: Collection[datetime] | None,
+) -> None:
     """Coupons whose message was sent, and those a purchase carried (its coupon_code) in the window."""
+    dialect = conn.dialect.name
     code = json_value(events.c.properties, "coupon_code", TEXT, dialect)
     redeemed = sa.exists(
         sa.select(events.c.pk).where(
@@ -237,14 +299,21 @@ def _redemptions(conn: Connection, found: dict[str, Lift], window: timedelta, di
             code == coupons.c.code,
         )
     )
-    query = (
-        sa.select(coupons.c.campaign, sa.func.count(), sa.func.sum(sa.case((redeemed, 1), else_=0)))
-        .join(deliveries, deliveries.c.id == coupons.c.delivery_id)
-        .where(deliveries.c.status == DeliveryStatus.SENT, coupons.c.campaign.in_(list(found)))
-        .group_by(coupons.c.campaign)
-    )
-    for campaign, issued, used in conn.execute(query):
-        found[campaign].coupons_issued, found[campaign].coupons_redeemed = issued, int(used or 0)
+    query = _ledger_rows(
+        sa.select(
+            deliveries.c.campaign,
+            deliveries.c.occurrence,
+            sa.func.count(),
+            sa.func.sum(sa.case((redeemed, 1), else_=0)),
+        ).join(coupons, deliveries.c.id == coupons.c.delivery_id),
+        group,
+        only,
+        (DeliveryStatus.SENT,),
+    ).group_by(deliveries.c.campaign, deliveries.c.occurrence)
+    for campaign, occurrence, issued, used in conn.execute(query):
+        entry = found.get((campaign, occurrence))
+        if entry is not None:  # sent, so measured
+            entry.coupons_issued, entry.coupons_redeemed = issued, int(used or 0)
 
 
 def programme_lift(

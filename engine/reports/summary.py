@@ -4,7 +4,7 @@ campaign's goal, journeys' funnels, and the audience history."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -13,8 +13,9 @@ from sqlalchemy.engine import Connection
 
 from engine.reports.history import audience_history
 from engine.reports.journey import funnel
-from engine.reports.ledger import delivery_counts
-from engine.reports.lift import lift
+from engine.reports.ledger import OccurrenceCounts, merge_counts
+from engine.reports.lift import Goal, OccurrenceKey, merge_lifts
+from engine.reports.rollup import Parts, live_parts
 from engine.rules.campaign import Campaign
 from engine.rules.journey import expand
 
@@ -29,6 +30,8 @@ class Report:
     funnels: list[dict[str, Any]]
     # Ledger name (CAMPAIGN or CAMPAIGN/STEP) → its recorded occurrences, oldest first.
     audience: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    # The ledger per occurrence, which the counts add up (the dashboard's deliveries per day).
+    by_occurrence: dict[OccurrenceKey, OccurrenceCounts] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -57,21 +60,24 @@ def build_report(
     span: timedelta | None = None,
     revenue_property: str = "amount",
     window: str | None = None,
+    source: Callable[[Connection, dict[str, Goal], Sequence[str], str, Goal], Parts] = live_parts,
 ) -> Report:
     """Everything `nudge report` shows for these campaigns (all in the ledger when none are named).
 
     `rules` give each campaign's goal (`span`, written as `window`, overrides its window) and the
-    journeys; a report still works without them, measuring purchases within 7 days."""
+    journeys; a report still works without them, measuring purchases within 7 days. `source`
+    gives the ledger's counts and measurements per occurrence (the dashboard keeps settled ones)."""
     units = {unit.campaign: unit for campaign in rules for unit in expand(campaign)}
     goals = {name: (unit.goal.event, span or unit.goal.within) for name, unit in units.items()}
     journeys = [c for c in rules if c.steps and (not campaigns or c.campaign in campaigns)]
     names = ledger_names(rules, campaigns)
     default = (DEFAULT_GOAL[0], span or DEFAULT_GOAL[1])
-    found = lift(conn, goals, names, revenue_property, default=default)
+    parts = source(conn, goals, names, revenue_property, default)
     return Report(
         window=window or "per campaign goal",
-        counts=delivery_counts(conn, names),
-        lifts={entry.campaign: entry.as_json() for entry in found},
+        counts=merge_counts(parts.counts),
+        lifts={entry.campaign: entry.as_json() for entry in merge_lifts(parts.measured.values())},
         funnels=[funnel(conn, journey).as_json() for journey in journeys],  # the whole ledger, as above
         audience=audience_history(conn, names),
+        by_occurrence=parts.counts,
     )
