@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -161,19 +160,17 @@ def suppressions_remove(env: Env, addresses: tuple[str, ...]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (loopback by default).")
 @click.option("--port", default=8025, show_default=True, type=int)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1), help="Server processes.")
+@click.option("--dev", is_flag=True, help="werkzeug's development server (one process) instead of gunicorn.")
 @pass_env
 @handles_errors
-def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
+def serve_command(env: Env, host: str, port: int, log_format: str, workers: int, dev: bool) -> None:
     """Unsubscribe and preferences, SendGrid's and Twilio's webhooks, ingestion, the dashboard (/ui/)."""
-    import logging
     import os
-
-    from werkzeug.serving import make_server
 
     from engine.cli.logs import configure
     from engine.core.clock import utc_now
     from engine.messages.unsubscribe import secret_from
-    from engine.web.access import AccessLogHandler
     from engine.web.dashboard import dashboard_from_config
     from engine.web.preferences import workspace_topics
     from engine.web.serve import App
@@ -206,15 +203,14 @@ def serve_command(env: Env, host: str, port: int, log_format: str) -> None:
         preferences=workspace_topics(workspace.root, workspace.config),
         dashboard=dashboard_from_config(store, workspace, os.environ, utc_now, write_key, host),
     )
-    server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
-    logging.getLogger("nudge.serve").info(
-        "serving on http://%s:%d (unsubscribe at /unsubscribe/…, events at /sendgrid/events)",
-        host,
-        port,
-        extra={"host": host, "port": port},
-    )
-    with contextlib.suppress(KeyboardInterrupt):
-        server.serve_forever()
+    if dev:
+        from engine.web.server import serve_dev
+
+        serve_dev(app, host, port)
+    else:
+        from engine.web.server import serve
+
+        serve(app, store, host, port, workers)
 
 
 @click.command(name="deliveries")

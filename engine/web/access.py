@@ -24,6 +24,20 @@ def redacted_path(path: str) -> str:
     return path
 
 
+def log_access(method: str, path: str, status: int | None, duration_ms: float | None) -> None:
+    """One access record, from either server (engine.web.server's gunicorn logger, or werkzeug's
+    handler below): the path redacted here, whatever the caller passes."""
+    path = redacted_path(path)
+    log.info(
+        "%s %s %s %s ms",
+        method,
+        path,
+        status if status is not None else "-",
+        duration_ms,
+        extra={"method": method, "path": path, "status": status, "duration_ms": duration_ms},
+    )
+
+
 class AccessLogHandler(WSGIRequestHandler):
     """werkzeug's request handler, logging through nudge's logging instead of its Apache line."""
 
@@ -35,16 +49,8 @@ class AccessLogHandler(WSGIRequestHandler):
         started = getattr(self, "_started", None)
         duration = round((time.perf_counter() - started) * 1000, 1) if started is not None else None
         # No path when the request line itself could not be read (send_error answers it).
-        path = redacted_path(getattr(self, "path", "") or "")
         status = int(code) if str(code).isdigit() else None
-        log.info(
-            "%s %s %s %s ms",
-            self.command,
-            path,
-            code,
-            duration,
-            extra={"method": self.command, "path": path, "status": status, "duration_ms": duration},
-        )
+        log_access(self.command, getattr(self, "path", "") or "", status, duration)
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """What the HTTP server answers before the app sees a request (a request line it cannot
