@@ -124,7 +124,9 @@ audience:
   event: product_view
   not_followed_by: purchas
 actions:
-  - email: {template: cart.html.j2, subject: "Still thinking, {{ customer.first_name }}?"}
+  - email:
+      template: cart.html.j2
+      subject: {default: "Still thinking, {{ customer.first_name }}?", zh-CN: "还在考虑吗,{{ customer.first_name }}?"}
 """
 CART_TEMPLATE = """<p>Hello</p>
 {% if last.product_view %}<p>{{ last.product_view.properties.category }}</p>{% endif %}

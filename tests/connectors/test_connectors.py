@@ -54,7 +54,7 @@ def test_outbox_files_are_complete_and_prove_what_left(tmp_path):
 
 def test_outbox_flushes_each_file_before_its_name_and_the_folder_after(tmp_path, monkeypatch):
     # A power loss cannot be staged here; what makes the files survive one can be watched.
-    import connectors.email.outbox as outbox_module
+    import connectors.outbox_files as outbox_module  # where both outboxes write their files
 
     synced: list[str] = []
     real_fsync, real_replace = os.fsync, os.replace
