@@ -42,6 +42,8 @@ def validate(env: Env, strict: bool) -> None:
             return None
 
     result = validate_workspace(env.root, existing_store)
+    for note in result.notes:
+        click.echo(str(Problem(shown(note.path), note.line, note.col, note.message, "note")), err=True)
     for warning in result.warnings:
         click.echo(str(Problem(shown(warning.path), warning.line, warning.col, warning.message, "warning")), err=True)
     workspace = result.workspace
