@@ -116,6 +116,12 @@ class Dashboard:
         except Exception:  # a page that fails says so when it is opened; nothing to stop here
             log.exception("the dashboard could not count the campaigns ahead")
 
+    def warm_in_background(self) -> None:
+        """`warm` in a thread of this process. `nudge serve` starts it in each process that answers
+        requests, after gunicorn's fork: one running in the master as it forks would leave the locks
+        it held locked for good in every worker (every page would hang), and count for no worker."""
+        threading.Thread(target=self.warm, name="nudge-dashboard-warm", daemon=True).start()
+
     def allowed(self, request: Request) -> bool:
         auth = request.authorization
         given = (auth.password or "") if auth is not None and auth.type == "basic" else ""
@@ -224,9 +230,7 @@ def dashboard_from_config(
         log.warning(
             "the dashboard's password crosses the network in the clear from %s: serve it behind a TLS proxy", host
         )
-    dashboard = Dashboard(store, workspace.root, password, clock)
-    threading.Thread(target=dashboard.warm, name="nudge-dashboard-warm", daemon=True).start()
-    return dashboard
+    return Dashboard(store, workspace.root, password, clock)
 
 
 def _loopback(host: str) -> bool:

@@ -119,6 +119,12 @@ class App:
             ]
         )
 
+    def start(self) -> None:
+        """What runs beside the requests (the dashboard's warm-up), started in the process that
+        answers them: each gunicorn worker after its fork, or werkzeug's one process."""
+        if self.dashboard is not None:
+            self.dashboard.warm_in_background()
+
     def __call__(self, environ, start_response):
         request = Request(environ)
         try:

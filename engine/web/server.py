@@ -32,6 +32,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from engine.core.errors import RuntimeFailure
 from engine.store import Store
 from engine.web.access import log_access
+from engine.web.serve import App
 
 log = logging.getLogger("nudge.serve")
 # Per worker: a slow client or a long dashboard page holds one thread, not the process. The
@@ -170,7 +171,7 @@ def _announce(host: str, port: int, workers: int | None) -> None:
     )
 
 
-def serve(app: Callable[..., Any], store: Store, host: str, port: int, workers: int) -> None:
+def serve(app: App, store: Store, host: str, port: int, workers: int) -> None:
     """Serve `app` on gunicorn until SIGTERM or SIGINT; never returns."""
     check_bindable(host, port)
     store.dispose()  # the master's connections (migrations) must not be inherited by the workers
@@ -184,6 +185,7 @@ def serve(app: Callable[..., Any], store: Store, host: str, port: int, workers: 
         "when_ready": lambda _arbiter: _announce(host, port, workers),
         # SQLAlchemy: a pool copied by fork is dropped, not closed (the sockets are the master's).
         "post_fork": lambda _arbiter, _worker: store.engine.dispose(close=False),
+        "post_worker_init": lambda _worker: app.start(),  # no thread runs in the master as it forks
         "control_socket_disable": True,  # no socket in $HOME: stop and reload are signals
         "proc_name": "nudge serve",
     }
@@ -192,7 +194,7 @@ def serve(app: Callable[..., Any], store: Store, host: str, port: int, workers: 
     Gunicorn(app, options).run()
 
 
-def serve_dev(app: Callable[..., Any], host: str, port: int) -> None:
+def serve_dev(app: App, host: str, port: int) -> None:
     """werkzeug's development server (one process, a thread a request) until SIGTERM or Ctrl-C."""
     from werkzeug.serving import make_server
 
@@ -200,6 +202,7 @@ def serve_dev(app: Callable[..., Any], host: str, port: int) -> None:
 
     server = make_server(host, port, app, threaded=True, request_handler=AccessLogHandler)
     _announce(host, port, None)
+    app.start()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it as Ctrl-C does
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

@@ -197,6 +197,26 @@ def test_a_stop_while_workers_boot_ends_each_of_them_without_a_kill(sqlite_store
     assert len(exited) == 2 and exited == server.workers(), server.log()
 
 
+def test_the_dashboard_answers_in_every_worker(workspace_dir):
+    # The demo's rules: the dashboard's warm-up (every campaign counted at start) is still loading
+    # them when the workers fork; one run in the master would leave its locks held in every worker.
+    with (workspace_dir / "config.yaml").open("a") as config:
+        config.write("\nui: {password_env: PROD_UI_PASSWORD}\n")
+    server = Served(workspace_dir, "--workers", "2", workers=2, env={"PROD_UI_PASSWORD": "pw"})
+    auth = {"Authorization": "Basic " + base64.b64encode(b"x:pw").decode()}
+
+    def page(_: int) -> int:
+        request = urllib.request.Request(server.base + "/ui/", headers=auth)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+
+    try:  # several at once, so that both workers answer some; a worker whose dashboard is stuck times out
+        with ThreadPoolExecutor(4) as pool:
+            assert list(pool.map(page, range(8))) == [200] * 8
+    finally:
+        assert server.stop() == 0
+
+
 def test_dev_runs_werkzeug_and_stops_on_sigterm(sqlite_store, tmp_path):
     ws = write_workspace(tmp_path / "ws", [], config={"store": sqlite_store.url})
     server = Served(ws.root, "--dev")
