@@ -18,6 +18,7 @@ from sqlalchemy.engine import Connection
 
 from engine.core.durations import format_duration
 from engine.core.status import DeliveryStatus
+from engine.reports.ledger import rows_of
 from engine.store.sqljson import NUMBER, TEXT, json_value
 from engine.store.tables import coupons, customers, deliveries, events
 
@@ -164,10 +165,8 @@ def _add(total: Arm, part: Arm) -> None:
 
 
 def _ledger_rows(query: Any, group: list[str], only: Collection[datetime] | None, statuses: Sequence[str]) -> Any:
-    """Rows of these campaigns in these states (of `only` these occurrences). Naming the states
-    lets SQLite seek ix_deliveries_status (status, campaign, occurrence) instead of scanning."""
-    query = query.where(deliveries.c.status.in_(list(statuses)), deliveries.c.campaign.in_(group))
-    return query if only is None else query.where(deliveries.c.occurrence.in_(list(only)))
+    """Rows of these campaigns in these states (of `only` these occurrences)."""
+    return query.where(rows_of(group, only, statuses))
 
 
 def _measure(
