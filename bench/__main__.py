@@ -1,9 +1,10 @@
 """`python -m bench --scale 10k` — nudge against the database's own speed, in one run.
 
-Phases, per database: import (events/s, peak memory) → events posted to `nudge serve` → the four
-standard campaigns three ways (nudge in process, `nudge dry-run` as a user runs it, hand-written
-SQL) plus two peers (a pandas script as an analyst would write it, and a per-customer Python rule
-engine), ids cross-checked → delivery of a ≥100k-message campaign at scale 1m into the outbox and
+Phases, per database: import (events/s, peak memory) → events posted to `nudge serve` (gunicorn,
+two workers) against the same events from a file → the four standard campaigns three ways (nudge
+in process, `nudge dry-run` as a user runs it, hand-written SQL) plus two peers (a pandas script
+as an analyst would write it, and a per-customer Python rule engine), ids cross-checked → start-up
+(`nudge dry-run`'s imports against its third-party packages imported alone) → delivery of a ≥100k-message campaign at scale 1m into the outbox and
 into a local SendGrid-compatible sink. Prints a table, writes bench/results/*.json.
 """
 
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from . import channels, recommend
+from . import channels, ingest_http, recommend, startup
 from .generate import AT, generate, scale_to_int
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,83 +181,6 @@ def files_reference(outbox: Path, sent: int, fsync: bool) -> dict:
     return phase("files", folder, str(min(sent, REFERENCE_FILES)), str(size), "1" if fsync else "0")
 
 
-HTTP_EVENTS = 20_000  # bounded: at most this many events, at most HTTP_SECONDS
-HTTP_SECONDS = 60
-HTTP_BATCH = 500
-
-
-def _track_messages(events_file: Path) -> list[dict]:
-    import csv
-    import itertools
-
-    messages = []
-    with events_file.open(newline="") as handle:
-        for row in itertools.islice(csv.DictReader(handle), HTTP_EVENTS):
-            properties: dict = {k: row[k] for k in ("category", "product_name") if row[k]}
-            if row["amount"]:
-                properties["amount"] = float(row["amount"])
-            if row["score"]:
-                properties["score"] = int(row["score"])
-            messages.append(
-                {
-                    "type": "track",
-                    "userId": row["customer_id"],
-                    "event": row["type"],
-                    "messageId": "http-" + row["id"],  # new ids: the file import stored the originals
-                    "timestamp": row["occurred_at"],
-                    "properties": properties,
-                }
-            )
-    return messages
-
-
-def ingest_http(ws: Path, events_file: Path) -> dict:
-    """Events posted to a running `nudge serve` in batches, as a site's collector would, against
-    the same events loaded by `nudge import` (same run, same store)."""
-    import base64
-    import urllib.request
-
-    from tests.support.pgserver import free_port
-
-    config = yaml.safe_load((ws / "config.yaml").read_text())
-    (ws / "config.yaml").write_text(yaml.safe_dump({**config, "ingest": {"write_key_env": "BENCH_WRITE_KEY"}}))
-    messages = _track_messages(events_file)
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "engine", "--workspace", str(ws), "serve", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "BENCH_WRITE_KEY": "bench", "NUDGE_SECRET": "bench"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    auth = "Basic " + base64.b64encode(b"bench:").decode()
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(base + "/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.05)
-        sent, start = 0, time.perf_counter()
-        for offset in range(0, len(messages), HTTP_BATCH):
-            if time.perf_counter() - start > HTTP_SECONDS:
-                break
-            body = json.dumps({"batch": messages[offset : offset + HTTP_BATCH]}).encode()
-            request = urllib.request.Request(base + "/v1/batch", data=body, method="POST")
-            request.add_header("Authorization", auth)
-            request.add_header("Content-Type", "application/json")
-            with urllib.request.urlopen(request, timeout=60) as response:
-                sent += json.loads(response.read())["events"]
-        seconds = time.perf_counter() - start
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        (ws / "config.yaml").write_text(yaml.safe_dump(config))
-    return {"events": sent, "seconds": seconds, "events_per_second": sent / seconds if seconds else 0.0}
-
-
 def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> dict:
     from tests.support.pgserver import PgServer, create_database
 
@@ -273,9 +197,11 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         result["import"] = phase("import", str(ws), str(files[0]), str(files[1]))
         at = AT.isoformat()
         print(f"[{kind}] posting events to nudge serve", file=sys.stderr)
-        result["ingest_http"] = ingest_http(ws, files[1])
+        result["ingest_http"] = ingest_http.measure(ws, files[1])
         print(f"[{kind}] evaluating the four campaigns", file=sys.stderr)
         result["segments"] = segments(ws, at, peer=not args.no_peer, runs=args.runs)
+        print(f"[{kind}] start-up: nudge dry-run's imports against the third-party floor", file=sys.stderr)
+        result["startup"] = startup.measure(ws, at, runs=5 * args.runs)  # median of 10 by default
         if not args.no_delivery:
             print(f"[{kind}] delivering to the outbox", file=sys.stderr)
             result["delivery_outbox"] = deliver(ws, at, url, "outbox")

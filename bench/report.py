@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from . import channels, recommend
+from . import channels, ingest_http, recommend, startup
 
 
 def _f(value: float, digits: int = 2) -> str:
@@ -35,11 +35,7 @@ def print_table(results: dict) -> None:
 
     row("import: events/s", lambda d: _f(d["import"]["events_per_second"], 0))
     row("import: peak RSS MB", lambda d: _f(d["import"]["peak_rss_mb"], 0))
-    row("ingest over HTTP (/v1/batch): events/s", lambda d: _f(d["ingest_http"]["events_per_second"], 0))
-    row(
-        "ratio HTTP ingest / file import",
-        lambda d: _f(d["ingest_http"]["events_per_second"] / d["import"]["events_per_second"]),
-    )
+    ingest_http.table_rows(row, _f)
     row("4 campaigns: hand SQL s", lambda d: _f(d["segments"]["hand_sql"]["seconds"]))
     row("4 campaigns: nudge engine s", lambda d: _f(d["segments"]["engine"]["seconds"]))
     row("4 campaigns: nudge dry-run (CLI) s", lambda d: _f(d["segments"]["dry_run_cli"]["seconds"]))
@@ -62,6 +58,7 @@ def print_table(results: dict) -> None:
         lambda d: _f(d["segments"]["peer"]["seconds"] / d["segments"]["engine"]["seconds"], 1),
     )
     row("dry-run peak RSS MB", lambda d: _f(d["segments"]["dry_run_cli"]["peak_rss_mb"], 0))
+    startup.table_rows(row, _f)
     row("same ids everywhere", lambda d: "yes" if all(d["segments"]["same_ids"].values()) else "NO")
     row("delivery outbox: messages", lambda d: f"{d['delivery_outbox']['sent']:,}")
     row("delivery outbox: messages/s", lambda d: _f(d["delivery_outbox"]["messages_per_second"], 0))

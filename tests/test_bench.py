@@ -24,7 +24,9 @@ def test_benchmark_smoke_run(tmp_path):
     assert [d["database"] for d in data["databases"]] == ["sqlite", "postgresql"]
     for db in data["databases"]:
         assert all(db["segments"]["same_ids"].values())
-        assert db["ingest_http"]["events"] > 0  # events posted to a running nudge serve
+        http = db["ingest_http"]  # the same events posted to nudge serve (gunicorn) and imported from a file
+        assert http["events"] == http["file_import"]["events"] > 0
+        assert db["startup"]["dry_run_imports_seconds"] > 0 and db["startup"]["floor_imports_seconds"] > 0
         assert db["delivery_outbox"]["sent"] > 0 and db["delivery_outbox"]["not_sent"] == 0
         assert db["delivery_sendgrid"]["sink_received"] == db["delivery_sendgrid"]["sent"]
         # Texts beside emails: the same customers reached, every run, nothing left unsent.
