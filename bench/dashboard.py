@@ -153,7 +153,10 @@ def main() -> None:
         import_file(store, "events", events, now=now)
         store.dispose()
         print(f"planning {DAYS} daily occurrences of {CAMPAIGN}", file=sys.stderr)
+        from .__main__ import versions
+
         result = {"scale": args.scale, "customers": customers, "events": count, "database": "sqlite"}
+        result["versions"] = versions()
         result["history"] = simulate(root)
         result["pages"] = render(root)
     finally:
