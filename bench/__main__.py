@@ -5,7 +5,8 @@ two workers) against the same events from a file → the four standard campaigns
 in process, `nudge dry-run` as a user runs it, hand-written SQL) plus two peers (a pandas script
 as an analyst would write it, and a per-customer Python rule engine), ids cross-checked → start-up
 (`nudge dry-run`'s imports against its third-party packages imported alone) → delivery of a
-≥100k-message campaign at scale 1m into the outbox and into a local SendGrid-compatible sink. Prints a table, writes bench/results/*.json.
+≥100k-message campaign at scale 1m into the outbox and into a local SendGrid-compatible sink.
+Prints a table, writes bench/results/*.json.
 """
 
 from __future__ import annotations
