@@ -2,11 +2,12 @@
 
 The HTTP side: `nudge serve` as it runs in production (gunicorn, two worker processes) takes
 `/v1/batch` requests of 500 events from four keep-alive connections at once, as a site's
-collectors would. The reference: the same events (new ids) written to a CSV file and loaded by
-nudge's importer, what `nudge import events FILE` does, timed without the command's start-up and
-apart from the statistics refresh that follows every import (a read of the whole table, as long
-for one event as for 50,000). The ratio is the HTTP path's rate over the file's (issue 25's
-target: ≥ 0.6).
+collectors would; so do werkzeug's development server (`--dev`, what it replaced) and one gunicorn
+worker, before it, each with ids of its own. The reference: the same events (new ids) written to
+a CSV file and loaded by nudge's importer, what `nudge import events FILE` does, timed without the
+command's start-up and apart from the statistics refresh that follows every import (a read of the
+whole table, as long for one event as for 50,000). The ratio is the HTTP path's rate over the
+file's (issue 25's target: ≥ 0.6).
 
 python -m bench.ingest_http import WORKSPACE FILE   → the file import, timed in its own process
 """
@@ -42,7 +43,7 @@ def _rows(events_file: Path) -> list[dict[str, str]]:
         return list(itertools.islice(csv.DictReader(handle), HTTP_EVENTS))
 
 
-def _message(row: dict[str, str]) -> dict:
+def _message(row: dict[str, str], prefix: str) -> dict:
     properties: dict = {k: row[k] for k in PROPERTIES if row.get(k)}
     if row["amount"]:
         properties["amount"] = float(row["amount"])
@@ -52,7 +53,7 @@ def _message(row: dict[str, str]) -> dict:
         "type": "track",
         "userId": row["customer_id"],
         "event": row["type"],
-        "messageId": "http-" + row["id"],  # new ids: the bench's import stored the originals
+        "messageId": f"{prefix}-{row['id']}",  # new ids: the bench's import stored the originals
         "timestamp": row["occurred_at"],
         "properties": properties,
     }
@@ -140,10 +141,17 @@ def post_over_http(ws: Path, messages: list[dict], options: tuple[str, ...]) -> 
     return {"events": sent, "seconds": seconds, "events_per_second": sent / seconds, "server": " ".join(options)}
 
 
-def measure(ws: Path, events_file: Path, options: tuple[str, ...] = ("--workers", "2")) -> dict:
-    """HTTP ingestion, then the same events from a file, and their ratio."""
+# The server as it runs in production last: its figures are the table's. The others are what it
+# replaces (werkzeug's development server) and one worker, for the ratios between them.
+SERVERS = (("werkzeug", ("--dev",)), ("gunicorn-1", ("--workers", "1")), ("gunicorn-2", ("--workers", "2")))
+
+
+def measure(ws: Path, events_file: Path) -> dict:
+    """HTTP ingestion on each server (the same events, ids of each server's own), then the same
+    events from a file, and the ratios."""
     rows = _rows(events_file)
-    found = post_over_http(ws, [_message(row) for row in rows], options)
+    servers = {name: post_over_http(ws, [_message(row, name) for row in rows], options) for name, options in SERVERS}
+    found = {**servers["gunicorn-2"], "servers": servers}
     reference = _write_reference(rows, ws / "bench-same-events.csv")
     done = subprocess.run(
         [sys.executable, "-m", "bench.ingest_http", "import", str(ws), str(reference)], cwd=ROOT, capture_output=True
@@ -152,6 +160,8 @@ def measure(ws: Path, events_file: Path, options: tuple[str, ...] = ("--workers"
         raise SystemExit(f"the file import failed:\n{done.stderr.decode()[-3000:]}")
     found["file_import"] = json.loads(done.stdout)
     found["ratio_to_file_import"] = found["events_per_second"] / found["file_import"]["events_per_second"]
+    for result in servers.values():
+        result["ratio_to_file_import"] = result["events_per_second"] / found["file_import"]["events_per_second"]
     return found
 
 
@@ -198,6 +208,11 @@ def table_rows(row, number) -> None:
         "reference: the same events from a file (import, rows): events/s",
         lambda d: number(d["ingest_http"]["file_import"]["events_per_second"], 0),
     )
+    for name, label in (("werkzeug", "werkzeug's development server"), ("gunicorn-1", "gunicorn, 1 worker")):
+        row(
+            f"ingest over HTTP, {label}: events/s",
+            lambda d, n=name: number(d["ingest_http"]["servers"][n]["events_per_second"], 0),
+        )
     row("ratio HTTP ingest / file import (target >= 0.6)", lambda d: number(d["ingest_http"]["ratio_to_file_import"]))
     row(
         "ratio HTTP ingest / first bulk import",
