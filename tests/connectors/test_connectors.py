@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 
 import pytest
 
@@ -50,34 +48,6 @@ def test_outbox_files_are_complete_and_prove_what_left(tmp_path):
     [result] = outbox.send([message(7)])
     assert result.status == "sent" and outbox.was_sent(7) is True
     assert not list((tmp_path / "out").glob("*.tmp"))
-
-
-def test_outbox_flushes_each_file_before_its_name_and_the_folder_after(tmp_path, monkeypatch):
-    # A power loss cannot be staged here; what makes the files survive one can be watched.
-    import connectors.outbox_files as outbox_module  # where both outboxes write their files
-
-    synced: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(descriptor: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
-        real_fsync(descriptor)
-
-    def replace(source, target) -> None:
-        synced.append(f"rename {Path(source).name}")
-        real_replace(source, target)
-
-    monkeypatch.setattr(outbox_module.os, "fsync", fsync)
-    monkeypatch.setattr(outbox_module.os, "replace", replace)
-    folder = tmp_path / "out"
-    OutboxConnector(folder).send([message(1), message(2)])
-    assert synced == [
-        str(folder / "000000000001.tmp"),
-        "rename 000000000001.tmp",
-        str(folder / "000000000002.tmp"),
-        "rename 000000000002.tmp",
-        str(folder),
-    ]
 
 
 def test_outbox_sends_only_what_the_hand_off_allows(tmp_path):

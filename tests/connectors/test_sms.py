@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,33 +114,6 @@ def test_outbox_asks_the_hand_off_once_per_batch(tmp_path):
     asked: list[list[int]] = []
     SmsOutboxConnector(tmp_path).send([text(1), text(2)], handoff=lambda ids: asked.append(list(ids)) or set(ids))
     assert asked == [[1, 2]]
-
-
-def test_outbox_flushes_each_file_before_its_name_and_the_folder_after(tmp_path, monkeypatch):
-    import connectors.outbox_files as outbox_module  # where both outboxes write their files
-
-    synced: list[str] = []
-    real_fsync, real_replace = os.fsync, os.replace
-
-    def fsync(descriptor: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
-        real_fsync(descriptor)
-
-    def replace(source, target) -> None:
-        synced.append(f"rename {Path(source).name}")
-        real_replace(source, target)
-
-    monkeypatch.setattr(outbox_module.os, "fsync", fsync)
-    monkeypatch.setattr(outbox_module.os, "replace", replace)
-    SmsOutboxConnector(tmp_path / "out").send([text(1), text(2)])
-    folder = tmp_path / "out"
-    assert synced == [
-        str(folder / "000000000001.tmp"),
-        "rename 000000000001.tmp",
-        str(folder / "000000000002.tmp"),
-        "rename 000000000002.tmp",
-        str(folder),
-    ]
 
 
 def test_a_full_disk_stops_the_batch_and_leaves_nothing_half_written(tmp_path, monkeypatch):
