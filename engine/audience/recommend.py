@@ -74,6 +74,19 @@ def _by_code_point(column: Any, dialect: str) -> Any:
     return column.collate("C") if dialect == "postgresql" else column
 
 
+def _ranked_in_stock(source: Any, group: Any, product: Any, first: Any, dialect: str) -> Any:
+    """The in-stock products of each group of `source`, ranked by `first`, ties by product id in
+    code-point order: (group, id, rank)."""
+    order = (first, _by_code_point(products.c.id, dialect))
+    rank = sa.func.row_number().over(partition_by=group, order_by=order)
+    return (
+        sa.select(group, products.c.id, rank.label("rank"))
+        .select_from(source.join(products, products.c.id == product))
+        .where(products.c.in_stock)
+        .subquery()
+    )
+
+
 def _chunks(items: Sequence[str]) -> Iterator[list[str]]:
     for start in range(0, len(items), _CHUNK):
         yield list(items[start : start + _CHUNK])
@@ -191,14 +204,7 @@ def recent_views(conn: Connection, ids: Sequence[str], at: datetime) -> dict[str
             .group_by(viewed.c.customer_id, viewed.c.product_id)
             .subquery()
         )
-        order = (views.c.seen.desc(), _by_code_point(products.c.id, dialect))
-        rank = sa.func.row_number().over(partition_by=views.c.customer_id, order_by=order)
-        ranked = (
-            sa.select(views.c.customer_id, products.c.id, rank.label("rank"))
-            .select_from(views.join(products, products.c.id == views.c.product_id))
-            .where(products.c.in_stock)
-            .subquery()
-        )
+        ranked = _ranked_in_stock(views, views.c.customer_id, views.c.product_id, views.c.seen.desc(), dialect)
         query = sa.select(ranked).order_by(ranked.c.customer_id, ranked.c.rank)
         for customer_id, product, _ in conn.execute(query):
             found.setdefault(customer_id, []).append(product)
@@ -263,14 +269,7 @@ def co_purchased(conn: Connection, anchors: Sequence[str] | None, at: datetime, 
             .group_by(buyer.c.product, other.c.product)
             .subquery()
         )
-        order = (pairs.c.n.desc(), _by_code_point(products.c.id, dialect))
-        rank = sa.func.row_number().over(partition_by=pairs.c.anchor, order_by=order)
-        ranked = (
-            sa.select(pairs.c.anchor, products.c.id, rank.label("rank"))
-            .select_from(pairs.join(products, products.c.id == pairs.c.product_id))
-            .where(products.c.in_stock)
-            .subquery()
-        )
+        ranked = _ranked_in_stock(pairs, pairs.c.anchor, pairs.c.product_id, pairs.c.n.desc(), dialect)
         query = sa.select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.anchor, ranked.c.rank)
         for anchor, product, _ in conn.execute(query):
             found.setdefault(anchor, []).append(product)
