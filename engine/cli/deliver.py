@@ -26,6 +26,7 @@ def _runner(env: Env, workspace, store, **kwargs):
         clock=lambda: datetime.now(timezone.utc),
         batch_size=workspace.config.delivery.batch_size,
         lease=workspace.config.delivery.lease,
+        workers=workspace.config.delivery.workers,
         **kwargs,
     )
 

@@ -9,10 +9,10 @@ from engine.core.clock import naive_utc
 from engine.core.errors import RuntimeFailure, Stopped
 from engine.core.status import OccurrencePhase
 from engine.delivery import ledger
-from engine.delivery.dispatch import dispatch
 from engine.delivery.materialize import materialize
 from engine.delivery.reconcile import reconcile
 from engine.delivery.runner import OccurrenceReport, Runner
+from engine.delivery.workers import dispatch_all
 from engine.rules.campaign import Campaign
 
 __all__ = ["OccurrenceReport", "Runner", "run_occurrence"]
@@ -39,7 +39,7 @@ def run_occurrence(runner: Runner, campaign: Campaign, at: datetime) -> Occurren
             return report
         if not ledger.heartbeat(engine, claim, runner.worker, runner.now(), status=OccurrencePhase.DISPATCHING):
             raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")
-    dispatch(runner, campaign, at, claim, report)
+    dispatch_all(runner, campaign, at, claim, report)
     with engine.connect() as conn:
         left = ledger.pending_left(conn, claim.campaign, claim.occurrence)
     report.waiting = left

@@ -26,6 +26,7 @@ class Runner:
     worker: str = field(default_factory=ledger.worker_id)
     stop: threading.Event = field(default_factory=threading.Event)
     batch_size: int = 200
+    workers: int = 1  # dispatch processes per occurrence (engine/delivery/workers.py)
     lease: timedelta = ledger.LEASE
     # Called with (campaign, phase, count so far) as planning and sending go on; the CLI draws it.
     on_progress: Callable[[str, str, int], None] | None = None

@@ -211,6 +211,16 @@ class DeliveryConfig(StrictModel):
         le=10_000,
         description="messages claimed and rendered together",
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description=(
+            "OS processes that send one occurrence's messages at once, each claiming its own batches "
+            "(a customer is still sent to once); up to the number of CPU cores helps, since rendering "
+            "is CPU work. A worker that dies fails the run; the next run settles what it held"
+        ),
+    )
     lease: Duration = Field(
         timedelta(minutes=5),
         description=(
