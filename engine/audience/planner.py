@@ -200,12 +200,11 @@ class Planner:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
     def _query(self, campaign: Campaign, ctx: EvalContext, contact: bool = True) -> sa.Select:
+        """The audience with what decides each member's outcome, in the order `classify` reads
+        it: id, a consent per channel, cooling, a count per cap, exclusive, when; then, only where
+        asked, contact details and locale (a dry run of a million need not read them)."""
         at = ctx.at_utc
-        # Addresses and zone only where a delivery is planned: a dry run of a million need not read them.
-        columns: list[Any] = [customers.c.id]
-        contacts = [customers.c.email, customers.c.phone, customers.c.timezone] if contact else [sa.null()] * 3
-        columns += [*contacts, customers.c.locale if self.count_locales else sa.null()]
-        columns += self._consent_columns(campaign)
+        columns: list[Any] = [customers.c.id, *self._consent_columns(campaign)]
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.
         states = tuple(DeliveryStatus) if step is not None and step.is_entry else COOLDOWN_STATES
@@ -225,6 +224,10 @@ class Planner:
         columns.append(self._exclusive_column(campaign, at))
         when = step.step_when if step is not None else None
         columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
+        if contact:
+            columns += [customers.c.email, customers.c.phone, customers.c.timezone]
+        if self.count_locales:
+            columns.append(customers.c.locale)
         query = sa.select(*columns).where(compile_condition(campaign.audience, ctx))
         if campaign.trigger is not None:
             query = query.where(triggered(self.conn, campaign, self.at))
@@ -312,35 +315,52 @@ class Planner:
         held_out = holdout_test(campaign.campaign, campaign.holdout)
         group = campaign.exclusive if self.exclusive_window(campaign) is not None else None
         taken = self.group_taken.setdefault(group, set()) if group is not None else None
+        remember = taken is not None and only is None
         channels = campaign.channels
         caps = CapCheck(self.cap_limits(campaign), self.cap_used)
-        consent_end = 5 + max(len(channels), 1)  # id, email, phone, zone, locale, a consent column per channel
+        # This loop runs once per member of the audience (a million, for some campaigns): the row's
+        # layout is fixed by `_query`, and the arithmetic of caps and of partly reached customers is
+        # skipped where the campaign has neither (most campaigns: one channel, no cap).
+        n_consents = max(len(channels), 1)
+        cooling_at, exclusive_at, when_at = (
+            n_consents + 1,
+            n_consents + 2 + len(caps.limits),
+            n_consents + 3 + len(caps.limits),
+        )
+        detailed = bool(caps.limits) or len(channels) > 1
+        locale_at = when_at + (4 if contact else 1)
         for rows in result.partitions():
             for row in rows:
-                customer_id, email, phone, zone, locale = row[:5]
-                consents = row[5:consent_end]
-                cooling, used, (exclusive, when) = row[consent_end], row[consent_end + 1 : -2], row[-2:]
-                reached: tuple[Channel, ...] = ()
+                customer_id = row[0]
+                email, phone, zone = row[when_at + 1 : when_at + 4] if contact else (None, None, None)
                 # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
                 if in_global is not None and in_global(customer_id):
                     outcome = Outcome.GLOBAL_HOLDOUT
-                elif not any(consents):
+                elif not any(row[1:cooling_at]):
                     outcome = Outcome.NO_CONSENT
-                elif cooling:
+                elif row[cooling_at]:
                     outcome = Outcome.COOLDOWN
                 elif held_out is not None and held_out(customer_id):
                     outcome = Outcome.HELD_OUT
-                elif taken is not None and (exclusive or customer_id in taken):
+                elif taken is not None and (row[exclusive_at] or customer_id in taken):
                     outcome = Outcome.EXCLUSIVE
-                elif channels and not (reached := caps.room(customer_id, consented(channels, consents), used)):
+                elif detailed and not (
+                    reached := caps.room(
+                        customer_id, consented(channels, row[1:cooling_at]), row[cooling_at + 1 : exclusive_at]
+                    )
+                ):
                     outcome = Outcome.FREQUENCY_CAP
-                elif not when:
+                elif not row[when_at]:
                     outcome = Outcome.WHEN_FALSE
                 else:
+                    locale = row[locale_at] if self.count_locales else None
+                    if remember:
+                        taken.add(customer_id)  # type: ignore[union-attr]
+                    if not detailed:
+                        yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, channels, (), locale)
+                        continue
                     caps.take(customer_id, reached)
-                    if taken is not None and only is None:
-                        taken.add(customer_id)
-                    refused = refused_channels(channels, consents, reached, caps.why)
+                    refused = refused_channels(channels, row[1:cooling_at], reached, caps.why)
                     yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused, locale)
                     continue
                 yield Classified(customer_id, outcome, email, zone, phone)
@@ -375,26 +395,30 @@ class Planner:
                 "of": step.step_count,
             }
         weights = [(v.name, v.weight) for v in campaign.variants]
-        targeted = result.targeted
-        result.channels = {str(c): 0 for c in campaign.channels}
+        targeted, held_out, skipped, excluded = result.targeted, result.held_out, result.skipped, result.excluded
+        channels = campaign.channels
+        reach: Counter[tuple[Channel, ...]] = Counter()  # targeted per set of channels reached
+        matched = 0
+        # Once per member of the audience: nothing here that a count after the loop can do.
         for customer_id, outcome, _, _, _, reached, _, locale in self.classify(campaign, contact=False):
-            result.matched += 1
+            matched += 1
             if outcome is Outcome.TARGETED:
                 targeted.append(customer_id)
+                reach[reached] += 1
                 if self.count_locales:
                     result.locales[self.config.locales.served(locale)] += 1
-                for channel in reached:
-                    result.channels[channel] += 1
-                if len(reached) < len(campaign.channels):
+                if len(reached) < len(channels):
                     result.partial[customer_id] = tuple(reached)
                 arm = variant_for(campaign.campaign, customer_id, weights) if weights else None
                 if arm is not None:
                     result.variants[arm] = result.variants.get(arm, 0) + 1
                 continue
-            if outcome == Outcome.HELD_OUT:
-                result.held_out.append(customer_id)
+            if outcome is Outcome.HELD_OUT:
+                held_out.append(customer_id)
             elif self.skips(campaign, outcome):
-                result.skipped.append(customer_id)
+                skipped.append(customer_id)
             kind = EXCLUSION_OF[outcome]
-            result.excluded[kind] = result.excluded.get(kind, 0) + 1
+            excluded[kind] = excluded.get(kind, 0) + 1
+        result.matched = matched
+        result.channels = {str(c): sum(n for found, n in reach.items() if c in found) for c in channels}
         return result
