@@ -77,6 +77,10 @@ class OutgoingEmail:
     html: str
     text: str
     headers: dict[str, str] = field(default_factory=dict)
+    # The recipient's own links (name → URL, e.g. unsubscribe_url, preferences_url) as they appear
+    # in `html` and `text`: a provider that substitutes per recipient (SendGrid) can send messages
+    # that differ only in these as one request.
+    links: dict[str, str] = field(default_factory=dict)
 
     @property
     def sender_address(self) -> str:

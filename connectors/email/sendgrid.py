@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from email.utils import parseaddr
 from pathlib import Path
-from typing import Any
 
 import sendgrid
 from python_http_client.exceptions import (
@@ -38,13 +36,10 @@ from connectors.api import (
     SendStatus,
     hand_all,
 )
+from connectors.email import sendgrid_batching as batching
 from connectors.email.sendgrid_transport import KeepAliveClient, Lost, NotSent
 
 API_KEY_VARIABLE = "SENDGRID_API_KEY"
-MAX_PERSONALIZATIONS = 1000
-UNSUBSCRIBE_TAG = "%nudge_unsubscribe_url%"
-# Headers that differ from one recipient to the next: never a reason not to share a request.
-_PER_RECIPIENT = ("List-Unsubscribe", "X-Nudge-Delivery", "Message-ID")
 BACKOFF_ATTEMPTS = 4
 MAX_RATE_WAIT = 120.0
 
@@ -75,26 +70,6 @@ class _RateLimiter:
             self.next_slot = slot + self.interval
         if slot > now:
             self.sleep(slot - now)
-
-
-def _sender(value: str) -> dict[str, str]:
-    name, address = parseaddr(value)
-    return {"email": address, **({"name": name} if name else {})}
-
-
-def _unsubscribe_url(email: OutgoingEmail) -> str | None:
-    value = email.headers.get("List-Unsubscribe", "")
-    return value[1:-1] if value.startswith("<") and value.endswith(">") else None
-
-
-def _shared_content(email: OutgoingEmail) -> tuple:
-    """What must be identical for messages to share one request (per-recipient links factored out)."""
-    url = _unsubscribe_url(email)
-    html, text = email.html, email.text
-    if url:
-        html, text = html.replace(url, UNSUBSCRIBE_TAG), text.replace(url, UNSUBSCRIBE_TAG)
-    headers = tuple(sorted((k, v) for k, v in email.headers.items() if k not in _PER_RECIPIENT))
-    return (email.sender, email.subject, html, text, headers)
 
 
 def _names_a_bad_address(error: HTTPError) -> bool:
@@ -169,35 +144,6 @@ class SendgridConnector:
 
     # --- requests ------------------------------------------------------------------------
 
-    def _payload(self, group: list[OutgoingEmail]) -> dict[str, Any]:
-        first = group[0]
-        personalizations = []
-        for email in group:
-            personalization: dict[str, Any] = {
-                "to": [{"email": email.to}],
-                "custom_args": {"nudge_delivery": str(email.delivery_id)},
-            }
-            own = {k: email.headers[k] for k in ("List-Unsubscribe", "Message-ID") if k in email.headers}
-            if own:
-                personalization["headers"] = own
-            url = _unsubscribe_url(email)
-            if url and len(group) > 1:
-                personalization["substitutions"] = {UNSUBSCRIBE_TAG: url}
-            personalizations.append(personalization)
-        html, text = (first.html, first.text) if len(group) == 1 else _shared_content(first)[2:4]
-        headers = {k: v for k, v in first.headers.items() if k not in _PER_RECIPIENT}
-        body: dict[str, Any] = {
-            "personalizations": personalizations,
-            "from": _sender(first.sender),
-            "subject": first.subject,
-            "content": [{"type": "text/plain", "value": text}, {"type": "text/html", "value": html}],
-        }
-        if headers:
-            body["headers"] = headers
-        if self.sandbox_mode:
-            body["mail_settings"] = {"sandbox_mode": {"enable": True}}
-        return body
-
     def _post(self, group: list[OutgoingEmail], handoff: HandOff) -> list[SendResult]:
         retries = _Retries()
         fenced: list[SendResult] = []
@@ -223,7 +169,7 @@ class SendgridConnector:
     def _attempt(self, group: list[OutgoingEmail], handoff: HandOff, retries: _Retries) -> list[SendResult] | None:
         """One request: its results, or None when it is worth trying again (after the wait it needs)."""
         try:
-            reply = self.client.post(request_body=self._payload(group))
+            reply = self.client.post(request_body=batching.payload(group, self.sandbox_mode))
         except (UnauthorizedError, ForbiddenError) as exc:
             self._fatal = f"SendGrid refused the API key ({exc.status_code}): check {API_KEY_VARIABLE}"
             raise _Fatal(self._fatal) from None
@@ -276,22 +222,7 @@ class SendgridConnector:
 
     def requests_for(self, batch: list[OutgoingEmail]) -> list[list[OutgoingEmail]]:
         """Identical content shares a request (≤ 1000 recipients, no address twice); the rest go alone."""
-        groups: dict[tuple, list[list[OutgoingEmail]]] = {}
-        for email in batch:
-            chunks = groups.setdefault(_shared_content(email), [[]])
-            target = next(
-                (
-                    c
-                    for c in chunks
-                    if len(c) < MAX_PERSONALIZATIONS and all(e.to.lower() != email.to.lower() for e in c)
-                ),
-                None,
-            )
-            if target is None:
-                target = []
-                chunks.append(target)
-            target.append(email)
-        return [chunk for chunks in groups.values() for chunk in chunks if chunk]
+        return batching.group(batch)
 
     def send(self, batch: list[OutgoingEmail], handoff: HandOff = hand_all) -> list[SendResult]:
         if self._fatal:

@@ -12,7 +12,7 @@ from engine.core.channels import NO_CHANNEL, Channel
 from engine.core.errors import RenderError, RuntimeFailure, UserInputError
 from engine.delivery.runner import Runner
 from engine.messages.actions import RenderedActions
-from engine.messages.email import build_email
+from engine.messages.email import SAMPLE_LINKS, build_email
 from engine.messages.webhook import signed_headers, webhook_url
 
 
@@ -29,6 +29,7 @@ def _emails(runner: Runner, row: Any, rendered: RenderedActions, context: dict[s
             is_html=email.is_html,
             unsubscribe_url=context["unsubscribe_url"],
             campaign=row.campaign,
+            links={name: context[name] for name in SAMPLE_LINKS if name in context},
         )
         for email in rendered.emails
     ]

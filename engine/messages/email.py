@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from email.utils import parseaddr
 from html import escape as escape_html
 from typing import Any
@@ -59,8 +60,11 @@ def build_email(
     is_html: bool,
     unsubscribe_url: str,
     campaign: str,
+    links: Mapping[str, str] | None = None,
 ) -> OutgoingEmail:
-    """Assemble the message; a text template gets a minimal HTML part, an HTML one a text part."""
+    """Assemble the message; a text template gets a minimal HTML part, an HTML one a text part.
+    `links`: the customer's other own links the body may hold (links() gives them), named so a
+    connector can tell them from content shared with other recipients."""
     if is_html:
         html, text = body, html_to_text(body)
     else:
@@ -88,6 +92,7 @@ def build_email(
         html=html,
         text=text,
         headers=headers,
+        links={**(links or {}), "unsubscribe_url": unsubscribe_url},
     )
 
 
