@@ -180,63 +180,16 @@ def do_files(directory: str, count: str, size: str, fsync: str = "0") -> dict:
     return {"files": total, "bytes": int(size), "seconds": seconds, "files_per_second": total / seconds}
 
 
-SINK_CONNECTIONS = 8
 SINK_SECONDS = 60.0
 
 
 def do_sink(host: str, count: str, api_key: str, size: str) -> dict:
     """The SendGrid sink's own speed, the delivery's reference: up to `count` one-recipient
-    requests of about `size` bytes over 8 keep-alive connections (as nudge's connector uses),
-    for at most a minute."""
-    import http.client
-    import threading
-    from urllib.parse import urlsplit
+    requests of about `size` bytes over 8 keep-alive connections (as nudge's connector uses), from
+    the fastest bare client we have (bench/sink_client.py), for at most a minute."""
+    from bench.sink_client import blast
 
-    address = urlsplit(host)
-    filler = "x" * max(0, int(size) - 300)
-    limit, lock, done, failed = int(count), threading.Lock(), [0], []
-    deadline = time.perf_counter() + SINK_SECONDS
-
-    def body(n: int) -> bytes:
-        return json.dumps(
-            {
-                "personalizations": [{"to": [{"email": f"r{n}@example.com"}], "custom_args": {"n": str(n)}}],
-                "from": {"email": "hello@example.com"},
-                "subject": f"Reference {n}",
-                "content": [
-                    {"type": "text/plain", "value": filler},
-                    {"type": "text/html", "value": f"<p>{filler}</p>"},
-                ],
-            }
-        ).encode()
-
-    def worker() -> None:
-        connection = http.client.HTTPConnection(address.hostname or "127.0.0.1", address.port, timeout=30)
-        headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
-        while time.perf_counter() < deadline:
-            with lock:
-                if done[0] >= limit:
-                    break
-                done[0] += 1
-                n = done[0]
-            connection.request("POST", "/v3/mail/send", body=body(n), headers=headers)
-            reply = connection.getresponse()
-            reply.read()
-            if reply.status not in (200, 202):
-                failed.append(reply.status)
-                break
-        connection.close()
-
-    start = time.perf_counter()
-    threads = [threading.Thread(target=worker) for _ in range(SINK_CONNECTIONS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    seconds = time.perf_counter() - start
-    if failed:
-        raise SystemExit(f"the sink answered {failed[0]}: the reference is void")
-    return {"requests": done[0], "seconds": seconds, "requests_per_second": done[0] / seconds}
+    return blast(host, int(count), api_key, int(size), SINK_SECONDS)
 
 
 PHASES = {

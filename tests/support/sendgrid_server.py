@@ -135,6 +135,7 @@ class SendgridServer:
         self.requests: list[dict] = []  # every request body that parsed (when recording)
         self.accepted_count = 0  # personalizations accepted, recorded or not
         self.request_count = 0  # requests answered 2xx
+        self.body_bytes = 0  # of the requests answered 2xx: the benchmark sizes its reference by it
         self.connections = 0
         self.script: list[Script] = []  # popped one per request, before validation
         self.lock = threading.Lock()  # kept for callers that read the records while it runs
@@ -209,6 +210,7 @@ class SendgridServer:
             self.accepted.extend(self._accepted(body, p) for p in personalizations)
         self.accepted_count += len(personalizations)
         self.request_count += 1
+        self.body_bytes += len(request.body)
         sandbox = body.get("mail_settings", {}).get("sandbox_mode", {}).get("enable")
         self._message_ids += 1
         message_id = f"{self.port:05d}{self._message_ids:017x}"  # unique per server, like SendGrid's
