@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable, Generator, Iterable, Iterator
 from contextlib import closing, nullcontext
 from datetime import datetime
@@ -90,6 +91,10 @@ def _insert_events(
 ) -> int:
     """Insert event records of known customers; the others are rejected, or their customers
     created (`create`: HTTP ingestion, where a pipeline sends track before identify)."""
+    if create is None and conn.dialect.name == "sqlite":
+        written = _insert_if_all_known(conn, rows)
+        if written is not None:
+            return written
     named = {record[CUSTOMER] for _, record in rows}
     if create is None:
         known = _known_customers(conn, named)
@@ -108,6 +113,27 @@ def _insert_events(
             message = f"customer_id: unknown customer {record[CUSTOMER]!r}"
             result.rejected.append(Problem(path, line, None, message))
     return insert_events(conn, good)
+
+
+def _insert_if_all_known(conn: Connection, rows: list[Parsed]) -> int | None:
+    """SQLite: insert the batch and let the events' foreign key (always on in nudge's store) check
+    the customers, in C, row by row: what a lookup of the batch's ids first cost was a third of
+    the writer's time. None (and nothing written) when a customer is unknown: the caller then
+    looks the ids up and names each rejected row. Savepoint: executemany stops at the failing row,
+    after writing the ones before it."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    sqlite_write_lock(conn)  # a transaction first: a savepoint outside one would commit on release
+    driver.execute("SAVEPOINT nudge_events_batch")
+    try:
+        written = insert_events(conn, [record for _, record in rows])
+    except sqlite3.IntegrityError as exc:
+        if "FOREIGN KEY" not in str(exc):
+            raise
+        written = None
+        driver.execute("ROLLBACK TO nudge_events_batch")
+    driver.execute("RELEASE nudge_events_batch")
+    return written
 
 
 def load_rows(

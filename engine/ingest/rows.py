@@ -161,7 +161,8 @@ def check_values(raw: dict[str, Any]) -> None:
     PostgreSQL refuses NUL in text and JSON and reads JSON numbers as double precision; SQLite
     would keep NUL and Infinity and break every later reader."""
     try:  # a flat row of text (every CSV row): a scan in C; anything else is walked below
-        joined = "".join(raw) + "".join(v for v in raw.values() if v is not None)
+        # filter(None): None, "" and 0 are fine values and drop out; anything else not text fails the join
+        joined = "".join(raw) + "".join(filter(None, raw.values()))
     except TypeError:
         pass
     else:
