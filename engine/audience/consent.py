@@ -25,13 +25,21 @@ class ConsentFacts:
     double_opt_in: bool = False  # an email address counts only once confirmed
 
 
+# NOT IN over an uncorrelated subquery, not a correlated NOT EXISTS: both databases read the list
+# once into a hash (PostgreSQL's "hashed SubPlan", SQLite's ephemeral index), where a correlated
+# lookup is planned per member — PostgreSQL then prices a million-member audience high enough to
+# compile it with JIT and split it over parallel workers, each rebuilding the audience's hashes.
+# The lists never hold NULL (key columns), so NOT IN cannot turn NULL on a member.
+
+
 def _not_suppressed(address: sa.ColumnElement, facts: ConsentFacts) -> list[sa.ColumnElement[bool]]:
     if not facts.any_suppressed:
         return []
-    same = suppressions.c.email == address
+    listed = sa.select(suppressions.c.email).where(suppressions.c.email.is_not(None))
+    found: list[sa.ColumnElement[bool]] = [address.not_in(listed)]
     if facts.any_hashed:
-        same = sa.or_(same, suppressions.c.email == address_hash_sql(address, facts.dialect))
-    return [~sa.exists(sa.select(suppressions.c.email).where(same))]
+        found.append(address_hash_sql(address, facts.dialect).not_in(listed))
+    return found
 
 
 def email_consent(facts: ConsentFacts) -> sa.ColumnElement[bool]:
@@ -83,12 +91,12 @@ def named() -> sa.ColumnElement[bool]:
 
 def in_topic(topic: str) -> sa.ColumnElement[bool]:
     """Has not left the topic (no row: subscribed)."""
-    left = sa.select(subscriptions.c.topic).where(
-        subscriptions.c.customer_id == customers.c.id,
+    left = sa.select(subscriptions.c.customer_id).where(
         subscriptions.c.topic == topic,
         subscriptions.c.subscribed.is_(False),
+        subscriptions.c.customer_id.is_not(None),
     )
-    return ~sa.exists(left)
+    return customers.c.id.not_in(left)
 
 
 def channel_consent(channel: Channel, facts: ConsentFacts, topic: str | None) -> sa.ColumnElement[bool]:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
@@ -12,9 +11,11 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.audience.assignment import GLOBAL_SALT, holdout_test, variant_for
 from engine.audience.caps import ALL_CHANNELS, CapCheck
 from engine.audience.compiler import EvalContext, compile_condition, store_timezones
 from engine.audience.consent import ConsentFacts, channel_consent, consented, named, refused_channels
+from engine.audience.plan import CampaignPlan, Classified
 from engine.audience.trigger import triggered
 from engine.core.channels import Channel
 from engine.core.status import (
@@ -35,99 +36,16 @@ from engine.store.tables import customers, deliveries, suppressions
 STREAM_BATCH = 10_000
 
 
-def holdout_test(campaign: str, percent: float) -> Callable[[str], bool] | None:
-    """Deterministic control group: the same customer stays in or out across runs and machines.
-    The test for one campaign, its constant parts computed once (it runs for every candidate)."""
-    if percent <= 0:
-        return None
-    prefix, limit, sha256 = f"{campaign}\x1f".encode(), round(percent * 100), hashlib.sha256
+class _Layout(NamedTuple):
+    """Where `classify` finds each part of a row (None: not selected, the same for everyone)."""
 
-    def held_out(customer_id: str) -> bool:
-        return int.from_bytes(sha256(prefix + customer_id.encode()).digest()[:8], "big") % 10_000 < limit
-
-    return held_out
-
-
-def in_holdout(campaign: str, customer_id: str, percent: float) -> bool:
-    test = holdout_test(campaign, percent)
-    return test is not None and test(customer_id)
-
-
-GLOBAL_SALT = "global-control-group"
-
-
-def in_global_holdout(customer_id: str, percent: float) -> bool:
-    """The programme's control group: one hash of the customer alone, so it is the same customers
-    for every campaign, today and next year."""
-    return in_holdout(GLOBAL_SALT, customer_id, percent)
-
-
-def variant_for(campaign: str, customer_id: str, weights: list[tuple[str, float]]) -> str | None:
-    """The customer's A/B variant: a stable hash of campaign and customer, salted apart from the
-    holdout's so that who is held out says nothing about who gets which variant."""
-    if not weights:
-        return None
-    digest = hashlib.sha256(f"variant\x1f{campaign}\x1f{customer_id}".encode()).digest()
-    bucket = int.from_bytes(digest[:8], "big") % 10_000
-    edge = 0.0
-    for name, weight in weights:
-        edge += weight * 100
-        if bucket < round(edge):
-            return name
-    return weights[-1][0]
-
-
-class Classified(NamedTuple):
-    customer_id: str
-    outcome: Outcome
-    email: str | None
-    timezone: str | None
-    phone: str | None = None
-    # Targeted: the campaign's channels this customer gets a message on, in the campaign's order
-    # (the first carries its coupons and tasks); `refused`: the others, with the reason.
-    channels: tuple[Channel, ...] = ()
-    refused: tuple[tuple[Channel, str], ...] = ()
-    locale: str | None = None  # read only when the planner counts locales
-
-
-@dataclass
-class CampaignPlan:
-    campaign: str
-    matched: int = 0
-    excluded: dict[Exclusion, int] = field(
-        default_factory=lambda: {
-            k: 0 for k in Exclusion if k not in (Exclusion.GLOBAL_HOLDOUT, Exclusion.WHEN_FALSE, Exclusion.EXCLUSIVE)
-        }
-    )
-    targeted: list[str] = field(default_factory=list)
-    held_out: list[str] = field(default_factory=list)
-    variants: dict[str, int] = field(default_factory=dict)
-    skipped: list[str] = field(default_factory=list)  # journey steps: recorded `skipped`, journey goes on
-    channels: dict[str, int] = field(default_factory=dict)  # messages per channel to the targeted
-    locales: Counter[str] = field(default_factory=Counter)  # targeted per locale they are served in
-    # Targeted customers reached on only some of the campaign's channels, and which: what their
-    # rendered sample shows (kept only for them, so a million fully reached cost nothing here).
-    partial: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    journey: dict[str, Any] | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "campaign": self.campaign,
-            "matched": self.matched,
-            "excluded": {str(k): v for k, v in self.excluded.items()},
-            "targeted": len(self.targeted),
-            "customers": sorted(self.targeted),
-            "held_out": sorted(self.held_out),
-            **({"locales": dict(sorted(self.locales.items()))} if self.locales else {}),
-        }
-        if self.variants:
-            data["variants"] = dict(self.variants)
-        if self.channels:
-            data["channels"] = dict(self.channels)
-        if self.journey is not None:
-            data["journey"] = dict(self.journey)
-            data["skipped"] = len(self.skipped)
-        return data
+    consents: int  # how many consent columns, from position 1
+    cooling: int | None
+    caps: tuple[int, int]  # the cap counts' slice
+    exclusive: int | None
+    when: int | None
+    contact: int | None  # email, then phone and time zone
+    locale: int | None
 
 
 @dataclass
@@ -199,12 +117,41 @@ class Planner:
     def _any(self, conditions: tuple) -> bool:
         return bool(self.conn.execute(sa.select(sa.exists(sa.select(deliveries.c.id).where(*conditions)))).scalar())
 
-    def _query(self, campaign: Campaign, ctx: EvalContext, contact: bool = True) -> sa.Select:
-        """The audience with what decides each member's outcome, in the order `classify` reads
-        it: id, a consent per channel, cooling, a count per cap, exclusive, when; then, only where
-        asked, contact details and locale (a dry run of a million need not read them)."""
+    def _query(self, campaign: Campaign, ctx: EvalContext, contact: bool = True) -> tuple[sa.Select, _Layout]:
+        """The audience with what decides each member's outcome, and where `classify` finds each
+        part in a row: id, a consent per channel, then cooling, a count per cap, exclusive and when
+        where they can vary, then, only where asked, contact details and locale (a dry run of a
+        million need not read them). A part the ledger shows to be the same for everyone is not
+        selected: a constant column still costs a conversion per member."""
         at = ctx.at_utc
         columns: list[Any] = [customers.c.id, *self._consent_columns(campaign)]
+        consents = len(columns) - 1
+
+        def place(column: sa.ColumnElement | None) -> int | None:
+            if column is None:
+                return None
+            columns.append(column)
+            return len(columns) - 1
+
+        step = journey_of(campaign)
+        cooling = place(self._cooling_column(campaign, at))
+        caps = len(columns), len(columns) + len(self.cap_limits(campaign))
+        columns += self._cap_columns(campaign, at)
+        exclusive = place(self._exclusive_column(campaign, at))
+        when = step.step_when if step is not None else None
+        when_at = place(compile_condition(when, ctx).label("when") if when is not None else None)
+        contact_at = place(customers.c.email) if contact else None
+        if contact:
+            columns += [customers.c.phone, customers.c.timezone]
+        locale = place(customers.c.locale) if self.count_locales else None
+        layout = _Layout(consents, cooling, caps, exclusive, when_at, contact_at, locale)
+        query = sa.select(*columns).where(compile_condition(campaign.audience, ctx))
+        if campaign.trigger is not None:
+            query = query.where(triggered(self.conn, campaign, self.at))
+        return query, layout
+
+    def _cooling_column(self, campaign: Campaign, at: datetime) -> sa.ColumnElement | None:
+        """Did this campaign reach them within its cooldown (either side of `at`)? None: nobody."""
         step = journey_of(campaign)
         # A journey's cooldown counts from the last entry, whatever became of the first step.
         states = tuple(DeliveryStatus) if step is not None and step.is_entry else COOLDOWN_STATES
@@ -214,24 +161,11 @@ class Planner:
             *self._window(at, campaign.cooldown),
         )
         # Probing the ledger for every matched customer costs more than the audience itself; when
-        # one cheap check shows nothing there to find, the column is a constant (exact, not a guess).
-        if campaign.cooldown.total_seconds() > 0 and self._any(cooling):
-            recent = sa.select(deliveries.c.id).where(deliveries.c.customer_id == customers.c.id, *cooling)
-            columns.append(sa.exists(recent).label("cooling"))
-        else:
-            columns.append(sa.false().label("cooling"))
-        columns += self._cap_columns(campaign, at)
-        columns.append(self._exclusive_column(campaign, at))
-        when = step.step_when if step is not None else None
-        columns.append(compile_condition(when, ctx).label("when") if when is not None else sa.true().label("when"))
-        if contact:
-            columns += [customers.c.email, customers.c.phone, customers.c.timezone]
-        if self.count_locales:
-            columns.append(customers.c.locale)
-        query = sa.select(*columns).where(compile_condition(campaign.audience, ctx))
-        if campaign.trigger is not None:
-            query = query.where(triggered(self.conn, campaign, self.at))
-        return query
+        # one cheap check shows nothing there to find, there is no column (exact, not a guess).
+        if campaign.cooldown.total_seconds() <= 0 or not self._any(cooling):
+            return None
+        recent = sa.select(deliveries.c.id).where(deliveries.c.customer_id == customers.c.id, *cooling)
+        return sa.exists(recent).label("cooling")
 
     def _consent_columns(self, campaign: Campaign) -> list[Any]:
         """One boolean per channel of the campaign (its topic included); a campaign of coupons and
@@ -275,11 +209,12 @@ class Planner:
             return None
         return self.config.limits.exclusive.get(campaign.exclusive)
 
-    def _exclusive_column(self, campaign: Campaign, at: datetime) -> sa.ColumnElement:
-        """Did another campaign of the group reach them within the window (either side of `at`)?"""
+    def _exclusive_column(self, campaign: Campaign, at: datetime) -> sa.ColumnElement | None:
+        """Did another campaign of the group reach them within the window (either side of `at`)?
+        None: nobody (no group, or nothing of it in the ledger)."""
         window = self.exclusive_window(campaign)
         if window is None:
-            return sa.false().label("exclusive")
+            return None
         step = journey_of(campaign)
         own = step.step_names if step is not None else (campaign.campaign,)
         reached = (
@@ -289,7 +224,7 @@ class Planner:
             *self._window(at, window),
         )
         if not self._any(reached):
-            return sa.false().label("exclusive")
+            return None
         found = sa.select(deliveries.c.id).where(deliveries.c.customer_id == customers.c.id, *reached)
         return sa.exists(found).label("exclusive")
 
@@ -300,67 +235,75 @@ class Planner:
             return False
         return outcome is Outcome.WHEN_FALSE or not step.is_entry
 
-    def classify(self, campaign: Campaign, only: str | None = None, contact: bool = True) -> Iterator[Classified]:
-        """Yield (customer id, outcome) for everyone in the audience (or just `only`), in id order.
+    def classify(
+        self, campaign: Campaign, only: str | None = None, contact: bool = True, ordered: bool = True
+    ) -> Iterator[Classified]:
+        """Yield (customer id, outcome) for everyone in the audience (or just `only`), in id order
+        (in the database's own order when not `ordered`: each outcome depends on the member alone,
+        so only a reader that resumes by position needs the sort).
 
         The outcome is ``targeted``, ``held_out`` or the first exclusion that applies. Without
         `contact`, email and time zone are not read (None).
         """
         ctx = self.context()
-        query = self._query(campaign, ctx, contact).order_by(customers.c.id)
+        query, layout = self._query(campaign, ctx, contact)
+        if ordered:
+            query = query.order_by(customers.c.id)
         if only is not None:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
+        yield from self._outcomes(campaign, result.partitions(), layout, remember=only is None)
+
+    def _outcomes(
+        self, campaign: Campaign, batches: Iterator[Sequence[Any]], layout: _Layout, remember: bool
+    ) -> Iterator[Classified]:
+        """Each row's outcome, exclusions in SPEC order; `remember`: mark the targeted as taken
+        for the campaign's exclusive group (not when one customer is looked at alone)."""
         in_global = holdout_test(GLOBAL_SALT, self.config.limits.global_holdout)
         held_out = holdout_test(campaign.campaign, campaign.holdout)
         group = campaign.exclusive if self.exclusive_window(campaign) is not None else None
         taken = self.group_taken.setdefault(group, set()) if group is not None else None
-        remember = taken is not None and only is None
+        remember = remember and taken is not None
         channels = campaign.channels
         caps = CapCheck(self.cap_limits(campaign), self.cap_used)
-        # This loop runs once per member of the audience (a million, for some campaigns): the row's
-        # layout is fixed by `_query`, and the arithmetic of caps and of partly reached customers is
-        # skipped where the campaign has neither (most campaigns: one channel, no cap).
-        n_consents = max(len(channels), 1)
-        cooling_at, exclusive_at, when_at = (
-            n_consents + 1,
-            n_consents + 2 + len(caps.limits),
-            n_consents + 3 + len(caps.limits),
-        )
+        # This loop runs once per member of the audience (a million, for some campaigns): the parts
+        # of a row sit where `_query` put them (None: the same for everyone, not read), and the
+        # arithmetic of caps and of partly reached customers is skipped where the campaign has
+        # neither (most campaigns: one channel, no cap).
+        n = layout.consents + 1
+        cooling, (caps_from, caps_to), exclusive, when = layout.cooling, layout.caps, layout.exclusive, layout.when
         detailed = bool(caps.limits) or len(channels) > 1
-        locale_at = when_at + (4 if contact else 1)
-        for rows in result.partitions():
+        contact_at, locale_at = layout.contact, layout.locale
+        for rows in batches:
             for row in rows:
                 customer_id = row[0]
-                email, phone, zone = row[when_at + 1 : when_at + 4] if contact else (None, None, None)
+                email, phone, zone = row[contact_at : contact_at + 3] if contact_at is not None else (None, None, None)
                 # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
                 if in_global is not None and in_global(customer_id):
                     outcome = Outcome.GLOBAL_HOLDOUT
-                elif not any(row[1:cooling_at]):
+                elif not any(row[1:n]):
                     outcome = Outcome.NO_CONSENT
-                elif row[cooling_at]:
+                elif cooling is not None and row[cooling]:
                     outcome = Outcome.COOLDOWN
                 elif held_out is not None and held_out(customer_id):
                     outcome = Outcome.HELD_OUT
-                elif taken is not None and (row[exclusive_at] or customer_id in taken):
+                elif taken is not None and ((exclusive is not None and row[exclusive]) or customer_id in taken):
                     outcome = Outcome.EXCLUSIVE
                 elif detailed and not (
-                    reached := caps.room(
-                        customer_id, consented(channels, row[1:cooling_at]), row[cooling_at + 1 : exclusive_at]
-                    )
+                    reached := caps.room(customer_id, consented(channels, row[1:n]), row[caps_from:caps_to])
                 ):
                     outcome = Outcome.FREQUENCY_CAP
-                elif not row[when_at]:
+                elif when is not None and not row[when]:
                     outcome = Outcome.WHEN_FALSE
                 else:
-                    locale = row[locale_at] if self.count_locales else None
+                    locale = row[locale_at] if locale_at is not None else None
                     if remember:
                         taken.add(customer_id)  # type: ignore[union-attr]
                     if not detailed:
                         yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, channels, (), locale)
                         continue
                     caps.take(customer_id, reached)
-                    refused = refused_channels(channels, row[1:cooling_at], reached, caps.why)
+                    refused = refused_channels(channels, row[1:n], reached, caps.why)
                     yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused, locale)
                     continue
                 yield Classified(customer_id, outcome, email, zone, phone)
@@ -400,7 +343,7 @@ class Planner:
         reach: Counter[tuple[Channel, ...]] = Counter()  # targeted per set of channels reached
         matched = 0
         # Once per member of the audience: nothing here that a count after the loop can do.
-        for customer_id, outcome, _, _, _, reached, _, locale in self.classify(campaign, contact=False):
+        for customer_id, outcome, _, _, _, reached, _, locale in self.classify(campaign, contact=False, ordered=False):
             matched += 1
             if outcome is Outcome.TARGETED:
                 targeted.append(customer_id)
@@ -420,5 +363,7 @@ class Planner:
             kind = EXCLUSION_OF[outcome]
             excluded[kind] = excluded.get(kind, 0) + 1
         result.matched = matched
+        targeted.sort()  # in id order, as samples are picked and ids shown (cheaper here than in SQL)
+        held_out.sort()
         result.channels = {str(c): sum(n for found, n in reach.items() if c in found) for c in channels}
         return result

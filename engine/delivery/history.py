@@ -16,7 +16,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.audience.planner import Classified, Planner, variant_for
+from engine.audience.assignment import variant_for
+from engine.audience.plan import Classified
+from engine.audience.planner import Planner
 from engine.core.status import EXCLUSION_OF, Outcome
 from engine.rules.campaign import Campaign
 from engine.store.db import dialect_insert

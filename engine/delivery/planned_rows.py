@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.audience.planner import Classified, variant_for
+from engine.audience.assignment import variant_for
+from engine.audience.plan import Classified
 from engine.core.channels import NO_CHANNEL, Channel
 from engine.core.clock import naive_utc
 from engine.core.status import SKIPPING, DeliveryStatus, Outcome

@@ -8,7 +8,9 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from engine.audience.planner import CampaignPlan, Planner, variant_for
+from engine.audience.assignment import variant_for
+from engine.audience.plan import CampaignPlan
+from engine.audience.planner import Planner
 from engine.core.clock import aware_utc
 from engine.core.errors import RenderError
 from engine.messages.actions import preview_coupons, render_actions

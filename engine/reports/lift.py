@@ -320,7 +320,7 @@ def programme_lift(
 ) -> Lift:
     """The whole programme's effect: purchase rate in (at − since, at] of everyone else against the
     global control group (`limits.global_holdout`), who no campaign contacts."""
-    from engine.audience.planner import GLOBAL_SALT, holdout_test
+    from engine.audience.assignment import GLOBAL_SALT, holdout_test
     from engine.core.clock import naive_utc
 
     dialect = conn.dialect.name

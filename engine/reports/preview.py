@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import jinja2
 
-from engine.audience.planner import CampaignPlan
+from engine.audience.plan import CampaignPlan
 from engine.core.status import Exclusion
 from engine.messages.actions import preview_coupons
 from engine.reports.dryrun import DryRun, Sample

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 
-from engine.audience.planner import Planner, in_holdout
+from engine.audience.assignment import in_holdout
+from engine.audience.planner import Planner
 from engine.rules.campaign import Campaign
 from engine.rules.config import Config
 from engine.store.tables import deliveries, suppressions
@@ -159,7 +160,7 @@ def test_intended_sqlite_indexes_are_used(sqlite_store, workspace_dir):
     with sqlite_store.engine.connect() as conn:
         shared = Planner(conn=conn, config=ws.config, segments=ws.segments, at=AT)
         for chosen in ws.select():
-            query = shared._query(chosen, shared.context()).compile(
+            query = shared._query(chosen, shared.context())[0].compile(
                 sqlite_store.engine, compile_kwargs={"literal_binds": True}
             )
             plan = "\n".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(query)))

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 import yaml
 from click.testing import CliRunner
 
-from engine.audience.planner import in_global_holdout
+from engine.audience.assignment import in_global_holdout
 from engine.cli.main import main
 from engine.delivery.occurrence import run_occurrence
 from engine.reports.dryrun import dry_run

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from rich.console import Console
 
-from engine.audience.planner import in_holdout, variant_for
+from engine.audience.assignment import in_holdout, variant_for
 from engine.cli.render import dry_run_table
 from engine.delivery.occurrence import run_occurrence
 from engine.reports.dryrun import dry_run
