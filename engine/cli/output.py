@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 from typing import IO, TYPE_CHECKING, Any
@@ -35,7 +37,28 @@ def json_default(value: Any) -> Any:
 
 
 def write_json(data: Any, out: IO[str]) -> None:
-    json.dump(data, out, indent=2, default=json_default, ensure_ascii=False)
+    """Indented for people, with every list of plain values on one line: the standard library
+    indents only in pure Python (a dry run's million ids took seconds), and a million ids read
+    better on one line than on a million."""
+    flat: list[str] = []
+    nonce = secrets.token_hex(8)  # no value of the data can look like a placeholder
+
+    def flatten(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: flatten(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            if value and all(isinstance(v, str | int | float | bool) or v is None for v in value):
+                flat.append(json.dumps(value, ensure_ascii=False))  # one C-speed call
+                return f"\x00{nonce}:{len(flat) - 1}\x00"
+            return [flatten(v) for v in value]
+        return value
+
+    text = json.dumps(flatten(data), indent=2, default=json_default, ensure_ascii=False)
+    if flat:
+        # The placeholders come out as "\u0000N\u0000": each put back once, in one pass.
+        found = re.compile(rf'"\\u0000{nonce}:(\d+)\\u0000"')
+        text = found.sub(lambda m: flat[int(m.group(1))], text)
+    out.write(text)
     out.write("\n")
 
 
