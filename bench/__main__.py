@@ -25,7 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from . import channels, ingest_http, recommend, startup
+from . import channels, delivery_floor, import_floor, ingest_http, recommend, startup
+from . import sendgrid as sendgrid_bench
 from .generate import AT, generate, scale_to_int
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,7 +173,6 @@ def inlining_cost(ws: Path, url: str, at: str, folder: Path) -> dict:
 
 
 REFERENCE_FILES = 50_000  # bounded: the file system's speed is flat well before this
-SINK_REQUESTS = 30_000
 
 
 def files_reference(outbox: Path, sent: int, fsync: bool) -> dict:
@@ -182,6 +182,54 @@ def files_reference(outbox: Path, sent: int, fsync: bool) -> dict:
     size = int(sum(sizes) / len(sizes)) if sizes else 3000
     folder = str(outbox.parent / "reference-files")
     return phase("files", folder, str(min(sent, REFERENCE_FILES)), str(size), "1" if fsync else "0")
+
+
+def delivery_phases(kind: str, ws: Path, url: str, at: str, args, result: dict) -> None:
+    """Issue 25's delivery measures against their floors (the bare loop; one and two workers; the
+    SendGrid sink from a bare client; personalised and batched), then, unless --lean, the earlier
+    comparisons (fsync, memory, CSS inlining, texts, recommendations)."""
+    memory = Path("/dev/shm")
+    folder = (
+        Path(tempfile.mkdtemp(prefix="nudge-bench-outbox-", dir=memory))
+        if memory.is_dir() and os.access(memory, os.W_OK)
+        else None
+    )
+    try:
+        print(f"[{kind}] delivery against the bare loop, one and two workers", file=sys.stderr)
+        result["delivery_floor"] = delivery_floor.measure(ws, at, url, deliver, runs=args.runs)
+        print(f"[{kind}] SendGrid: personalised and batched against the sink's reference", file=sys.stderr)
+        result["sendgrid"] = sendgrid_bench.measure(
+            ws, at, url, deliver, lambda email: workspace(ws, url, email), runs=args.runs
+        )
+        if args.lean:
+            return
+        workspace(ws, url, {"connector": "outbox", "outbox": {"dir": "outbox"}})
+        print(f"[{kind}] delivering to the outbox", file=sys.stderr)
+        result["delivery_outbox"] = deliver(ws, at, url, "outbox")
+        sent = result["delivery_outbox"]["sent"]
+        result["outbox_reference"] = files_reference(ws / "outbox", sent, fsync=False)
+        result["outbox_reference_fsync"] = files_reference(ws / "outbox", sent, fsync=True)
+        # Texts beside emails, both into their outboxes (fsync on), before the config changes below.
+        result["delivery_channels"] = channels.measure(ws, at, url, deliver)
+        # The cost of durability: the same delivery, files not flushed (outbox.fsync: false).
+        workspace(ws, url, {"connector": "outbox", "outbox": {"dir": "outbox-nofsync", "fsync": False}})
+        print(f"[{kind}] delivering to the outbox without fsync", file=sys.stderr)
+        later = datetime.fromisoformat(at).replace(minute=3).isoformat()
+        result["delivery_outbox_nofsync"] = deliver(ws, later, url, "outbox without fsync")
+        if folder is not None:
+            # The same delivery into a folder in memory: what nudge itself costs, without the disk.
+            workspace(ws, url, {"connector": "outbox", "outbox": {"dir": str(folder)}})
+            print(f"[{kind}] delivering to an outbox in memory", file=sys.stderr)
+            later = datetime.fromisoformat(at).replace(minute=2).isoformat()
+            result["delivery_outbox_memory"] = deliver(ws, later, url, "outbox in memory")
+            result["css_inlining"] = inlining_cost(ws, url, at, folder)
+            print(f"[{kind}] a template calling recommend three times, and the plain one", file=sys.stderr)
+            result["recommendations"] = recommend.measure(
+                ws, at, url, deliver, lambda target: workspace(ws, url, outbox_in(target)), folder
+            )
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> dict:
@@ -198,6 +246,8 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         result: dict = {"database": kind}
         print(f"[{kind}] importing {files[2]:,} events", file=sys.stderr)
         result["import"] = phase("import", str(ws), str(files[0]), str(files[1]))
+        print(f"[{kind}] the import's floor: bare inserts of the same records", file=sys.stderr)
+        result["import_floor"] = import_floor.measure(ws, files, url)
         at = AT.isoformat()
         print(f"[{kind}] posting events to nudge serve", file=sys.stderr)
         result["ingest_http"] = ingest_http.measure(ws, files[1])
@@ -206,58 +256,7 @@ def run_database(kind: str, files: tuple[Path, Path, int], work: Path, args) -> 
         print(f"[{kind}] start-up: nudge dry-run's imports against the third-party floor", file=sys.stderr)
         result["startup"] = startup.measure(ws, at, runs=5 * args.runs)  # median of 10 by default
         if not args.no_delivery:
-            print(f"[{kind}] delivering to the outbox", file=sys.stderr)
-            result["delivery_outbox"] = deliver(ws, at, url, "outbox")
-            sent = result["delivery_outbox"]["sent"]
-            result["outbox_reference"] = files_reference(ws / "outbox", sent, fsync=False)
-            result["outbox_reference_fsync"] = files_reference(ws / "outbox", sent, fsync=True)
-            # Texts beside emails, both into their outboxes (fsync on), before the config changes below.
-            result["delivery_channels"] = channels.measure(ws, at, url, deliver)
-            # The cost of durability: the same delivery, files not flushed (outbox.fsync: false).
-            workspace(ws, url, {"connector": "outbox", "outbox": {"dir": "outbox-nofsync", "fsync": False}})
-            print(f"[{kind}] delivering to the outbox without fsync", file=sys.stderr)
-            later = datetime.fromisoformat(at).replace(minute=3).isoformat()
-            result["delivery_outbox_nofsync"] = deliver(ws, later, url, "outbox without fsync")
-            memory = Path("/dev/shm")
-            if memory.is_dir() and os.access(memory, os.W_OK):
-                # The same delivery into a folder in memory: what nudge itself costs, without the disk.
-                folder = Path(tempfile.mkdtemp(prefix="nudge-bench-outbox-", dir=memory))
-                try:
-                    workspace(ws, url, {"connector": "outbox", "outbox": {"dir": str(folder)}})
-                    print(f"[{kind}] delivering to an outbox in memory", file=sys.stderr)
-                    later = datetime.fromisoformat(at).replace(minute=2).isoformat()
-                    result["delivery_outbox_memory"] = deliver(ws, later, url, "outbox in memory")
-                    result["css_inlining"] = inlining_cost(ws, url, at, folder)
-                    print(f"[{kind}] a template calling recommend three times, and the plain one", file=sys.stderr)
-                    result["recommendations"] = recommend.measure(
-                        ws, at, url, deliver, lambda target: workspace(ws, url, outbox_in(target)), folder
-                    )
-                finally:
-                    shutil.rmtree(folder, ignore_errors=True)
-            from tests.support.sendgrid_server import SendgridServer
-
-            with SendgridServer(api_key="SG.bench") as sink:
-                workspace(
-                    ws,
-                    url,
-                    {
-                        "connector": "sendgrid",
-                        "unsubscribe_url": "https://shop.example/unsubscribe",
-                        "sendgrid": {"host": sink.host, "concurrency": 8},
-                    },
-                )
-                print(f"[{kind}] delivering to the local SendGrid sink", file=sys.stderr)
-                later = datetime.fromisoformat(at).replace(minute=1).isoformat()
-                result["delivery_sendgrid"] = deliver(
-                    ws, later, url, "sendgrid", env={"SENDGRID_API_KEY": "SG.bench", "NUDGE_SECRET": "bench"}
-                )
-                result["delivery_sendgrid"]["sink_received"] = len(sink.accepted)
-                sink.requests.clear()
-                sink.accepted.clear()
-                print(f"[{kind}] the sink's own speed (reference)", file=sys.stderr)
-                sent = result["delivery_sendgrid"]["sent"]
-                requests = str(min(sent, SINK_REQUESTS))
-                result["sendgrid_reference"] = phase("sink", sink.host, requests, "SG.bench", "3000")
+            delivery_phases(kind, ws, url, at, args, result)
         return result
     finally:
         if server is not None:
@@ -286,6 +285,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2, help="best of N for the engine and hand-SQL timings")
     parser.add_argument("--no-peer", action="store_true", help="skip the per-customer Python peer")
     parser.add_argument("--no-delivery", action="store_true", help="skip the delivery phases")
+    parser.add_argument(
+        "--lean", action="store_true", help="only issue 25's ratios to their floors (skip the earlier comparisons)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     customers = scale_to_int(args.scale)
