@@ -24,13 +24,15 @@ from pathlib import Path
 
 import yaml
 
+from .generate import DELIVERY_BUCKETS
+
 FLOOR_CAP = 50_000  # the floor's speed is flat long before this; bounded time at scale 1m
 CAMPAIGN = "bench-blast"
 FIRST_MINUTE = 20  # occurrences of their own: other bench phases use minutes 1–7 of the bench's AT
 
 
 def _customers(ws: Path, cap: int) -> list[dict]:
-    """The blast's audience (attributes.bucket < 13, as BLAST says, with email consent; no holdout,
+    """The blast's audience (attributes.bucket < DELIVERY_BUCKETS, as BLAST says, with email consent; no holdout,
     suppression or cooldown here), read once as nudge reads customers."""
     import sqlalchemy as sa
 
@@ -43,7 +45,9 @@ def _customers(ws: Path, cap: int) -> list[dict]:
     store = open_store(workspace.config.store, create=False, read_only=True)
     with store.engine.connect() as conn:
         bucket = customers.c.attributes["bucket"].as_integer()
-        query = sa.select(customers.c.id).where(customers.c.email.is_not(None), customers.c.email_opt_in, bucket < 13)
+        query = sa.select(customers.c.id).where(
+            customers.c.email.is_not(None), customers.c.email_opt_in, bucket < DELIVERY_BUCKETS
+        )
         ids = list(conn.execute(query.order_by(customers.c.id).limit(cap)).scalars())
         people = load_customers(conn, ids)
     store.dispose()

@@ -20,7 +20,17 @@ ZONES = [
     "Australia/Sydney",
     "",
 ]
-DELIVERY_BUCKETS = 13  # the delivery campaigns reach `bucket` < 13: 13% of customers
+DELIVERY_BUCKETS = 13  # the delivery campaigns reach `bucket` < 13: 13% of customers up to 400k
+MESSAGES_PER_BUCKET = 4_000  # …then buckets widen so they reach about 52k: a delivery's run stays bounded
+
+
+def bucket_count(customers: int) -> int:
+    """How many buckets customers are dealt into (by position): 100 up to 400k customers, then
+    more, so the delivery benchmarks send at most about 13 × 4,000 messages at any scale (their
+    figures are rates; a million-customer run need not send 130k messages a dozen times)."""
+    return max(100, customers // MESSAGES_PER_BUCKET)
+
+
 COUNTRIES = ["CN", "US", "DE", "GB", "JP", "US", "BR", "AU", "FR"]
 CATEGORIES = ["shoes", "knitwear", "outerwear", "bags", "accessories"]
 EVENT_MIX = [
@@ -122,6 +132,7 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
         history.writerow(
             ["id", "customer_id", "type", "occurred_at", "amount", "category", "product_name", "score", "product_id"]
         )
+        buckets = bucket_count(customers)
         for i in range(customers):
             cid = f"c{i:07d}"
             place = rng.randrange(len(ZONES))
@@ -134,7 +145,8 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
             # customers. Most others have a number too, written as exports write them (with or
             # without the country code, spaced, dashed), and no consent to texts (empty: false),
             # so the import validates numbers as a real one does and no audience changes.
-            if i % 100 < DELIVERY_BUCKETS:
+            bucket = i % buckets
+            if bucket < DELIVERY_BUCKETS:
                 phone = f"+86138{i:08d}"
             elif dials.random() < WITH_PHONE:
                 phone = phone_as_written(dials, COUNTRIES[place])
@@ -142,7 +154,7 @@ def generate(customers: int, folder: Path, seed: int = 42) -> tuple[Path, Path, 
                 phone = ""
             people.writerow(
                 [cid, f"{cid}@example.com", f"N{i}", COUNTRIES[place], ZONES[place], birthday, opted_in, signed_up]
-                + [i % 100, phone, opted_in if i % 100 < DELIVERY_BUCKETS else ""]
+                + [bucket, phone, opted_in if bucket < DELIVERY_BUCKETS else ""]
             )
             # Pareto activity, mean about 10 events, capped so one customer cannot dominate a file.
             activity = min(int(rng.paretovariate(1.12) * 1.75) + (1 if rng.random() < 0.9 else 0), 2000)
