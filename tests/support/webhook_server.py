@@ -2,7 +2,8 @@
 
 It behaves as a careful receiver does: a request whose Idempotency-Key it already processed is
 answered 200 again and not processed a second time. Each request takes the next scripted step
-(none left: answer 200 and process it):
+(none left: answer 200 and process it), unless `step_for(request)` names one for that request
+itself — for senders in several processes, whose arrival order is not fixed:
 
 - ``Reply(status, body, headers)``: answer that; a 2xx processes the request first.
 - ``Stall(processed=...)``: hold the request without answering until the server closes (or
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,9 +80,16 @@ class _Server(ThreadingHTTPServer):
 
 
 class WebhookServer:
-    def __init__(self, script: list[Step] | None = None, tls: tuple[Path, Path] | None = None) -> None:
-        """`tls`: (certificate, key) files to answer HTTPS with (see self_signed)."""
+    def __init__(
+        self,
+        script: list[Step] | None = None,
+        tls: tuple[Path, Path] | None = None,
+        step_for: Callable[[Received], Step | None] | None = None,
+    ) -> None:
+        """`tls`: (certificate, key) files to answer HTTPS with (see self_signed). `step_for`: a
+        request's own step (None: the script's next), chosen by what it carries, not when it came."""
         self.script: list[Step] = list(script or [])
+        self.step_for = step_for
         self.requests: list[Received] = []
         self.processed: dict[str, Received] = {}
         self.duplicates = 0
@@ -136,15 +145,20 @@ class WebhookServer:
 
     def wait_for(self, count: int, timeout: float = 10.0) -> bool:
         """True once `count` requests have arrived (for a test that acts mid-batch without sleeping)."""
+        return self.wait_until(lambda requests: len(requests) >= count, timeout)
+
+    def wait_until(self, done: Callable[[list[Received]], bool], timeout: float = 10.0) -> bool:
+        """True once `done(requests so far)` holds, False after `timeout` seconds."""
         with self.arrived:
-            return self.arrived.wait_for(lambda: len(self.requests) >= count, timeout)
+            return self.arrived.wait_for(lambda: done(self.requests), timeout)
 
     # --- behaviour -------------------------------------------------------------------------
 
     def _handle(self, handler: BaseHTTPRequestHandler, received: Received) -> None:
         with self.arrived:
             self.requests.append(received)
-            step = self.script.pop(0) if self.script else Reply()
+            own = self.step_for(received) if self.step_for else None
+            step = own or (self.script.pop(0) if self.script else Reply())
             self.arrived.notify_all()
         if isinstance(step, Reply):
             if 200 <= step.status < 300 and self._process(received):
