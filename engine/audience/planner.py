@@ -36,6 +36,11 @@ from engine.store.tables import customers, deliveries, suppressions
 STREAM_BATCH = 10_000
 
 
+NO_CONTACT = (None, None, None)
+# One member's outcome: (outcome, its row as the database gave it, channels reached, refused ones)
+Decided = tuple[Outcome, Any, tuple[Channel, ...], tuple[tuple[Channel, str], ...]]
+
+
 class _Layout(NamedTuple):
     """Where `classify` finds each part of a row (None: not selected, the same for everyone)."""
 
@@ -245,18 +250,27 @@ class Planner:
         The outcome is ``targeted``, ``held_out`` or the first exclusion that applies. Without
         `contact`, email and time zone are not read (None).
         """
-        ctx = self.context()
-        query, layout = self._query(campaign, ctx, contact)
+        layout, found = self._decided(campaign, only, contact, ordered)
+        contact_at, locale_at = layout.contact, layout.locale
+        for outcome, row, reached, refused in found:
+            email, phone, zone = row[contact_at : contact_at + 3] if contact_at is not None else NO_CONTACT
+            locale = row[locale_at] if locale_at is not None else None
+            yield Classified(row[0], outcome, email, zone, phone, reached, refused, locale)
+
+    def _decided(
+        self, campaign: Campaign, only: str | None, contact: bool, ordered: bool
+    ) -> tuple[_Layout, Iterator[Decided]]:
+        query, layout = self._query(campaign, self.context(), contact)
         if ordered:
             query = query.order_by(customers.c.id)
         if only is not None:
             query = query.where(customers.c.id == only)
         result = self.conn.execution_options(yield_per=STREAM_BATCH).execute(query)
-        yield from self._outcomes(campaign, result.partitions(), layout, remember=only is None)
+        return layout, self._outcomes(campaign, result.partitions(), layout, remember=only is None)
 
     def _outcomes(
         self, campaign: Campaign, batches: Iterator[Sequence[Any]], layout: _Layout, remember: bool
-    ) -> Iterator[Classified]:
+    ) -> Iterator[Decided]:
         """Each row's outcome, exclusions in SPEC order; `remember`: mark the targeted as taken
         for the campaign's exclusive group (not when one customer is looked at alone)."""
         in_global = holdout_test(GLOBAL_SALT, self.config.limits.global_holdout)
@@ -266,47 +280,44 @@ class Planner:
         remember = remember and taken is not None
         channels = campaign.channels
         caps = CapCheck(self.cap_limits(campaign), self.cap_used)
-        # This loop runs once per member of the audience (a million, for some campaigns): the parts
-        # of a row sit where `_query` put them (None: the same for everyone, not read), and the
-        # arithmetic of caps and of partly reached customers is skipped where the campaign has
-        # neither (most campaigns: one channel, no cap).
+        # This loop runs once per member of the audience (a million, for some campaigns): it
+        # yields the database's own row (no copy), the parts of a row sit where `_query` put them
+        # (None: the same for everyone, not read), and the arithmetic of caps and of partly
+        # reached customers is skipped where the campaign has neither (most campaigns: one
+        # channel, no cap).
         n = layout.consents + 1
+        single = n == 2
         cooling, (caps_from, caps_to), exclusive, when = layout.cooling, layout.caps, layout.exclusive, layout.when
         detailed = bool(caps.limits) or len(channels) > 1
-        contact_at, locale_at = layout.contact, layout.locale
+        targeted, nothing = Outcome.TARGETED, ()
         for rows in batches:
             for row in rows:
                 customer_id = row[0]
-                email, phone, zone = row[contact_at : contact_at + 3] if contact_at is not None else (None, None, None)
                 # A journey step's `when` comes last: at entry, the exclusions decide who enters at all.
                 if in_global is not None and in_global(customer_id):
-                    outcome = Outcome.GLOBAL_HOLDOUT
-                elif not any(row[1:n]):
-                    outcome = Outcome.NO_CONSENT
+                    yield Outcome.GLOBAL_HOLDOUT, row, nothing, nothing
+                elif not (row[1] if single else any(row[1:n])):
+                    yield Outcome.NO_CONSENT, row, nothing, nothing
                 elif cooling is not None and row[cooling]:
-                    outcome = Outcome.COOLDOWN
+                    yield Outcome.COOLDOWN, row, nothing, nothing
                 elif held_out is not None and held_out(customer_id):
-                    outcome = Outcome.HELD_OUT
+                    yield Outcome.HELD_OUT, row, nothing, nothing
                 elif taken is not None and ((exclusive is not None and row[exclusive]) or customer_id in taken):
-                    outcome = Outcome.EXCLUSIVE
+                    yield Outcome.EXCLUSIVE, row, nothing, nothing
                 elif detailed and not (
                     reached := caps.room(customer_id, consented(channels, row[1:n]), row[caps_from:caps_to])
                 ):
-                    outcome = Outcome.FREQUENCY_CAP
+                    yield Outcome.FREQUENCY_CAP, row, nothing, nothing
                 elif when is not None and not row[when]:
-                    outcome = Outcome.WHEN_FALSE
+                    yield Outcome.WHEN_FALSE, row, nothing, nothing
                 else:
-                    locale = row[locale_at] if locale_at is not None else None
                     if remember:
                         taken.add(customer_id)  # type: ignore[union-attr]
                     if not detailed:
-                        yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, channels, (), locale)
+                        yield targeted, row, channels, nothing
                         continue
                     caps.take(customer_id, reached)
-                    refused = refused_channels(channels, row[1:n], reached, caps.why)
-                    yield Classified(customer_id, Outcome.TARGETED, email, zone, phone, reached, refused, locale)
-                    continue
-                yield Classified(customer_id, outcome, email, zone, phone)
+                    yield targeted, row, reached, refused_channels(channels, row[1:n], reached, caps.why)
 
     def first_targeted(self, campaign: Campaign) -> str | None:
         """The first customer (by id) this campaign would contact now: a sample to render for."""
@@ -343,14 +354,19 @@ class Planner:
         reach: Counter[tuple[Channel, ...]] = Counter()  # targeted per set of channels reached
         matched = 0
         # Once per member of the audience: nothing here that a count after the loop can do.
-        for customer_id, outcome, _, _, _, reached, _, locale in self.classify(campaign, contact=False, ordered=False):
+        layout, found = self._decided(campaign, None, contact=False, ordered=False)
+        locale_at, every = layout.locale, len(channels)
+        skipping = {outcome for outcome in SKIPPING if self.skips(campaign, outcome)}
+        tally: Counter[Outcome] = Counter()  # the excluded, by outcome
+        for outcome, row, reached, _ in found:
+            customer_id = row[0]
             matched += 1
             if outcome is Outcome.TARGETED:
                 targeted.append(customer_id)
                 reach[reached] += 1
-                if self.count_locales:
-                    result.locales[self.config.locales.served(locale)] += 1
-                if len(reached) < len(channels):
+                if locale_at is not None:
+                    result.locales[self.config.locales.served(row[locale_at])] += 1
+                if len(reached) < every:
                     result.partial[customer_id] = tuple(reached)
                 arm = variant_for(campaign.campaign, customer_id, weights) if weights else None
                 if arm is not None:
@@ -358,12 +374,13 @@ class Planner:
                 continue
             if outcome is Outcome.HELD_OUT:
                 held_out.append(customer_id)
-            elif self.skips(campaign, outcome):
+            elif outcome in skipping:
                 skipped.append(customer_id)
-            kind = EXCLUSION_OF[outcome]
-            excluded[kind] = excluded.get(kind, 0) + 1
+            tally[outcome] += 1
+        for outcome, count in tally.items():
+            excluded[EXCLUSION_OF[outcome]] = excluded.get(EXCLUSION_OF[outcome], 0) + count
         result.matched = matched
         targeted.sort()  # in id order, as samples are picked and ids shown (cheaper here than in SQL)
         held_out.sort()
-        result.channels = {str(c): sum(n for found, n in reach.items() if c in found) for c in channels}
+        result.channels = {str(c): sum(n for got, n in reach.items() if c in got) for c in channels}
         return result
