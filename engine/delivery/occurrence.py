@@ -32,14 +32,16 @@ def run_occurrence(runner: Runner, campaign: Campaign, at: datetime) -> Occurren
         reconcile(runner, campaign, claim)
     if claim.status == OccurrencePhase.PLANNING:
         try:
-            materialize(runner, campaign, at, claim, report)
+            with report.timed("planning"):
+                materialize(runner, campaign, at, claim, report)
         except Stopped:
             report.note = "stopped while planning; resumes on the next run"
             ledger.release(engine, claim, runner.worker)
             return report
         if not ledger.heartbeat(engine, claim, runner.worker, runner.now(), status=OccurrencePhase.DISPATCHING):
             raise RuntimeFailure(f"{campaign.campaign}: another worker took over this occurrence")
-    dispatch_all(runner, campaign, at, claim, report)
+    with report.timed("dispatch"):
+        dispatch_all(runner, campaign, at, claim, report)
     with engine.connect() as conn:
         left = ledger.pending_left(conn, claim.campaign, claim.occurrence)
     report.waiting = left

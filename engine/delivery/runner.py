@@ -3,8 +3,11 @@ daemon drive it without patching anything."""
 
 from __future__ import annotations
 
+import resource
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,6 +61,19 @@ class OccurrenceReport:
     deferred: int = 0
     waiting: int = 0
     counts: dict[str, int] = field(default_factory=dict)
+    # Per phase (planning, dispatch): wall seconds, and CPU seconds of this process and the
+    # dispatch workers it waited for — what a benchmark compares with a bare loop on a shared machine.
+    seconds: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        wall, cpu = time.perf_counter(), _cpu()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = round(time.perf_counter() - wall, 4)
+            self.cpu_seconds[phase] = round(_cpu() - cpu, 4)
 
     def add(self, counts: dict[str, int]) -> None:
         for status, number in counts.items():
@@ -78,4 +94,12 @@ class OccurrenceReport:
             "sent": self.counts.get(DeliveryStatus.SENT, 0),
             "failed": self.counts.get(DeliveryStatus.FAILED, 0),
             "unknown": self.counts.get(DeliveryStatus.UNKNOWN, 0),
+            "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
         }
+
+
+def _cpu() -> float:
+    """User + system CPU of this process and its waited-for children (dispatch workers) so far."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
