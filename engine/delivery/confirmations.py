@@ -25,7 +25,7 @@ from engine.core.errors import RenderError, RuntimeFailure
 from engine.core.locales import chain
 from engine.core.status import DeliveryStatus, OccurrencePhase
 from engine.delivery import ledger
-from engine.delivery.dispatch import HandOffGate
+from engine.delivery.handoff import HandOffGate
 from engine.delivery.reconcile import reconcile
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.delivery.suppressions import suppress, suppressed_among

@@ -17,6 +17,7 @@ from engine.core.clock import naive_utc
 from engine.core.errors import RenderError, RuntimeFailure
 from engine.core.status import DeliveryStatus
 from engine.delivery import issued, ledger
+from engine.delivery.handoff import HandOffGate
 from engine.delivery.outgoing import address_of, build_messages
 from engine.delivery.runner import OccurrenceReport, Runner
 from engine.delivery.suppressions import suppress, suppressed_among
@@ -28,7 +29,6 @@ from engine.messages.shop import Shop
 from engine.messages.unsubscribe import sign
 from engine.rules.campaign import Campaign
 from engine.rules.journey import journey_of
-from engine.store.db import is_outage
 
 # One outcome to record: (delivery id, status, reason, provider id)
 Result = tuple[int, str, str | None, str | None]
@@ -107,30 +107,6 @@ def _prepare(
             except RenderError as exc:
                 prepared.outcome[row.id] = (DeliveryStatus.FAILED, f"template: {exc}")
     return prepared
-
-
-@dataclass
-class HandOffGate:
-    """What connectors ask right before messages leave (connectors.api.HandOff): a durable,
-    fenced mark, one per SMTP transaction or HTTP request (one per batch for the outbox)."""
-
-    runner: Runner
-    claim: ledger.Claim
-    token: str
-    refused: set[int] = field(default_factory=set)
-
-    def __call__(self, ids: Sequence[int]) -> set[int]:
-        try:
-            with self.runner.store.durable() as conn:
-                owned = ledger.hand_off(conn, self.claim, self.runner.worker, ids, self.token, self.runner.now())
-        except sa.exc.DBAPIError as exc:
-            if not is_outage(exc):
-                raise
-            # Nothing was marked, so nothing may leave; the connector stops and reports the rest
-            # as not sent, and the daemon waits the outage out.
-            raise ConnectorFatal(f"store unreachable at hand-off: {type(exc.orig).__name__}") from None
-        self.refused.update(i for i in ids if i not in owned)
-        return owned
 
 
 def _send(gate: HandOffGate, prepared: _Prepared) -> tuple[dict[int, SendResult], str | None]:
