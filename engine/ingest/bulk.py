@@ -11,7 +11,7 @@ Consent entries (append-only, nothing to conflict with): the compiled INSERT, or
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
@@ -37,7 +37,8 @@ _c_encoder = (
 )
 
 
-def _encode(value: Any) -> str:
+def encode_json(value: Any) -> str:
+    """JSON text of a parsed value (compact, not ASCII-escaped), through the C encoder."""
     return "".join(_c_encoder(value, 0)) if _c_encoder is not None else _encoder.encode(value)
 
 
@@ -53,7 +54,7 @@ def event_record(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
         row["customer_id"],
         row["type"],
         stored_instant(row["occurred_at"]),
-        _encode(row["properties"]),
+        encode_json(row["properties"]),
     )
 
 
@@ -79,14 +80,18 @@ _STAGE = sa.Table(
 )
 
 
-def _postgresql(conn: Connection, records: list[tuple]) -> int:
-    _STAGE.create(conn)
+def copy_rows(conn: Connection, table: str, columns: Sequence[str], records: Iterable[Sequence[Any]]) -> None:
+    """PostgreSQL: the records into `table` through COPY FROM STDIN, in the caller's transaction."""
     raw = conn.connection.driver_connection
     assert raw is not None
-    copy_sql = f"COPY {_STAGE.name} ({', '.join(RECORD)}) FROM STDIN"
-    with raw.cursor() as cursor, cursor.copy(copy_sql) as copy:
+    with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
         for record in records:
             copy.write_row(record)
+
+
+def _postgresql(conn: Connection, records: list[tuple]) -> int:
+    _STAGE.create(conn)
+    copy_rows(conn, _STAGE.name, RECORD, records)
     select = sa.select(
         _STAGE.c.event_key,
         _STAGE.c.customer_id,
@@ -156,16 +161,11 @@ def insert_consent(conn: Connection, entries: Sequence[ConsentEntry], at: dateti
         (e.customer_id, stamp, e.channel, e.topic, str(e.change), e.old, e.new, e.source[:255], e.address)
         for e in entries
     ]
+    if conn.dialect.name == "postgresql":
+        copy_rows(conn, consent_log.name, CONSENT, records)
+        return len(records)
     driver = conn.connection.driver_connection
     assert driver is not None
-    if conn.dialect.name == "postgresql":
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f"COPY {consent_log.name} ({', '.join(CONSENT)}) FROM STDIN") as copy,
-        ):
-            for record in records:
-                copy.write_row(record)
-        return len(records)
     statement = sa.insert(consent_log).values({c: sa.bindparam(c) for c in CONSENT}).compile(dialect=conn.dialect)
     assert statement.positiontup == list(CONSENT)
     cursor = driver.cursor()

@@ -5,6 +5,8 @@ with the store in one query, never one per row."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,9 @@ from engine.core.errors import UserInputError
 from engine.ingest import importer
 from engine.ingest.contact import KnownTopics
 from engine.ingest.importer import import_file
-from engine.store.tables import consent_log
+from engine.store import open_store
+from engine.store.tables import consent_log, customers
+from tests.support.pgserver import create_database
 from tests.support.store import NOW
 
 TOPICS = KnownTopics(("promotions", "newsletter"))
@@ -99,3 +103,32 @@ def test_each_batch_is_compared_with_the_store_in_one_query(store, tmp_path, mon
         sa.event.remove(store.engine, "before_cursor_execute", note)
     assert result.consent_logged == 1200  # every customer left email
     assert len(reads) == 3, reads  # 1,200 rows in batches of 500: one read per batch, none per row
+
+
+def test_every_value_is_stored_as_written_whatever_characters_it_holds(store, tmp_path):
+    # PostgreSQL loads a batch through COPY's text format, where a tab, a line break and a backslash
+    # mean something: each must arrive as the character the file holds, in columns and attributes.
+    odd = "tab\there, line\nbreak, back\\slash \\N \\t, 'quote\" €, 中文"
+    file = write(
+        tmp_path / "odd.jsonl",
+        json.dumps({"id": "c\\1\t", "first_name": odd, "city": "\\N", "attributes": {"note": odd, "n": 1.5}}) + "\n",
+    )
+    import_file(store, "customers", file, now=NOW)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(customers.c.id, customers.c.first_name, customers.c.city, customers.c.attributes))
+        assert [tuple(r) for r in row] == [("c\\1", odd, "\\N", {"note": odd, "n": 1.5})]
+
+
+def test_times_are_stored_in_utc_whatever_time_zone_the_postgresql_session_has(request, tmp_path):
+    # The import instant arrives with its offset: stored as naive UTC (the store's one form), not
+    # converted to the session's TimeZone as a timestamptz parameter assigned to a timestamp would be.
+    url = create_database(request.getfixturevalue("pg_admin_url"))
+    store = open_store(f"{url}?options=-c%20TimeZone%3DAsia%2FShanghai", create=True)
+    try:
+        file = write(tmp_path / "people.csv", "id,email_opt_in,signed_up_at\nc1,true,2026-05-01T08:00:00+02:00\n")
+        import_file(store, "customers", file, now=NOW)
+        with store.engine.connect() as conn:
+            stored = conn.execute(sa.select(customers.c.updated_at, customers.c.signed_up_at)).one()
+    finally:
+        store.dispose()
+    assert tuple(stored) == (NOW.replace(tzinfo=None), datetime(2026, 5, 1, 6, 0))
