@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -192,14 +193,15 @@ def customer_row(raw: dict[str, Any], untyped: bool, topics: KnownTopics = NO_TO
     attributes: dict[str, Any] = {}
     choices: dict[str, bool] = {}
     for key, value in raw.items():
-        if key == "id" or key == "phone":
+        field = _FIELDS.get(key)
+        if field is not None:
+            field(row, value)
+        elif key == "id" or key == "phone":
             continue
-        if key == "attributes" and not untyped:
+        elif key == "attributes" and not untyped:
             if not isinstance(value, dict):
                 raise ValueError("attributes: expected an object")
             attributes.update(value)
-        elif key in IMPORTED_FIELDS:
-            row.update(_customer_field(key, value))
         elif key.startswith(TOPIC_COLUMN):
             if (choice := topic_choice(key, value, topics)) is not None:
                 choices[choice[0]] = choice[1]
@@ -216,34 +218,59 @@ def customer_row(raw: dict[str, Any], untyped: bool, topics: KnownTopics = NO_TO
     return row
 
 
-def _customer_field(key: str, value: Any) -> dict[str, Any]:
+# One setter per imported field, looked up by column name (a dict lookup per cell instead of a
+# ladder of comparisons): it writes the field's column(s) into the row, or raises a ValueError.
+# An empty cell clears a field; the opt-ins are NOT NULL, so empty means not agreed.
+Setter = Callable[[dict[str, Any], Any], None]
+
+
+def _setter(key: str, convert: Callable[[Any], Any], empty: Any = None) -> Setter:
+    def set_field(row: dict[str, Any], value: Any) -> None:
+        row[key] = empty if value is None else convert(value)
+
+    return set_field
+
+
+def _set_birthday(row: dict[str, Any], value: Any) -> None:
     if value is None:
-        if key in ("email_opt_in", "sms_opt_in"):
-            return {key: False}
-        if key == "birthday":
-            return {"birthday": None, "birth_month": None, "birth_day": None}
-        return {key: None}
+        row["birthday"] = row["birth_month"] = row["birth_day"] = None
+    else:
+        row["birthday"], row["birth_month"], row["birth_day"] = parse_birthday(value)
+
+
+def _country(value: Any) -> str:
+    if not _COUNTRY.match(str(value).strip()):
+        raise ValueError(f"country: expected an ISO 3166-1 alpha-2 code like US, got {value!r}")
+    return str(value).strip().upper()
+
+
+def _email(value: Any) -> str:
+    text = _text(value, "email", 320).lower()
+    if not _EMAIL.match(text):
+        raise ValueError(f"email: not an email address: {value!r}")
+    return text
+
+
+def _converter(key: str) -> Callable[[Any], Any]:
     if key in ("email_opt_in", "sms_opt_in"):
-        return {key: parse_bool(value, key)}
-    if key in ("signed_up_at", "unsubscribed_at", "sms_unsubscribed_at"):
-        return {key: instant(value, key)}
-    if key == "birthday":
-        text, month, day = parse_birthday(value)
-        return {"birthday": text, "birth_month": month, "birth_day": day}
-    if key == "country":
-        if not _COUNTRY.match(str(value).strip()):
-            raise ValueError(f"country: expected an ISO 3166-1 alpha-2 code like US, got {value!r}")
-        return {key: str(value).strip().upper()}
-    if key == "timezone":
-        return {key: check_zone(value)}
-    if key == "locale":
-        return {key: locale_tag(value)}
-    if key == "email":
-        text = _text(value, key, 320).lower()
-        if not _EMAIL.match(text):
-            raise ValueError(f"email: not an email address: {value!r}")
-        return {key: text}
-    return {key: _text(value, key)}
+        return lambda value: parse_bool(value, key)
+    if IMPORTED_FIELDS[key] == DATETIME:
+        return lambda value: instant(value, key)
+    special: dict[str, Callable[[Any], Any]] = {
+        "country": _country,
+        "timezone": check_zone,
+        "locale": locale_tag,
+        "email": _email,
+    }
+    return special.get(key) or (lambda value: _text(value, key))
+
+
+# id: required, checked first; phone: read after the loop, with the row's country
+_FIELDS: dict[str, Setter] = {
+    key: _set_birthday if key == "birthday" else _setter(key, _converter(key), False if kind == BOOL else None)
+    for key, kind in IMPORTED_FIELDS.items()
+    if key not in ("id", "phone")
+}
 
 
 _EVENT_FIELDS = frozenset(("id", "customer_id", "type", "occurred_at"))

@@ -180,3 +180,68 @@ def test_without_topics_in_config_the_one_implicit_topic_is_known(tmp_path):
     file = write(tmp_path / "c.csv", "id,topics.marketing\nc1,false\n")
     ran = CliRunner().invoke(main, ["--workspace", str(ws), "import", "customers", str(file)])
     assert ran.exit_code == 0 and "1 changes of consent logged" in ran.stdout, ran.output
+
+
+def _e164_uncached(text: str, country: str | None) -> str | None:
+    """The phone library read afresh, as phone_e164 did before its cache: the reference."""
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(text.strip()[:64], country)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _answer(text: str, country: str | None) -> str | None:
+    try:
+        return phone_e164(text, country)
+    except ValueError:
+        return None
+
+
+# The same text in several regions (a national number means another line in each), invalid numbers,
+# extensions, letters, the canonical form and the forms exports write.
+EDGE_TEXTS = (
+    "0412 885 795",
+    "(0412) 885-795",
+    "212.276.9212",
+    "2122769212",
+    "+1 212 276 9212",
+    "+12122769212",
+    "+1 212 276 9212 ext. 34",
+    "212-276-9212 x34",
+    "+44 20 7946 0958",
+    "+44 (0) 20 7946 0958",
+    "+440207946 0958",
+    "020 7946 0958",
+    "1-800-FLOWERS",
+    "call me",
+    "+",
+    "+0",
+    "12345",
+    "+8613800138000",
+    "13800138000",
+    "+86 138 0013 8000",
+    "+999 123 456 789",
+    "０２０ ７９４６ ０９５８",
+)
+
+
+def test_the_phone_cache_answers_as_the_library_does_for_every_text_and_region():
+    # The cache is keyed by (text, region): a key without the region would hand one region's
+    # reading of a national number to another (0412 885 795 is mobile in AU, nothing in GB).
+    import random
+
+    from bench.generate import COUNTRIES, PHONES, phone_as_written
+
+    rng = random.Random(7)
+    generated = [(phone_as_written(rng, country), country) for country in PHONES for _ in range(300)]
+    edges = [(text, country) for text in EDGE_TEXTS for country in (*sorted(set(COUNTRIES)), None)]
+    cases = generated + edges
+    expected = [_e164_uncached(text, country) for text, country in cases]
+    for _ in range(2):  # the second round reads every answer from the cache
+        assert [_answer(text, country) for text, country in cases] == expected
+    assert any(e is None for e in expected) and any(e is not None for e in expected)
