@@ -48,7 +48,8 @@ def print_table(results: dict) -> None:
                 values.append(get(db))
             except KeyError:
                 values.append("–")
-        rows.append((label, values))
+        if any(v != "–" for v in values):  # a phase this run skipped (--lean, --no-peer) prints nothing
+            rows.append((label, values))
 
     row("import: events/s", lambda d: _f(d["import"]["events_per_second"], 0))
     row("import: peak RSS MB", lambda d: _f(d["import"]["peak_rss_mb"], 0))
