@@ -18,6 +18,7 @@ from engine.audience.consent import ConsentFacts, channel_consent, consented, na
 from engine.audience.plan import CampaignPlan, Classified
 from engine.audience.trigger import triggered
 from engine.core.channels import Channel
+from engine.core.collector import collector_paused
 from engine.core.status import (
     CAP_STATES,
     COOLDOWN_STATES,
@@ -349,11 +350,17 @@ class Planner:
                 "of": step.step_count,
             }
         weights = [(v.name, v.weight) for v in campaign.variants]
+        # Once per member of the audience, which can be a million: nothing in the loop that a count
+        # after it can do, and no cycle collection while it runs (see collector_paused).
+        with collector_paused():
+            self._count(campaign, result, weights)
+        return result
+
+    def _count(self, campaign: Campaign, result: CampaignPlan, weights: list[tuple[str, float]]) -> None:
         targeted, held_out, skipped, excluded = result.targeted, result.held_out, result.skipped, result.excluded
         channels = campaign.channels
         reach: Counter[tuple[Channel, ...]] = Counter()  # targeted per set of channels reached
         matched = 0
-        # Once per member of the audience: nothing here that a count after the loop can do.
         layout, found = self._decided(campaign, None, contact=False, ordered=False)
         locale_at, every = layout.locale, len(channels)
         skipping = {outcome for outcome in SKIPPING if self.skips(campaign, outcome)}
@@ -383,4 +390,3 @@ class Planner:
         targeted.sort()  # in id order, as samples are picked and ids shown (cheaper here than in SQL)
         held_out.sort()
         result.channels = {str(c): sum(n for got, n in reach.items() if c in got) for c in channels}
-        return result
