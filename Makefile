@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SCALE  ?= 10k
+BENCH_ARGS ?=
 
 .PHONY: demo test lint install postgres chromium bench clean wheel
 
@@ -44,7 +45,7 @@ wheel:
 	$(PYTHON) -m pip wheel --no-deps --quiet -w dist .
 
 bench: $(STAMP) postgres
-	$(BIN)/python -m bench --scale $(SCALE)
+	$(BIN)/python -m bench --scale $(SCALE) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) nudge.db nudge.db-* outbox .pytest_cache dist build
