@@ -27,21 +27,17 @@ import yaml
 
 from . import channels, delivery_floor, import_floor, ingest_http, recommend, startup
 from . import sendgrid as sendgrid_bench
-from .generate import AT, DELIVERY_BUCKETS, generate, scale_to_int
+from .generate import AT, delivery_campaign, generate, scale_to_int
 
 ROOT = Path(__file__).resolve().parent.parent
-BLAST = {
-    "campaign": "bench-blast",
-    "description": "Delivery benchmark: the delivery buckets (13% up to 400k customers), personal content.",
-    "enabled": False,
-    "schedule": "0 9 * * *",
-    "cooldown": "0d",
-    "audience": {"attribute": "attributes.bucket", "lt": DELIVERY_BUCKETS},
-    "actions": [
+BLAST = delivery_campaign(
+    "bench-blast",
+    "Delivery benchmark: the delivery buckets (13% up to 400k customers), personal content.",
+    [
         {"coupon": {"name": "promo", "percent_off": 10, "valid_for": "7d", "prefix": "BENCH"}},
         {"email": {"template": "bench.html.j2", "subject": "{{ customer.first_name }}, 10% off"}},
     ],
-}
+)
 # The standard layout (its <style> rules are inlined into every message) and a marketer's own rule.
 BLAST_TEMPLATE = (
     '{% extends "_layout.html.j2" %}{% block content %}<style>.offer { font-size: 18px; color: #b91c1c }</style>'

@@ -12,28 +12,19 @@ from pathlib import Path
 
 import yaml
 
-from .generate import DELIVERY_BUCKETS
+from .generate import delivery_campaign
 
-AUDIENCE = {"attribute": "attributes.bucket", "lt": DELIVERY_BUCKETS}
 CAMPAIGNS = {
-    "email": {
-        "campaign": "bench-email",
-        "description": "Channel benchmark: one email, no coupon.",
-        "enabled": False,
-        "schedule": "0 9 * * *",
-        "cooldown": "0d",
-        "audience": AUDIENCE,
-        "actions": [{"email": {"template": "bench_plain.html.j2", "subject": "{{ customer.first_name }}, 10% off"}}],
-    },
-    "sms": {
-        "campaign": "bench-sms",
-        "description": "Channel benchmark: one text, no coupon.",
-        "enabled": False,
-        "schedule": "0 9 * * *",
-        "cooldown": "0d",
-        "audience": AUDIENCE,
-        "actions": [{"sms": {"text": "{{ customer.first_name }}, 10% off everything this week at the shop"}}],
-    },
+    "email": delivery_campaign(
+        "bench-email",
+        "Channel benchmark: one email, no coupon.",
+        [{"email": {"template": "bench_plain.html.j2", "subject": "{{ customer.first_name }}, 10% off"}}],
+    ),
+    "sms": delivery_campaign(
+        "bench-sms",
+        "Channel benchmark: one text, no coupon.",
+        [{"sms": {"text": "{{ customer.first_name }}, 10% off everything this week at the shop"}}],
+    ),
 }
 PLAIN_TEMPLATE = (
     '{% extends "_layout.html.j2" %}{% block content %}<h1>Hi {{ customer.first_name }}</h1>'

@@ -24,6 +24,19 @@ DELIVERY_BUCKETS = 13  # the delivery campaigns reach `bucket` < 13: 13% of cust
 MESSAGES_PER_BUCKET = 4_000  # …then buckets widen so they reach about 52k: a delivery's run stays bounded
 
 
+def delivery_campaign(name: str, description: str, actions: list[dict]) -> dict:
+    """A delivery benchmark's campaign: the delivery buckets, run only by `nudge run NAME`."""
+    return {
+        "campaign": name,
+        "description": description,
+        "enabled": False,
+        "schedule": "0 9 * * *",
+        "cooldown": "0d",
+        "audience": {"attribute": "attributes.bucket", "lt": DELIVERY_BUCKETS},
+        "actions": actions,
+    }
+
+
 def bucket_count(customers: int) -> int:
     """How many buckets customers are dealt into (by position): 100 up to 400k customers, then
     more, so the delivery benchmarks send at most about 13 × 4,000 messages at any scale (their

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import yaml
 
-from .generate import DELIVERY_BUCKETS
+from .generate import delivery_campaign
 
-AUDIENCE = {"attribute": "attributes.bucket", "lt": DELIVERY_BUCKETS}
 BODY = "<h1>Hi {{ customer.first_name }}</h1><p>10% off everything this week at the shop.</p>"
 PICK = '{% for p in recommend("STRATEGY", 3) %}<p><a href="{{ p.url }}">{{ p.name }}</a> {{ p.price }}</p>{% endfor %}'
 PICKS = "".join(PICK.replace("STRATEGY", s) for s in ("top_in_favourite_category", "also_bought", "viewed_not_bought"))
@@ -31,15 +30,11 @@ Deliver = Callable[..., dict]
 
 
 def campaign(kind: str) -> dict:
-    return {
-        "campaign": f"bench-{kind}-email",
-        "description": f"Recommendation benchmark: one email, {kind}.",
-        "enabled": False,
-        "schedule": "0 9 * * *",
-        "cooldown": "0d",
-        "audience": AUDIENCE,
-        "actions": [{"email": {"template": f"bench_{kind}.html.j2", "subject": "{{ customer.first_name }}, 10% off"}}],
-    }
+    return delivery_campaign(
+        f"bench-{kind}-email",
+        f"Recommendation benchmark: one email, {kind}.",
+        [{"email": {"template": f"bench_{kind}.html.j2", "subject": "{{ customer.first_name }}, 10% off"}}],
+    )
 
 
 def measure(ws: Path, at: str, store_url: str, deliver: Deliver, outbox: Callable[[Path], None], folder: Path) -> dict:

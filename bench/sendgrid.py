@@ -25,13 +25,12 @@ from pathlib import Path
 
 import yaml
 
-from .generate import AT, DELIVERY_BUCKETS
+from .generate import AT, delivery_campaign
 
 KEY = "SG.bench"
 ENV = {"SENDGRID_API_KEY": KEY, "NUDGE_SECRET": "bench-secret-0123456789"}
 CONCURRENCY = 8  # the connector's threads, and the bare client's connections
 REFERENCE_REQUESTS = 30_000
-AUDIENCE = {"attribute": "attributes.bucket", "lt": DELIVERY_BUCKETS}
 PARAGRAPH = "<p>New in the shop this week: linen shirts, summer dresses and a few things for the garden.</p>"
 TEMPLATES = {
     "personal": '{% extends "_layout.html.j2" %}{% block content %}<h1>Hi {{ customer.first_name }}</h1>'
@@ -49,15 +48,11 @@ Deliver = Callable[..., dict]
 
 
 def campaign(kind: str) -> dict:
-    return {
-        "campaign": f"bench-sendgrid-{kind}",
-        "description": f"SendGrid benchmark: {kind} content.",
-        "enabled": False,
-        "schedule": "0 9 * * *",
-        "cooldown": "0d",
-        "audience": AUDIENCE,
-        "actions": [{"email": {"template": f"bench_sendgrid_{kind}.html.j2", "subject": "News from the shop"}}],
-    }
+    return delivery_campaign(
+        f"bench-sendgrid-{kind}",
+        f"SendGrid benchmark: {kind} content.",
+        [{"email": {"template": f"bench_sendgrid_{kind}.html.j2", "subject": "News from the shop"}}],
+    )
 
 
 def sendgrid_email(host: str) -> dict:
