@@ -204,7 +204,7 @@ def send_batch(
 
 def dispatch(runner: Runner, campaign: Campaign, at: datetime, claim: ledger.Claim, report: OccurrenceReport) -> None:
     """Send due rows batch by batch until none is due or we are asked to stop."""
-    token = f"{runner.worker}:{os.urandom(4).hex()}"
+    token = ledger.row_token()
     shop = Shop(at)
     while not runner.should_stop():
         with runner.store.engine.begin() as conn:

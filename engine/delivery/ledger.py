@@ -33,6 +33,13 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def row_token() -> str:
+    """host:pid:random for the rows one dispatch holds `sending`: the ledger tells which process
+    (a `delivery.workers` child has its own pid) holds a row. The host is cut so the token fits
+    its 64-character column on any machine (Linux allows 64-character host names)."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{os.urandom(4).hex()}"
+
+
 def _owner_is_dead(claimed_by: str) -> bool:
     host, _, rest = claimed_by.partition(":")
     pid_text = rest.partition(":")[0]

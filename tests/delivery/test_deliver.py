@@ -346,3 +346,13 @@ def test_a_task_sink_failure_keeps_the_task_and_never_causes_a_second_email(stor
     clock.advance(timedelta(days=1))
     run_occurrence(make_runner(ws, store, clock), ws.campaigns["promo"].campaign, AT + timedelta(days=1))
     assert len(outbox_messages(tmp_path)) == 2  # cooldown held: no second email
+
+
+def test_a_machine_with_a_long_host_name_still_sends(store, tmp_path, monkeypatch):
+    # Linux allows 64 characters; the rows a dispatch holds carry a token naming its process.
+    monkeypatch.setattr("socket.gethostname", lambda: "nudge-daemon-" + "h" * 51)
+    seed(store, customers=shoppers(3))
+    ws = write_workspace(tmp_path, [email_campaign()])
+    report = run_occurrence(make_runner(ws, store, Clock(AT)), ws.campaigns["promo"].campaign, AT)
+    assert report.counts == {"sent": 3}
+    assert len(outbox_messages(tmp_path)) == 3

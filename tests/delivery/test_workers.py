@@ -162,6 +162,35 @@ def wait_for_files(process: subprocess.Popen, outbox: Path, count: int) -> None:
 CRASH_CUSTOMERS = 2000
 
 
+def holders(store) -> set[int]:
+    """The pids holding `sending` rows: each row's claim token is host:pid:random."""
+    with store.engine.connect() as conn:
+        tokens = conn.execute(
+            sa.select(deliveries.c.claim).where(deliveries.c.status == "sending").distinct()
+        ).scalars()
+        return {int(token.split(":")[1]) for token in tokens}
+
+
+def kill_one_mid_batch(store, process: subprocess.Popen, workers: list[int]) -> int:
+    """SIGKILL a worker while it holds a claimed batch; its pid. Both are paused while the ledger
+    is read, so the one found holding rows cannot settle them before the kill lands. Between
+    batches a worker holds nothing: then both go on and we look again a moment later."""
+    for _ in range(2000):
+        assert process.poll() is None, "the run ended before a worker was caught mid-batch"
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        busy = [pid for pid in workers if pid in holders(store)]
+        if busy:
+            os.kill(busy[0], signal.SIGKILL)
+        for pid in workers:
+            if not busy or pid != busy[0]:
+                os.kill(pid, signal.SIGCONT)
+        if busy:
+            return busy[0]
+        time.sleep(0.005)
+    raise AssertionError("no worker was ever caught holding a batch")
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_one_worker_killed_fails_the_run_clearly_and_a_rerun_sends_the_rest_once(kind, tmp_path, request):
     store = make_store(kind, tmp_path, request)
@@ -172,11 +201,12 @@ def test_one_worker_killed_fails_the_run_clearly_and_a_rerun_sends_the_rest_once
     wait_for_files(process, outbox, 200)
     workers = children_of(process.pid)
     assert len(workers) == 2
-    os.kill(workers[0], signal.SIGKILL)
+    killed = kill_one_mid_batch(store, process, workers)
     _, err = process.communicate(timeout=180)
     assert process.returncode == 1
-    assert f"pid {workers[0]}) died (killed by SIGKILL)" in err.decode()
-    assert "sending" in set(statuses(store).values())  # the dead worker's batch, in flight
+    assert f"pid {killed}) died (killed by SIGKILL)" in err.decode()
+    # The dead worker's batch is still in flight, and only its: the other finished the batch in hand.
+    assert holders(store) == {killed}
     run_to_end(ws)
     check_outbox_once(store, outbox, CRASH_CUSTOMERS)
     store.dispose()
