@@ -3,7 +3,6 @@ record each outcome. Only what reached an outcome is recorded; the rest stays pe
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
