@@ -4,6 +4,7 @@ reference nudge's compiled SQL is measured against. Each returns the ids that pa
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -67,7 +68,21 @@ def _birthday_sql(conn: sa.Connection, at: datetime, zone: str) -> tuple[str, di
     return "SELECT c.id FROM customers c WHERE (" + " OR ".join(clauses) + ") AND {consent}", params
 
 
-def queries(conn: sa.Connection, at: datetime, zone: str) -> dict[str, tuple[str, dict]]:
+def _typed(sql: str, params: dict) -> sa.TextClause:
+    """The statement with its time parameters bound as DateTime. Untyped, SQLite's driver writes a
+    whole second as '2026-06-01 12:00:00' while the store holds '2026-06-01 12:00:00.000000', and
+    the text comparison then puts an event at exactly the boundary on the wrong side of it."""
+    named = set(re.findall(r":(\w+)", sql))
+    return sa.text(sql).bindparams(
+        *(
+            sa.bindparam(name, type_=sa.DateTime)
+            for name, value in params.items()
+            if isinstance(value, datetime) and name in named
+        )
+    )
+
+
+def queries(conn: sa.Connection, at: datetime, zone: str) -> dict[str, tuple[sa.TextClause, dict]]:
     dialect = conn.dialect.name
     consent = CONSENT.format(true=TRUE[dialect])
     naive = at.astimezone(timezone.utc).replace(tzinfo=None)
@@ -80,9 +95,10 @@ def queries(conn: sa.Connection, at: datetime, zone: str) -> dict[str, tuple[str
         "at_14d": naive - timedelta(days=14),
     }
     birthday, birthday_params = _birthday_sql(conn, at, zone)
-    return {
+    found = {
         "low-satisfaction": (UNHAPPY.format(score=SCORE[dialect]), times),
         "birthday": (birthday.format(consent=consent), birthday_params),
         "lapsed-buyers": (LAPSED.format(consent=consent), times),
         "browse-abandonment": (BROWSE.format(consent=consent), times),
     }
+    return {name: (_typed(sql, params), params) for name, (sql, params) in found.items()}

@@ -15,7 +15,6 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import sqlalchemy as sa
 
 
 def _hwm_mb(pid: int | str = "self") -> float | None:
@@ -103,7 +102,7 @@ def do_hand(root: str, at: str) -> dict:
     found, start = {}, time.perf_counter()
     with store.engine.connect() as conn:
         for name, (sql, params) in queries(conn, moment, ws.config.timezone).items():
-            ids = [row[0] for row in conn.execution_options(yield_per=10_000).execute(sa.text(sql), params)]
+            ids = [row[0] for row in conn.execution_options(yield_per=10_000).execute(sql, params)]
             found[name] = {"ids": _digest(ids), "count": len(ids)}
     return {"seconds": time.perf_counter() - start, "campaigns": found, "peak_rss_mb": _peak_mb()}
 
