@@ -16,7 +16,6 @@ from datetime import datetime
 from pathlib import Path
 
 
-
 def _hwm_mb(pid: int | str = "self") -> float | None:
     """Peak resident memory of one process (VmHWM). Unlike ru_maxrss, it starts afresh at exec:
     a child's ru_maxrss starts at the size of the parent that forked it."""
