@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from engine.core.clock import aware_utc
+from engine.core.clock import aware_utc, naive_utc
 from engine.core.errors import RuntimeFailure
 from engine.delivery.confirmations import send_confirmations
 from engine.delivery.ledger import unfinished
@@ -46,9 +46,14 @@ def run_campaigns(runner: Runner, campaigns: list[Campaign], at: datetime) -> Ru
         except RuntimeFailure as exc:
             summary.failures.append(str(exc))
     resume_unfinished(runner, campaigns, summary)
+    # An occurrence just resumed is not run a second time: its report is the resumed one, and a
+    # second claim would count as a takeover and settle its rows again, hiding a settling bug.
+    resumed = {(r.campaign, r.occurrence) for r in summary.reports if r.ran}
     for campaign in campaigns:
         if runner.should_stop():
             break
+        if (campaign.campaign, naive_utc(at)) in resumed:
+            continue
         try:
             summary.reports.append(run_occurrence(runner, campaign, at))
         except RuntimeFailure as exc:

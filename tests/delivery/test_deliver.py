@@ -190,7 +190,10 @@ def test_quiet_hours_defer_to_the_customers_morning_then_send_once(store, tmp_pa
     assert waiting == {"ny": datetime(2026, 6, 1, 13, 0), "tokyo": datetime(2026, 6, 2, 0, 0)}
     clock.advance(timedelta(hours=1, minutes=1))  # New York opens
     resumed = run_campaigns(make_runner(ws, store, clock), [ws.campaigns["promo"].campaign], AT)
-    assert [r.counts for r in resumed.reports] == [{"sent": 1}, {}]  # resumed, then the same occurrence: done
+    # Resumed, and not run a second time (that would report the campaign twice, once with nothing).
+    assert [(r.counts, r.note) for r in resumed.reports] == [
+        ({"sent": 1}, "resumed; 1 waiting (quiet hours in the customer's time zone, or stopped early)")
+    ]
     clock.advance(timedelta(hours=11))  # Tokyo opens
     run_campaigns(make_runner(ws, store, clock), [ws.campaigns["promo"].campaign], AT)
     assert sorted(m["To"] for m in outbox_messages(tmp_path)) == ["l@example.com", "n@example.com", "t@example.com"]
