@@ -224,6 +224,12 @@ class EventCondition(StrictModel):
                 return name, value
         return "count", Ops(gte=1)
 
+    @property
+    def is_presence(self) -> bool:
+        """Is this `has at least one such event` (no aggregate test, no follow-up)?"""
+        name, ops = self.aggregate
+        return name == "count" and ops.operator == ("gte", 1) and self.follow is None
+
 
 class BirthdayWindow(StrictModel):
     in_: Duration = Field(alias="in", description="days from today in the customer's time zone; 0d is today")

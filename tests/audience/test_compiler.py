@@ -321,3 +321,68 @@ def test_values_are_bound_parameters_never_pasted(store):
     with store.engine.connect() as conn:
         assert list(conn.execute(audience_query(cond, ctx))) == []
         assert conn.execute(sa.text("SELECT count(*) FROM customers")).scalar() == 1
+
+
+# --- "did X, not within D" (lapsed) ---------------------------------------------------------
+
+LAPSED_SEGMENTS = {"buyer": {"event": "purchase"}, "big-buyer": {"event": "purchase", "where": {"amount": {"gte": 20}}}}
+
+
+@pytest.mark.parametrize(
+    "rule, expected",
+    [
+        # The standard lapsed-buyers rule: bought, nothing in 180 days (PostgreSQL groups the pair).
+        ({"all": [{"segment": "buyer"}, {"not": {"event": "purchase", "within": "180d"}}]}, ["edge", "old", "stale"]),
+        ({"all": [{"not": {"event": "purchase", "within": "180d"}}, {"event": "purchase"}]}, ["edge", "old", "stale"]),
+        # The same filter on both sides: the large purchases lapsed, small recent ones do not count.
+        (
+            {
+                "all": [
+                    {"segment": "big-buyer"},
+                    {"not": {"event": "purchase", "within": "180d", "where": {"amount": {"gte": 20}}}},
+                ]
+            },
+            ["old", "small-since", "stale"],
+        ),
+        # Different filters: not one test, each side as written.
+        ({"all": [{"segment": "big-buyer"}, {"not": {"event": "purchase", "within": "180d"}}]}, ["old", "stale"]),
+        # A bounded first test is not "ever": left as written.
+        (
+            {"all": [{"event": "purchase", "within": "365d"}, {"not": {"event": "purchase", "within": "180d"}}]},
+            ["edge", "stale"],
+        ),
+        # Beside other members of the `all`.
+        (
+            {
+                "all": [
+                    {"attribute": "country", "eq": "US"},
+                    {"segment": "buyer"},
+                    {"not": {"event": "purchase", "within": "180d"}},
+                ]
+            },
+            ["old"],
+        ),
+    ],
+)
+def test_bought_but_not_within_a_window(store, rule, expected):
+    seed(
+        store,
+        customers=[
+            {"id": c, "country": "US" if c == "old" else "FR"}
+            for c in ("edge", "old", "stale", "recent", "future", "small-since", "none")
+        ],
+        events=[
+            ev("edge", "purchase", AT - timedelta(days=180), amount=10),  # exactly D ago: not within D
+            ev("old", "purchase", AT - timedelta(days=400), amount=50),
+            ev("stale", "purchase", AT - timedelta(days=400), amount=50),
+            ev("stale", "purchase", AT - timedelta(days=200), amount=30),
+            ev("recent", "purchase", AT - timedelta(days=400), amount=50),
+            ev("recent", "purchase", AT - timedelta(days=179), amount=50),
+            ev("future", "purchase", AT + timedelta(seconds=1), amount=50),  # not yet: never bought
+            ev("small-since", "purchase", AT - timedelta(days=400), amount=50),
+            ev("small-since", "purchase", AT - timedelta(days=1), amount=5),
+            ev("none", "product_view", AT - timedelta(days=400)),
+        ],
+    )
+    found = ids(store, rule, segments=LAPSED_SEGMENTS)
+    assert found == expected

@@ -80,6 +80,22 @@ def without_conditions(draw):
 
 
 @st.composite
+def lapsed_conditions(draw):
+    """ "Did X, not within D": the pair PostgreSQL tests in one grouped pass (same filters on
+    both sides), in either order, sometimes with filters that differ (then each side as written)."""
+    ever = {"event": draw(st.sampled_from(["purchase", "product_view"]))}
+    if draw(st.booleans()):
+        ever["where"] = {"category": draw(st.sampled_from(["a", "b"]))}
+    if draw(st.integers(0, 3)) == 0:
+        ever["without"] = draw(withouts())
+    recent = {**ever, "within": draw(durations)}
+    if draw(st.integers(0, 4)) == 0:
+        recent["where"] = {"category": "a"}
+    pair = [ever, {"not": recent}]
+    return {"all": pair if draw(st.booleans()) else pair[::-1]}
+
+
+@st.composite
 def received_conditions(draw):
     spec = {"campaign": draw(st.sampled_from(["offer", "other"]))}
     window = draw(st.sampled_from(["none", "within", "before", "between"]))
@@ -111,9 +127,11 @@ attribute_conditions = st.one_of(
     st.builds(lambda d: {"birthday": {"in": d}}, st.sampled_from(["0d", "1d"])),
 )
 
-# Leaves: events, the ledger and attributes weighted evenly (nested one_of would flatten them).
-leaves = st.sampled_from(["event", "received", "attribute"]).flatmap(
-    lambda kind: {"event": event_conditions(), "received": received_conditions()}.get(kind, attribute_conditions)
+# Leaves: events, lapsed pairs, the ledger and attributes weighted evenly (nested one_of would flatten them).
+leaves = st.sampled_from(["event", "received", "attribute", "lapsed"]).flatmap(
+    lambda kind: {"event": event_conditions(), "received": received_conditions(), "lapsed": lapsed_conditions()}.get(
+        kind, attribute_conditions
+    )
 )
 conditions = st.recursive(
     leaves,
