@@ -41,6 +41,15 @@ WHERE rn = 1 AND score <= 2
 UNION
 SELECT customer_id FROM events WHERE type = 'complaint' AND occurred_at > :at_14d AND occurred_at <= :at"""
 
+# The distinct zones through the time-zone index, one look-up each (a plain DISTINCT reads the
+# whole table on PostgreSQL).
+ZONES = """
+WITH RECURSIVE zones(zone) AS (
+  SELECT min(timezone) FROM customers
+  UNION ALL
+  SELECT (SELECT min(timezone) FROM customers WHERE timezone > zones.zone) FROM zones WHERE zones.zone IS NOT NULL)
+SELECT zone FROM zones WHERE zone IS NOT NULL"""
+
 SCORE = {
     "sqlite": "CASE WHEN json_type(properties, '$.score') IN ('integer', 'real') "
     "THEN json_extract(properties, '$.score') END",
@@ -50,11 +59,7 @@ TRUE = {"sqlite": "= 1", "postgresql": "IS TRUE"}
 
 
 def _birthday_sql(conn: sa.Connection, at: datetime, zone: str) -> tuple[str, dict]:
-    zones = tuple(
-        sorted(
-            r[0] for r in conn.execute(sa.text("SELECT DISTINCT timezone FROM customers WHERE timezone IS NOT NULL"))
-        )
-    )
+    zones = tuple(sorted(r[0] for r in conn.execute(sa.text(ZONES))))
     targets = birthday_targets(0, EvalContext(at=at, timezone=zone, dialect=conn.dialect.name, timezones=zones))
     clauses, params = [], {"default_zone": zone}
     for n, ((month, day), names) in enumerate(targets.items()):

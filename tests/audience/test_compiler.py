@@ -386,3 +386,12 @@ def test_bought_but_not_within_a_window(store, rule, expected):
     )
     found = ids(store, rule, segments=LAPSED_SEGMENTS)
     assert found == expected
+
+
+def test_the_stores_time_zones_each_once_without_blanks(store):
+    with store.engine.connect() as conn:
+        assert store_timezones(conn) == ()
+    zones = [None, "Europe/Berlin", "Asia/Tokyo", None, "Europe/Berlin", "America/New_York", "Asia/Tokyo"]
+    seed(store, customers=[{"id": f"c{i}", **({"timezone": z} if z else {})} for i, z in enumerate(zones)])
+    with store.engine.connect() as conn:
+        assert store_timezones(conn) == ("America/New_York", "Asia/Tokyo", "Europe/Berlin")
