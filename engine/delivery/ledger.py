@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from engine.core.channels import NO_CHANNEL
 from engine.core.status import DeliveryStatus, OccurrencePhase
 from engine.messages.coupons import new_code
-from engine.store.db import dialect_insert
+from engine.store.many_rows import insert_rows
 from engine.store.tables import coupons, deliveries, occurrences
 
 LEASE = timedelta(minutes=5)
@@ -177,18 +177,6 @@ def record_plan(
     """Write ledger rows (and their coupons, same transaction); rows already there are left alone."""
     if not rows:
         return 0
-    stmt = (
-        dialect_insert(conn.dialect.name, deliveries)
-        .on_conflict_do_nothing(
-            index_elements=[
-                deliveries.c.campaign,
-                deliveries.c.customer_id,
-                deliveries.c.occurrence,
-                deliveries.c.channel,
-            ],
-        )
-        .returning(deliveries.c.id, deliveries.c.customer_id, deliveries.c.status, deliveries.c.actions)
-    )
     values = [
         {
             "campaign": campaign,
@@ -209,10 +197,14 @@ def record_plan(
         }
         for r in rows
     ]
-    inserted = conn.execute(stmt, values).all()
-    issued = _coupons(campaign, occurrence, inserted, coupon_specs, now)
-    if issued:
-        conn.execute(sa.insert(coupons), issued)
+    inserted = insert_rows(
+        conn,
+        deliveries,
+        values,
+        unique=("campaign", "customer_id", "occurrence", "channel"),
+        returning=(deliveries.c.id, deliveries.c.customer_id, deliveries.c.status, deliveries.c.actions),
+    )
+    insert_rows(conn, coupons, _coupons(campaign, occurrence, inserted, coupon_specs, now))
     return len(inserted)
 
 

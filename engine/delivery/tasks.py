@@ -13,7 +13,7 @@ from connectors.api import SinkError, TaskSink
 from engine.core.clock import naive_utc
 from engine.core.errors import Problem, UserInputError
 from engine.core.status import Handoff, TaskStatus
-from engine.store import dialect_insert
+from engine.store.many_rows import insert_rows
 from engine.store.tables import tasks
 
 
@@ -25,10 +25,7 @@ def store_and_hand_off(engine: Engine, sink: TaskSink, task_rows: Sequence[dict[
     if not task_rows:
         return refused
     with engine.begin() as conn:
-        insert = dialect_insert(conn.dialect.name, tasks).on_conflict_do_nothing(
-            index_elements=[tasks.c.delivery_id, tasks.c.action_index]
-        )
-        conn.execute(insert, list(task_rows))
+        insert_rows(conn, tasks, task_rows, unique=("delivery_id", "action_index"))
         stored = conn.execute(
             sa.select(tasks).where(
                 tasks.c.delivery_id.in_({t["delivery_id"] for t in task_rows}), tasks.c.handoff != Handoff.DONE
