@@ -22,8 +22,10 @@ from tests.support.helpers import (
     make_runner,
     nudge_process,
     smtp_config,
-    wait_until,
+    stop,
+    store_at_rest,
     write_workspace,
+    writer_open,
 )
 from tests.support.smtpserver import Drop, DroppingSmtpServer, SmtpServer
 from tests.support.store import make_store, seed
@@ -69,6 +71,25 @@ def rows(store) -> list:
         return conn.execute(sa.select(deliveries)).all()
 
 
+def pause_with_a_batch_in_hand(process: subprocess.Popen, store) -> None:
+    """SIGSTOP the run while it holds a claimed batch of which nothing is handed over yet (it
+    renders it: seconds, with SLOW_TEMPLATE), and in no write transaction (the run taking over
+    would wait on it). Judged with the run stopped, so the judgement stays true; a run caught
+    elsewhere (its batch already leaving, a commit) goes on and is caught at its next batch."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it was caught with a batch in hand"
+        if any(r.status == "sending" for r in rows(store)):
+            stop(process.pid)
+            store_at_rest(store)
+            claimed = [r for r in rows(store) if r.status == "sending"]
+            if claimed and all(r.handed_at is None for r in claimed) and not writer_open(store):
+                return
+            process.send_signal(signal.SIGCONT)
+        time.sleep(0.05)
+    raise AssertionError("the run was never caught with a claimed batch in hand")
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_a_worker_paused_past_its_lease_hands_off_nothing(kind, tmp_path, request):
     store = make_store(kind, tmp_path, request)
@@ -77,11 +98,7 @@ def test_a_worker_paused_past_its_lease_hands_off_nothing(kind, tmp_path, reques
         ws = smtp_workspace(tmp_path / "ws", store.url, server.port, SLOW_TEMPLATE, batch_size=40)
         paused = nudge_run(ws)
         try:
-            # Stop it while it renders its first claimed batch, before anything is handed over.
-            assert wait_until(lambda: any(r.status == "sending" for r in rows(store)), 60)
-            paused.send_signal(signal.SIGSTOP)
-            claimed = [r for r in rows(store) if r.status == "sending"]
-            assert claimed and all(r.handed_at is None for r in claimed)
+            pause_with_a_batch_in_hand(paused, store)
             time.sleep(LEASE_SECONDS + 1)  # past the lease: the occurrence is up for takeover
             taker = nudge_run(ws)
             _, err = taker.communicate(timeout=120)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 import yaml
 
 from engine.store.tables import deliveries
-from tests.support.helpers import nudge_process
+from tests.support.helpers import nudge_process, stop, store_at_rest
 from tests.support.store import make_store, seed
 
 AT = "2026-06-01T12:00:00+00:00"
@@ -66,10 +66,17 @@ def run_to_end(ws: Path) -> None:
     assert final.returncode == 0, err.decode()
 
 
+# How long the first call waits for the other worker's: a bound, not a measure (the wait ends
+# when the second call arrives). The other worker may still be claiming, rendering and marking its
+# first batch on a loaded machine; under the connector's 30 s read timeout, so the held call is
+# not given up by its sender.
+MEETING_WAIT = 25
+
+
 class _Meeting(ThreadingHTTPServer):
     """A webhook receiver that notes whether two calls were ever open at the same moment. Each
-    call waits (up to 10 s, once) for a second one to arrive before it answers; one process sends
-    its calls one by one, so only two processes sending at once can meet."""
+    call waits (up to MEETING_WAIT, once) for a second one to arrive before it answers; one
+    process sends its calls one by one, so only two processes sending at once can meet."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
@@ -90,7 +97,7 @@ class _Handler(BaseHTTPRequestHandler):
             meeting.open_calls += 1
             meeting.met = meeting.met or meeting.open_calls >= 2
             meeting.condition.notify_all()
-            if not meeting.condition.wait_for(lambda: meeting.met or meeting.gave_up, timeout=10):
+            if not meeting.condition.wait_for(lambda: meeting.met or meeting.gave_up, timeout=MEETING_WAIT):
                 meeting.gave_up = True  # alone: no point making every later call wait too
             meeting.open_calls -= 1
             meeting.customers.append(body["customer"])
@@ -172,13 +179,15 @@ def holders(store) -> set[int]:
 
 
 def kill_one_mid_batch(store, process: subprocess.Popen, workers: list[int]) -> int:
-    """SIGKILL a worker while it holds a claimed batch; its pid. Both are paused while the ledger
-    is read, so the one found holding rows cannot settle them before the kill lands. Between
-    batches a worker holds nothing: then both go on and we look again a moment later."""
+    """SIGKILL a worker while it holds a claimed batch; its pid. Both are stopped (really: not
+    just signalled) and PostgreSQL has finished whatever they had sent it (a COMMIT of their
+    results could otherwise land after the look) before the ledger is read, so the one found
+    holding rows cannot settle them before the kill lands. Between batches a worker holds
+    nothing: then both go on and we look again a moment later."""
     for _ in range(2000):
         assert process.poll() is None, "the run ended before a worker was caught mid-batch"
-        for pid in workers:
-            os.kill(pid, signal.SIGSTOP)
+        stop(*workers)
+        store_at_rest(store)
         busy = [pid for pid in workers if pid in holders(store)]
         if busy:
             os.kill(busy[0], signal.SIGKILL)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 
 from engine.delivery.occurrence import Runner
@@ -77,8 +79,9 @@ def wait_until(condition, seconds: float) -> bool:
     return False
 
 
-def kill_when(process, reached, limit_seconds: float = 60) -> bool:
-    """SIGKILL a real process as soon as `reached()` is true; False if it finished first."""
+def kill_when(process, reached, limit_seconds: float = 300) -> bool:
+    """SIGKILL a real process as soon as `reached()` is true; False if it finished first.
+    `limit_seconds` only guards against a run that hangs: a loaded machine may take minutes."""
     deadline = time.monotonic() + limit_seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -90,6 +93,65 @@ def kill_when(process, reached, limit_seconds: float = 60) -> bool:
         time.sleep(0.002)
     process.kill()
     raise AssertionError("the run neither finished nor reached the kill point")
+
+
+def stop(*pids: int) -> None:
+    """SIGSTOP processes and return once each is really stopped: the signal is only queued when
+    kill() returns, and a process in the middle of a system call stops when it ends."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    for pid in pids:
+        if not wait_until(lambda p=pid: _state(p) in ("T", "Z", None), 60):
+            raise AssertionError(f"process {pid} did not stop")
+
+
+def _state(pid: int) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return None
+
+
+def store_at_rest(store) -> None:
+    """Wait until no statement of a stopped process is still running in a PostgreSQL server: a
+    COMMIT sent just before the stop lands after it, and the test would have read the rows
+    before. Then what the ledger says stays true until the processes go on. (SQLite runs in the
+    process itself: stopped, it changes nothing.)"""
+    if store.is_sqlite:
+        return
+    busy = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state = 'active'"
+    )
+
+    def quiet() -> bool:
+        with store.engine.connect() as conn:
+            return conn.execute(sa.text(busy)).scalar_one() == 0
+
+    if not wait_until(quiet, 60):
+        raise AssertionError("a statement kept running in the server with its process stopped")
+
+
+def writer_open(store) -> bool:
+    """Does another connection hold a write transaction open? A stopped process holding one would
+    make every other writer of the store wait on it (SQLite's one write lock; PostgreSQL's row
+    locks)."""
+    if store.is_sqlite:
+        raw = sqlite3.connect(store.engine.url.database, timeout=0, isolation_level=None)
+        try:
+            raw.execute("BEGIN IMMEDIATE")
+            raw.execute("ROLLBACK")
+        except sqlite3.OperationalError:  # database is locked
+            return True
+        finally:
+            raw.close()
+        return False
+    writing = (
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+        " AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+    )
+    with store.engine.connect() as conn:
+        return conn.execute(sa.text(writing)).scalar_one() > 0
 
 
 def nudge_process(
