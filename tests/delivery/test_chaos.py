@@ -25,8 +25,12 @@ from tests.support.store import make_store, seed
 CUSTOMERS = 150
 # Another seed gives another sequence of kills, pauses and cuts: NUDGE_CHAOS_SEED=… to explore.
 SEED = int(os.environ.get("NUDGE_CHAOS_SEED", "19"))
-CHAOS_SECONDS = 40
+CHAOS_SECONDS = 40  # at least; and on until the chaos has met enough work (ENOUGH)
 LEASE = "2s"
+# What the chaos must have met before it ends, however slow the machine: occurrences planned
+# (a daemon that is killed or paused before it has even started does nothing), kills, pauses.
+ENOUGH_OCCURRENCES, ENOUGH_KILLS, ENOUGH_PAUSES = 3, 5, 5
+CHAOS_LIMIT_SECONDS = 600  # a guard against daemons that never get anywhere, not a timing
 
 
 def workspace(root: Path, store_url: str, port: int) -> Path:
@@ -52,8 +56,22 @@ def write_rule(root: Path, schedule) -> None:
     (root / "rules" / "pulse.yaml").write_text(yaml.safe_dump(rule))
 
 
-def start_daemon(ws: Path, log: Path) -> subprocess.Popen:
-    return nudge_process(ws, "daemon", stderr=log.open("ab"))
+def start_daemon(ws: Path, log: Path) -> tuple[subprocess.Popen, int]:
+    """A daemon appending to `log`, and where in the log its own lines begin."""
+    begins = log.stat().st_size if log.exists() else 0
+    return nudge_process(ws, "daemon", stderr=log.open("ab")), begins
+
+
+def started(log: Path, begins: int) -> bool:
+    """Has the daemon whose lines begin there loaded its rules and opened the store?"""
+    with log.open("rb") as text:
+        text.seek(begins)
+        return b"daemon started as" in text.read()
+
+
+def occurrences_planned(store) -> int:
+    with store.engine.connect() as conn:
+        return conn.execute(sa.select(sa.func.count(sa.distinct(deliveries.c.occurrence)))).scalar_one()
 
 
 def settled(store) -> bool:
@@ -80,23 +98,31 @@ def test_three_daemons_under_kills_and_pauses_with_a_dropping_smtp_server_agree_
     kills = pauses = 0
     with DroppingSmtpServer(rate=0.03, seed=SEED) as server:
         ws = workspace(tmp_path / "ws", store.url, server.port)
-        daemons = [start_daemon(ws, log) for log in logs]
+        daemons, begins = map(list, zip(*(start_daemon(ws, log) for log in logs), strict=True))
         paused: dict[int, float] = {}  # daemon index → when to wake it
         try:
-            deadline = time.monotonic() + CHAOS_SECONDS
-            while time.monotonic() < deadline:
+            # Chaos for CHAOS_SECONDS, and on until it has met enough work: on a loaded machine a
+            # daemon may take seconds to start, and killed or paused before then it does nothing.
+            start = time.monotonic()
+            while time.monotonic() < start + CHAOS_SECONDS or not (
+                kills >= ENOUGH_KILLS and pauses >= ENOUGH_PAUSES and occurrences_planned(store) >= ENOUGH_OCCURRENCES
+            ):
+                assert time.monotonic() < start + CHAOS_LIMIT_SECONDS, (
+                    f"the daemons never got anywhere: {kills} kills, {pauses} pauses, "
+                    f"{occurrences_planned(store)} occurrences"
+                )
                 time.sleep(chance.uniform(0.3, 1.5))
                 for index, wake in list(paused.items()):
                     if time.monotonic() >= wake:
                         daemons[index].send_signal(signal.SIGCONT)
                         del paused[index]
                 index = chance.randrange(3)
-                if index in paused:
+                if index in paused or not started(logs[index], begins[index]):
                     continue
                 if chance.random() < 0.5:
                     daemons[index].send_signal(signal.SIGKILL)
                     daemons[index].wait()
-                    daemons[index] = start_daemon(ws, logs[index])
+                    daemons[index], begins[index] = start_daemon(ws, logs[index])
                     kills += 1
                 else:
                     daemons[index].send_signal(signal.SIGSTOP)
@@ -106,7 +132,7 @@ def test_three_daemons_under_kills_and_pauses_with_a_dropping_smtp_server_agree_
                 daemons[index].send_signal(signal.SIGCONT)
             # No new ticks from now on; the daemons finish (and take over) what is open.
             write_rule(ws, "0 0 1 1 *")
-            assert wait_until(lambda: settled(store), 150), "occurrences left unfinished"
+            assert wait_until(lambda: settled(store), 300), "occurrences left unfinished"  # a bound, not a timing
         finally:
             for process in daemons:
                 process.send_signal(signal.SIGCONT)
@@ -121,7 +147,7 @@ def test_three_daemons_under_kills_and_pauses_with_a_dropping_smtp_server_agree_
     assert "Traceback" not in errors
     with store.engine.connect() as conn:
         rows = conn.execute(sa.select(deliveries)).all()
-    assert kills >= 5 and pauses >= 5
+    assert kills >= ENOUGH_KILLS and pauses >= ENOUGH_PAUSES
     arrived = Counter(recorder.arrived)
     assert [i for i, n in arrived.items() if n > 1] == []  # 0 duplicates
     by_status: dict[str, set[str]] = {}
@@ -138,7 +164,8 @@ def test_three_daemons_under_kills_and_pauses_with_a_dropping_smtp_server_agree_
     for address, count in unknown_unseen.items():
         assert recorder.data_started.get(address, 0) - arrivals_to[address] >= count, address
     per_occurrence = Counter(row.occurrence for row in rows)
-    assert len(per_occurrence) >= 3 and set(per_occurrence.values()) == {CUSTOMERS}  # everyone, every tick
+    assert len(per_occurrence) >= ENOUGH_OCCURRENCES
+    assert set(per_occurrence.values()) == {CUSTOMERS}  # everyone, every tick
     with store.engine.connect() as conn:
         coupons = conn.execute(sa.text("SELECT count(*), count(DISTINCT delivery_id) FROM coupons")).one()
     assert coupons[0] == coupons[1] == len(rows)  # one code per ledger row, never a second
