@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from connectors.api import OutgoingEmail
+from engine.messages.own_links import without_own_links
 from engine.messages.textify import html_to_text
 
 _LINE_BREAKS = re.compile(r"[\r\n\x00\u2028\u2029]+")
@@ -65,8 +66,9 @@ def build_email(
     """Assemble the message; a text template gets a minimal HTML part, an HTML one a text part.
     `links`: the customer's other own links the body may hold (links() gives them), named so a
     connector can tell them from content shared with other recipients."""
+    own = {**(links or {}), "unsubscribe_url": unsubscribe_url}
     if is_html:
-        html, text = body, html_to_text(body)
+        html, text = body, without_own_links(html_to_text, body, own)
     else:
         text = body
         html = '<pre style="font-family: inherit; white-space: pre-wrap">' + escape_html(body) + "</pre>"
@@ -92,7 +94,7 @@ def build_email(
         html=html,
         text=text,
         headers=headers,
-        links={**(links or {}), "unsubscribe_url": unsubscribe_url},
+        links=own,
     )
 
 

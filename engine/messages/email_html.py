@@ -15,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from engine.core.errors import RenderError
 from engine.messages.formatting import settings_of
+from engine.messages.own_links import own_links, without_own_links
 from engine.messages.templates import render_file
 
 MJML_SUFFIXES = (".mjml.j2", ".mjml")
@@ -75,5 +76,5 @@ def render_email_body(
         body = compile_mjml(body, name)
     is_html = name.endswith(HTML_SUFFIXES)
     if is_html and settings_of(env).inline_css:
-        body = inline_css(body)
+        body = without_own_links(inline_css, body, own_links(context))
     return EmailBody(name, body, is_html)
