@@ -10,7 +10,6 @@ address not suppressed, and no confirmation row holds that address yet (a new ad
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -134,7 +133,7 @@ def _run(runner: Runner, occurrence: datetime, plans: bool) -> OccurrenceReport:
                 report.recorded = report.matched = plan(conn, occurrence, runner.now())
         if not ledger.heartbeat(engine, claim, runner.worker, runner.now(), status=OccurrencePhase.DISPATCHING):
             raise RuntimeFailure(f"{CONFIRM_CAMPAIGN}: another worker took over this occurrence")
-    token = f"{runner.worker}:{os.urandom(4).hex()}"
+    token = ledger.row_token()
     while not runner.should_stop():
         with engine.begin() as conn:
             if not ledger.renew(conn, claim, runner.worker, runner.now()):

@@ -237,6 +237,9 @@ class DeliveryConfig(StrictModel):
         return value
 
 
+EXCLUSIVE_GROUP_MAX = 64  # deliveries.exclusive_group
+
+
 class Limits(StrictModel):
     frequency_cap: Caps | None = Field(
         None, description="{max, per} for email, or per channel: {email: {max, per}, sms: ..., all: ...}"
@@ -250,6 +253,15 @@ class Limits(StrictModel):
         description="exclusive groups: at most one campaign of GROUP reaches a customer within DURATION, "
         "e.g. {winback: 60d}",
     )
+
+    @field_validator("exclusive")
+    @classmethod
+    def _group_names(cls, groups: dict[str, Any]) -> dict[str, Any]:
+        # The ledger keeps the group of each row (64 characters): a longer name would not fit.
+        for name in groups:
+            if len(name) > EXCLUSIVE_GROUP_MAX:
+                raise ValueError(f"exclusive group name is {len(name)} characters long: at most {EXCLUSIVE_GROUP_MAX}")
+        return groups
 
 
 class Retention(StrictModel):

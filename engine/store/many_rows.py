@@ -63,7 +63,7 @@ def _arrays(
 ) -> list[Row]:
     names = list(rows[0])
     arrays = [
-        sa.bindparam(f"many_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(table.c[name].type))
+        sa.bindparam(f"many_{name}", [row[name] for row in rows], type_=postgresql.ARRAY(_element(table.c[name].type)))
         for name in names
     ]
     spread = sa.func.unnest(*arrays).table_valued(*names).render_derived()
@@ -74,6 +74,12 @@ def _arrays(
         return list(conn.execute(statement.returning(*returning)).all())
     conn.execute(statement)
     return []
+
+
+def _element(column_type: Any) -> Any:
+    """The arrays' element type: text without its length, for an explicit cast to varchar(64)
+    cuts a longer value silently, where the insert into the column refuses it."""
+    return sa.Text() if isinstance(column_type, sa.String) else column_type
 
 
 INSERTERS: dict[str, Inserter] = {"postgresql": _arrays}

@@ -120,6 +120,15 @@ def test_a_chinese_customer_gets_the_chinese_confirmation(store, tmp_path):
     assert message["Subject"] == "请确认您的电子邮件地址" and "确认我的地址" in text_of(message)
 
 
+def test_a_machine_with_a_long_host_name_still_sends_confirmations(store, tmp_path, monkeypatch):
+    # Linux allows 64 characters; the rows a sender holds carry a token naming its process.
+    monkeypatch.setattr("socket.gethostname", lambda: "nudge-daemon-" + "h" * 51)
+    ws = workspace(tmp_path / "ws", store.url)
+    import_customers(ws, "c1,ann@example.com,true,Ann,en-US,US\n")
+    nudge(ws, "run")
+    assert len(confirmations(ws)) == 1
+
+
 def test_an_unsubscribe_link_or_an_old_address_confirms_nothing(store, tmp_path):
     ws = workspace(tmp_path / "ws", store.url)
     import_customers(ws, "c1,ann@example.com,true,Ann,en-US,US\n")

@@ -117,3 +117,14 @@ def test_headers_from_env_is_the_accepted_way_to_name_a_webhook_credential(works
         "    headers_from_env:\n      Authorization: HELPDESK_AUTH\n",
     )
     assert validate(workspace_dir).exit_code == 0
+
+
+def test_an_exclusive_group_name_longer_than_the_ledger_keeps_is_a_located_error(workspace_dir):
+    long_name = "winback-" + "x" * 60
+    config = write_config(workspace_dir, f"timezone: UTC\nlimits:\n  exclusive:\n    {long_name}: 60d\n")
+    result = validate(workspace_dir)
+    assert result.exit_code == 2
+    assert (
+        result.stderr.startswith(f"{config}:")
+        and "exclusive group name is 68 characters long: at most 64" in result.stderr
+    )

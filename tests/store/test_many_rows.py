@@ -96,3 +96,19 @@ def test_json_columns_go_in_as_given(store):
         insert_rows(conn, events, [{**row, "properties": {"n": 3}}], unique=("event_key",))  # k1 is there
         stored = conn.execute(sa.select(events.c.properties).order_by(events.c.pk)).scalars().all()
     assert stored == [{"n": [1, 2]}, {}]
+
+
+def test_a_value_too_long_for_its_column_is_refused_never_cut(store):
+    seed(store, customers=[{"id": "a"}])
+    row = ledger_row("a", exclusive_group="g" * 70)  # the column holds 64
+    with store.engine.begin() as conn:
+        if store.dialect == "sqlite":  # SQLite keeps any length: the value as given
+            insert_rows(conn, deliveries, [row], unique=KEY, returning=BACK)
+            assert conn.execute(sa.select(deliveries.c.exclusive_group)).scalar() == "g" * 70
+            return
+        try:
+            insert_rows(conn, deliveries, [row], unique=KEY, returning=BACK)
+        except sa.exc.DataError as exc:
+            assert "value too long" in str(exc)
+        else:
+            raise AssertionError("a 70-character value went into a 64-character column")
