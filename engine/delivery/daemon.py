@@ -12,7 +12,7 @@ import fcntl
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
@@ -180,6 +180,7 @@ class Daemon:
         if self.workspace.config.consent.double_opt_in:
             self._chore("confirmation emails", lambda: reports.extend(send_confirmations(self.runner, now)))
         campaigns = self.enabled()
+        ran: set[tuple[str, datetime]] = set()
         for campaign in campaigns:
             if self.stop.is_set():
                 break
@@ -192,7 +193,10 @@ class Daemon:
             if report is not None and report.ran:
                 _log_run(report, tick)
                 reports.append(report)
-        return reports + [r for r in self.resume(campaigns, now) if r.counts]
+                ran.add((campaign.campaign, naive_utc(tick)))
+        # A tick just run and left open (rows waiting for quiet hours) is not claimed again here:
+        # that claim would count as a takeover and settle its rows a second time.
+        return reports + [r for r in self.resume(campaigns, now, skip=ran) if r.counts]
 
     def _due_tick(self, campaign: Campaign, now: datetime) -> datetime | None:
         tick = self.due(campaign, now)
@@ -200,8 +204,11 @@ class Daemon:
             return None
         return tick
 
-    def resume(self, campaigns: list[Campaign], now: datetime) -> list[OccurrenceReport]:
-        """Occurrences a crash, a stop, quiet hours or a failure left open: due rows only."""
+    def resume(
+        self, campaigns: list[Campaign], now: datetime, skip: Collection[tuple[str, datetime]] = ()
+    ) -> list[OccurrenceReport]:
+        """Occurrences a crash, a stop, quiet hours or a failure left open: due rows only; not
+        those in `skip` (campaign, naive UTC occurrence)."""
         by_name = {c.campaign: c for c in campaigns}
         with self.runner.store.engine.connect() as conn:
             open_ones = ledger.unfinished(conn, by_name)
@@ -209,7 +216,7 @@ class Daemon:
         for name, occurrence in open_ones:
             if self.stop.is_set():
                 break
-            if self.pause.paused(name, now):
+            if self.pause.paused(name, now) or (name, occurrence) in skip:
                 continue
             campaign, at = by_name[name], aware_utc(occurrence)
             report = self._attempt(campaign, at, now, partial(run_occurrence, self.runner, campaign, at))
