@@ -255,10 +255,13 @@ def _all(cond: AllOf, ctx: EvalContext, loc: tuple) -> ColumnElement:
     pairs, absorbed = lapsed_pairs([child for _, child in steps], ctx)
     parts = []
     for index, (step, child) in enumerate(steps):
+        # Each member compiled as written even when paired: a mistake in it is reported as on
+        # any database (inside a segment: named by the segment), before the pair replaces it.
+        written = compile_condition(child, ctx, loc + step)
         if index in pairs:
             parts.append(_last_before(*pairs[index], ctx, loc + step))
         elif index not in absorbed:
-            parts.append(compile_condition(child, ctx, loc + step))
+            parts.append(written)
     return sa.and_(*parts)
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from pydantic import TypeAdapter
 
 from engine.audience.compiler import EvalContext, audience_query, store_timezones
+from engine.core.errors import ConditionError
 from engine.rules.conditions import Condition
 from tests.support.store import seed
 
@@ -395,3 +396,12 @@ def test_the_stores_time_zones_each_once_without_blanks(store):
     seed(store, customers=[{"id": f"c{i}", **({"timezone": z} if z else {})} for i, z in enumerate(zones)])
     with store.engine.connect() as conn:
         assert store_timezones(conn) == ("America/New_York", "Asia/Tokyo", "Europe/Berlin")
+
+
+def test_a_mistake_inside_a_paired_segment_is_reported_alike_on_both_databases(store):
+    where = {"amount": {"between": [1, "x"]}}
+    segments = {"buyer": {"event": "purchase", "where": where}}
+    rule = {"all": [{"segment": "buyer"}, {"not": {"event": "purchase", "within": "180d", "where": where}}]}
+    with pytest.raises(ConditionError) as caught:
+        ids(store, rule, segments=segments)
+    assert str(caught.value).startswith("in segment 'buyer': ") and caught.value.loc == ("all", 0, "segment")
