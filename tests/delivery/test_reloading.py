@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
@@ -38,18 +37,21 @@ def test_a_slow_reload_does_not_hold_the_ticks_back(store, tmp_path, caplog):
     ws = write_workspace(tmp_path, [email_campaign(schedule={"every": "1h"}, cooldown="0d")])
     clock = Clock(START)
     daemon = Daemon(runner=make_runner(ws, store, clock), started_at=clock.now)
-    release = threading.Event()
+    release, loaded = threading.Event(), threading.Event()
 
     def slow_load():  # a template that renders for minutes, a disk that stalls
         release.wait(60)
-        return daemon.load_rules()
+        rules = daemon.load_rules()
+        loaded.set()
+        return rules
 
     daemon.reloader = Reloader(ws.root, slow_load, wait=0.2, seen=signature(ws.root))
     (tmp_path / "rules" / "other.yaml").write_text(yaml.safe_dump(email_campaign("other", schedule={"every": "1h"})))
-    started = time.monotonic()
     with caplog.at_level(logging.WARNING, logger="nudge.daemon"):
         daemon.step(clock.now)
-    assert time.monotonic() - started < 10
+    # The step ran and returned while the load was still held (it ends only when released, or
+    # after a minute): a step that waited for it would come back after it.
+    assert not loaded.is_set()
     assert "reloading rules takes longer than 0.2s: campaigns run on the rules loaded before" in caplog.text
     assert ticks(store, "promo") == 1 and [c.campaign for c in daemon.enabled()] == ["promo"]
     release.set()
@@ -75,10 +77,10 @@ def test_a_billion_laughs_file_dropped_into_a_running_daemon(tmp_path, request):
         env={**os.environ, "NUDGE_SECRET": "s"},
     )
     try:
-        assert wait_until(lambda: ticks(store, "healthy") >= 1, 60)
+        assert wait_until(lambda: ticks(store, "healthy") >= 1, 180)  # bounds, not timings
         (tmp_path / "rules" / "laughs.yaml").write_text(laughs())
         dropped = ticks(store, "healthy")
-        assert wait_until(lambda: ticks(store, "healthy") >= dropped + 3, 60), "the healthy campaign stopped ticking"
+        assert wait_until(lambda: ticks(store, "healthy") >= dropped + 3, 180), "the healthy campaign stopped ticking"
         with open(f"/proc/{process.pid}/status") as status:
             peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
         assert peak_kib < 400 * 1024, f"peak memory {peak_kib} KiB"

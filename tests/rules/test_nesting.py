@@ -74,7 +74,7 @@ def test_a_cycle_of_segments_is_reported_not_a_hang(tmp_path):
         'campaign: probe\nschedule: "0 9 * * *"\naudience: {segment: a}\n'
         'actions: [{email: {template: hello.html.j2, subject: "{{ matched.purchase.type }}"}}]\n'
     )
-    started = time.monotonic()
+    started = time.process_time()  # the work done, in this process: a loaded machine does not add to it
     result = nudge(tmp_path, "validate")
-    assert time.monotonic() - started < 20
+    assert time.process_time() - started < 20
     assert result.exit_code == 2 and "segment refers to itself: a -> b -> a" in result.stderr

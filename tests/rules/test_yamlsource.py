@@ -28,9 +28,11 @@ def problems_of(text: str) -> list[str]:
 def test_an_alias_bomb_is_refused_at_the_alias_that_passes_the_bound_in_milliseconds():
     text = laughs()
     assert len(text) < 1024
-    started = time.perf_counter()
+    # CPU time, not wall time: the bound is on the work done (an expanded bomb would take minutes),
+    # which a loaded machine pausing this process does not change.
+    started = time.process_time()
     found = problems_of(text)
-    assert time.perf_counter() - started < 1
+    assert time.process_time() - started < 1
     # a3 expands to 7,381 values: the second alias of it in a4 (line 6, column 15) passes 20,000.
     assert found == [
         "rules/x.yaml:6:15: error: more than 20,000 values once aliases are expanded: "
@@ -126,9 +128,9 @@ def test_validate_reports_two_alias_bombs_and_a_cycle_at_once_in_seconds(workspa
     (rules / "laughs-a.yaml").write_text(laughs())
     (rules / "laughs-b.yaml").write_text(laughs(levels=12, width=12))
     (rules / "cycle.yaml").write_text("campaign: &c [*c]\n")
-    started = time.perf_counter()
+    started = time.process_time()  # the work done, in this process: a loaded machine does not add to it
     result = CliRunner().invoke(main, ["--workspace", str(workspace_dir), "validate"])
-    assert time.perf_counter() - started < 10
+    assert time.process_time() - started < 10
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert sorted(line.split(": error: ")[0] for line in result.stderr.splitlines()) == [
         f"{rules / 'cycle.yaml'}:1:15",
