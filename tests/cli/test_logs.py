@@ -52,10 +52,11 @@ def test_a_daemon_logs_json_lines_without_addresses(tmp_path, request):
         env={**os.environ, "NUDGE_SECRET": "top-secret-token"},
     )
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # a bound for a loaded machine: the loop ends at the fifth file
         while len(list((ws.root / "outbox").glob("*.eml"))) < 5 and time.monotonic() < deadline:
             time.sleep(0.1)
-        time.sleep(0.5)
+        # All five out: the occurrence's batch is in hand, and a SIGTERM lets it end and be logged.
+        assert len(list((ws.root / "outbox").glob("*.eml"))) >= 5, "the daemon never sent"
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, err = daemon.communicate(timeout=60)
@@ -101,7 +102,7 @@ def test_serve_logs_json_lines_with_access_fields_and_no_migration_chatter(tmp_p
             return False
 
     try:
-        assert wait_until(answers, 30)
+        assert wait_until(answers, 120)  # a bound for a loaded machine, not a timing
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/nope?token=abc", timeout=5)
         except urllib.error.HTTPError as exc:

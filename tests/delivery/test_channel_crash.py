@@ -31,6 +31,9 @@ BATCH = 10
 # past its stalled message, so both held at once means two processes sending side by side, each
 # killed with answered messages it had not recorded; the first two batches are recorded by then.
 STALLED = {1: ("c014",), 2: ("c024", "c034")}
+# A bound on reaching the stalled messages (start-up, planning, the batches before), not a measure:
+# the wait ends as soon as they are all held. Generous for a loaded machine.
+REACH_SECONDS = 120
 TWILIO_SECRETS = {"TWILIO_ACCOUNT_SID": ACCOUNT_SID, "TWILIO_AUTH_TOKEN": AUTH_TOKEN}
 
 
@@ -131,7 +134,7 @@ def test_twilio_killed_mid_batch_and_rerun_texts_everyone_once(kind, workers, tm
 
         def reached() -> bool:
             with server.taken:
-                return server.taken.wait_for(lambda: all(server.arrived(number) for number in stalled), 30)
+                return server.taken.wait_for(lambda: all(server.arrived(number) for number in stalled), REACH_SECONDS)
 
         def received() -> list[str]:
             return [customer_of(m["to"]) for m in server.accepted]
@@ -160,7 +163,7 @@ def test_webhook_killed_mid_batch_and_rerun_calls_once_per_customer(kind, worker
         env = {"CRM_URL": server.url(), "NUDGE_WEBHOOK_SECRET": "webhook-secret"}
 
         def reached() -> bool:
-            return server.wait_until(lambda calls: set(STALLED[workers]) <= {customer(c) for c in calls}, 30)
+            return server.wait_until(lambda calls: set(STALLED[workers]) <= {customer(c) for c in calls}, REACH_SECONDS)
 
         def received() -> list[str]:
             return [customer(r) for r in server.requests]

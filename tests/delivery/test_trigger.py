@@ -91,12 +91,12 @@ def test_one_email_per_trigger_after_the_delay_and_none_after_a_purchase(kind, t
     daemon = subprocess.Popen([*command, "daemon"], cwd=ROOT, env=env, stderr=subprocess.PIPE)
     server = Served(port)
     try:
-        assert wait_until(lambda: answers(server), 30), "nudge serve did not start"
+        assert wait_until(lambda: answers(server), 120), "nudge serve did not start"  # bounds, not timings
         posted = time.monotonic()
         track(server, "ann", "Product Added", "m-1", product_name="Boots", cart_id="k1")
         track(server, "ben", "Product Added", "m-2", product_name="Scarf", cart_id="k2")
         track(server, "ben", "checkout", "m-3", cart_id="k2")  # this cart was bought before the delay ended
-        assert wait_until(lambda: len(inbox(outbox)) >= 1, 60), "no email after the delay"
+        assert wait_until(lambda: len(inbox(outbox)) >= 1, 180), "no email after the delay"
         latency = time.monotonic() - posted
         time.sleep(8)  # a few more daemon ticks: nothing else may leave
         first = inbox(outbox)
@@ -108,7 +108,7 @@ def test_one_email_per_trigger_after_the_delay_and_none_after_a_purchase(kind, t
         track(server, "ann", "Product Added", "m-4", product_name="Hat", cart_id="k3")  # retried: same event
         # An event that reaches the store 40 s late (a collector retrying): taken by the next occurrence.
         track(server, "cy", "Product Added", "m-6", ago=40, product_name="Gloves", cart_id="k7")
-        assert wait_until(lambda: len(inbox(outbox)) >= 3, 60), [m["Subject"] for m in inbox(outbox)]
+        assert wait_until(lambda: len(inbox(outbox)) >= 3, 180), [m["Subject"] for m in inbox(outbox)]
         time.sleep(8)
         sent = sorted((m["To"], m["Subject"]) for m in inbox(outbox))
         assert sent == [

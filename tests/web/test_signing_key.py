@@ -66,7 +66,7 @@ class Serve:
             except OSError:
                 return self.process.poll() is not None
 
-        assert wait_until(up, 30) and self.process.poll() is None, self.process.stderr.read()
+        assert wait_until(up, 120) and self.process.poll() is None, self.process.stderr.read()
         return self
 
     def __exit__(self, *exc) -> None:
