@@ -8,6 +8,7 @@ from __future__ import annotations
 import email
 import json
 import os
+import select
 import subprocess
 import sys
 from collections import Counter, defaultdict
@@ -22,7 +23,7 @@ from click.testing import CliRunner
 from engine.cli.main import main
 from engine.delivery.runs import run_campaigns
 from engine.store.tables import coupons, customers, deliveries, tasks
-from tests.support.helpers import Clock, kill_when, make_runner, write_workspace
+from tests.support.helpers import Clock, make_runner, write_workspace
 from tests.support.store import ROOT, make_store, seed
 
 DAY0 = datetime(2026, 6, 1, 9, 0, tzinfo=timezone.utc)
@@ -93,17 +94,26 @@ def run_day(workspace, store, n: int) -> None:
     assert summary.failures == []
 
 
-def killed_run(ws: Path, at: datetime, outbox: Path, after_files: int) -> bool:
-    """`nudge run --at` as a real process, SIGKILLed once `after_files` more emails are out."""
-    before = len(list(outbox.glob("*.eml")))
+def killed_run(ws: Path, at: datetime, after_files: int) -> bool:
+    """`nudge run --at` as a real process, SIGKILLed once it has written `after_files` emails (it
+    waits there: the kill lands at that point, never after the run has gone on or finished);
+    False if the run ended first."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "engine", "--workspace", str(ws), "run", "--at", at.isoformat()],
+        [sys.executable, "-m", "tests.support.paused_outbox", str(after_files)]
+        + ["--workspace", str(ws), "run", "--at", at.isoformat()],
         cwd=ROOT,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "NUDGE_SECRET": "s"},
     )
-    return kill_when(process, lambda: len(list(outbox.glob("*.eml"))) >= before + after_files)
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], 300)  # a bound for a loaded machine
+        reached = bool(ready) and process.stdout.readline().strip() == f"written {after_files}"
+    finally:
+        process.kill()
+        process.communicate()
+    return reached
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -131,7 +141,7 @@ def test_two_weeks_of_a_winback_journey(kind, tmp_path, request):
             with store.engine.begin() as conn:  # c5 unsubscribes after entering
                 conn.execute(sa.update(customers).where(customers.c.id == "c5").values(unsubscribed_at=day(1, 12)))
         if n == 3:
-            assert killed_run(workspace.root, day(3), outbox, after_files=BULK // 3)
+            assert killed_run(workspace.root, day(3), after_files=BULK // 3 + 10)  # mid-batch
         run_day(workspace, store, n)
         run_day(workspace, store, n)  # a manual rerun of the same tick changes nothing
 
