@@ -8,10 +8,15 @@ from engine.messages.email_html import inline_css
 from engine.messages.own_links import MARK, own_links, without_own_links
 from engine.messages.textify import html_to_text
 
-PAGE = """<html><head><style>a { color: #b91c1c } .small { font-size: 12px } @media (max-width: 600px) { p { margin: 0 } }</style></head>
+STYLE = "a { color: #b91c1c } .small { font-size: 12px } @media (max-width: 600px) { p { margin: 0 } }"
+PAGE = (
+    "<html><head><style>"
+    + STYLE
+    + """</style></head>
 <body><h1>{greeting}</h1><p>New in the shop: linen shirts &amp; summer dresses.</p>
 <p class="small"><a href="{preferences_url}">Your preferences</a> · <a href="{unsubscribe_url}">Unsubscribe</a></p>
 <p class="small">Or paste {unsubscribe_url} into your browser.</p></body></html>"""
+)
 
 
 def page(greeting: str, own: dict[str, str]) -> str:
