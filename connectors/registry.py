@@ -19,10 +19,14 @@ from __future__ import annotations
 from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from connectors.api import SourceReader
 from engine.core.errors import UnknownConnector
+
+# The contracts load with the connectors that implement them: validating a connector's name in
+# config.yaml (every command) needs only the entry points' names.
+if TYPE_CHECKING:
+    from connectors.api import SourceReader
 
 
 class Group(StrEnum):

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from engine.core.channels import Channel
 from engine.core.fields import ANONYMOUS_PREFIX
-from engine.store.privacy import address_hash_sql
+from engine.store.hashing import address_hash_sql
 from engine.store.tables import customers, subscriptions, suppressions
 
 

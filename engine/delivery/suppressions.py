@@ -13,7 +13,7 @@ from engine.core.channels import Channel, ConsentChange
 from engine.core.clock import naive_utc
 from engine.store.consent import ConsentEntry, append
 from engine.store.db import dialect_insert
-from engine.store.privacy import address_hash
+from engine.store.hashing import address_hash
 from engine.store.tables import customers, suppressions
 
 

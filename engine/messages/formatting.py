@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
-from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
-from babel.numbers import format_currency, format_decimal
 
 from engine.core.locales import chain, pick, rendering
+
+# Babel (CLDR data) loads when a filter first formats something: the workspace loader needs this
+# module's settings, and a dry run or validate that renders nothing need not pay for Babel.
+if TYPE_CHECKING:
+    from babel import Locale
 
 # Languages that write the family name first (SPEC: zh, ja, ko).
 FAMILY_FIRST = frozenset({"zh", "ja", "ko"})
@@ -65,6 +67,8 @@ class Money(float):
 @functools.lru_cache(maxsize=256)
 def babel_locale(tag: str | None, default: str = "en") -> Locale:
     """The CLDR locale for a customer's tag through the one chain (`zh-TW` → `zh` → default → en)."""
+    from babel import Locale, UnknownLocaleError
+
     for candidate in [*chain(tag, default), "en"]:
         try:
             return Locale.parse(candidate, sep="-")
@@ -93,6 +97,8 @@ def _number(value: Any, name: str) -> Decimal | float | int:
 @jinja2.pass_context
 def money(context: Any, value: Any, currency: str | None = None) -> str:
     """`{{ 20 | money }}` in the workspace currency, `money("USD")` in another: ¥20.00, 20,00 €."""
+    from babel.numbers import format_currency
+
     settings = settings_of(context.environment)
     code = currency or getattr(value, "currency", None) or settings.currency
     return format_currency(_number(value, "money"), code, locale=_locale(context))
@@ -101,6 +107,8 @@ def money(context: Any, value: Any, currency: str | None = None) -> str:
 @jinja2.pass_context
 def number(context: Any, value: Any, format: str | None = None) -> str:
     """`{{ 1234.5 | number }}`: 1,234.5 in en, 1.234,5 in de."""
+    from babel.numbers import format_decimal
+
     return format_decimal(_number(value, "number"), format=format, locale=_locale(context))
 
 
@@ -121,6 +129,8 @@ def _zone(context: Any) -> ZoneInfo:
 def date_filter(context: Any, value: Any, format: str = "medium") -> str:
     """`{{ d | date }}`, `date("long")` or a CLDR pattern (`date("MMMM d")`); a time is shown
     on the customer's calendar day, in their time zone (config's `timezone` when they have none)."""
+    from babel.dates import format_date
+
     if isinstance(value, datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
         value = aware.astimezone(_zone(context)).date()
@@ -132,6 +142,8 @@ def date_filter(context: Any, value: Any, format: str = "medium") -> str:
 @jinja2.pass_context
 def datetime_filter(context: Any, value: Any, format: str = "medium") -> str:
     """`{{ t | datetime }}`: date and time of day in the customer's time zone."""
+    from babel.dates import format_datetime
+
     if not isinstance(value, datetime):
         raise TypeError(f"datetime needs a time, got {type(value).__name__}")
     aware = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)

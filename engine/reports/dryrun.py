@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Connection
 
@@ -13,13 +13,13 @@ from engine.audience.plan import CampaignPlan
 from engine.audience.planner import Planner
 from engine.core.clock import aware_utc
 from engine.core.errors import RenderError
-from engine.messages.actions import preview_coupons, render_actions
-from engine.messages.context import build_contexts
-from engine.messages.email import SAMPLE_LINKS
 from engine.messages.formatting import rendering_locale, settings_of
 from engine.rules.actions import action_channel, action_when
 from engine.rules.campaign import Campaign
 from engine.workspace.loader import Workspace
+
+if TYPE_CHECKING:
+    from engine.messages.actions import RenderedActions
 
 
 @dataclass
@@ -85,6 +85,12 @@ def render_samples(
     """Render the messages and task texts of a campaign for some customers (each for their variant,
     and only on the channels they are reached on: `partial` names those of who is not reached on all),
     in each customer's locale, or in `locale` for all of them."""
+    # Rendering's modules (HTML email, SMS, webhooks, the message context) load only when a
+    # command renders: a dry run without --render plans and counts, and starts faster without them.
+    from engine.messages.actions import preview_coupons, render_actions
+    from engine.messages.context import build_contexts
+    from engine.messages.email import SAMPLE_LINKS
+
     env = workspace.environment()
     preview = preview_coupons(campaign, at)
     ids = sorted({p.customer_id for p in picks})
@@ -118,21 +124,26 @@ def render_samples(
         except RenderError as exc:
             sample.error = str(exc)
         else:
-            for email in rendered.emails:
-                sample.parts.update(subject=email.subject, body=email.body, text=email.text)
-                sample.parts["template"] = email.template or ""
-            for text in rendered.sms:
-                sample.parts["sms"] = text.text
-                plural = "s" if text.segments > 1 else ""
-                sample.parts["sms_encoding"] = f"{text.encoding}, {text.segments} segment{plural}"
-            for call in rendered.webhooks:
-                sample.parts["webhook_body"] = call.body
-            for task in rendered.tasks:
-                sample.parts["task_title"] = task.title
-                if task.body:
-                    sample.parts["task_body"] = task.body
+            _show(rendered, sample.parts)
         samples.append(sample)
     return samples
+
+
+def _show(rendered: RenderedActions, parts: dict[str, str]) -> None:
+    """What a sample shows of a customer's rendered messages and task texts."""
+    for email in rendered.emails:
+        parts.update(subject=email.subject, body=email.body, text=email.text)
+        parts["template"] = email.template or ""
+    for text in rendered.sms:
+        parts["sms"] = text.text
+        plural = "s" if text.segments > 1 else ""
+        parts["sms_encoding"] = f"{text.encoding}, {text.segments} segment{plural}"
+    for call in rendered.webhooks:
+        parts["webhook_body"] = call.body
+    for task in rendered.tasks:
+        parts["task_title"] = task.title
+        if task.body:
+            parts["task_body"] = task.body
 
 
 def channel_actions(campaign: Campaign, reached: tuple[str, ...]) -> set[int]:

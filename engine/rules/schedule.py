@@ -6,13 +6,15 @@ Nothing here sleeps or reads the time; callers pass `now`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
-from apscheduler.triggers.interval import IntervalTrigger
-
 from engine.rules.campaign import Campaign
+
+# APScheduler loads when a schedule is first computed: the audience compiler imports this module
+# for journeys, and a dry run of campaigns without one need not pay for it.
+if TYPE_CHECKING:
+    from apscheduler.triggers.base import BaseTrigger
 
 # Interval schedules are aligned to this instant, so every daemon computes the same ticks.
 EPOCH = datetime(2000, 1, 1)
@@ -24,6 +26,9 @@ TRIGGER_POLL = timedelta(seconds=5)
 
 
 def trigger_for(campaign: Campaign, zone: str) -> BaseTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
     tz = ZoneInfo(zone)
     if campaign.schedule is None:
         return IntervalTrigger(
@@ -47,6 +52,8 @@ def _fires(trigger: BaseTrigger, after: datetime, until: datetime):
     works on wall time and drops `fold`, which loses an hour when clocks fall back. A cron
     wall-clock time that repeats then fires once, as in cron; an interval is absolute time.
     """
+    from apscheduler.triggers.cron import CronTrigger
+
     is_cron = isinstance(trigger, CronTrigger)
     after, until = after.astimezone(timezone.utc), until.astimezone(timezone.utc)
     latest_wall = _wall(after, trigger)

@@ -173,7 +173,7 @@ class Store:
 
 def _sqlite_functions(dbapi_connection) -> None:
     """SQL functions PostgreSQL has built in: the hash a forgotten customer's address is kept as."""
-    from engine.store.privacy import address_hash
+    from engine.store.hashing import address_hash
 
     dbapi_connection.create_function(
         "nudge_address_hash", 1, lambda value: address_hash(value) if value else None, deterministic=True

@@ -23,6 +23,7 @@ from engine.core.channels import ConsentChange, ConsentSource
 from engine.core.clock import iso_utc, naive_utc
 from engine.core.errors import Problem, UserInputError
 from engine.store.consent import ConsentEntry, append
+from engine.store.hashing import address_hash, address_hash_sql
 from engine.store.tables import (
     audience_history,
     consent_log,
@@ -43,18 +44,6 @@ ERASED = "(erased: nudge forget)"
 def id_hash(customer_id: str) -> str:
     """What stays of a forgotten customer's id: enough to recognise it again, not to read it."""
     return "forgotten:" + hashlib.sha256(customer_id.encode()).hexdigest()[:32]
-
-
-def address_hash(address: str) -> str:
-    return "sha256:" + hashlib.sha256(address.strip().lower().encode()).hexdigest()
-
-
-def address_hash_sql(address: Any, dialect: str) -> Any:
-    """address_hash in SQL: PostgreSQL's sha256, or the function every SQLite connection gets."""
-    if dialect == "postgresql":
-        digest = sa.func.encode(sa.func.sha256(sa.func.convert_to(sa.func.lower(sa.func.trim(address)), "UTF8")), "hex")
-        return sa.literal("sha256:") + digest
-    return sa.func.nudge_address_hash(address)
 
 
 def _plain(value: Any) -> Any:
