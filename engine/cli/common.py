@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
+from engine.core.collector import loading
 from engine.core.errors import NudgeError, Problem, UserInputError
 
 # `nudge --help` must not pay for SQLAlchemy, pydantic and the rule models: they load on first use.
@@ -112,9 +113,11 @@ class Env:
         self.root = root
 
     def workspace(self, need_rules: bool = True) -> Workspace:
-        from engine.workspace.loader import load_workspace
+        # Loading is most of a command's start-up: no cycle collections while it runs (see loading).
+        with loading():
+            from engine.workspace.loader import load_workspace
 
-        return load_workspace(self.root, need_rules=need_rules)
+            return load_workspace(self.root, need_rules=need_rules)
 
     def store(self, workspace: Workspace, *, create: bool, read_only: bool = False):
         from engine.rules.config import resolve_store_url

@@ -24,11 +24,11 @@ from engine.core.errors import Problem, UserInputError
 @handles_errors
 def dry_run_command(env: Env, campaigns: tuple[str, ...], at_text: str | None, fmt: str, render: int) -> None:
     """Who would be targeted, and why the others were not. Writes nothing."""
+    workspace = env.workspace()  # first: it loads most of what the planner needs (see Env.workspace)
     from engine.audience.planner import Planner
     from engine.cli.output import dry_run_csv, write_json
     from engine.reports.dryrun import dry_run
 
-    workspace = env.workspace()
     at = parse_at(at_text, workspace.config.timezone)
     chosen = workspace.select(campaigns)
     store = env.store(workspace, create=False, read_only=True)
