@@ -39,27 +39,13 @@ def insert_rows(
 
 
 def _executemany(
-    conn: Connection,
-    table: sa.Table,
-    rows: Rows,
-    unique: Sequence[str],
-    returning: Sequence[Any],
+    conn: Connection, table: sa.Table, rows: Rows, unique: Sequence[str], returning: Sequence[Any]
 ) -> list[Row]:
-    statement = dialect_insert(conn.dialect.name, table)
-    if unique:
-        statement = statement.on_conflict_do_nothing(index_elements=list(unique))
-    if returning:
-        return list(conn.execute(statement.returning(*returning), list(rows)).all())
-    conn.execute(statement, list(rows))
-    return []
+    return _run(conn, dialect_insert(conn.dialect.name, table), unique, returning, list(rows))
 
 
 def _arrays(
-    conn: Connection,
-    table: sa.Table,
-    rows: Rows,
-    unique: Sequence[str],
-    returning: Sequence[Any],
+    conn: Connection, table: sa.Table, rows: Rows, unique: Sequence[str], returning: Sequence[Any]
 ) -> list[Row]:
     names = list(rows[0])
     arrays = [
@@ -68,11 +54,15 @@ def _arrays(
     ]
     spread = sa.func.unnest(*arrays).table_valued(*names).render_derived()
     statement = postgresql.insert(table).from_select(names, sa.select(*(spread.c[name] for name in names)))
+    return _run(conn, statement, unique, returning, None)
+
+
+def _run(conn: Connection, statement: Any, unique: Sequence[str], returning: Sequence[Any], rows: Any) -> list[Row]:
     if unique:
         statement = statement.on_conflict_do_nothing(index_elements=list(unique))
     if returning:
-        return list(conn.execute(statement.returning(*returning)).all())
-    conn.execute(statement)
+        return list(conn.execute(statement.returning(*returning), rows).all())
+    conn.execute(statement, rows)
     return []
 
 
