@@ -119,9 +119,12 @@ def store_at_rest(store) -> None:
     process itself: stopped, it changes nothing.)"""
     if store.is_sqlite:
         return
+    # A statement waiting on a lock another stopped process holds (both workers renew the same
+    # occurrence row), or on a stopped client to read its answer, cannot land until they go on.
     busy = (
         "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
         " AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND state = 'active'"
+        " AND wait_event_type IS DISTINCT FROM 'Lock' AND wait_event_type IS DISTINCT FROM 'Client'"
     )
 
     def quiet() -> bool:
